@@ -1,0 +1,1 @@
+"""The ``trailsight`` command line (typer); one module per command group."""
