@@ -13,7 +13,5 @@ def test_version_is_exposed() -> None:
 
 
 def test_cli_help_lists_usage() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "trailsight", "--help"], capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([sys.executable, "-m", "trailsight", "--help"], capture_output=True, text=True, check=True)
     assert "trailsight" in out.stdout
