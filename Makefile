@@ -15,7 +15,7 @@ WEB_VENDOR    := src/trailsight/web/static/vendor
 $(BIN)/trailsight: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,spark]'
 	touch $@
 
 install: $(BIN)/trailsight data web-assets
