@@ -1,0 +1,82 @@
+"""Read the lake's events for a time range as an Ibis table (DuckDB backend).
+
+Only files registered in the store (``trailsight.store.lake.lake_files``) belong to the lake;
+partition folders (``event_date=YYYY-MM-DD``) outside the wanted days are skipped before any
+file is opened, so memory follows the range asked for, not the lake's size.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+from ibis.backends.duckdb import Backend as DuckDBBackend
+
+from trailsight.errors import StoreError
+from trailsight.schema import EVENT_COLUMNS
+from trailsight.store.layout import StoreLayout
+
+_DATE_DIR = re.compile(r"event_date=(\d{4}-\d{2}-\d{2})")
+
+
+def all_lake_files(layout: StoreLayout) -> list[Path]:
+    """Every Parquet file of the lake: the registered ones when the store keeps a register."""
+    try:
+        lake_module = importlib.import_module("trailsight.store.lake")
+    except ModuleNotFoundError:  # pragma: no cover - before the lake module exists
+        lake_module = None
+    lister = getattr(lake_module, "lake_files", None)
+    if lister is not None and layout.state.exists():
+        return sorted(Path(p) for p in lister(layout))
+    return sorted(layout.lake.glob("account_id=*/event_date=*/*.parquet"))
+
+
+def file_date(path: Path) -> date | None:
+    """The ``event_date`` partition a lake file belongs to, or None if its path does not say."""
+    match = _DATE_DIR.search(str(path))
+    return date.fromisoformat(match.group(1)) if match else None
+
+
+def lake_files_between(layout: StoreLayout, first: date, last: date) -> list[Path]:
+    """The lake files whose partition day lies in ``[first, last]``."""
+    out = []
+    for path in all_lake_files(layout):
+        day = file_date(path)
+        if day is None or first <= day <= last:
+            out.append(path)
+    return out
+
+
+def lake_day_range(layout: StoreLayout) -> tuple[date, date] | None:
+    """First and last partition day of the lake, or None if it is empty."""
+    days = [d for d in (file_date(p) for p in all_lake_files(layout)) if d is not None]
+    return (min(days), max(days)) if days else None
+
+
+def open_events(
+    con: DuckDBBackend, layout: StoreLayout, since: datetime, until: datetime, forget_days: int
+) -> ir.Table:
+    """Register the events from ``forget_days`` before ``since`` up to ``until`` as table ``events``."""
+    if not layout.lake.is_dir():
+        raise StoreError(f"{layout.root}: not a trailsight store (no lake/ folder); run `trailsight ingest` first")
+    first = since.date() - timedelta(days=forget_days + 1)
+    last = (until - timedelta(microseconds=1)).date()
+    files = lake_files_between(layout, first, last)
+    if not files:
+        raise StoreError(f"{layout.lake}: no events between {first} and {last}")
+    table = con.read_parquet([str(p) for p in files], table_name="events", hive_partitioning=False, union_by_name=True)
+    return table.select(*EVENT_COLUMNS)
+
+
+def connect(threads: int | None = None, memory_limit: str | None = None) -> DuckDBBackend:
+    """An in-memory DuckDB backend for feature computation."""
+    con = ibis.duckdb.connect()
+    if threads is not None:
+        con.raw_sql(f"SET threads = {int(threads)}")
+    if memory_limit is not None:
+        con.raw_sql(f"SET memory_limit = '{memory_limit}'")
+    return con
