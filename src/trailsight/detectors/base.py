@@ -1,0 +1,208 @@
+"""The detector contract.
+
+A detector reads the as-of feature table (:mod:`trailsight.features`) and returns, for every
+row, a score in [0, 1] (higher = more unusual), an Elastic-style 0–100 anomaly score, whether it
+*fired* (anomaly score at or above its threshold) and the reason codes with their evidence.
+
+Rules every detector keeps (checked for all registered detectors by one contract test suite):
+
+* ``__init__(**params)`` only validates and stores parameters; there is no learned state —
+  everything a detector knows about the past is already in the feature row.
+* ``score`` changes nothing, is deterministic, and scores each row on its own, so scoring a
+  table in pieces equals scoring it at once.
+* unseen principals (no history) are handled: scores stay in range, nothing raises.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from trailsight.errors import DetectorError
+from trailsight.findings.model import Reason
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+_NO_REASONS: tuple[Reason, ...] = ()
+
+
+@dataclass(frozen=True)
+class DetectorScores:
+    """A detector's output, aligned with the rows of the feature table."""
+
+    detector: str
+    event_ids: list[str]
+    score: FloatArray
+    fired: BoolArray
+    reasons: list[tuple[Reason, ...]]
+
+    @property
+    def anomaly(self) -> npt.NDArray[np.int64]:
+        """Elastic-style anomaly score, 0–100."""
+        return np.rint(self.score * 100.0).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.event_ids)
+
+
+class Columns:
+    """Read-only numpy views of the feature table's columns (nulls filled per call)."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self._table = table
+        self._cache: dict[tuple[str, str], Any] = {}
+
+    def __len__(self) -> int:
+        return int(self._table.num_rows)
+
+    def num(self, name: str, fill: float = 0.0) -> FloatArray:
+        """Column ``name`` as float64, nulls as ``fill``."""
+        key = (name, f"num{fill}")
+        if key not in self._cache:
+            col = self._table.column(name)
+            if pa.types.is_timestamp(col.type):
+                col = col.cast(pa.int64())
+            self._cache[key] = col.to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
+            arr = self._cache[key]
+            arr[np.isnan(arr)] = fill
+        out: FloatArray = self._cache[key]
+        return out
+
+    def flag(self, name: str) -> BoolArray:
+        """Boolean column ``name``, nulls as False."""
+        key = (name, "flag")
+        if key not in self._cache:
+            col = self._table.column(name).fill_null(False)
+            self._cache[key] = col.to_numpy(zero_copy_only=False).astype(bool)
+        out: BoolArray = self._cache[key]
+        return out
+
+    def present(self, name: str) -> BoolArray:
+        """True where column ``name`` is not null (and not an empty string)."""
+        key = (name, "present")
+        if key not in self._cache:
+            col = self._table.column(name)
+            mask = col.is_valid().to_numpy(zero_copy_only=False)
+            if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+                nonempty = col.fill_null("").to_numpy(zero_copy_only=False) != ""
+                mask = mask & nonempty
+            self._cache[key] = np.asarray(mask, dtype=bool)
+        out: BoolArray = self._cache[key]
+        return out
+
+    def text(self, name: str) -> list[str | None]:
+        """Column ``name`` as Python values (strings)."""
+        key = (name, "text")
+        if key not in self._cache:
+            self._cache[key] = self._table.column(name).to_pylist()
+        out: list[str | None] = self._cache[key]
+        return out
+
+    def epoch(self, name: str) -> FloatArray:
+        """Timestamp column ``name`` as epoch seconds (NaN where null)."""
+        key = (name, "epoch")
+        if key not in self._cache:
+            col = self._table.column(name).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+            arr = col.to_numpy(zero_copy_only=False).astype(np.float64)
+            self._cache[key] = arr / 1e6
+        out: FloatArray = self._cache[key]
+        return out
+
+
+class Detector(ABC):
+    """Base class: subclasses set ``name``, ``version``, ``requires``, ``defaults`` and ``_score``.
+
+    ``defaults`` lists every parameter with its default; ``threshold`` (0–100) decides when the
+    detector *fires*. Unknown or mistyped parameters raise :class:`DetectorError`.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+    requires: ClassVar[tuple[str, ...]] = ()
+    defaults: ClassVar[Mapping[str, float | int | bool]] = {"threshold": 50}
+    source: ClassVar[str] = ""
+
+    def __init__(self, **params: Any) -> None:
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise DetectorError(f"detector {self.name}: unknown parameter(s) {', '.join(unknown)}")
+        values: dict[str, float | int | bool] = dict(self.defaults)
+        for key, value in params.items():
+            default = self.defaults[key]
+            if isinstance(default, bool):
+                ok = isinstance(value, bool)
+            else:
+                ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            if not ok:
+                raise DetectorError(f"detector {self.name}: parameter {key} must be {type(default).__name__}")
+            values[key] = value
+        self.params: Mapping[str, float | int | bool] = values
+
+    def p(self, key: str) -> float:
+        """A numeric parameter."""
+        return float(self.params[key])
+
+    @property
+    def threshold(self) -> float:
+        """Anomaly score (0–100) at or above which the detector fires."""
+        return self.p("threshold")
+
+    def score(self, features: pa.Table) -> DetectorScores:
+        """Score every row of ``features``; never changes the detector."""
+        missing = [c for c in (*self.requires, "event_id") if c not in features.column_names]
+        if missing:
+            raise DetectorError(f"detector {self.name}: feature table lacks column(s) {', '.join(missing)}")
+        cols = Columns(features)
+        n = features.num_rows
+        if n == 0:
+            return DetectorScores(self.name, [], np.zeros(0), np.zeros(0, dtype=bool), [])
+        raw, explain = self._score(cols)
+        score = np.clip(np.nan_to_num(np.asarray(raw, dtype=np.float64), nan=0.0), 0.0, 1.0)
+        fired = np.rint(score * 100.0) >= self.threshold
+        reasons: list[tuple[Reason, ...]] = [_NO_REASONS] * n
+        for i in np.flatnonzero(fired):
+            reasons[int(i)] = tuple(explain(int(i), float(score[i])))
+        return DetectorScores(self.name, features.column("event_id").to_pylist(), score, fired, reasons)
+
+    @abstractmethod
+    def _score(self, cols: Columns) -> tuple[FloatArray, Any]:
+        """Return (raw scores, explain) where ``explain(i, score) -> list[Reason]`` for fired rows."""
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({params})"
+
+
+def rarity_score(share: FloatArray, rare_share: float) -> FloatArray:
+    """Map a share of history (0..1) to a score: 0.75 at ``rare_share``, rising to 0.95 near 0.
+
+    Mirrors how Elastic's ``rare`` jobs grade a value: the rarer, the higher; a value seen in
+    more than about ten times ``rare_share`` of the history scores under 0.25.
+    """
+    share = np.clip(share, 1e-9, 1.0)
+    below = 0.75 + 0.2 * (1.0 - share / rare_share)
+    above = 0.75 * np.power(rare_share / share, 0.6)
+    return np.where(share <= rare_share, below, above)
+
+
+def upper_tail_p(z: FloatArray) -> FloatArray:
+    """One-sided normal upper-tail probability of ``z``."""
+    from math import erfc, sqrt
+
+    vec = np.vectorize(lambda v: 0.5 * erfc(v / sqrt(2.0)), otypes=[np.float64])
+    out: FloatArray = vec(z)
+    return out
+
+
+def days_between(later: FloatArray, earlier: FloatArray) -> FloatArray:
+    """Days from ``earlier`` to ``later`` (epoch seconds; NaN stays NaN)."""
+    out: FloatArray = (later - earlier) / 86400.0
+    return out

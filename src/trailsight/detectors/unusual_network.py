@@ -1,0 +1,92 @@
+"""``unusual_network`` — a network (ASN) or country new for the principal and for the account.
+
+Source: Amazon GuardDuty's behaviour features ``unusualASNs`` (new for the user, new for the
+account) and the location part of its anomalous-behaviour findings.
+
+Algorithm, in plain words: for an event from a public address, look up whether the principal
+used its autonomous system (ASN) and its country before (forget window), and whether anyone in
+the account did. New ASN for the principal *and* the account scores 0.8, new for the principal
+only 0.5; a country new for the principal adds (0.9 when also new for the account, else 0.7);
+scores take the maximum. AWS-internal calls (no ASN) score 0. Principals with less than
+``min_principal_days`` (3) active days score at most half: everything is new to a newcomer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from trailsight.detectors.base import Columns, Detector, FloatArray
+from trailsight.findings.model import Reason
+
+
+class UnusualNetworkDetector(Detector):
+    """New ASN / country for the principal and the account (GuardDuty unusualASNs)."""
+
+    name: ClassVar[str] = "unusual_network"
+    source: ClassVar[str] = "GuardDuty unusualASNs"
+    requires: ClassVar[tuple[str, ...]] = (
+        "asn",
+        "as_org",
+        "country",
+        "source_ip",
+        "p_asn_n",
+        "a_asn_n",
+        "p_country_n",
+        "a_api_n",
+        "p_days",
+        "p_asn_freq",
+    )
+    defaults: ClassVar[dict[str, float | int | bool]] = {"threshold": 50, "min_principal_days": 3}
+
+    def _score(self, cols: Columns) -> tuple[FloatArray, Any]:
+        has_asn = cols.present("asn")
+        has_country = cols.present("country")
+        p_asn = cols.num("p_asn_n")
+        a_asn = cols.num("a_asn_n")
+        p_cty = cols.num("p_country_n")
+        asn_score = np.where(p_asn == 0, np.where(a_asn == 0, 0.8, 0.5), 0.0)
+        cty_score = np.where(has_country & (p_cty == 0), 0.7, 0.0)
+        cty_score = np.where((cty_score > 0) & (a_asn == 0), 0.9, cty_score)
+        score = np.where(has_asn, np.maximum(asn_score, cty_score), 0.0)
+        young = cols.num("p_days") < self.p("min_principal_days")
+        score = np.where(young, score * 0.5, score)
+
+        def explain(i: int, s: float) -> list[Reason]:
+            asn, org, country = cols.text("asn")[i], cols.text("as_org")[i], cols.text("country")[i]
+            details = {
+                "asn": asn,
+                "as_org": org,
+                "country": country,
+                "source_ip": cols.text("source_ip")[i],
+                "new_asn_for_principal": bool(p_asn[i] == 0),
+                "new_asn_for_account": bool(a_asn[i] == 0),
+                "new_country_for_principal": bool(p_cty[i] == 0),
+            }
+            out = []
+            if p_asn[i] == 0:
+                where = "the principal and the account" if a_asn[i] == 0 else "the principal"
+                code = "new_asn_for_account" if a_asn[i] == 0 else "new_asn_for_principal"
+                out.append(
+                    Reason(
+                        detector=self.name,
+                        code=code,
+                        score=s,
+                        message=f"AS{asn} ({org}) is new for {where}",
+                        details=details,
+                    )
+                )
+            if p_cty[i] == 0 and country:
+                out.append(
+                    Reason(
+                        detector=self.name,
+                        code="new_country_for_principal",
+                        score=s,
+                        message=f"first call from {country} for this principal",
+                        details=details,
+                    )
+                )
+            return out
+
+        return score, explain

@@ -1,0 +1,68 @@
+"""``unusual_user_agent`` — a user agent new for the principal and for the account.
+
+Source: Amazon GuardDuty's behaviour feature ``unusualUserAgents`` (new for the user, new for
+the account).
+
+Algorithm, in plain words: look up whether the principal (and anyone in the account) used this
+exact user agent before, and this user-agent *family* (console, CLI, Python SDK, Terraform …).
+A new family for the principal is the strong signal — 1.0 when the account never used it
+either, 0.8 otherwise; a new exact agent (a version bump, mostly) scores 0.5 when new to the
+account too, 0.35 when only the principal is new to it. AWS-internal agents score 0, and young
+principals (under ``min_principal_days`` active days) score at most half.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from trailsight.detectors.base import Columns, Detector, FloatArray
+from trailsight.findings.model import Reason
+
+
+class UnusualUserAgentDetector(Detector):
+    """New user agent / agent family for the principal and the account (GuardDuty unusualUserAgents)."""
+
+    name: ClassVar[str] = "unusual_user_agent"
+    source: ClassVar[str] = "GuardDuty unusualUserAgents"
+    requires: ClassVar[tuple[str, ...]] = (
+        "user_agent",
+        "ua_family",
+        "p_ua_n",
+        "a_ua_n",
+        "p_uaf_n",
+        "a_uaf_n",
+        "p_days",
+    )
+    defaults: ClassVar[dict[str, float | int | bool]] = {"threshold": 50, "min_principal_days": 3}
+
+    def _score(self, cols: Columns) -> tuple[FloatArray, Any]:
+        has = cols.present("user_agent")
+        fam = cols.text("ua_family")
+        internal = np.array([f == "aws-service" for f in fam], dtype=bool)
+        p_ua, a_ua = cols.num("p_ua_n"), cols.num("a_ua_n")
+        p_f, a_f = cols.num("p_uaf_n"), cols.num("a_uaf_n")
+        has_f = cols.present("ua_family")
+        fam_score = np.where(has_f & (p_f == 0), np.where(a_f == 0, 1.0, 0.8), 0.0)
+        ua_score = np.where(p_ua == 0, np.where(a_ua == 0, 0.5, 0.35), 0.0)
+        score = np.where(has & ~internal, np.maximum(fam_score, ua_score), 0.0)
+        score = np.where(cols.num("p_days") < self.p("min_principal_days"), score * 0.5, score)
+
+        def explain(i: int, s: float) -> list[Reason]:
+            ua, family = cols.text("user_agent")[i], fam[i]
+            details = {
+                "user_agent": ua,
+                "ua_family": family,
+                "new_for_principal": bool(p_ua[i] == 0),
+                "new_for_account": bool(a_ua[i] == 0),
+                "new_family_for_principal": bool(p_f[i] == 0),
+            }
+            if fam_score[i] >= ua_score[i]:
+                code, msg = "new_user_agent_family", f"first {family} call for this principal"
+            else:
+                code = "new_user_agent_for_account" if a_ua[i] == 0 else "new_user_agent_for_principal"
+                msg = f"user agent {ua!s:.80} is new for this principal"
+            return [Reason(detector=self.name, code=code, score=s, message=msg, details=details)]
+
+        return score, explain
