@@ -1,0 +1,242 @@
+"""Detect over a time range: features → detectors → scoring → findings → describe → save.
+
+:func:`detect` is the one entry point the CLI, ``watch`` and notebooks use. It scores the
+events of ``[since, until)`` against everything before each of them (the as-of features read
+``forget_days`` of history before the range), in chunks of whole days so memory follows the
+chunk, not the lake. Unusual events are kept across chunks and grouped at the end, so a burst
+that crosses midnight is still one finding.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from trailsight.config import Settings
+from trailsight.detectors import registry
+from trailsight.detectors.base import Detector
+from trailsight.errors import ConfigError, StoreError
+from trailsight.features.asof import CARRIED_COLUMNS, build_feature_table
+from trailsight.features.options import FeatureOptions
+from trailsight.features.source import connect, lake_day_range, open_events
+from trailsight.findings.group import group_findings
+from trailsight.findings.model import Finding
+from trailsight.scoring.combine import combine
+from trailsight.scoring.options import ScoringOptions
+from trailsight.store.layout import StoreLayout
+
+#: Feature columns the grouping reads besides the detectors' own.
+_GROUP_COLUMNS = ("api", "p_age_days", "gated_account", "gated_principal")
+
+_RUNS_DDL = """CREATE TABLE IF NOT EXISTS runs(
+    run_id VARCHAR PRIMARY KEY, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
+    since TIMESTAMPTZ, "until" TIMESTAMPTZ, events BIGINT, unusual_events BIGINT,
+    findings INTEGER, detectors VARCHAR)"""
+
+
+@dataclass
+class RunStats:
+    """What one :func:`detect` run did (filled in as it goes)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    events: int = 0
+    unusual_events: int = 0
+    findings: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    detectors: list[str] = field(default_factory=list)
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ConfigError(f"time {value.isoformat()} has no time zone; give UTC times (…Z)")
+    return value.astimezone(UTC)
+
+
+def default_range(store: Path | StoreLayout) -> tuple[datetime, datetime]:
+    """The default range: the last UTC day that has data in the lake."""
+    layout = store if isinstance(store, StoreLayout) else StoreLayout(Path(store))
+    days = lake_day_range(layout)
+    if days is None:
+        raise StoreError(f"{layout.lake}: the lake is empty; run `trailsight ingest` first")
+    last: date = days[1]
+    until = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+    return until - timedelta(days=1), until
+
+
+def _chunks(since: datetime, until: datetime, days: int) -> list[tuple[datetime, datetime]]:
+    out = []
+    start = since
+    while start < until:
+        midnight = datetime(start.year, start.month, start.day, tzinfo=UTC) + timedelta(days=days)
+        end = min(until, midnight)
+        out.append((start, end))
+        start = end
+    return out
+
+
+def _needed_columns(detectors: Sequence[Detector]) -> list[str]:
+    cols = dict.fromkeys([*CARRIED_COLUMNS, *_GROUP_COLUMNS])
+    for det in detectors:
+        cols.update(dict.fromkeys(det.requires))
+    return list(cols)
+
+
+def score_table(
+    features: pa.Table, detectors: Sequence[Detector], scoring: ScoringOptions
+) -> tuple[list[dict[str, Any]], int]:
+    """Run the detectors over a feature table; return its unusual events (as dicts) and their count."""
+    scores = [det.score(features) for det in detectors]
+    combined = combine(features, scores, scoring)
+    idx = np.flatnonzero(combined.unusual)
+    rows: list[dict[str, Any]] = features.take(pa.array(idx, type=pa.int64())).to_pylist() if len(idx) else []
+    for row, i in zip(rows, idx, strict=True):
+        row["_score"] = float(combined.score[i])
+        row["_risk"] = float(combined.risk[i])
+        row["_gated"] = bool(combined.gated[i])
+        row["_reasons"] = combined.reasons(int(i))
+    return rows, len(rows)
+
+
+def detect(
+    store: Path | str | StoreLayout,
+    since: datetime | None,
+    until: datetime | None,
+    settings: Settings | None = None,
+    detectors: Sequence[str] | None = None,
+    *,
+    save: bool = True,
+    describe: bool = True,
+    stats: RunStats | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[Finding]:
+    """Score ``[since, until)`` of the store's lake and return its findings, best first.
+
+    ``since``/``until`` default to the last day with data. ``detectors`` names the detectors
+    to run (default: every registered one not disabled in ``[detectors.<name>]``). Findings
+    are saved to the state database unless ``save`` is False.
+    """
+    started = time.perf_counter()
+    started_at = datetime.now(UTC)
+    layout = store if isinstance(store, StoreLayout) else StoreLayout(Path(store))
+    if not layout.lake.is_dir():
+        raise StoreError(f"{layout.root}: not a trailsight store (no lake/ folder); run `trailsight ingest` first")
+    if since is None or until is None:
+        d_since, d_until = default_range(layout)
+        since = since if since is not None else d_since
+        until = until if until is not None else d_until
+    since, until = _utc(since), _utc(until)
+    if since >= until:
+        raise ConfigError(f"--since {since.isoformat()} is not before --until {until.isoformat()}")
+    feat_opts = FeatureOptions.from_settings(settings)
+    scoring = ScoringOptions.from_settings(settings)
+    chunk_days = int(settings.section("detect").get("chunk_days", 1)) if settings is not None else 1
+    if chunk_days < 1:
+        raise ConfigError("[detect] chunk_days must be at least 1")
+    dets = registry.create(detectors, settings)
+    st = stats if stats is not None else RunStats()
+    st.since, st.until, st.detectors = since, until, [d.name for d in dets]
+    columns = _needed_columns(dets)
+
+    con = connect()
+    unusual: list[dict[str, Any]] = []
+    for c_since, c_until in _chunks(since, until, chunk_days):
+        try:
+            events = open_events(con, layout, c_since, c_until, feat_opts.forget_days)
+        except StoreError:
+            continue  # no events in this chunk
+        table = build_feature_table(events, c_since, c_until, feat_opts).select(*columns)
+        features = con.to_pyarrow(table)
+        rows, _ = score_table(features, dets, scoring)
+        unusual += rows
+        st.events += features.num_rows
+        st.chunks += 1
+        if progress is not None:
+            progress(f"{c_since:%Y-%m-%d %H:%M}: {features.num_rows} events, {len(rows)} unusual")
+    st.unusual_events = len(unusual)
+    findings = group_findings(unusual, timedelta(minutes=scoring.gap_minutes))
+    if findings and describe:
+        findings = _describe(con, layout, findings, since, until, feat_opts, settings)
+    findings = _suppress(layout, findings, settings)
+    st.findings = len(findings)
+    st.seconds = time.perf_counter() - started
+    if save:
+        _save(layout, findings, st, started_at)
+    return findings
+
+
+def _describe(
+    con: Any,
+    layout: StoreLayout,
+    findings: list[Finding],
+    since: datetime,
+    until: datetime,
+    opts: FeatureOptions,
+    settings: Settings | None,
+) -> list[Finding]:
+    """Complete findings with usual/unusual evidence and explanations (trailsight.findings.describe)."""
+    try:
+        from trailsight.findings.describe import describe
+    except ImportError:  # pragma: no cover - describe not installed
+        return findings
+    open_events(con, layout, since, until, opts.forget_days)
+    described = describe(findings, con, settings=settings, events="events")
+    # describe keeps our scores; make sure the order stays best first.
+    return sorted(described, key=lambda f: (-f.score, f.first_seen, f.id))
+
+
+def _suppress(layout: StoreLayout, findings: list[Finding], settings: Settings | None) -> list[Finding]:
+    """Mark findings matched by suppression rules or analyst feedback as Suppressed."""
+    if not findings:
+        return findings
+    from trailsight.findings import suppress
+
+    rules = list(suppress.feedback_rules(layout)) if layout.state.exists() else []
+    path = settings.section("detect").get("suppressions") if settings is not None else None
+    if path:
+        base = settings.path.parent if settings is not None and settings.path is not None else Path()
+        rules += suppress.load_rules(base / str(path))
+    if not rules:
+        return findings
+    return suppress.apply_suppressions(findings, rules, datetime.now(UTC))
+
+
+def _save(layout: StoreLayout, findings: list[Finding], st: RunStats, started_at: datetime) -> None:
+    from trailsight.store.findings import connect_state, save_findings
+
+    with connect_state(layout, read_only=False) as con:
+        if findings:
+            save_findings(con, findings)
+        con.execute(_RUNS_DDL)
+        con.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                uuid.uuid4().hex,
+                started_at,
+                datetime.now(UTC),
+                st.since,
+                st.until,
+                st.events,
+                st.unusual_events,
+                st.findings,
+                ",".join(st.detectors),
+            ],
+        )
+
+
+def top_findings(findings: Sequence[Finding], max_findings: int | None, min_score: float = 0.0) -> list[Finding]:
+    """The best ``max_findings`` findings scoring at least ``min_score`` (input is best first)."""
+    kept = [f for f in findings if f.score >= min_score]
+    return kept if max_findings is None else kept[:max_findings]
+
+
+__all__ = ["RunStats", "default_range", "detect", "replace", "score_table", "top_findings"]

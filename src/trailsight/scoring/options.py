@@ -1,0 +1,50 @@
+"""Options of scoring and grouping (``[detect]`` in trailsight.toml)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from trailsight.config import Settings
+from trailsight.errors import ConfigError
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScoringOptions:
+    """How detector scores become event scores, and events become findings.
+
+    * ``event_threshold`` — an event is *unusual* when its combined score reaches this.
+    * ``gap_minutes`` — unusual events of one principal closer than this form one finding.
+    * ``gated_risk`` — a gated event (too little history) still raises a finding when its
+      API's risk weight reaches this.
+    * ``default_risk`` — risk weight of an API the catalog does not know.
+    * ``weights`` — per-detector weight in the combination (default 1).
+    """
+
+    event_threshold: float = 0.3
+    gap_minutes: float = 30.0
+    gated_risk: float = 0.7
+    default_risk: float = 0.3
+    weights: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None) -> ScoringOptions:
+        """Read ``[detect]`` (and ``[detect.weights]``) from ``settings``."""
+        if settings is None:
+            return cls()
+        section = settings.section("detect")
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "weights" or f.name not in section:
+                continue
+            value = section[f.name]
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigError(f"{settings.path}: [detect] {f.name} must be a non-negative number")
+            values[f.name] = float(value)
+        weights = settings.section("detect.weights")
+        for name, value in weights.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigError(f"{settings.path}: [detect.weights] {name} must be a non-negative number")
+        values["weights"] = {str(k): float(v) for k, v in weights.items()}
+        return cls(**values)
