@@ -1,0 +1,310 @@
+"""Rich terminal rendering of findings: the list table and ``findings show``'s incident summary.
+
+Every value shown comes from CloudTrail and is attacker-controlled, so nothing is ever parsed as
+rich markup: values go into :class:`rich.text.Text` objects as plain text, control characters
+(newlines, tabs, escape sequences) are shown escaped, and long values are clipped with a note of
+their full length, so a 100 kB user agent or a ``[bold]`` principal cannot break the layout.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+__all__ = ["finding_table", "finding_view", "safe", "short_principal"]
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+_SEVERITY_STYLE = {"High": "bold red", "Medium": "bold yellow", "Low": "cyan"}
+_STATUS_STYLE = {
+    "Open": "bold",
+    "Acknowledged": "blue",
+    "Dismissed": "dim",
+    "Malicious": "bold red",
+    "Suppressed": "dim italic",
+}
+
+
+def safe(value: Any, limit: int = 200) -> str:
+    """Plain one-line text for a terminal: control characters escaped, clipped to ``limit``."""
+    if value is None:
+        return ""
+    text = str(value)
+    full = len(text)
+    text = _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text[: limit * 2])
+    if len(text) > limit or full > limit * 2:
+        text = text[: max(1, limit - 1)] + f"… ({full:,} chars)"
+    return text
+
+
+def _t(value: Any, style: str = "", limit: int = 200) -> Text:
+    return Text(safe(value, limit), style=style)
+
+
+def short_principal(arn: str) -> str:
+    """A short form of a principal ARN for tables: ``user/alice``, ``role/deploy``, ``root``."""
+    if arn.endswith(":root"):
+        return "root"
+    if arn.startswith("arn:") and ":" in arn:
+        return arn.rsplit(":", 1)[-1]
+    return arn
+
+
+def _time(value: Any) -> str:
+    text = str(value or "")
+    return text.replace("T", " ").replace("Z", "")[:19] if text else ""
+
+
+def finding_table(findings: Sequence[Mapping[str, Any]], *, total: int | None = None) -> Table:
+    """The ``findings list`` table: one row per finding, riskiest first as given."""
+    caption = None
+    if total is not None and total > len(findings):
+        caption = f"{len(findings)} of {total} findings (use --limit / filters to see more)"
+    table = Table(box=box.SIMPLE_HEAD, caption=caption, show_lines=False, pad_edge=False)
+    table.add_column("id", no_wrap=True)
+    table.add_column("sev", no_wrap=True)
+    table.add_column("conf", no_wrap=True)
+    table.add_column("risk", justify="right", no_wrap=True)
+    table.add_column("type", max_width=44, overflow="fold")
+    table.add_column("principal", max_width=36, overflow="fold")
+    table.add_column("first seen (UTC)", no_wrap=True)
+    table.add_column("n", justify="right")
+    table.add_column("status", no_wrap=True)
+    table.add_column("title", ratio=1, overflow="fold")
+    for f in findings:
+        sev = str(f.get("severity_label") or "")
+        status = str(f.get("status") or "")
+        table.add_row(
+            _t(str(f.get("id", ""))[:12]),
+            Text(f"{sev} {float(f.get('severity') or 0):.1f}", style=_SEVERITY_STYLE.get(sev, "")),
+            _t(f.get("confidence")),
+            _t(f.get("risk_score")),
+            _t(f.get("finding_type"), limit=80),
+            _t(short_principal(str(f.get("actor") or f.get("principal") or "")), limit=80),
+            _t(_time(f.get("first_seen"))),
+            _t(f.get("count")),
+            Text(safe(status), style=_STATUS_STYLE.get(status, "")),
+            _t(f.get("title"), limit=160),
+        )
+    return table
+
+
+def _section(title: str) -> Text:
+    return Text(f"\n{title}", style="bold underline")
+
+
+def _header(f: Mapping[str, Any]) -> Panel:
+    sev = str(f.get("severity_label") or "")
+    status = str(f.get("status") or "Open")
+    line1 = Text.assemble(
+        ("Severity ", "dim"),
+        (f"{sev} {float(f.get('severity') or 0):.1f}", _SEVERITY_STYLE.get(sev, "")),
+        ("  Confidence ", "dim"),
+        (safe(f.get("confidence")), "bold"),
+        ("  Risk ", "dim"),
+        (f"{safe(f.get('risk_score'))}/100", "bold"),
+        ("  Status ", "dim"),
+        (safe(status), _STATUS_STYLE.get(status, "")),
+    )
+    tactic = f.get("tactic")
+    tactic_text = (
+        f"{safe(tactic)} ({safe(f.get('tactic_id'))})"
+        + (f", technique {safe(f.get('technique'))}" if f.get("technique") else "")
+        if tactic
+        else "no ATT&CK tactic"
+    )
+    rows: list[tuple[str, str]] = [
+        ("Type", safe(f.get("finding_type"), 120)),
+        ("Tactic", tactic_text),
+        ("Principal", safe(f.get("principal"), 160) + f"  ({safe(f.get('identity_type'))})"),
+    ]
+    if f.get("actor") and f.get("actor") != f.get("principal"):
+        rows.append(("Actor", safe(f.get("actor"), 160)))
+    rows.append(("Account", safe(f.get("account_id"))))
+    if f.get("access_keys"):
+        rows.append(("Access keys", ", ".join(safe(k, 40) for k in f["access_keys"][:5])))
+    if f.get("session_names"):
+        rows.append(("Sessions", ", ".join(safe(s, 60) for s in f["session_names"][:5])))
+    rows.append(
+        ("When", f"{_time(f.get('first_seen'))} → {_time(f.get('last_seen'))} UTC, {safe(f.get('count'))} events")
+    )
+    rows.append(("Id", safe(f.get("id"), 80)))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for key, value in rows:
+        grid.add_row(key, Text(value))
+    title = Text(safe(f.get("title") or f.get("finding_type"), 140), style="bold")
+    return Panel(Group(line1, grid), title=title, title_align="left", border_style=_SEVERITY_STYLE.get(sev, "white"))
+
+
+def _explanation(f: Mapping[str, Any]) -> list[RenderableType]:
+    lines = [str(x) for x in f.get("explanation") or []]
+    if not lines:
+        return []
+    out: list[RenderableType] = [_section("What happened"), Text(safe(lines[0], 600))]
+    for line in lines[1:]:
+        out.append(Text.assemble(("  • ", "yellow"), (safe(line, 400), "")))
+    return out
+
+
+def _apis(f: Mapping[str, Any]) -> list[RenderableType]:
+    calls = f.get("anomalous_apis") or []
+    if not calls:
+        return []
+    by_service: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for c in calls:
+        by_service[str(c.get("service") or "")].append(c)
+    table = Table(box=box.SIMPLE, pad_edge=False)
+    table.add_column("service", style="cyan", no_wrap=True)
+    table.add_column("API", overflow="fold")
+    table.add_column("ok", justify="right", style="green")
+    table.add_column("failed", justify="right", style="red")
+    table.add_column("errors", overflow="fold")
+    for service in sorted(by_service):
+        for i, c in enumerate(by_service[service]):
+            errors = ", ".join(f"{safe(k, 60)}×{v}" for k, v in (c.get("error_codes") or {}).items())
+            table.add_row(
+                _t(service if i == 0 else "", limit=40),
+                _t(c.get("event_name"), limit=80),
+                _t(c.get("success")),
+                _t(c.get("failure") or ""),
+                Text(errors),
+            )
+    return [_section("Anomalous APIs by service"), table]
+
+
+_UNUSUAL_PER_ATTRIBUTE = 6
+
+
+def _usual_words(items: Iterable[Mapping[str, Any]], limit: int = 3) -> str:
+    shown = [u for u in items if u.get("frequency") != "unseen"][:limit]
+    return "; ".join(f"{safe(u.get('value'), 40)} ({safe(u.get('frequency'))}, {safe(u.get('count'))}×)" for u in shown)
+
+
+def _unusual(f: Mapping[str, Any]) -> list[RenderableType]:
+    items = list(f.get("unusual") or [])
+    if not items:
+        return []
+    table = Table(box=box.SIMPLE, pad_edge=False)
+    table.add_column("attribute", style="cyan", no_wrap=True)
+    table.add_column("observed", overflow="fold", max_width=40)
+    table.add_column("for principal", no_wrap=True)
+    table.add_column("for account", no_wrap=True)
+    table.add_column("usual for principal", overflow="fold", ratio=1)
+    table.add_column("usual in account", overflow="fold", ratio=1)
+    by_attribute: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for u in items:
+        by_attribute[str(u.get("attribute") or "")].append(u)
+    for attribute, group in by_attribute.items():
+        # The usual values are the same for every row of one attribute: show them once.
+        for i, u in enumerate(group[:_UNUSUAL_PER_ATTRIBUTE]):
+            first = i == 0
+            table.add_row(
+                _t(attribute if first else ""),
+                _t(u.get("value"), limit=80),
+                Text("unusual", style="bold yellow") if u.get("unusual_for_principal") else Text("usual", style="dim"),
+                Text("unusual", style="bold yellow")
+                if u.get("unusual_for_account")
+                else Text(f"usual ({safe(u.get('principals_in_account_using'))} principals)", style="dim"),
+                Text(_usual_words(u.get("principal_usual") or []) if first else ""),
+                Text(_usual_words(u.get("account_usual") or []) if first else ""),
+            )
+        if len(group) > _UNUSUAL_PER_ATTRIBUTE:
+            extra = len(group) - _UNUSUAL_PER_ATTRIBUTE
+            table.add_row("", Text(f"… {extra} more", style="dim"), "", "", "", "")
+    return [_section("Unusual vs usual"), table]
+
+
+def _usual_apis(f: Mapping[str, Any]) -> list[RenderableType]:
+    out: list[RenderableType] = []
+    for key, label in (("usual_apis_principal", "principal"), ("usual_apis_account", "account")):
+        items = f.get(key) or []
+        if items:
+            words = ", ".join(f"{safe(e.get('value'), 50)} ({safe(e.get('frequency'))})" for e in items[:20])
+            out.append(Text.assemble((f"  {label}: ", "dim"), (words, "")))
+    return [_section("Usual APIs (top 20)"), *out] if out else []
+
+
+def _networks(f: Mapping[str, Any]) -> list[RenderableType]:
+    nets = f.get("networks") or []
+    if not nets:
+        return []
+    table = Table(box=box.SIMPLE, pad_edge=False)
+    for col in ("IP", "kind", "ASN", "org", "city", "country", "events"):
+        table.add_column(col, overflow="fold", justify="right" if col == "events" else "left")
+    for n in nets[:20]:
+        table.add_row(
+            _t(n.get("ip"), limit=45),
+            _t(n.get("ip_kind")),
+            _t(f"AS{n['asn']}" if n.get("asn") is not None else ""),
+            _t(n.get("as_org"), limit=50),
+            _t(n.get("city"), limit=40),
+            _t(n.get("country")),
+            _t(n.get("events")),
+        )
+    out: list[RenderableType] = [_section("Network"), table]
+    if len(nets) > 20:
+        out.append(Text(f"… and {len(nets) - 20} more addresses", style="dim"))
+    return out
+
+
+def _agents(f: Mapping[str, Any]) -> list[RenderableType]:
+    agents = f.get("user_agents") or []
+    if not agents:
+        return []
+    out: list[RenderableType] = [_section("User agents")]
+    out += [Text.assemble(("  • ", "dim"), (safe(a, 240), "")) for a in agents[:10]]
+    if len(agents) > 10:
+        out.append(Text(f"  … and {len(agents) - 10} more", style="dim"))
+    return out
+
+
+def _timeline(f: Mapping[str, Any], limit: int) -> list[RenderableType]:
+    entries = f.get("timeline") or []
+    if not entries:
+        return []
+    table = Table(box=box.SIMPLE, pad_edge=False)
+    table.add_column("", no_wrap=True)
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("service", style="cyan", no_wrap=True)
+    table.add_column("API", overflow="fold")
+    table.add_column("source IP", overflow="fold")
+    table.add_column("error", overflow="fold", style="red")
+    shown = entries if len(entries) <= limit else entries[: limit // 2] + entries[-(limit - limit // 2) :]
+    for i, e in enumerate(shown):
+        if len(entries) > limit and i == limit // 2:
+            table.add_row("", Text(f"… {len(entries) - limit} more …", style="dim"), "", "", "", "")
+        table.add_row(
+            Text("!", style="bold yellow") if e.get("unusual") else Text(" "),
+            _t(_time(e.get("event_time"))),
+            _t(e.get("service"), limit=30),
+            _t(e.get("event_name"), limit=80),
+            _t(e.get("source_ip"), limit=45),
+            _t(e.get("error_code"), limit=60),
+        )
+    return [_section("Timeline  (! = unusual for this principal)"), table]
+
+
+def finding_view(f: Mapping[str, Any], *, timeline_limit: int = 40) -> Group:
+    """The whole finding as a short incident summary (``trailsight findings show``)."""
+    parts: list[RenderableType] = [_header(f)]
+    parts += _explanation(f)
+    parts += _apis(f)
+    parts += _unusual(f)
+    parts += _networks(f)
+    parts += _agents(f)
+    parts += _timeline(f, timeline_limit)
+    parts += _usual_apis(f)
+    ids = f.get("event_ids") or []
+    if ids:
+        more = f" (+{len(ids) - 5} more)" if len(ids) > 5 else ""
+        parts.append(Text.assemble(("\nEvent ids: ", "dim"), (", ".join(safe(i, 80) for i in ids[:5]) + more, "")))
+    return Group(*parts)
