@@ -1,0 +1,554 @@
+"""Read-only queries the web UI runs: the lake of events, daily counts, profiles and pivots.
+
+Findings themselves come from :mod:`trailsight.store.findings`; this module reads what
+that module does not offer (findings per day, findings touching an IP or ASN) and the
+events in the Parquet lake (timelines, raw records, principal profiles, IP / ASN /
+access-key pivots and role chains). Every query is parameterised: CloudTrail values
+are attacker-controlled and never become SQL text. Each call opens its own
+connection and closes it, so the web server never holds the state database.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from trailsight.errors import StoreError
+from trailsight.store.findings import connect_state
+from trailsight.store.layout import StoreLayout
+
+#: Columns shown in event tables (``raw`` is fetched only on demand).
+EVENT_VIEW_COLUMNS = (
+    "event_id",
+    "event_time",
+    "event_name",
+    "service",
+    "read_only",
+    "error_code",
+    "error_message",
+    "source_ip",
+    "user_agent",
+    "ua_family",
+    "session_name",
+    "access_key_id",
+    "region",
+    "principal",
+    "identity_type",
+    "ip_kind",
+    "country",
+    "city",
+    "asn",
+    "as_org",
+)
+
+ASSUME_ROLE_EVENTS = ("AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity")
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+# --------------------------------------------------------------------------- state database
+
+
+@dataclass(frozen=True, kw_only=True)
+class FindingFilters:
+    """The filters of the findings list (same meaning as :func:`trailsight.store.findings.list_findings`)."""
+
+    tactic: str | None = None
+    severity: str | None = None
+    confidence: str | None = None
+    status: str | None = None
+    principal: str | None = None
+    account: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``list_findings`` / ``count_findings``."""
+        return {
+            "tactic": self.tactic,
+            "severity": self.severity,
+            "confidence": self.confidence,
+            "status": self.status,
+            "principal": self.principal,
+            "account": self.account,
+            "since": self.since,
+            "until": self.until,
+        }
+
+
+def _filter_sql(filters: FindingFilters) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if filters.since is not None:
+        clauses.append("last_seen >= ?")
+        params.append(filters.since)
+    if filters.until is not None:
+        clauses.append("first_seen < ?")
+        params.append(filters.until)
+    for column, value in (
+        ("severity_label", filters.severity),
+        ("status", filters.status),
+        ("confidence", filters.confidence),
+    ):
+        values = [v.strip().lower() for v in (value or "").split(",") if v.strip()]
+        if values:
+            clauses.append(f"lower({column}) IN ({', '.join('?' for _ in values)})")
+            params.extend(values)
+    tactics = [v.strip().lower() for v in (filters.tactic or "").split(",") if v.strip()]
+    if tactics:
+        parts = [f"lower(tactic) IN ({', '.join('?' for _ in tactics)})"]
+        if "none" in tactics or "unusual" in tactics:
+            parts.append("tactic IS NULL")
+        clauses.append("(" + " OR ".join(parts) + ")")
+        params.extend(tactics)
+    if filters.principal:
+        p = filters.principal
+        clauses.append("(principal = ? OR actor = ? OR ends_with(principal, ?) OR ends_with(actor, ?))")
+        params.extend([p, p, "/" + p, "/" + p])
+    if filters.account:
+        clauses.append("account_id = ?")
+        params.append(filters.account)
+    return ((" WHERE " + " AND ".join(clauses)) if clauses else ""), params
+
+
+def _has_findings(con: duckdb.DuckDBPyConnection) -> bool:
+    row = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'findings' AND table_schema = 'main'"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def state_exists(store: Path) -> bool:
+    """Whether the store has a state database yet."""
+    return StoreLayout(store).state.is_file()
+
+
+def findings_per_day(store: Path, filters: FindingFilters) -> list[tuple[date, int]]:
+    """Return (day, findings first seen that day) for the findings matching ``filters``."""
+    if not state_exists(store):
+        return []
+    where, params = _filter_sql(filters)
+    with connect_state(store, read_only=True) as con:
+        if not _has_findings(con):
+            return []
+        rows = con.execute(
+            f"SELECT CAST(timezone('UTC', first_seen) AS DATE) AS d, count(*) FROM findings{where} "
+            "GROUP BY d ORDER BY d",
+            params,
+        ).fetchall()
+    return [(r[0], int(r[1])) for r in rows]
+
+
+def finding_facets(store: Path) -> dict[str, list[str]]:
+    """Distinct tactics, accounts and statuses among stored findings (for the filter menus)."""
+    result: dict[str, list[str]] = {"tactic": [], "account": []}
+    if not state_exists(store):
+        return result
+    with connect_state(store, read_only=True) as con:
+        if not _has_findings(con):
+            return result
+        for column, key in (("tactic", "tactic"), ("account_id", "account")):
+            rows = con.execute(
+                f"SELECT DISTINCT {column} FROM findings WHERE {column} IS NOT NULL ORDER BY 1 LIMIT 200"
+            ).fetchall()
+            result[key] = [str(r[0]) for r in rows]
+    return result
+
+
+def findings_touching(
+    store: Path, *, ip: str | None = None, asn: int | None = None, key: str | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Findings whose network list holds ``ip`` / ``asn`` or whose access keys hold ``key`` (newest first)."""
+    if not state_exists(store):
+        return []
+    if ip is not None:
+        cond, param = "list_contains(json_extract_string(body, '$.networks[*].ip'), ?)", ip
+    elif asn is not None:
+        cond, param = "list_contains(json_extract_string(body, '$.networks[*].asn'), ?)", str(asn)
+    elif key is not None:
+        cond, param = "list_contains(json_extract_string(body, '$.access_keys[*]'), ?)", key
+    else:
+        return []
+    with connect_state(store, read_only=True) as con:
+        if not _has_findings(con):
+            return []
+        rows = con.execute(
+            "SELECT status, body FROM findings WHERE " + cond + " ORDER BY last_seen DESC, id LIMIT ?",
+            [param, limit],
+        ).fetchall()
+    out = []
+    for status, text in rows:
+        body: dict[str, Any] = json.loads(text)
+        body["status"] = status
+        out.append(body)
+    return out
+
+
+# --------------------------------------------------------------------------- the lake
+
+
+def lake_files(store: Path) -> list[Path]:
+    """The Parquet files of the lake (through ``trailsight.store.lake`` when it is available)."""
+    layout = StoreLayout(store)
+    try:
+        from trailsight.store import lake as lake_module
+    except ImportError:
+        lake_module = None  # type: ignore[assignment]
+    if lake_module is not None and hasattr(lake_module, "lake_files"):
+        try:
+            return [Path(p) for p in lake_module.lake_files(layout)]
+        except (StoreError, duckdb.Error):
+            return []  # no state database or no lake_files table yet
+    if not layout.lake.is_dir():
+        return []
+    return sorted(layout.lake.glob("account_id=*/event_date=*/*.parquet"))
+
+
+class Lake:
+    """Read-only access to the events of one store's lake (an in-memory DuckDB over the Parquet files)."""
+
+    def __init__(self, store: Path) -> None:
+        self.files = lake_files(store)
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def __enter__(self) -> Lake:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the in-memory connection."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    @property
+    def empty(self) -> bool:
+        """Whether the lake has no files."""
+        return not self.files
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            con = duckdb.connect(":memory:")
+            con.execute("SET TimeZone = 'UTC'")
+            rel = con.read_parquet([str(f) for f in self.files], union_by_name=True, hive_partitioning=False)
+            # Naive UTC wall-clock times inside, aware UTC datetimes outside (no pytz needed).
+            rel.select("* REPLACE (timezone('UTC', event_time) AS event_time)").create_view("events")
+            self._con = con
+        return self._con
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run ``sql`` (over the view ``events``) and return rows as dicts; [] when the lake is empty."""
+        if self.empty:
+            return []
+        cur = self._connection().execute(sql, [_naive_utc(p) for p in params])
+        names = [d[0] for d in cur.description or []]
+        return [{n: _aware(v) for n, v in zip(names, row, strict=True)} for row in cur.fetchall()]
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        """The first row of ``sql``, or None."""
+        rows = self.rows(sql, params)
+        return rows[0] if rows else None
+
+
+def _naive_utc(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _aware(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+_COLS = ", ".join(EVENT_VIEW_COLUMNS)
+
+
+def principal_events(
+    lake: Lake, principal: str, since: datetime, until: datetime, limit: int = 400
+) -> list[dict[str, Any]]:
+    """Events of ``principal`` in ``[since, until]`` by time (the finding's timeline)."""
+    return lake.rows(
+        f"SELECT {_COLS} FROM events WHERE principal = ? AND event_time BETWEEN ? AND ? "
+        "ORDER BY event_time, event_id LIMIT ?",
+        [principal, since, until, limit],
+    )
+
+
+def raw_event(lake: Lake, event_id: str) -> str | None:
+    """The raw CloudTrail record of one event, pretty-printed, or None when it is not in the lake."""
+    row = lake.one("SELECT raw FROM events WHERE event_id = ? LIMIT 1", [event_id])
+    if row is None or row["raw"] is None:
+        return None
+    text = str(row["raw"])
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False, sort_keys=True)
+    except ValueError:
+        return text
+
+
+def frequency_class(
+    days: int, weeks: int, first: datetime, last: datetime, span_start: datetime, span_end: datetime
+) -> str:
+    """Frequency class of a value from the principal's whole history.
+
+    frequent: seen in at least half of the weeks the principal was active; infrequent: on
+    at least one day a month on average; rare: less often than that.
+    """
+    del first, last
+    span_days = max(1.0, (span_end - span_start).total_seconds() / 86400.0)
+    span_weeks = max(1, math.ceil(span_days / 7.0))
+    if weeks / span_weeks >= 0.5:
+        return "frequent"
+    if days / max(1.0, span_days / 30.0) >= 1.0:
+        return "infrequent"
+    return "rare"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Profile:
+    """What a principal usually does, from the lake."""
+
+    principal: str
+    events: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    days: int
+    identity_types: list[str]
+    accounts: list[str]
+    apis: list[dict[str, Any]]
+    heatmap: list[list[int]]  # 7 rows (Mon..Sun) x 24 hours, UTC
+    networks: list[dict[str, Any]]
+    countries: list[dict[str, Any]]
+    agents: list[dict[str, Any]]
+    daily: list[tuple[date, int]]
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+
+
+def profile(lake: Lake, principal: str) -> Profile:
+    """Build the profile of ``principal`` from every event of it in the lake."""
+    stats = lake.one(
+        "SELECT count(*) AS n, min(event_time) AS first, max(event_time) AS last, "
+        "count(DISTINCT event_date) AS days, list(DISTINCT identity_type) AS types, "
+        "list(DISTINCT account_id) AS accounts FROM events WHERE principal = ?",
+        [principal],
+    )
+    if not stats or not stats["n"]:
+        return Profile(
+            principal=principal,
+            events=0,
+            first_seen=None,
+            last_seen=None,
+            days=0,
+            identity_types=[],
+            accounts=[],
+            apis=[],
+            heatmap=[[0] * 24 for _ in range(7)],
+            networks=[],
+            countries=[],
+            agents=[],
+            daily=[],
+        )
+    first: datetime = stats["first"]
+    last: datetime = stats["last"]
+    apis = lake.rows(
+        "SELECT service, event_name, count(*) AS count, count(DISTINCT event_date) AS days, "
+        "count(DISTINCT date_trunc('week', event_time)) AS weeks, min(event_time) AS first, "
+        "max(event_time) AS last, count(error_code) AS failures FROM events WHERE principal = ? "
+        "GROUP BY service, event_name ORDER BY count DESC, event_name LIMIT 200",
+        [principal],
+    )
+    for api in apis:
+        api["frequency"] = frequency_class(api["days"], api["weeks"], api["first"], api["last"], first, last)
+    heat = [[0] * 24 for _ in range(7)]
+    for row in lake.rows(
+        "SELECT isodow(event_time) AS d, hour(event_time) AS h, count(*) AS n FROM events "
+        "WHERE principal = ? GROUP BY d, h",
+        [principal],
+    ):
+        heat[int(row["d"]) - 1][int(row["h"])] = int(row["n"])
+    networks = lake.rows(
+        "SELECT source_ip, any_value(ip_kind) AS ip_kind, any_value(asn) AS asn, any_value(as_org) AS as_org, "
+        "any_value(city) AS city, any_value(country) AS country, count(*) AS count, min(event_time) AS first, "
+        "max(event_time) AS last FROM events WHERE principal = ? GROUP BY source_ip ORDER BY count DESC LIMIT 50",
+        [principal],
+    )
+    countries = lake.rows(
+        "SELECT coalesce(country, '?') AS country, count(*) AS count, count(DISTINCT event_date) AS days "
+        "FROM events WHERE principal = ? GROUP BY 1 ORDER BY count DESC LIMIT 50",
+        [principal],
+    )
+    agents = lake.rows(
+        "SELECT ua_family, user_agent, count(*) AS count, min(event_time) AS first, max(event_time) AS last "
+        "FROM events WHERE principal = ? GROUP BY ua_family, user_agent ORDER BY count DESC LIMIT 30",
+        [principal],
+    )
+    sessions = lake.rows(
+        "SELECT session_name, count(*) AS count, min(event_time) AS first FROM events "
+        "WHERE principal = ? AND session_name IS NOT NULL GROUP BY session_name ORDER BY count DESC LIMIT 30",
+        [principal],
+    )
+    daily = [
+        (r["d"], int(r["n"]))
+        for r in lake.rows(
+            "SELECT CAST(event_time AS DATE) AS d, count(*) AS n FROM events WHERE principal = ? GROUP BY d ORDER BY d",
+            [principal],
+        )
+    ]
+    return Profile(
+        principal=principal,
+        events=int(stats["n"]),
+        first_seen=first,
+        last_seen=last,
+        days=int(stats["days"]),
+        identity_types=[str(t) for t in stats["types"] or [] if t],
+        accounts=[str(a) for a in stats["accounts"] or [] if a],
+        apis=apis,
+        heatmap=heat,
+        networks=networks,
+        countries=countries,
+        agents=agents,
+        daily=daily,
+        sessions=sessions,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pivot:
+    """Who used an IP, ASN or access key, since when, and what they called."""
+
+    kind: str  # ip | asn | key
+    value: str
+    events: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    network: dict[str, Any] | None
+    principals: list[dict[str, Any]]
+    apis: list[dict[str, Any]]
+    related: list[dict[str, Any]]  # IPs of an ASN or key; ASNs of an IP
+    recent: list[dict[str, Any]]
+
+
+def pivot(lake: Lake, kind: str, value: str) -> Pivot:
+    """Pivot on ``kind`` (ip, asn, key) = ``value`` over the whole lake."""
+    column = {"ip": "source_ip", "asn": "asn", "key": "access_key_id"}[kind]
+    param: Any = int(value) if kind == "asn" else value
+    cond = f"{column} = ?"
+    stats = lake.one(
+        f"SELECT count(*) AS n, min(event_time) AS first, max(event_time) AS last FROM events WHERE {cond}", [param]
+    )
+    network = lake.one(
+        "SELECT any_value(ip_kind) AS ip_kind, any_value(asn) AS asn, any_value(as_org) AS as_org, "
+        f"any_value(city) AS city, any_value(country) AS country FROM events WHERE {cond}",
+        [param],
+    )
+    principals = lake.rows(
+        "SELECT principal, any_value(identity_type) AS identity_type, count(*) AS count, min(event_time) AS first, "
+        f"max(event_time) AS last, count(error_code) AS failures FROM events WHERE {cond} "
+        "GROUP BY principal ORDER BY count DESC LIMIT 100",
+        [param],
+    )
+    apis = lake.rows(
+        "SELECT service, event_name, count(*) AS count, count(error_code) AS failures, min(event_time) AS first "
+        f"FROM events WHERE {cond} GROUP BY service, event_name ORDER BY count DESC LIMIT 100",
+        [param],
+    )
+    if kind == "ip":
+        related = lake.rows(
+            "SELECT CAST(asn AS VARCHAR) AS value, any_value(as_org) AS label, count(*) AS count FROM events "
+            f"WHERE {cond} AND asn IS NOT NULL GROUP BY asn ORDER BY count DESC LIMIT 20",
+            [param],
+        )
+    else:
+        related = lake.rows(
+            "SELECT source_ip AS value, any_value(country) AS label, count(*) AS count FROM events "
+            f"WHERE {cond} AND source_ip IS NOT NULL GROUP BY source_ip ORDER BY count DESC LIMIT 50",
+            [param],
+        )
+    recent = lake.rows(f"SELECT {_COLS} FROM events WHERE {cond} ORDER BY event_time DESC LIMIT 50", [param])
+    n = int(stats["n"]) if stats else 0
+    return Pivot(
+        kind=kind,
+        value=value,
+        events=n,
+        first_seen=stats["first"] if stats and n else None,
+        last_seen=stats["last"] if stats and n else None,
+        network=network if n else None,
+        principals=principals,
+        apis=apis,
+        related=related,
+        recent=recent,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoleLink:
+    """One AssumeRole hop: ``source`` assumed ``target``."""
+
+    source: str
+    target: str
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+    source_ips: list[str]
+    depth: int
+
+
+def role_chain(lake: Lake, role_arn: str, max_depth: int = 5) -> tuple[list[RoleLink], list[RoleLink]]:
+    """Who assumed ``role_arn`` (walking up to ``max_depth`` hops) and which roles it assumed itself."""
+    names = ", ".join("?" for _ in ASSUME_ROLE_EVENTS)
+    sql = (
+        "SELECT principal AS source, json_extract_string(request_parameters, '$.roleArn') AS target, "
+        "count(*) AS count, min(event_time) AS first, max(event_time) AS last, "
+        "list(DISTINCT source_ip) AS ips FROM events "
+        f"WHERE event_name IN ({names}) AND error_code IS NULL AND {{cond}} GROUP BY source, target "
+        "ORDER BY count DESC LIMIT 50"
+    )
+
+    def hops(cond: str, value: str, depth: int) -> list[RoleLink]:
+        rows = lake.rows(sql.format(cond=cond), [*ASSUME_ROLE_EVENTS, value])
+        return [
+            RoleLink(
+                source=str(r["source"]),
+                target=str(r["target"]),
+                count=int(r["count"]),
+                first_seen=r["first"],
+                last_seen=r["last"],
+                source_ips=[str(i) for i in (r["ips"] or []) if i][:5],
+                depth=depth,
+            )
+            for r in rows
+            if r["target"]
+        ]
+
+    upstream: list[RoleLink] = []
+    frontier = [role_arn]
+    seen = {role_arn}
+    for depth in range(1, max_depth + 1):
+        nxt: list[str] = []
+        for arn in frontier:
+            for link in hops("json_extract_string(request_parameters, '$.roleArn') = ?", arn, depth):
+                upstream.append(link)
+                if link.source not in seen:
+                    seen.add(link.source)
+                    nxt.append(link.source)
+        frontier = nxt
+        if not frontier:
+            break
+    downstream = hops("principal = ?", role_arn, 1)
+    return upstream, downstream
+
+
+def window_around(first: datetime, last: datetime, pad: timedelta = timedelta(hours=2)) -> tuple[datetime, datetime]:
+    """The time window of a finding's timeline: the finding padded on both sides (UTC)."""
+    return (first - pad).astimezone(UTC), (last + pad).astimezone(UTC)
