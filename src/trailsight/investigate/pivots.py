@@ -1,0 +1,287 @@
+"""Pivots for an investigation: an IP address, an access key, a principal and its role chains.
+
+Each function takes a DuckDB connection where ``events`` is the lake (see
+:func:`trailsight.investigate.lake.open_lake`) and returns plain JSON-ready data
+(dicts, lists, ISO 8601 UTC times), so the CLI and the web UI show the same thing.
+Every value from CloudTrail goes in as a query parameter, never into the SQL text.
+
+Role chains: a principal's ``AssumeRole`` calls name the role (``requestParameters.roleArn``,
+or the ARN in the error message when the call was refused) and, when it succeeded, the
+temporary access key handed back (``responseElements.credentials.accessKeyId`` in the raw
+record). What the session then did is found by that access key, or else by the role and
+session name (``sessionContext``); sessions that assumed further roles are followed too.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import duckdb
+
+from trailsight.investigate.lake import iso
+
+__all__ = [
+    "api_summary",
+    "ip_pivot",
+    "key_pivot",
+    "principal_pivot",
+    "resolve_principal",
+    "role_chains",
+]
+
+_MAX_ROWS = 200
+_MAX_CHAIN_DEPTH = 3
+
+_ROLE_ARN = (
+    "coalesce(json_extract_string(request_parameters, '$.roleArn'), "
+    "regexp_extract(error_message, 'on resource: (arn:[^ ]+)', 1))"
+)
+_RETURNED_KEY = "json_extract_string(raw, '$.responseElements.credentials.accessKeyId')"
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    cursor = con.execute(sql, params)
+    names = [d[0] for d in cursor.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> dict[str, Any]:
+    rows = _rows(con, sql, params)
+    return rows[0] if rows else {}
+
+
+def _times(row: dict[str, Any], *keys: str) -> dict[str, Any]:
+    for key in keys:
+        if key in row:
+            row[key] = iso(row[key])
+    return row
+
+
+def resolve_principal(con: duckdb.DuckDBPyConnection, text: str) -> list[str]:
+    """Principal ARNs matching ``text``: the principal or actor ARN itself, or its last name (``alice``)."""
+    rows = con.execute(
+        "SELECT principal, count(*) AS n FROM events WHERE principal = ? OR actor = ? "
+        "OR ends_with(principal, ?) OR ends_with(actor, ?) OR principal_name = ? GROUP BY 1 ORDER BY n DESC, 1",
+        [text, text, "/" + text, "/" + text, text],
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def api_summary(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> list[dict[str, Any]]:
+    """APIs called by the events matching ``where`` (SQL with ``?`` parameters): successes, failures, errors."""
+    rows = con.execute(
+        "SELECT coalesce(service, ''), event_name, error_code, count(*), epoch_us(min(event_time)), "
+        f"epoch_us(max(event_time)) FROM events WHERE {where} GROUP BY ALL",
+        params,
+    ).fetchall()
+    apis: dict[tuple[str, str], dict[str, Any]] = {}
+    for service, name, error, n, first, last in rows:
+        entry = apis.setdefault(
+            (service, name),
+            {
+                "service": service,
+                "event_name": name,
+                "success": 0,
+                "failure": 0,
+                "error_codes": {},
+                "first_seen": first,
+                "last_seen": last,
+            },
+        )
+        if error is None:
+            entry["success"] += int(n)
+        else:
+            entry["failure"] += int(n)
+            entry["error_codes"][str(error)] = int(n)
+        entry["first_seen"] = min(entry["first_seen"], first)
+        entry["last_seen"] = max(entry["last_seen"], last)
+    out = sorted(apis.values(), key=lambda a: (-(a["success"] + a["failure"]), a["service"], a["event_name"]))
+    return [_times(a, "first_seen", "last_seen") for a in out[:_MAX_ROWS]]
+
+
+def _totals(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> dict[str, Any]:
+    row = _one(
+        con,
+        "SELECT count(*) AS events, count(*) FILTER (WHERE error_code IS NOT NULL) AS failures, "
+        "epoch_us(min(event_time)) AS first_seen, epoch_us(max(event_time)) AS last_seen, "
+        f"count(DISTINCT event_name) AS apis FROM events WHERE {where}",
+        params,
+    )
+    return _times(row, "first_seen", "last_seen")
+
+
+def _sources(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> list[dict[str, Any]]:
+    rows = _rows(
+        con,
+        "SELECT source_ip AS ip, any_value(ip_kind) AS ip_kind, any_value(asn) AS asn, any_value(as_org) AS as_org, "
+        "any_value(city) AS city, any_value(country) AS country, count(*) AS events, "
+        "count(*) FILTER (WHERE error_code IS NOT NULL) AS failures, "
+        "epoch_us(min(event_time)) AS first_seen, epoch_us(max(event_time)) AS last_seen "
+        f"FROM events WHERE {where} AND source_ip IS NOT NULL GROUP BY source_ip ORDER BY events DESC, ip LIMIT ?",
+        [*params, _MAX_ROWS],
+    )
+    return [_times(r, "first_seen", "last_seen") for r in rows]
+
+
+def _values(con: duckdb.DuckDBPyConnection, column: str, where: str, params: list[Any]) -> list[dict[str, Any]]:
+    rows = _rows(
+        con,
+        f"SELECT {column} AS value, count(*) AS events, epoch_us(min(event_time)) AS first_seen, "
+        f"epoch_us(max(event_time)) AS last_seen FROM events WHERE {where} AND {column} IS NOT NULL "
+        "GROUP BY 1 ORDER BY events DESC, 1 LIMIT ?",
+        [*params, _MAX_ROWS],
+    )
+    return [_times(r, "first_seen", "last_seen") for r in rows]
+
+
+def _principals(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> list[dict[str, Any]]:
+    rows = _rows(
+        con,
+        "SELECT principal, any_value(identity_type) AS identity_type, count(*) AS events, "
+        "count(*) FILTER (WHERE error_code IS NOT NULL) AS failures, count(DISTINCT event_name) AS apis, "
+        "epoch_us(min(event_time)) AS first_seen, epoch_us(max(event_time)) AS last_seen "
+        f"FROM events WHERE {where} GROUP BY principal ORDER BY events DESC, principal LIMIT ?",
+        [*params, _MAX_ROWS],
+    )
+    return [_times(r, "first_seen", "last_seen") for r in rows]
+
+
+def ip_pivot(con: duckdb.DuckDBPyConnection, ip: str) -> dict[str, Any]:
+    """Who used source IP ``ip``, since when, what they called (successes and failures), with which keys."""
+    where, params = "source_ip = ?", [ip]
+    totals = _totals(con, where, params)
+    network = _one(
+        con,
+        "SELECT any_value(ip_kind) AS ip_kind, any_value(asn) AS asn, any_value(as_org) AS as_org, "
+        "any_value(city) AS city, any_value(country) AS country FROM events WHERE source_ip = ?",
+        [ip],
+    )
+    return {
+        "ip": ip,
+        **totals,
+        "network": network,
+        "principals": _principals(con, where, params),
+        "apis": api_summary(con, where, params),
+        "access_keys": _values(con, "access_key_id", where, params),
+        "user_agents": _values(con, "user_agent", where, params),
+    }
+
+
+def key_pivot(con: duckdb.DuckDBPyConnection, access_key: str) -> dict[str, Any]:
+    """Who used access key ``access_key``, where from, what they called, and how the key was issued."""
+    where, params = "access_key_id = ?", [access_key]
+    issued = _rows(
+        con,
+        f"SELECT epoch_us(event_time) AS event_time, principal, event_name, {_ROLE_ARN} AS role_arn, "
+        "json_extract_string(request_parameters, '$.roleSessionName') AS session_name, source_ip, event_id "
+        f"FROM events WHERE {_RETURNED_KEY} = ? "
+        "OR (event_name = 'CreateAccessKey' AND "
+        "json_extract_string(raw, '$.responseElements.accessKey.accessKeyId') = ?) ORDER BY event_time",
+        [access_key, access_key],
+    )
+    return {
+        "access_key": access_key,
+        **_totals(con, where, params),
+        "principals": _principals(con, where, params),
+        "issued_by": [_times(r, "event_time") for r in issued],
+        "source_ips": _sources(con, where, params),
+        "apis": api_summary(con, where, params),
+        "user_agents": _values(con, "user_agent", where, params),
+    }
+
+
+def role_chains(con: duckdb.DuckDBPyConnection, principal: str, depth: int = _MAX_CHAIN_DEPTH) -> list[dict[str, Any]]:
+    """The roles ``principal`` assumed and what each session did (followed ``depth`` levels down)."""
+    return _chains(con, "principal = ?", [principal], depth, set())
+
+
+def _chains(
+    con: duckdb.DuckDBPyConnection, where: str, params: list[Any], depth: int, seen: set[str]
+) -> list[dict[str, Any]]:
+    assumed = _rows(
+        con,
+        f"SELECT epoch_us(event_time) AS assumed_at, event_id, {_ROLE_ARN} AS role_arn, "
+        "json_extract_string(request_parameters, '$.roleSessionName') AS session_name, "
+        f"{_RETURNED_KEY} AS access_key, error_code, source_ip "
+        f"FROM events WHERE ({where}) AND event_name IN ('AssumeRole', 'AssumeRoleWithSAML', "
+        "'AssumeRoleWithWebIdentity') ORDER BY event_time, event_id LIMIT ?",
+        [*params, _MAX_ROWS],
+    )
+    # Several calls for the same role: one entry per (role, session), keeping every attempt's outcome.
+    grouped: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for row in assumed:
+        key = (str(row["role_arn"] or "(unknown role)"), row["access_key"] or row["session_name"])
+        entry = grouped.get(key)
+        if entry is None:
+            entry = {
+                "role_arn": row["role_arn"],
+                "session_name": row["session_name"],
+                "access_keys": [],
+                "assumed_at": iso(row["assumed_at"]),
+                "attempts": 0,
+                "failures": 0,
+                "error_codes": defaultdict(int),
+                "event_ids": [],
+            }
+            grouped[key] = entry
+        entry["attempts"] += 1
+        entry["event_ids"].append(row["event_id"])
+        if row["error_code"]:
+            entry["failures"] += 1
+            entry["error_codes"][str(row["error_code"])] += 1
+        if row["access_key"] and row["access_key"] not in entry["access_keys"]:
+            entry["access_keys"].append(row["access_key"])
+    chains = []
+    for entry in grouped.values():
+        entry["error_codes"] = dict(entry["error_codes"])
+        keys: list[str] = entry["access_keys"]
+        clauses, sparams = [], []
+        if keys:
+            clauses.append("access_key_id IN (SELECT unnest(?::VARCHAR[]))")
+            sparams.append(keys)
+        elif entry["role_arn"] and entry["session_name"]:
+            # No key handed back (or not recorded): fall back on the role and session name.
+            clauses.append("(principal = ? AND session_name = ?)")
+            sparams += [entry["role_arn"], entry["session_name"]]
+        session: dict[str, Any] = {"events": 0}
+        if clauses:
+            swhere = "(" + " OR ".join(clauses) + ")"
+            session = {**_totals(con, swhere, sparams), "apis": api_summary(con, swhere, sparams)}
+            session["source_ips"] = _sources(con, swhere, sparams)
+            marker = f"{entry['role_arn']}|{entry['session_name']}|{','.join(keys)}"
+            if depth > 1 and marker not in seen:
+                session["assumed"] = _chains(con, swhere, sparams, depth - 1, seen | {marker})
+        entry["session"] = session
+        chains.append(entry)
+    return chains
+
+
+def principal_pivot(con: duckdb.DuckDBPyConnection, principal: str) -> dict[str, Any]:
+    """A principal's activity: totals, APIs (successes, failures), sources, keys, agents and role chains.
+
+    ``principal`` may be an ARN or a name; the best match is used and the others are listed.
+    """
+    matches = resolve_principal(con, principal)
+    if not matches:
+        return {"principal": principal, "matches": [], "events": 0}
+    arn = matches[0]
+    where, params = "principal = ?", [arn]
+    identity = _one(
+        con,
+        "SELECT any_value(identity_type) AS identity_type, any_value(account_id) AS account_id, "
+        "count(DISTINCT actor) AS actors FROM events WHERE principal = ?",
+        [arn],
+    )
+    return {
+        "principal": arn,
+        "matches": matches,
+        **identity,
+        **_totals(con, where, params),
+        "apis": api_summary(con, where, params),
+        "source_ips": _sources(con, where, params),
+        "access_keys": _values(con, "access_key_id", where, params),
+        "sessions": _values(con, "session_name", where, params),
+        "user_agents": _values(con, "user_agent", where, params),
+        "role_chains": role_chains(con, arn),
+    }

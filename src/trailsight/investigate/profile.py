@@ -1,0 +1,107 @@
+"""A principal's usual behaviour: APIs with frequency classes, networks, countries, agents, working hours.
+
+:func:`principal_profile` returns plain JSON-ready data for ``trailsight profile`` and the web UI.
+Frequency classes are the ones findings use (:func:`trailsight.findings.describe.frequency_class`),
+over the principal's whole history in the lake (or up to ``until``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from trailsight.findings.describe import frequency_class
+from trailsight.investigate.lake import iso, to_time
+from trailsight.investigate.pivots import resolve_principal
+
+__all__ = ["DAYS", "principal_profile"]
+
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+_DIMENSIONS: dict[str, str] = {
+    "apis": "event_name",
+    "services": "service",
+    "networks": "CASE WHEN asn IS NULL THEN NULL ELSE 'AS' || CAST(asn AS VARCHAR) || coalesce(' ' || as_org, '') END",
+    "countries": "country",
+    "cities": "CASE WHEN city IS NULL THEN NULL ELSE city || coalesce(', ' || country, '') END",
+    "source_ips": "source_ip",
+    "user_agents": "user_agent",
+    "agent_families": "ua_family",
+    "regions": "region",
+    "error_codes": "error_code",
+    "access_keys": "access_key_id",
+}
+
+
+def principal_profile(
+    con: duckdb.DuckDBPyConnection, principal: str, *, until: datetime | None = None, top: int = 50
+) -> dict[str, Any]:
+    """The usual behaviour of ``principal`` (an ARN or a name) from the events in ``con``'s ``events``.
+
+    Returns ``{"principal", "matches", "events", "first_seen", "last_seen", "history_days",
+    "apis": [{value, count, days, weeks, frequency}], ... , "heatmap": 7 x 24 counts (Mon..Sun, UTC hours)}``.
+    """
+    matches = resolve_principal(con, principal)
+    if not matches:
+        return {"principal": principal, "matches": [], "events": 0}
+    arn = matches[0]
+    where = "principal = ?"
+    params: list[Any] = [arn]
+    if until is not None:
+        where += " AND event_time < ?"
+        params.append(until)
+    row = con.execute(
+        "SELECT count(*), epoch_us(min(event_time)), epoch_us(max(event_time)), any_value(identity_type), "
+        f"any_value(account_id), count(DISTINCT actor) FROM events WHERE {where}",
+        params,
+    ).fetchone()
+    assert row is not None
+    n, first, last, identity, account, actors = row
+    first_t, last_t = to_time(first), to_time(last)
+    span_end = until or last_t
+    history_days = (span_end - first_t).total_seconds() / 86400 if first_t and span_end else 0.0
+    profile: dict[str, Any] = {
+        "principal": arn,
+        "matches": matches,
+        "identity_type": identity,
+        "account_id": account,
+        "actors": int(actors or 0),
+        "events": int(n),
+        "first_seen": iso(first),
+        "last_seen": iso(last),
+        "history_days": round(history_days, 2),
+    }
+    for name, expr in _DIMENSIONS.items():
+        rows = con.execute(
+            f"SELECT v, count(*) AS n, count(DISTINCT CAST(timezone('UTC', event_time) AS DATE)) AS days, "
+            "count(DISTINCT date_trunc('week', CAST(timezone('UTC', event_time) AS DATE))) AS weeks, "
+            "count(*) FILTER (WHERE error_code IS NOT NULL) AS failures, "
+            f"epoch_us(min(event_time)), epoch_us(max(event_time)) "
+            f"FROM (SELECT *, CAST({expr} AS VARCHAR) AS v FROM events WHERE {where}) WHERE v IS NOT NULL "
+            "GROUP BY v ORDER BY n DESC, v LIMIT ?",
+            [*params, top],
+        ).fetchall()
+        profile[name] = [
+            {
+                "value": v,
+                "count": int(c),
+                "days": int(d),
+                "weeks": int(w),
+                "failures": int(fails),
+                "frequency": frequency_class(int(c), int(d), int(w), history_days),
+                "first_seen": iso(f),
+                "last_seen": iso(lt),
+            }
+            for v, c, d, w, fails, f, lt in rows
+        ]
+    heat = [[0] * 24 for _ in range(7)]
+    for dow, hour, count in con.execute(
+        "SELECT isodow(timezone('UTC', event_time)) - 1, hour(timezone('UTC', event_time)), count(*) "
+        f"FROM events WHERE {where} GROUP BY ALL",
+        params,
+    ).fetchall():
+        heat[int(dow)][int(hour)] = int(count)
+    profile["heatmap"] = heat
+    return profile
