@@ -1,0 +1,156 @@
+"""``trailsight ingest``: read CloudTrail into a store (see docs/ingest.md and :mod:`trailsight.ingest`)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+from trailsight.config import load_settings
+from trailsight.errors import ConfigError
+
+HELP = (
+    "Read CloudTrail from PATH... into the store's Parquet lake: folders in the CloudTrail S3 layout "
+    '(AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/), .json / .json.gz files of {"Records": [...]}, '
+    "JSON lines, globs, '-' for stdin, or s3://bucket/prefix.\n\n"
+    "Files already ingested (same size and mtime / ETag) are skipped; events already in the lake "
+    "are dropped as duplicates. Bad files and records are quarantined (STORE/quarantine/<run>.jsonl) "
+    "and never stop the run.\n\n"
+    "Exit codes: 0 done; 3 done, but records or files were quarantined; 1 an error stopped the run; "
+    "2 bad usage."
+)
+
+_RELATIVE = re.compile(r"(\d+)\s*([dhm])")
+
+
+def parse_when(value: str | None, flag: str) -> datetime | None:
+    """An ISO date or time (UTC unless it says otherwise), or ``7d`` / ``24h`` / ``30m`` ago."""
+    if value is None:
+        return None
+    text = value.strip()
+    match = _RELATIVE.fullmatch(text)
+    if match:
+        unit = {"d": "days", "h": "hours", "m": "minutes"}[match[2]]
+        return datetime.now(UTC) - timedelta(**{unit: int(match[1])})
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        stamp = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{flag} {value!r}: expected a date (2025-03-03), a UTC time or 7d/24h/30m") from None
+    return stamp.astimezone(UTC) if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def ingest_command(
+    paths: Annotated[
+        list[str], typer.Argument(help="Folders, files, globs, '-' (stdin) or s3://bucket/prefix.", show_default=False)
+    ],
+    store: Annotated[Path, typer.Option("--store", "-s", help="Store folder (lake + state.duckdb); created if new.")],
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only events at or after this time (ISO date/time UTC, or 7d/24h).")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Only events before this time (same forms).")] = None,
+    account: Annotated[
+        list[str] | None, typer.Option("--account", help="Only this account id (repeatable or comma-separated).")
+    ] = None,
+    region: Annotated[
+        list[str] | None, typer.Option("--region", help="Only this region (repeatable or comma-separated).")
+    ] = None,
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option("--endpoint-url", help="S3 endpoint for s3:// sources (default $AWS_ENDPOINT_URL or AWS)."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Worker processes (default: CPUs, at most 4; 0 = in this process)."),
+    ] = None,
+    batch_rows: Annotated[
+        int | None, typer.Option("--batch-rows", help="Rows per committed batch (default 100000).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Read files the manifest says are done (duplicates are still dropped).")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar, even on a terminal.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings file (default ./trailsight.toml).")] = None,
+) -> None:
+    """Ingest CloudTrail into a store."""
+    from trailsight.ingest import ingest
+    from trailsight.ingest.pipeline import Progress
+
+    settings = load_settings(config)
+    show = sys.stderr.isatty() and not no_progress and not json_out
+
+    bar = None
+    task_id = None
+    if show:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as Bar
+
+        bar = Bar(
+            TextColumn("ingest"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files · {task.fields[records]:,} records · {task.fields[new]:,} new"),
+            TextColumn("· {task.fields[bad]} quarantined"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        task_id = bar.add_task("files", total=None, records=0, new=0, bad=0)
+        bar.start()
+
+    def on_progress(p: Progress) -> None:
+        if bar is not None and task_id is not None:
+            bar.update(
+                task_id,
+                completed=p.files_done,
+                total=max(p.files_found, p.files_done) or None,
+                records=p.records,
+                new=p.new,
+                bad=p.quarantined,
+            )
+
+    try:
+        summary = ingest(
+            paths,
+            store,
+            settings,
+            since=parse_when(since, "--since"),
+            until=parse_when(until, "--until"),
+            accounts=_split(account),
+            regions=_split(region),
+            endpoint_url=endpoint_url,
+            workers=workers,
+            batch_rows=batch_rows,
+            force=force or None,
+            progress=on_progress if bar is not None else None,
+        )
+    finally:
+        if bar is not None:
+            bar.stop()
+    if json_out:
+        typer.echo(orjson.dumps(summary.to_dict()).decode())
+    else:
+        typer.echo(summary.line())
+        if summary.enrich_errors:
+            typer.echo(f"warning: enrichment failed for {summary.enrich_errors:,} events (kept without it)", err=True)
+    raise typer.Exit(summary.exit_code)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``ingest`` to the CLI."""
+    app.command("ingest", help=HELP)(ingest_command)

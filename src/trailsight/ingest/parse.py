@@ -1,0 +1,442 @@
+"""Turn the bytes of one source (a file, an S3 object, stdin) into CloudTrail records.
+
+Accepted shapes, detected from the content (never from the name alone):
+
+* a gzip stream (magic bytes ``1f 8b``; several members are read one after another);
+* ``{"Records": [...]}`` — a CloudTrail delivery file, also several of them back to back;
+* a JSON array of records, or a single record object;
+* JSON lines — one record per line (CloudTrail Lake / SIEM exports, OTRF), where a line may
+  also be a whole ``{"Records": [...]}`` document.
+
+The fast path parses a whole document with orjson. When that fails (a truncated gzip, a bad
+record, invalid UTF-8) or the source is larger than :data:`WHOLE_LIMIT`, a splitter walks the
+``Records`` array record by record, so that every good record before and after a bad one is
+kept and each bad one is reported with its index. Nothing here raises on bad input: problems
+come out as :class:`Problem` items.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+WHOLE_LIMIT: Final = 256 << 20
+"""Sources up to this size (decompressed) are parsed in one piece; larger ones are streamed."""
+
+SNIPPET_CHARS: Final = 200
+
+_GZIP_MAGIC: Final = b"\x1f\x8b"
+_WS: Final = b" \t\r\n"
+_RECORDS_START_RE: Final = re.compile(rb'\{\s*"Records"\s*:\s*\[')
+# A string token (its closing quote is group 1, missing when the data ends inside it) or a bracket.
+_TOKEN_RE: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(")?|[{}\[\]]', re.DOTALL)
+_SCAN_BLOCK: Final = 8 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something in a source that could not be read: where, why, and the start of it."""
+
+    location: str
+    reason: str
+    snippet: str = ""
+
+
+Item = tuple[int, Any, str] | Problem
+"""What the parser yields: ``(offset, record, unit)`` — ``unit`` is ``"record"`` when offset is the
+record's index in a JSON document (0-based) and ``"line"`` when it is the line number in JSON
+lines (1-based) — or a :class:`Problem`."""
+
+
+def snippet(data: bytes | str) -> str:
+    """The first :data:`SNIPPET_CHARS` characters of ``data``, safe to print."""
+    if isinstance(data, bytes):
+        return data[: SNIPPET_CHARS * 4].decode("utf-8", "backslashreplace")[:SNIPPET_CHARS]
+    return data[:SNIPPET_CHARS]
+
+
+class _GzipError(Exception):
+    """The compressed stream broke; carries a one-line reason."""
+
+
+def decompress(blocks: Iterable[bytes]) -> Iterator[bytes]:
+    """Yield the data of ``blocks``, gunzipping it when it starts with the gzip magic.
+
+    Concatenated gzip members are read in turn. A truncated or corrupt stream yields what
+    could be decoded and then raises :class:`_GzipError` with the reason.
+    """
+    it = iter(blocks)
+    pending = b""
+    for block in it:
+        pending += block
+        if len(pending) >= 2:
+            break
+    if not pending.startswith(_GZIP_MAGIC):
+        if pending:
+            yield pending
+        yield from it
+        return
+    dec = zlib.decompressobj(31)
+    in_member = True
+    consumed = 0
+    while True:
+        while pending:
+            if not in_member:
+                pending = pending.lstrip(b"\0")  # padding between members
+                if not pending:
+                    break
+                dec = zlib.decompressobj(31)
+                in_member = True
+            try:
+                out = dec.decompress(pending, _SCAN_BLOCK)
+            except zlib.error as exc:
+                raise _GzipError(f"gzip data corrupt after {consumed:,} compressed bytes ({exc})") from None
+            if out:
+                yield out
+            if dec.eof:
+                consumed += len(pending) - len(dec.unused_data)
+                pending = dec.unused_data
+                in_member = False
+            else:
+                consumed += len(pending) - len(dec.unconsumed_tail)
+                pending = dec.unconsumed_tail
+        following = next(it, None)
+        if following is None:
+            break
+        pending = following
+    if in_member:
+        raise _GzipError(f"gzip stream truncated after {consumed:,} compressed bytes")
+
+
+def iter_records(blocks: Iterable[bytes]) -> Iterator[Item]:
+    """Parse a source given as blocks of bytes; yield records and problems. Never raises."""
+    stream = decompress(blocks)
+    buf = bytearray()
+    gzip_problem: str | None = None
+    big = False
+    try:
+        for block in stream:
+            buf += block
+            if len(buf) > WHOLE_LIMIT:
+                big = True
+                break
+    except _GzipError as exc:
+        gzip_problem = str(exc)
+    except OSError as exc:
+        gzip_problem = f"read failed: {exc}"
+    if big:
+        yield from _stream_big(bytes(buf), stream)
+        return
+    data = bytes(buf)
+    del buf
+    if gzip_problem is None:
+        yield from _parse_whole(data)
+    else:
+        # Keep what came before the break: the splitter returns each complete record.
+        yield from _parse_partial(data, gzip_problem)
+
+
+def _first_char(data: bytes) -> tuple[int, int]:
+    start = 0
+    if data.startswith(b"\xef\xbb\xbf"):
+        start = 3
+    n = len(data)
+    while start < n and data[start] in _WS:
+        start += 1
+    return start, (data[start] if start < n else -1)
+
+
+def _parse_whole(data: bytes) -> Iterator[Item]:
+    start, first = _first_char(data)
+    if first == -1:
+        yield Problem("file", "empty source")
+        return
+    if first not in (ord("{"), ord("[")):
+        yield Problem("byte 0", "not JSON: does not start with '{' or '['", snippet(data))
+        return
+    try:
+        doc = orjson.loads(data[start:] if start else data)
+    except orjson.JSONDecodeError:
+        yield from _parse_fallback(data, start)
+        return
+    yield from _from_document(doc, 0)
+
+
+def _from_document(doc: object, line: int) -> Iterator[Item]:
+    """Records of a parsed value: a Records document, an array of records, or one record."""
+    if isinstance(doc, dict):
+        records = doc.get("Records")
+        if isinstance(records, list):
+            if line:
+                for rec in records:
+                    yield line, rec, "line"
+            else:
+                for i, rec in enumerate(records):
+                    yield i, rec, "record"
+        elif "Records" in doc:
+            yield Problem(f"line {line}" if line else "file", "wrong shape: Records is not an array")
+        elif _looks_like_event(doc):
+            yield line, doc, ("line" if line else "record")
+        else:
+            where = f"line {line}" if line else "file"
+            yield Problem(where, 'wrong shape: a JSON object that is neither {"Records": [...]} nor an event')
+    elif isinstance(doc, list):
+        for i, rec in enumerate(doc):
+            if line:
+                yield line, rec, "line"
+            else:
+                yield i, rec, "record"
+    else:
+        yield Problem(f"line {line}" if line else "file", f"wrong shape: a JSON {type(doc).__name__}")
+
+
+def _looks_like_event(doc: dict[str, Any]) -> bool:
+    return "eventName" in doc or "eventTime" in doc or "@timestamp" in doc or "eventID" in doc
+
+
+def _parse_fallback(data: bytes, start: int) -> Iterator[Item]:
+    """The whole-document parse failed: JSON lines, or a document with bad parts."""
+    newline = data.find(b"\n", start)
+    if newline != -1 and data[newline:].strip():
+        first_line = data[start:newline].strip()
+        try:
+            orjson.loads(first_line)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            yield from _parse_lines(data.split(b"\n"))
+            return
+    if _RECORDS_START_RE.match(data, start) or data[start] == ord("["):
+        yield from _split(data, start, final=True, problem_at_end=None)
+        return
+    yield from _parse_lines(data.split(b"\n"))
+
+
+def _parse_partial(data: bytes, why: str) -> Iterator[Item]:
+    """A stream that broke (truncated gzip): keep every complete record before the break."""
+    start, first = _first_char(data)
+    if first == -1:
+        yield Problem("file", why)
+        return
+    if _RECORDS_START_RE.match(data, start) or first == ord("["):
+        yield from _split(data, start, final=True, problem_at_end=why)
+        return
+    if first == ord("{"):
+        lines = data.split(b"\n")
+        # The last line is cut off by the break; it is reported with the reason.
+        yield from _parse_lines(lines[:-1])
+        yield Problem(f"line {len(lines)}", why, snippet(lines[-1]))
+        return
+    yield Problem("file", why, snippet(data))
+
+
+def _parse_lines(lines: Iterable[bytes], first_line: int = 1) -> Iterator[Item]:
+    loads = orjson.loads
+    for number, line in enumerate(lines, first_line):
+        if not line or line.isspace():
+            continue
+        try:
+            value = loads(line)
+        except orjson.JSONDecodeError as exc:
+            yield Problem(f"line {number}", _json_reason(line, exc), snippet(line))
+            continue
+        if isinstance(value, dict) and "Records" not in value:
+            yield number, value, "line"
+        else:
+            yield from _from_document(value, number)
+
+
+def _json_reason(text: bytes, exc: orjson.JSONDecodeError) -> str:
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"invalid UTF-8 at byte {bad.start}"
+    return f"invalid JSON: {exc.msg} at character {exc.pos}"
+
+
+def _split(
+    data: bytes,
+    start: int,
+    *,
+    final: bool,
+    problem_at_end: str | None,
+    index: int = 0,
+) -> Iterator[Item]:
+    """Walk ``{"Records":[...]}`` documents (or a JSON array) in ``data`` record by record."""
+    for item in _Splitter(index).feed(data, start, final=final, problem_at_end=problem_at_end):
+        if not isinstance(item, int):
+            yield item
+
+
+class _Splitter:
+    """Record-by-record walker over the ``Records`` arrays of one or more documents.
+
+    It tracks string and bracket nesting with a regular expression, so a bad record (invalid
+    JSON, invalid UTF-8) costs only itself; each record's text is parsed on its own.
+    """
+
+    def __init__(self, index: int = 0) -> None:
+        self.index = index  # record index across the source
+        self.in_array = False
+
+    def feed(self, data: bytes, pos: int, *, final: bool, problem_at_end: str | None) -> Iterator[Item | int]:
+        """Yield items for complete records in ``data[pos:]``; when not ``final``, end by yielding
+        the int position where an incomplete record starts (the caller keeps ``data[pos:]``)."""
+        n = len(data)
+        loads = orjson.loads
+        cut_off = False
+        while True:
+            while pos < n and data[pos] in b" \t\r\n,":
+                pos += 1
+            if pos >= n:
+                break
+            if not self.in_array:
+                match = _RECORDS_START_RE.match(data, pos)
+                if match is not None:
+                    self.in_array = True
+                    pos = match.end()
+                    continue
+                if data[pos] == ord("[") and self.index == 0:
+                    self.in_array = True
+                    pos += 1
+                    continue
+                nxt = _RECORDS_START_RE.search(data, pos)
+                if nxt is None:
+                    if final:
+                        tail = data[pos:].strip()
+                        if tail.strip(b"}] \t\r\n"):
+                            yield Problem(f"byte {pos}", "unexpected data after the Records array", snippet(tail))
+                        pos = n
+                    break
+                pos = nxt.start()
+                continue
+            if data[pos] == ord("]"):
+                self.in_array = False
+                pos += 1
+                continue
+            if data[pos] != ord("{"):
+                # A bare value in the array (not an object): take it up to the next comma.
+                end = _scalar_end(data, pos)
+                if end is None and not final:
+                    break
+                end = n if end is None else end
+                text = data[pos:end]
+                yield Problem(f"record {self.index}", "record is not a JSON object", snippet(text))
+                self.index += 1
+                pos = end
+                continue
+            end = _object_end(data, pos)
+            if end is None:
+                if not final:
+                    break
+                reason = problem_at_end or "file ends inside a record (truncated)"
+                yield Problem(f"record {self.index}", reason, snippet(data[pos:]))
+                self.index += 1
+                pos = n
+                cut_off = True
+                break
+            text = data[pos:end]
+            try:
+                yield self.index, loads(text), "record"
+            except orjson.JSONDecodeError as exc:
+                yield Problem(f"record {self.index}", _json_reason(text, exc), snippet(text))
+            self.index += 1
+            pos = end
+        if final:
+            if cut_off:
+                pass
+            elif problem_at_end is not None:
+                yield Problem(f"byte {n}", problem_at_end)
+            elif self.in_array:
+                yield Problem(f"byte {n}", "file ends inside the Records array (truncated)")
+        else:
+            yield pos
+
+
+def _object_end(data: bytes, pos: int) -> int | None:
+    """Index just past the object starting at ``data[pos]`` ('{'), or None if it is cut off."""
+    depth = 0
+    for match in _TOKEN_RE.finditer(data, pos):
+        tok = match.group()
+        c = tok[0]
+        if c == 0x22:  # a string token: skip it, unless the data ends inside it
+            if match.group(1) is None:
+                return None
+            continue
+        if c in (0x7B, 0x5B):  # { [
+            depth += 1
+        else:
+            depth -= 1
+            if depth == 0:
+                return match.end()
+    return None
+
+
+def _scalar_end(data: bytes, pos: int) -> int | None:
+    for i in range(pos, len(data)):
+        if data[i] in b",]":
+            return i
+    return None
+
+
+def _stream_big(head: bytes, rest: Iterator[bytes]) -> Iterator[Item]:
+    """Stream a source over :data:`WHOLE_LIMIT`: splitter for documents, line by line otherwise."""
+    start, first = _first_char(head)
+    if _RECORDS_START_RE.match(head, start) or first == ord("["):
+        yield from _stream_split(head, start, rest)
+    elif first == ord("{"):
+        yield from _stream_lines(head, rest)
+    else:
+        yield Problem("byte 0", "not JSON: does not start with '{' or '['", snippet(head))
+
+
+def _stream_split(head: bytes, start: int, rest: Iterator[bytes]) -> Iterator[Item]:
+    splitter = _Splitter()
+    buf = head
+    pos = start
+    try:
+        for block in rest:
+            buf = buf[pos:] + block if pos else buf + block
+            pos = 0
+            if len(buf) < _SCAN_BLOCK:
+                continue
+            for item in splitter.feed(buf, 0, final=False, problem_at_end=None):
+                if isinstance(item, int):
+                    pos = item
+                else:
+                    yield item
+    except (_GzipError, OSError) as exc:
+        yield from _finish(splitter, buf[pos:], str(exc))
+        return
+    yield from _finish(splitter, buf[pos:], None)
+
+
+def _finish(splitter: _Splitter, buf: bytes, why: str | None) -> Iterator[Item]:
+    for item in splitter.feed(buf, 0, final=True, problem_at_end=why):
+        if not isinstance(item, int):
+            yield item
+
+
+def _stream_lines(head: bytes, rest: Iterator[bytes]) -> Iterator[Item]:
+    carry = head
+    line_no = 1
+    try:
+        for block in rest:
+            carry += block
+            cut = carry.rfind(b"\n")
+            if cut == -1:
+                continue
+            lines = carry[:cut].split(b"\n")
+            carry = carry[cut + 1 :]
+            yield from _parse_lines(lines, line_no)
+            line_no += len(lines)
+    except (_GzipError, OSError) as exc:
+        yield Problem(f"line {line_no}", str(exc), snippet(carry))
+        return
+    if carry.strip():
+        yield from _parse_lines([carry], line_no)

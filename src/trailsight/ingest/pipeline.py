@@ -1,0 +1,788 @@
+"""The ingest pipeline: sources → parse → normalise → enrich → de-duplicate → lake + state.
+
+:func:`ingest` is the Python API (the CLI, the demo and watch mode call it). It
+
+1. lists the sources (:mod:`~trailsight.ingest.sources`), pruning by path, and skips every
+   file the manifest already holds with the same size and version;
+2. groups files into tasks of a few MiB and parses, normalises and enriches them — in a
+   pool of worker processes when there is enough input, else in this process — streaming
+   records in chunks so memory does not grow with the input;
+3. collects chunks into batches of about ``batch_rows`` rows, cut at file boundaries, and
+   commits each batch: drop event ids seen earlier in the batch or already in the lake, write
+   one zstd Parquet file per (account, day) under a temporary name and rename it into place,
+   then register the files, the new event ids, the manifest rows of the batch's files and
+   its quarantine entries in ONE DuckDB transaction.
+
+A run killed at any moment therefore leaves each file either wholly in the lake or not at all
+(a file over ``4 × batch_rows`` records may commit in parts; the re-run completes it and
+de-duplication keeps it exact). Parquet files a killed run wrote but never registered are
+orphans: readers ignore them and the next ingest deletes them. Bad input never stops a run: it
+goes to the quarantine (:mod:`~trailsight.ingest.quarantine`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import gc
+import multiprocessing as mp
+import os
+import queue
+import secrets
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from itertools import chain, islice
+from pathlib import Path
+from typing import IO, Any, BinaryIO, Final
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from trailsight.config import Settings
+from trailsight.errors import ConfigError, IngestError, StoreError, TrailsightError
+from trailsight.ingest import normalise as norm
+from trailsight.ingest.parse import Problem, iter_records, snippet
+from trailsight.ingest.quarantine import QUARANTINE_DDL, QuarantineEntry, QuarantineWriter, insert_entries
+from trailsight.ingest.sources import (
+    STDIN,
+    PathFilter,
+    SourceFile,
+    discover,
+    make_s3_client,
+    read_blocks,
+)
+from trailsight.schema import EVENT_COLUMNS, EVENT_SCHEMA
+from trailsight.store import lake, state
+from trailsight.store.layout import StoreLayout
+
+DEFAULT_BATCH_ROWS: Final = 100_000
+CHUNK_ROWS: Final = 25_000
+TASK_BYTES: Final = 4 << 20
+TASK_FILES: Final = 512
+MANIFEST_PROBE: Final = 4096
+
+ProgressCallback = Callable[["Progress"], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestOptions:
+    """How to ingest: filters, S3 endpoint, parallelism, batch size.
+
+    Read from the ``[ingest]`` section of the settings (``workers``, ``batch_rows``,
+    ``endpoint_url``), overridden by keyword arguments / CLI flags.
+    """
+
+    since: datetime | None = None
+    until: datetime | None = None
+    accounts: frozenset[str] = frozenset()
+    regions: frozenset[str] = frozenset()
+    endpoint_url: str | None = None
+    workers: int | None = None
+    batch_rows: int = DEFAULT_BATCH_ROWS
+    force: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None, **overrides: Any) -> IngestOptions:
+        """Options from ``[ingest]`` of ``settings``, then ``overrides`` that are not None."""
+        section: Mapping[str, Any] = settings.section("ingest") if settings is not None else {}
+        where = f"{settings.path}: [ingest]" if settings is not None and settings.path else "[ingest]"
+        values: dict[str, Any] = {}
+        for name, kind in (("workers", int), ("batch_rows", int), ("endpoint_url", str)):
+            if name in section:
+                value = section[name]
+                if not isinstance(value, kind) or isinstance(value, bool):
+                    raise ConfigError(f"{where} {name} must be {'an integer' if kind is int else 'a string'}")
+                values[name] = value
+        unknown = set(section) - {"workers", "batch_rows", "endpoint_url"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown setting {sorted(unknown)[0]!r}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        for key in ("accounts", "regions"):
+            if key in values:
+                values[key] = frozenset(values[key])
+        for key in ("since", "until"):
+            if values.get(key) is not None and values[key].tzinfo is None:
+                values[key] = values[key].replace(tzinfo=UTC)
+        opts = cls(**values)
+        if opts.workers is not None and opts.workers < 0:
+            raise ConfigError(f"{where} workers must be 0 or more")
+        if opts.batch_rows < 1:
+            raise ConfigError(f"{where} batch_rows must be at least 1")
+        if opts.since and opts.until and opts.since >= opts.until:
+            raise ConfigError(f"--since {opts.since.isoformat()} is not before --until {opts.until.isoformat()}")
+        return opts
+
+    @property
+    def filters(self) -> PathFilter:
+        """The path / record filters."""
+        return PathFilter(since=self.since, until=self.until, accounts=self.accounts, regions=self.regions)
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestSummary:
+    """What one ingest run did. ``records = new + duplicates + filtered + quarantined``."""
+
+    run_id: str
+    store: Path
+    files: int
+    skipped_files: int
+    records: int
+    new: int
+    duplicates: int
+    quarantined: int
+    filtered: int
+    seconds: float
+    quarantine_file: Path | None = None
+    enrich_errors: int = 0
+    workers: int = 0
+
+    @property
+    def records_per_second(self) -> float:
+        """Records handled per second of wall time."""
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def events_ingested(self) -> int:
+        """Events added to the lake (same as ``new``)."""
+        return self.new
+
+    @property
+    def exit_code(self) -> int:
+        """0 when nothing was quarantined, else 3 (see ``trailsight.cli.main``)."""
+        return 3 if self.quarantined else 0
+
+    def line(self) -> str:
+        """The one-line summary the CLI prints."""
+        text = (
+            f"ingested {self.files:,} files ({self.skipped_files:,} already done): {self.records:,} records, "
+            f"{self.new:,} new, {self.duplicates:,} duplicates, {self.quarantined:,} quarantined"
+        )
+        if self.filtered:
+            text += f", {self.filtered:,} filtered out"
+        text += f" in {self.seconds:.1f} s ({self.records_per_second:,.0f} records/s)"
+        if self.quarantine_file is not None and self.quarantined:
+            text += f"; quarantine: {self.quarantine_file}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``--json``)."""
+        out = asdict(self)
+        out["store"] = str(self.store)
+        out["quarantine_file"] = str(self.quarantine_file) if self.quarantine_file else None
+        out["records_per_second"] = round(self.records_per_second, 1)
+        out["exit_code"] = self.exit_code
+        return out
+
+
+@dataclass(slots=True)
+class Progress:
+    """Running totals handed to the progress callback."""
+
+    files_done: int = 0
+    files_found: int = 0
+    listing_done: bool = False
+    records: int = 0
+    new: int = 0
+    quarantined: int = 0
+
+
+# ---------------------------------------------------------------------------- worker side
+
+
+@dataclass(frozen=True, slots=True)
+class _Task:
+    task_id: int
+    sources: tuple[SourceFile, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _FileDone:
+    source: SourceFile
+    records: int
+    quarantined: int
+    complete: bool  # read to the end (False: the read itself failed; retry next time)
+
+
+@dataclass(slots=True)
+class _Chunk:
+    task_id: int
+    table: pa.Table | None
+    problems: list[QuarantineEntry]
+    files: list[_FileDone]
+    rows: int = 0
+    filtered: int = 0
+    enrich_errors: int = 0
+    final: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class _WorkerFailure:
+    task_id: int
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class _WorkerConfig:
+    filters: PathFilter
+    endpoint_url: str | None
+    settings: Settings | None
+    chunk_rows: int = CHUNK_ROWS
+
+
+@dataclass
+class _WorkerState:
+    config: _WorkerConfig
+    enricher: Any = None
+    enricher_loaded: bool = False
+    s3: Any = None
+    stdin: BinaryIO | None = None
+
+    def s3_client(self) -> Any:
+        if self.s3 is None:
+            self.s3 = make_s3_client(self.config.endpoint_url)
+        return self.s3
+
+    def get_enricher(self) -> Any:
+        if not self.enricher_loaded:
+            self.enricher = load_enricher(self.config.settings)
+            self.enricher_loaded = True
+        return self.enricher
+
+
+def load_enricher(settings: Settings | None) -> Any:
+    """``trailsight.enrich.Enricher.from_settings(settings)`` (imported on first use, per process)."""
+    from trailsight.enrich import Enricher
+
+    return Enricher.from_settings(settings if settings is not None else Settings())
+
+
+def _enrich(table: pa.Table, enricher: Any) -> tuple[pa.Table, int]:
+    """Enrich ``table``; on failure keep the rows with empty enrichment and count them."""
+    if enricher is None or table.num_rows == 0:
+        return table, 0
+    try:
+        out = enricher.enrich(table)
+        return out.select(list(EVENT_COLUMNS)).cast(EVENT_SCHEMA), 0
+    except Exception:  # enrichment must never lose records
+        return table, table.num_rows
+
+
+def _location(unit: str, offset: int) -> str:
+    return f"{unit} {offset}"
+
+
+def _record_snippet(record: object) -> str:
+    try:
+        return snippet(orjson.dumps(record))
+    except Exception:
+        return snippet(repr(record))
+
+
+def _process_task(task: _Task, ws: _WorkerState) -> Iterator[_Chunk]:
+    """Parse, normalise, filter and enrich the sources of one task, yielding chunks."""
+    cfg = ws.config
+    filters = cfg.filters
+    since_us = _micros(filters.since) if filters.since else None
+    until_us = _micros(filters.until) if filters.until else None
+    accounts = filters.accounts
+    regions = filters.regions
+    check = bool(filters.active)
+    normalise_row = norm.normalise_row
+    Rejection = norm.Rejection
+
+    rows: list[norm.Row] = []
+    problems: list[QuarantineEntry] = []
+    files: list[_FileDone] = []
+    filtered = 0
+    enrich_errors = 0
+
+    def emit(final: bool) -> _Chunk:
+        nonlocal rows, problems, files, filtered, enrich_errors
+        table, errors = (None, 0)
+        n = len(rows)
+        if rows:
+            table, errors = _enrich(norm.rows_to_table(rows), ws.get_enricher())
+        chunk = _Chunk(task.task_id, table, problems, files, n, filtered, enrich_errors + errors, final)
+        rows, problems, files, filtered, enrich_errors = [], [], [], 0, 0
+        return chunk
+
+    for src in task.sources:
+        display = src.key
+        default_account = src.account
+        n_records = 0
+        n_bad = 0
+        complete = True
+        unit = "line"
+        try:
+            blocks = read_blocks(src, s3_client=ws.s3_client, stdin=ws.stdin)
+            for item in iter_records(blocks):
+                if isinstance(item, Problem):
+                    problems.append(QuarantineEntry(display, item.location, item.reason, item.snippet))
+                    n_bad += 1
+                    continue
+                offset, record, unit = item
+                n_records += 1
+                row = normalise_row(record, display, offset, default_account)
+                if type(row) is Rejection:
+                    problems.append(
+                        QuarantineEntry(display, _location(unit, offset), row.reason, _record_snippet(record))
+                    )
+                    n_bad += 1
+                    continue
+                if check:
+                    micros = row[1]  # type: ignore[index]
+                    if (
+                        (since_us is not None and micros < since_us)
+                        or (until_us is not None and micros >= until_us)
+                        or (accounts and row[3] not in accounts)  # type: ignore[index]
+                        or (regions and row[4] not in regions)  # type: ignore[index]
+                    ):
+                        filtered += 1
+                        continue
+                rows.append(row)  # type: ignore[arg-type]
+                if len(rows) >= cfg.chunk_rows:
+                    yield emit(final=False)
+        except Exception as exc:  # a source that cannot be read is quarantined, never fatal
+            complete = False
+            reason = f"cannot read: {type(exc).__name__}: {exc}".splitlines()[0][:500]
+            problems.append(QuarantineEntry(display, "file", reason))
+            n_bad += 1
+        files.append(_FileDone(src, n_records, n_bad, complete and not src.is_stdin))
+    yield emit(final=True)
+
+
+def _micros(stamp: datetime) -> int:
+    aware = stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
+    return round(aware.timestamp() * 1_000_000)
+
+
+def _worker_main(task_q: Any, result_q: Any, config: _WorkerConfig) -> None:
+    """Entry point of a worker process: take tasks until ``None``, put chunks."""
+    gc.disable()  # parsed records hold no cycles; the cyclic collector only costs time here
+    ws = _WorkerState(config)
+    while True:
+        task = task_q.get()
+        if task is None:
+            break
+        try:
+            for chunk in _process_task(task, ws):
+                result_q.put(chunk)
+                gc.collect(0)
+        except BaseException:
+            result_q.put(_WorkerFailure(task.task_id, traceback.format_exc()))
+            raise
+
+
+# ---------------------------------------------------------------------------- main side
+
+
+def _run_inline(tasks: Iterable[_Task], ws: _WorkerState) -> Iterator[_Chunk]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for task in tasks:
+            yield from _process_task(task, ws)
+            gc.collect(0)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _run_pool(tasks: Iterator[_Task], config: _WorkerConfig, n_workers: int) -> Iterator[_Chunk]:
+    ctx = mp.get_context("spawn")
+    task_q: Any = ctx.Queue()
+    result_q: Any = ctx.Queue(maxsize=n_workers * 2)
+    procs = [
+        ctx.Process(target=_worker_main, args=(task_q, result_q, config), daemon=True, name=f"trailsight-ingest-{i}")
+        for i in range(n_workers)
+    ]
+    for proc in procs:
+        proc.start()
+    outstanding = 0
+    exhausted = False
+
+    def submit() -> None:
+        nonlocal outstanding, exhausted
+        while not exhausted and outstanding < n_workers * 2:
+            task = next(tasks, None)
+            if task is None:
+                exhausted = True
+                return
+            task_q.put(task)
+            outstanding += 1
+
+    try:
+        submit()
+        while outstanding:
+            try:
+                msg = result_q.get(timeout=2.0)
+            except queue.Empty:
+                dead = [p for p in procs if p.exitcode not in (None, 0)]
+                if dead:
+                    raise IngestError(f"an ingest worker process died (exit code {dead[0].exitcode})") from None
+                continue
+            if isinstance(msg, _WorkerFailure):
+                raise IngestError(f"an ingest worker failed: {msg.message.strip().splitlines()[-1]}")
+            if msg.final:
+                outstanding -= 1
+                submit()
+            yield msg
+        for _ in procs:
+            task_q.put(None)
+        for proc in procs:
+            proc.join(timeout=30)
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in procs:
+            proc.join(timeout=5)
+        task_q.cancel_join_thread()
+        result_q.cancel_join_thread()
+
+
+class _StoreLock:
+    """An exclusive lock on ``S/.ingest.lock``: one ingest per store at a time."""
+
+    def __init__(self, layout: StoreLayout) -> None:
+        self.path = layout.root / ".ingest.lock"
+        self._fh: IO[bytes] | None = None
+
+    def __enter__(self) -> _StoreLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = self.path.open("ab")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise IngestError(f"{self.path.parent}: another ingest is writing to this store; try again later") from None
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+
+@dataclass
+class _Committer:
+    """Buffers chunks into batches and commits each batch atomically."""
+
+    layout: StoreLayout
+    run_id: str
+    batch_rows: int
+    tables: list[pa.Table] = field(default_factory=list)
+    rows: int = 0
+    files: list[_FileDone] = field(default_factory=list)
+    problems: list[QuarantineEntry] = field(default_factory=list)
+    open_tasks: set[int] = field(default_factory=set)
+    seq: int = 0
+    new: int = 0
+    duplicates: int = 0
+
+    def add(self, chunk: _Chunk) -> None:
+        if chunk.table is not None and chunk.table.num_rows:
+            self.tables.append(chunk.table)
+            self.rows += chunk.table.num_rows
+        self.files.extend(chunk.files)
+        self.problems.extend(chunk.problems)
+        if chunk.final:
+            self.open_tasks.discard(chunk.task_id)
+        else:
+            self.open_tasks.add(chunk.task_id)
+        if (self.rows >= self.batch_rows and not self.open_tasks) or self.rows >= 4 * self.batch_rows:
+            self.commit()
+
+    def commit(self) -> None:
+        """Write the buffered rows and register everything in one transaction."""
+        if not self.tables and not self.files and not self.problems:
+            return
+        self.seq += 1
+        batch_id = f"{self.run_id}-{self.seq:05d}"
+        table = pa.concat_tables(self.tables) if self.tables else EVENT_SCHEMA.empty_table()
+        received = table.num_rows
+        table = _first_per_event_id(table)
+        written: list[lake.LakeFile] = []
+        with state.connect(self.layout) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if table.num_rows:
+                    ids = table.column("event_id").combine_chunks()
+                    seen = state.existing_event_ids(con, ids)
+                    if len(seen):
+                        table = table.filter(pc.invert(pc.is_in(ids, value_set=seen)))
+                written = lake.write_batch(self.layout, table, batch_id)
+                lake.register_files(con, written, batch_id)
+                state.insert_event_ids(con, table.select(["event_id", "event_date"]), batch_id)
+                state.insert_manifest(con, _manifest_rows(self.files, self.run_id))
+                insert_entries(con, self.run_id, self.problems)
+                con.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    con.execute("ROLLBACK")
+                for item in written:
+                    (self.layout.root / item.path).unlink(missing_ok=True)
+                raise
+        self.new += table.num_rows
+        self.duplicates += received - table.num_rows
+        self.tables, self.rows, self.files, self.problems = [], 0, [], []
+
+
+def _first_per_event_id(table: pa.Table) -> pa.Table:
+    """Keep the first row of each event id (CloudTrail repeats records across deliveries)."""
+    n = table.num_rows
+    if n < 2:
+        return table
+    ids = table.column("event_id")
+    if pc.count_distinct(ids).as_py() == n:
+        return table
+    keyed = pa.table({"event_id": ids, "i": pa.array(np.arange(n, dtype=np.int64))})
+    first = keyed.group_by("event_id", use_threads=False).aggregate([("i", "min")]).column("i_min")
+    return table.take(pc.take(first, pc.sort_indices(first)))
+
+
+def _manifest_rows(files: list[_FileDone], run_id: str) -> pa.Table:
+    done = [f for f in files if f.complete]
+    now = datetime.now(UTC)
+    return pa.table(
+        {
+            "source": pa.array([f.source.key for f in done], pa.string()),
+            "size": pa.array([f.source.size for f in done], pa.int64()),
+            "version": pa.array([f.source.version for f in done], pa.string()),
+            "run_id": pa.array([run_id] * len(done), pa.string()),
+            "records": pa.array([f.records for f in done], pa.int64()),
+            "quarantined": pa.array([f.quarantined for f in done], pa.int64()),
+            "ingested_at": pa.array([now] * len(done), pa.timestamp("us", tz="UTC")),
+        }
+    )
+
+
+def new_run_id() -> str:
+    """A run id: UTC time plus a random suffix (``20250303T120000Z-1a2b3c``)."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def _check_paths(paths: Sequence[str]) -> None:
+    if not paths:
+        raise IngestError("nothing to ingest: give at least one path, glob, '-' or s3:// URI")
+    # Fail on a mistyped path before anything is written.
+    for text in paths:
+        if text == STDIN or text.startswith("s3://"):
+            continue
+        path = Path(text).expanduser()
+        if not path.exists() and not any(c in text for c in "*?["):
+            raise IngestError(f"{text}: no such file or folder")
+
+
+def _new_sources(
+    found: Iterator[SourceFile], layout: StoreLayout, force: bool, counts: dict[str, int]
+) -> Iterator[SourceFile]:
+    """Drop sources the manifest already holds (same size and version), probing in blocks."""
+    while True:
+        block = list(islice(found, MANIFEST_PROBE))
+        if not block:
+            return
+        counts["found"] += len(block)
+        known: set[str] = set()
+        if not force:
+            probe = [(s.key, s.size, s.version) for s in block if not s.is_stdin]
+            if probe:
+                with state.connect(layout, read_only=True) as con:
+                    known = state.known_sources(con, probe)
+        for src in block:
+            if src.key in known:
+                counts["skipped"] += 1
+            else:
+                yield src
+
+
+def _tasks(sources: Iterator[SourceFile]) -> Iterator[_Task]:
+    batch: list[SourceFile] = []
+    size = 0
+    task_id = 0
+    for src in sources:
+        if src.is_stdin:
+            if batch:
+                yield _Task(task_id, tuple(batch))
+                task_id += 1
+                batch, size = [], 0
+            yield _Task(task_id, (src,))
+            task_id += 1
+            continue
+        batch.append(src)
+        size += src.size
+        if size >= TASK_BYTES or len(batch) >= TASK_FILES:
+            yield _Task(task_id, tuple(batch))
+            task_id += 1
+            batch, size = [], 0
+    if batch:
+        yield _Task(task_id, tuple(batch))
+
+
+def default_workers() -> int:
+    """Worker processes by default: the CPUs this process may use, at most 4."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 4))
+
+
+def ingest(
+    paths: Sequence[str | Path],
+    store: str | Path | StoreLayout,
+    settings: Settings | None = None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    accounts: Iterable[str] | None = None,
+    regions: Iterable[str] | None = None,
+    endpoint_url: str | None = None,
+    workers: int | None = None,
+    batch_rows: int | None = None,
+    force: bool | None = None,
+    progress: ProgressCallback | None = None,
+    stdin: BinaryIO | None = None,
+) -> IngestSummary:
+    """Ingest CloudTrail from ``paths`` into the store; return what happened.
+
+    ``paths`` are files, folders (CloudTrail S3 layout or any tree of .json/.json.gz/.jsonl),
+    globs, ``-`` (read ``stdin``, default ``sys.stdin``) or ``s3://bucket/prefix``. Filters
+    prune by path and drop records outside them. ``workers=0`` runs in this process.
+    Raises :class:`~trailsight.errors.TrailsightError` only for fatal problems (a missing path,
+    an unreadable store); bad input is quarantined and counted.
+    """
+    started = time.perf_counter()
+    started_at = datetime.now(UTC)
+    layout = store if isinstance(store, StoreLayout) else StoreLayout(Path(store))
+    options = IngestOptions.from_settings(
+        settings,
+        since=since,
+        until=until,
+        accounts=accounts,
+        regions=regions,
+        endpoint_url=endpoint_url,
+        workers=workers,
+        batch_rows=batch_rows,
+        force=force,
+    )
+    texts = [str(p) for p in paths]
+    _check_paths(texts)
+    if texts.count(STDIN) > 1:
+        raise IngestError("'-' (stdin) can be given only once")
+    run_id = new_run_id()
+    config = _WorkerConfig(filters=options.filters, endpoint_url=options.endpoint_url, settings=settings)
+    ws = _WorkerState(config, stdin=stdin)
+    enricher = ws.get_enricher()  # a broken enrichment set-up fails here, before anything is read
+    del enricher
+
+    layout.root.mkdir(parents=True, exist_ok=True)
+    with _StoreLock(layout):
+        with state.connect(layout) as con:
+            state.ensure_tables(con)
+            lake.ensure_tables(con)
+            con.execute(QUARANTINE_DDL)
+            registered = lake.registered_paths(con)
+            con.execute(
+                "INSERT INTO ingest_runs (run_id, started_at, paths) VALUES (?, ?, ?)",
+                [run_id, started_at, " ".join(texts)[:4000]],
+            )
+        lake.sweep_orphans(layout, registered)
+        del registered
+
+        counts = {"found": 0, "skipped": 0}
+        found = discover(texts, options.filters, s3_client=ws.s3_client)
+        tasks = _tasks(_new_sources(found, layout, options.force, counts))
+
+        n_workers = default_workers() if options.workers is None else options.workers
+        head = list(islice(tasks, max(n_workers, 1) * 2 + 1))
+        use_pool = n_workers > 1 and len(head) > 2 and not any(s.is_stdin for t in head for s in t.sources)
+        if not use_pool:
+            n_workers = 0
+
+        qwriter = QuarantineWriter(layout.quarantine, run_id)
+        committer = _Committer(layout, run_id, options.batch_rows)
+        prog = Progress()
+        rows = filtered = enrich_errors = files_read = 0
+        if use_pool:
+            chunks: Iterator[_Chunk] = _run_pool(chain(head, tasks), config, n_workers)
+        else:
+            chunks = _run_inline(chain(head, tasks), ws)
+        try:
+            for chunk in chunks:
+                qwriter.write(chunk.problems)
+                rows += chunk.rows
+                filtered += chunk.filtered
+                enrich_errors += chunk.enrich_errors
+                files_read += len(chunk.files)
+                committer.add(chunk)
+                if progress is not None:
+                    prog.files_done = files_read
+                    prog.files_found = counts["found"] - counts["skipped"]
+                    prog.records = rows + filtered + qwriter.count
+                    prog.new = committer.new
+                    prog.quarantined = qwriter.count
+                    progress(prog)
+            committer.commit()
+        finally:
+            qwriter.close()
+        seconds = time.perf_counter() - started
+        summary = IngestSummary(
+            run_id=run_id,
+            store=layout.root,
+            files=files_read,
+            skipped_files=counts["skipped"],
+            records=committer.new + committer.duplicates + filtered + qwriter.count,
+            new=committer.new,
+            duplicates=committer.duplicates,
+            quarantined=qwriter.count,
+            filtered=filtered,
+            seconds=seconds,
+            quarantine_file=qwriter.path if qwriter.count else None,
+            enrich_errors=enrich_errors,
+            workers=n_workers,
+        )
+        try:
+            with state.connect(layout) as con:
+                con.execute(
+                    "UPDATE ingest_runs SET finished_at = ?, files = ?, skipped_files = ?, records = ?, new = ?, "
+                    "duplicates = ?, quarantined = ?, filtered = ?, seconds = ? WHERE run_id = ?",
+                    [
+                        datetime.now(UTC),
+                        summary.files,
+                        summary.skipped_files,
+                        summary.records,
+                        summary.new,
+                        summary.duplicates,
+                        summary.quarantined,
+                        summary.filtered,
+                        summary.seconds,
+                        run_id,
+                    ],
+                )
+        except StoreError:
+            pass  # the events are committed; the run log is best effort
+    if progress is not None:
+        prog.listing_done = True
+        progress(prog)
+    return summary
+
+
+__all__ = [
+    "DEFAULT_BATCH_ROWS",
+    "IngestOptions",
+    "IngestSummary",
+    "Progress",
+    "TrailsightError",
+    "default_workers",
+    "ingest",
+    "load_enricher",
+    "new_run_id",
+]

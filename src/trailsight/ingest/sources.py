@@ -1,0 +1,328 @@
+"""Where CloudTrail comes from: local files and folders, globs, stdin, and ``s3://`` prefixes.
+
+:func:`discover` turns the command line's paths into :class:`SourceFile` items, pruning by
+the CloudTrail S3 layout before anything is opened::
+
+    AWSLogs/[o-<org id>/]<account>/CloudTrail/<region>/YYYY/MM/DD/<account>_CloudTrail_<region>_<stamp>_<rand>.json.gz
+
+A folder is walked recursively for ``.json``, ``.jsonl``, ``.ndjson`` (each optionally
+``.gz``); ``CloudTrail-Digest`` and ``CloudTrail-Insight`` folders and hidden entries are
+skipped. A file named on the command line is read whatever its name. Filters on account,
+region and date prune whole folders (and S3 keys) whose path says they are out of range;
+dates keep one day of margin on each side because a delivery folder's date is the delivery
+time, not the event time (records are filtered exactly later).
+
+:func:`read_blocks` yields a source's bytes in blocks, whatever it is.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO, Final
+
+from trailsight.errors import IngestError
+
+BLOCK_SIZE: Final = 4 << 20
+STDIN: Final = "-"
+
+_EXTENSIONS: Final = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")
+_SKIP_DIRS: Final = frozenset({"CloudTrail-Digest", "CloudTrail-Insight"})
+_GLOB_CHARS: Final = re.compile(r"[*?\[]")
+_LAYOUT_RE: Final = re.compile(
+    r"AWSLogs/(?:o-[a-z0-9]+/)?(\d{12})/CloudTrail/([A-Za-z0-9_-]+)/(\d{4})/(\d{2})/(\d{2})(?:/|$)"
+)
+_NAME_RE: Final = re.compile(r"(?:^|/)(\d{12})_CloudTrail_([A-Za-z0-9_-]+?)_(\d{4})(\d{2})(\d{2})T\d{4}Z")
+_ACCOUNT_DIR_RE: Final = re.compile(r"\d{12}")
+_ORG_DIR_RE: Final = re.compile(r"o-[a-z0-9]+")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """One thing to read: a local file, an S3 object, or stdin.
+
+    ``key`` identifies it in the ingest manifest (absolute path, ``s3://`` URI or ``-``);
+    ``version`` is the modification time in nanoseconds (local) or the ETag (S3).
+    ``account`` is the account its S3-layout path names, used when a record has none.
+    """
+
+    key: str
+    size: int
+    version: str
+    account: str | None = None
+
+    @property
+    def is_stdin(self) -> bool:
+        """Whether this source is standard input."""
+        return self.key == STDIN
+
+    @property
+    def is_s3(self) -> bool:
+        """Whether this source is an S3 object."""
+        return self.key.startswith("s3://")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PathFilter:
+    """Account / region / time filters, applied to paths (pruning) and to records."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    accounts: frozenset[str] = frozenset()
+    regions: frozenset[str] = frozenset()
+
+    @property
+    def active(self) -> bool:
+        """Whether any filter is set."""
+        return bool(self.since or self.until or self.accounts or self.regions)
+
+    def _first_day(self) -> date | None:
+        return (self.since.astimezone(UTC) - timedelta(days=1)).date() if self.since else None
+
+    def _last_day(self) -> date | None:
+        return (self.until.astimezone(UTC) + timedelta(days=1)).date() if self.until else None
+
+    def keep_path(self, path: str) -> bool:
+        """False when the path's S3 layout (or CloudTrail file name) puts it outside the filters."""
+        if not self.active:
+            return True
+        found = _parse_layout(path)
+        if found is None:
+            return True
+        account, region, day = found
+        if self.accounts and account not in self.accounts:
+            return False
+        if self.regions and region not in self.regions:
+            return False
+        first, last = self._first_day(), self._last_day()
+        if day is not None and first is not None and day < first:
+            return False
+        return not (day is not None and last is not None and day > last)
+
+    def keep_dir(self, parts_after_awslogs: list[str]) -> bool:
+        """False when a folder below ``AWSLogs/`` holds only files outside the filters."""
+        if not self.active:
+            return True
+        parts = list(parts_after_awslogs)
+        if parts and _ORG_DIR_RE.fullmatch(parts[0]):
+            parts = parts[1:]
+        if not parts:
+            return True
+        if self.accounts and _ACCOUNT_DIR_RE.fullmatch(parts[0]) and parts[0] not in self.accounts:
+            return False
+        if len(parts) < 3 or parts[1] != "CloudTrail":
+            return True
+        if self.regions and _region(parts[2]) not in self.regions:
+            return False
+        return self._keep_date_parts(parts[3:6])
+
+    def _keep_date_parts(self, date_parts: list[str]) -> bool:
+        if not date_parts or not all(p.isdigit() for p in date_parts):
+            return True
+        first, last = self._first_day(), self._last_day()
+        nums = [int(p) for p in date_parts]
+        try:
+            low = date(nums[0], nums[1] if len(nums) > 1 else 1, nums[2] if len(nums) > 2 else 1)
+            if len(nums) == 1:
+                high = date(nums[0], 12, 31)
+            elif len(nums) == 2:
+                high = (date(nums[0], nums[1], 28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+            else:
+                high = low
+        except ValueError:
+            return True
+        if first is not None and high < first:
+            return False
+        return not (last is not None and low > last)
+
+
+def _region(text: str) -> str:
+    return text.replace("_", "-")
+
+
+def _parse_layout(path: str) -> tuple[str, str, date | None] | None:
+    text = path.replace("\\", "/")
+    match = _LAYOUT_RE.search(text) or _NAME_RE.search(text)
+    if match is None:
+        return None
+    try:
+        day: date | None = date(int(match[3]), int(match[4]), int(match[5]))
+    except ValueError:
+        day = None
+    return match[1], _region(match[2]), day
+
+
+def path_account(path: str) -> str | None:
+    """The account an S3-layout path or CloudTrail file name names, if any."""
+    found = _parse_layout(path)
+    return found[0] if found else None
+
+
+def _is_log_name(name: str) -> bool:
+    return name.endswith(_EXTENSIONS) and not name.startswith(".")
+
+
+def _local_source(path: Path) -> SourceFile:
+    st = path.stat()
+    text = str(path)
+    return SourceFile(key=text, size=st.st_size, version=str(st.st_mtime_ns), account=path_account(text))
+
+
+def _walk(root: Path, filters: PathFilter) -> Iterator[SourceFile]:
+    """Files below ``root`` in a stable order, pruning folders the filters exclude."""
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
+        except OSError as exc:
+            raise IngestError(f"{folder}: cannot list folder: {exc.strerror or exc}") from None
+        files: list[Path] = []
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=True):
+                if name in _SKIP_DIRS:
+                    continue
+                sub = Path(entry.path)
+                parts = sub.as_posix().split("/")
+                if "AWSLogs" in parts:
+                    after = parts[len(parts) - 1 - parts[::-1].index("AWSLogs") + 1 :]
+                    if not filters.keep_dir(after):
+                        continue
+                stack.append(sub)
+            elif _is_log_name(name) and filters.keep_path(entry.path):
+                files.append(Path(entry.path))
+        for file in reversed(files):
+            try:
+                yield _local_source(file)
+            except OSError:
+                continue  # vanished between listing and stat
+
+
+def discover(
+    paths: Iterable[str | Path],
+    filters: PathFilter | None = None,
+    *,
+    s3_client: Callable[[], Any] | None = None,
+) -> Iterator[SourceFile]:
+    """Yield the sources named by ``paths`` (files, folders, globs, ``-``, ``s3://…``).
+
+    Raises :class:`~trailsight.errors.IngestError` for a path that does not exist or a
+    glob that matches nothing — before anything is read.
+    """
+    filters = filters or PathFilter()
+    for raw in paths:
+        text = str(raw)
+        if text == STDIN:
+            yield SourceFile(key=STDIN, size=0, version="")
+            continue
+        if text.startswith("s3://"):
+            yield from _discover_s3(text, filters, s3_client)
+            continue
+        path = Path(text).expanduser()
+        if path.exists():
+            targets = [path]
+        elif _GLOB_CHARS.search(text):
+            matches = sorted(glob.glob(str(path), recursive=True))  # noqa: PTH207 - patterns may be absolute
+            targets = [Path(p) for p in matches]
+            if not targets:
+                raise IngestError(f"{text}: no files match this pattern")
+        else:
+            raise IngestError(f"{text}: no such file or folder")
+        for target in targets:
+            resolved = target.resolve()
+            if resolved.is_dir():
+                yield from _walk(resolved, filters)
+            elif resolved.is_file():
+                if filters.keep_path(str(resolved)):
+                    yield _local_source(resolved)
+            else:
+                raise IngestError(f"{target}: not a regular file or folder")
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` → (bucket, prefix)."""
+    rest = uri[len("s3://") :]
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise IngestError(f"{uri}: no bucket in S3 URI")
+    return bucket, prefix
+
+
+def _discover_s3(uri: str, filters: PathFilter, s3_client: Callable[[], Any] | None) -> Iterator[SourceFile]:
+    if s3_client is None:
+        raise IngestError(f"{uri}: no S3 client configured")
+    bucket, prefix = split_s3_uri(uri)
+    client = s3_client()
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        found = False
+        for page in pages:
+            for obj in page.get("Contents", ()):
+                key = obj["Key"]
+                found = True
+                name = key.rsplit("/", 1)[-1]
+                if not _is_log_name(name) and key != prefix:
+                    continue
+                if any(part in _SKIP_DIRS for part in key.split("/")[:-1]):
+                    continue
+                if not filters.keep_path(key):
+                    continue
+                yield SourceFile(
+                    key=f"s3://{bucket}/{key}",
+                    size=int(obj.get("Size", 0)),
+                    version=str(obj.get("ETag", "")).strip('"'),
+                    account=path_account(key),
+                )
+        if not found:
+            raise IngestError(f"{uri}: no objects under this prefix")
+    except (ClientError, BotoCoreError) as exc:
+        raise IngestError(f"{uri}: cannot list S3 objects: {exc}") from None
+
+
+def make_s3_client(endpoint_url: str | None = None) -> Any:
+    """A boto3 S3 client; ``endpoint_url`` (or ``$AWS_ENDPOINT_URL``) points it elsewhere (moto, MinIO)."""
+    import boto3
+
+    url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+    return boto3.client("s3", endpoint_url=url)
+
+
+def read_blocks(
+    source: SourceFile,
+    *,
+    s3_client: Callable[[], Any] | None = None,
+    stdin: BinaryIO | None = None,
+) -> Iterator[bytes]:
+    """Yield the raw bytes of ``source`` in blocks of :data:`BLOCK_SIZE`.
+
+    Raises ``OSError`` (local), botocore errors (S3) — the pipeline quarantines the source.
+    """
+    if source.is_stdin:
+        stream = stdin if stdin is not None else sys.stdin.buffer
+        while block := stream.read(BLOCK_SIZE):
+            yield block
+        return
+    if source.is_s3:
+        if s3_client is None:
+            raise OSError("no S3 client configured")
+        bucket, key = split_s3_uri(source.key)
+        body = s3_client().get_object(Bucket=bucket, Key=key)["Body"]
+        try:
+            yield from body.iter_chunks(BLOCK_SIZE)
+        finally:
+            body.close()
+        return
+    with Path(source.key).open("rb") as fh:
+        while block := fh.read(BLOCK_SIZE):
+            yield block
