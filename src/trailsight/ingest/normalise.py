@@ -305,8 +305,8 @@ def _identity(raw_ui: object, record: dict[str, Any], account_id: str) -> _Ident
         name = user_name or user_id
     else:
         # No or an unknown type: AWS services often leave only ``invokedBy`` (secretsmanager, ec2).
-        who = user_name or principal_id
-        fallback = f"{itype or 'unknown'}:{who}" if who else UNKNOWN_PRINCIPAL
+        someone = user_name or principal_id
+        fallback = f"{itype or 'unknown'}:{someone}" if someone else UNKNOWN_PRINCIPAL
         principal = arn if arn else (invoked_by if invoked_by else fallback)
         name = user_name or principal.rsplit("/", 1)[-1]
     return (
