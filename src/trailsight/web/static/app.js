@@ -24,9 +24,14 @@
     var kind = el.getAttribute("data-chart");
     if (kind === "bars") {
       if (!data.days || !data.days.length) { el.classList.add("nodata"); return; }
-      window.Plotly.newPlot(el, [{ type: "bar", x: data.days, y: data.counts, marker: { color: "#2357c6" },
-        hovertemplate: "%{x}: %{y}<extra></extra>" }],
-        Object.assign({}, layoutBase, { xaxis: { type: "date" }, yaxis: { rangemode: "tozero" }, bargap: 0.15 }), config);
+      var day = 86400000;
+      var first = Date.parse(data.days[0]), last = Date.parse(data.days[data.days.length - 1]);
+      var pad = Math.max(day, (last - first) * 0.02);
+      window.Plotly.newPlot(el, [{ type: "bar", x: data.days, y: data.counts, width: day * 0.8,
+        marker: { color: "#2357c6" }, hovertemplate: "%{x|%Y-%m-%d}: %{y}<extra></extra>" }],
+        Object.assign({}, layoutBase, {
+          xaxis: { type: "date", tickformat: "%b %d", range: [first - pad, last + pad] },
+          yaxis: { rangemode: "tozero", tickformat: "d" } }), config);
     } else if (kind === "timeline") {
       if (!data.times || !data.times.length) { el.classList.add("nodata"); return; }
       var usual = { x: [], y: [] }, unusual = { x: [], y: [] };
