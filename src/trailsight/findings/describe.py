@@ -639,7 +639,9 @@ def _line(f: Finding, ctx: _Context, u: UnusualAttribute, name: str) -> str:
     if u.attribute == "user_agent":
         lead = "first use of user agent" if p.count == 0 else "rare user agent"
         acct = "" if a.count else " (never seen in this account)"
-        return f"{lead} {value}{acct}{usual_part}"
+        top = next((e for e in u.principal_usual if e.frequency != "unseen"), None)
+        usual_ua = f"; {name} usually uses {_clip_middle(top.value, 90)!r} ({top.frequency})" if top else ""
+        return f"{lead} {value}{acct}{usual_ua}"
     if u.attribute == "region":
         lead = "first activity in region" if p.count == 0 else "rare activity in region"
         return f"{lead} {value}{usual_part}"
@@ -687,9 +689,10 @@ def _attribute_lines(f: Finding, ctx: _Context, unusual: list[UnusualAttribute],
         if attribute == "api":
             continue
         items = [u for u in unusual if u.attribute == attribute]
-        lines += [_line(f, ctx, u, name) for u in items[:_MAX_VALUE_LINES]]
-        if len(items) > _MAX_VALUE_LINES:
-            extra = len(items) - _MAX_VALUE_LINES
+        cap = 1 if attribute == "user_agent" else _MAX_VALUE_LINES  # agents vary per run: one line is enough
+        lines += [_line(f, ctx, u, name) for u in items[:cap]]
+        if len(items) > cap:
+            extra = len(items) - cap
             lines.append(f"and {extra} other unusual {_ATTRIBUTE_WORDS[attribute]} value{'s' if extra != 1 else ''}")
     return lines
 
@@ -733,6 +736,20 @@ def _tactic_words(tactic: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", " ", tactic).lower()
 
 
+def _their_lines(f: Finding, explained: list[UnusualAttribute], name: str) -> list[str]:
+    """The detection stage's own explanation lines, less those our lines already say."""
+    apis = {u.value for u in explained if u.attribute == "api"}
+    kept = []
+    for line in f.explanation:
+        words = set(re.split(r"[^A-Za-z0-9_]+", line))
+        if apis & words and "never" in line:
+            continue  # "cloudtrail:DeleteTrail was never called by this principal before"
+        if line.startswith((f"{name} made ", f"{f.principal} made ")):
+            continue  # the summary sentence, said better above
+        kept.append(line)
+    return kept
+
+
 def _peer_notes(f: Finding) -> list[str]:
     notes = []
     for r in f.reasons:
@@ -761,11 +778,11 @@ def _describe_one(f: Finding, ctx: _Context) -> Finding:
         unusual_lines = [u for u in unusual if u.unusual_for_principal or u.unusual_for_account]
     lines += _attribute_lines(f, ctx, unusual_lines, name)
     lines += _peer_notes(f)
-    if f.gated:
+    if f.gated and not f.explanation:
         lines.append(
             f"Note: {name} has little history ({_span_words(ctx.history_days)}), so this rests on few observations"
         )
-    explanation = list(dict.fromkeys([*lines, *f.explanation]))
+    explanation = list(dict.fromkeys([*lines, *_their_lines(f, unusual_lines, name)]))
     flagged = {(u.attribute, u.value) for u in unusual if u.unusual_for_principal}
     timeline = f.timeline or [
         TimelineEntry(
