@@ -14,8 +14,8 @@ compatible) ``.mmdb``.
 from __future__ import annotations
 
 import bisect
-import ipaddress
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,20 +25,24 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from trailsight.enrich.network import IntAddress, format_ip
 from trailsight.errors import ConfigError
 
 _CACHE_VERSION = 1
 _LOW64 = (1 << 64) - 1
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 AsnResult = tuple[int | None, str | None]
 
 
 class AsnSource(Protocol):
     """Anything that maps an address to (ASN, organisation)."""
 
-    def lookup(self, addr: IPAddress) -> AsnResult:
+    def lookup(self, addr: IntAddress) -> AsnResult:
         """Return (asn, organisation) for ``addr``, (None, None) when unknown."""
+        ...
+
+    def lookup_many(self, addrs: Sequence[IntAddress]) -> list[AsnResult]:
+        """:meth:`lookup` for each address."""
         ...
 
 
@@ -58,10 +62,8 @@ class AsnTable:
 
     def __init__(self, v4: _RangeTable | None, v6: _RangeTable | None) -> None:
         """Wrap already-loaded tables (use :meth:`load`)."""
-        self._v4 = v4
-        self._v6 = v6
-        self._v6_starts: list[int] | None = None
-        self._v6_ends: list[int] | None = None
+        self._tables = {4: v4, 6: v6}
+        self._bounds6: tuple[list[int], list[int]] | None = None
 
     @classmethod
     def load(cls, v4_csv: Path | None, v6_csv: Path | None) -> AsnTable:
@@ -73,36 +75,45 @@ class AsnTable:
     @property
     def empty(self) -> bool:
         """True when neither table could be loaded."""
-        return self._v4 is None and self._v6 is None
+        return all(t is None for t in self._tables.values())
 
-    def lookup(self, addr: IPAddress) -> AsnResult:
+    def lookup(self, addr: IntAddress) -> AsnResult:
         """Return (asn, organisation) of the range holding ``addr``, or (None, None)."""
-        key = int(addr)
-        if isinstance(addr, ipaddress.IPv4Address):
-            table = self._v4
-            if table is None:
-                return None, None
-            i = int(np.searchsorted(table.start, key, side="right")) - 1
-            if i < 0 or key > int(table.end[i]):
-                return None, None
-        else:
-            table = self._v6
-            if table is None:
-                return None, None
-            starts, ends = self._v6_lists(table)
-            i = bisect.bisect_right(starts, key) - 1
-            if i < 0 or key > ends[i]:
-                return None, None
-        asn = int(table.asn[i])
-        org = table.orgs[int(table.org[i])] or None
+        return self.lookup_many([addr])[0]
+
+    def lookup_many(self, addrs: Sequence[IntAddress]) -> list[AsnResult]:
+        """(asn, organisation) per address; IPv4 in one vectorised binary search."""
+        results: list[AsnResult] = [(None, None)] * len(addrs)
+        v4 = self._tables[4]
+        v4_pos = [i for i, a in enumerate(addrs) if a[0] == 4]
+        if v4 is not None and v4_pos:
+            keys = np.fromiter((addrs[i][1] for i in v4_pos), dtype=np.int64, count=len(v4_pos))
+            rows = np.searchsorted(v4.start, keys, side="right") - 1
+            hit = (rows >= 0) & (keys <= v4.end[np.maximum(rows, 0)])
+            for pos, row, ok in zip(v4_pos, rows.tolist(), hit.tolist(), strict=True):
+                if ok:
+                    results[pos] = self._result(v4, row)
+        v6 = self._tables[6]
+        if v6 is not None:
+            for pos, (version, key) in enumerate(addrs):
+                if version == 6:
+                    starts, ends = self._v6_bounds(v6)
+                    row = bisect.bisect_right(starts, key) - 1
+                    if row >= 0 and key <= ends[row]:
+                        results[pos] = self._result(v6, row)
+        return results
+
+    @staticmethod
+    def _result(table: _RangeTable, row: int) -> AsnResult:
+        asn = int(table.asn[row])
+        org = table.orgs[int(table.org[row])] or None
         return (asn if asn > 0 else None), org
 
-    def _v6_lists(self, table: _RangeTable) -> tuple[list[int], list[int]]:
-        # IPv6 addresses do not fit in int64: keep them as Python ints, built once on first use.
-        if self._v6_starts is None or self._v6_ends is None:
-            self._v6_starts = _join128(table.start)
-            self._v6_ends = _join128(table.end)
-        return self._v6_starts, self._v6_ends
+    def _v6_bounds(self, table: _RangeTable) -> tuple[list[int], list[int]]:
+        # IPv6 addresses do not fit in int64: 128-bit Python ints, built once on first use.
+        if self._bounds6 is None:
+            self._bounds6 = (_join128(table.start), _join128(table.end))
+        return self._bounds6
 
 
 class MmdbAsn:
@@ -115,10 +126,10 @@ class MmdbAsn:
         except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
             raise ConfigError(f"[geo] asn_mmdb: {path}: cannot open ({exc})") from None
 
-    def lookup(self, addr: IPAddress) -> AsnResult:
+    def lookup(self, addr: IntAddress) -> AsnResult:
         """Return (asn, organisation) from the database record, or (None, None)."""
         try:
-            rec: Any = self._reader.get(addr)
+            rec: Any = self._reader.get(format_ip(addr))
         except (ValueError, maxminddb.InvalidDatabaseError):
             return None, None
         if not isinstance(rec, dict):
@@ -126,6 +137,10 @@ class MmdbAsn:
         asn = rec.get("autonomous_system_number")
         org = rec.get("autonomous_system_organization")
         return (int(asn) if isinstance(asn, int) else None), (str(org) if org else None)
+
+    def lookup_many(self, addrs: Sequence[IntAddress]) -> list[AsnResult]:
+        """:meth:`lookup` for each address."""
+        return [self.lookup(a) for a in addrs]
 
 
 def _join128(pairs: np.ndarray) -> list[int]:

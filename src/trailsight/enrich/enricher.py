@@ -36,7 +36,7 @@ from trailsight.config import Settings, data_dir
 from trailsight.enrich.asn import AsnSource, AsnTable, MmdbAsn
 from trailsight.enrich.catalog import lookup as catalog_lookup
 from trailsight.enrich.geo import GeoReader
-from trailsight.enrich.network import AWS_ASNS, AwsRanges, is_private, non_ip_kind, parse_ip
+from trailsight.enrich.network import AWS_ASNS, AwsRanges, IntAddress, is_private, non_ip_kind, parse_ip
 from trailsight.enrich.useragent import classify_user_agent
 from trailsight.errors import ConfigError
 from trailsight.schema import ENRICHMENT_FIELDS, EVENT_SCHEMA
@@ -160,24 +160,43 @@ class Enricher:
 
     def ip_info(self, value: str) -> IpInfo:
         """(ip_kind, country, city, asn, as_org) of one ``sourceIPAddress`` value."""
-        addr = parse_ip(value)
-        if addr is None:
-            return non_ip_kind(value), None, None, None, None
-        if is_private(addr):
-            return "private", None, None, None, None
-        country = city = org = None
-        number: int | None = None
-        if self.geo is not None:
-            country, city = self.geo.lookup(addr)
-        if self.asn is not None:
-            number, org = self.asn.lookup(addr)
-        aws = (number in AWS_ASNS) or (self.aws_ranges is not None and self.aws_ranges.contains(addr))
-        return ("aws" if aws else "public"), country, city, number, org
+        return self.ip_infos([value])[0]
 
-    def _api_row(self, key: str) -> ApiRow:
-        source, _, name = key.partition("\x1f")
-        info = catalog_lookup(source or None, name or None)
-        return info.tactic, info.technique, info.risk
+    def ip_infos(self, values: list[str]) -> list[IpInfo]:
+        """:meth:`ip_info` for many values at once (the ASN search runs vectorised)."""
+        results: list[IpInfo] = []
+        public: list[tuple[int, str, IntAddress]] = []
+        for value in values:
+            addr = parse_ip(value)
+            if addr is None:
+                results.append((non_ip_kind(value), None, None, None, None))
+            elif is_private(addr):
+                results.append(("private", None, None, None, None))
+            else:
+                public.append((len(results), value, addr))
+                results.append(("public", None, None, None, None))
+        if not public:
+            return results
+        asns = self.asn.lookup_many([a for _, _, a in public]) if self.asn is not None else None
+        for n, (pos, value, addr) in enumerate(public):
+            country = city = None
+            if self.geo is not None:
+                # plain dotted IPv4 that inet_pton accepted goes to the reader as given
+                text = value if addr[0] == 4 and ":" not in value else None
+                country, city = self.geo.lookup(addr, text)
+            number, org = asns[n] if asns is not None else (None, None)
+            aws = (number in AWS_ASNS) or (self.aws_ranges is not None and self.aws_ranges.contains(addr))
+            results[pos] = ("aws" if aws else "public", country, city, number, org)
+        return results
+
+    @staticmethod
+    def _api_rows(keys: list[str]) -> list[ApiRow]:
+        rows: list[ApiRow] = []
+        for key in keys:
+            source, _, name = key.partition("\x1f")
+            info = catalog_lookup(source or None, name or None)
+            rows.append((info.tactic, info.technique, info.risk))
+        return rows
 
     # -- per batch ----------------------------------------------------------------------
 
@@ -186,7 +205,7 @@ class Enricher:
         new: dict[str, pa.Array] = {}
 
         ips = _string_column(table, "source_ip")
-        ip_values, ip_idx = _distinct(ips, self._ip_cache, self.ip_info)
+        ip_values, ip_idx = _distinct(ips, self._ip_cache, self.ip_infos)
         kinds = pa.array([v[0] for v in ip_values], pa.string())
         new["ip_kind"] = pc.fill_null(kinds.take(ip_idx), "unknown")
         new["country"] = pa.array([v[1] for v in ip_values], pa.string()).take(ip_idx)
@@ -195,18 +214,22 @@ class Enricher:
         new["as_org"] = pa.array([v[4] for v in ip_values], pa.string()).take(ip_idx)
 
         uas = _string_column(table, "user_agent")
-        ua_values, ua_idx = _distinct(uas, self._ua_cache, classify_user_agent)
+        ua_values, ua_idx = _distinct(uas, self._ua_cache, _classify_all)
         new["ua_family"] = pc.fill_null(pa.array(ua_values, pa.string()).take(ua_idx), "other")
 
         sources = pc.fill_null(_string_column(table, "event_source"), "")
         names = pc.fill_null(_string_column(table, "event_name"), "")
         keys = pc.binary_join_element_wise(sources, names, "\x1f")
-        api_values, api_idx = _distinct(keys, self._api_cache, self._api_row)
+        api_values, api_idx = _distinct(keys, self._api_cache, self._api_rows)
         new["tactic"] = pa.array([v[0] for v in api_values], pa.string()).take(api_idx)
         new["technique"] = pa.array([v[1] for v in api_values], pa.string()).take(api_idx)
         new["api_risk"] = pa.array([v[2] for v in api_values], pa.float64()).take(api_idx)
 
         return _assemble(table, new)
+
+
+def _classify_all(agents: list[str]) -> list[str]:
+    return [classify_user_agent(a) for a in agents]
 
 
 def _string_column(table: pa.Table, name: str) -> pa.Array:
@@ -219,19 +242,16 @@ def _string_column(table: pa.Table, name: str) -> pa.Array:
     return arr
 
 
-def _distinct(arr: pa.Array, cache: dict[str, V], compute: Callable[[str], V]) -> tuple[list[V], pa.Array]:
-    """Per distinct non-null value of ``arr`` its computed result, and per row the value's index."""
+def _distinct(arr: pa.Array, cache: dict[str, V], compute: Callable[[list[str]], list[V]]) -> tuple[list[V], pa.Array]:
+    """Per distinct non-null value of ``arr`` its result (cached; misses computed in one call), per row its index."""
     encoded = arr.dictionary_encode()
-    values: list[V] = []
-    for value in encoded.dictionary.to_pylist():
-        hit = cache.get(value)
-        if hit is None:
-            if len(cache) >= CACHE_LIMIT:
-                cache.clear()
-            hit = compute(value)
-            cache[value] = hit
-        values.append(hit)
-    return values, encoded.indices
+    distinct: list[str] = encoded.dictionary.to_pylist()
+    missing = [v for v in distinct if v not in cache]
+    if missing:
+        if len(cache) + len(missing) > CACHE_LIMIT:
+            cache.clear()
+        cache.update(zip(missing, compute(missing), strict=True))
+    return [cache[v] for v in distinct], encoded.indices
 
 
 def _assemble(table: pa.Table, new: Mapping[str, pa.Array]) -> pa.Table:

@@ -15,12 +15,12 @@ the CLI and the web UI.
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Any
 
 import maxminddb
 
+from trailsight.enrich.network import IntAddress, format_ip
 from trailsight.errors import ConfigError
 
 #: Credit line for DB-IP, required by its CC-BY-4.0 licence wherever geolocation is shown.
@@ -29,7 +29,6 @@ GEO_ATTRIBUTION = "IP geolocation by DB-IP (https://db-ip.com), CC-BY-4.0"
 #: HTML form of the credit, as DB-IP asks web pages to show it.
 GEO_ATTRIBUTION_HTML = "<a href='https://db-ip.com'>IP Geolocation by DB-IP</a>"
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 GeoResult = tuple[str | None, str | None]
 
 
@@ -68,13 +67,13 @@ class GeoReader:
         """True when no database is open."""
         return self._v4 is None and self._v6 is None
 
-    def lookup(self, addr: IPAddress) -> GeoResult:
-        """Return (country, city) for ``addr``; (None, None) when the database has no record."""
-        reader = self._v4 if isinstance(addr, ipaddress.IPv4Address) else self._v6
+    def lookup(self, addr: IntAddress, text: str | None = None) -> GeoResult:
+        """Return (country, city) for ``addr`` (``text``: its canonical form, if known); (None, None) if unknown."""
+        reader = self._v4 if addr[0] == 4 else self._v6
         if reader is None:
             return None, None
         try:
-            rec = reader.get(addr)
+            rec = reader.get(text if text is not None else format_ip(addr))
         except (ValueError, maxminddb.InvalidDatabaseError):
             return None, None
         return record_country_city(rec)

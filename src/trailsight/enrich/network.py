@@ -21,10 +21,10 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import re
+import socket
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 import orjson
 
 from trailsight.errors import ConfigError
@@ -34,33 +34,53 @@ AWS_ASNS = frozenset({16509, 14618})
 
 _SERVICE_HOST = re.compile(r"^[a-z0-9-]+(?:\.[a-z0-9-]+)*\.amazonaws\.com(?:\.cn)?$", re.IGNORECASE)
 
+# Private ranges as integer intervals: a handful of comparisons per address.
 _PRIVATE_V4 = tuple(
-    ipaddress.IPv4Network(n)
-    for n in ("0.0.0.0/8", "10.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16")
+    (int(net.network_address), int(net.broadcast_address))
+    for net in map(
+        ipaddress.IPv4Network,
+        ("0.0.0.0/8", "10.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"),
+    )
 )
-_PRIVATE_V6 = tuple(ipaddress.IPv6Network(n) for n in ("::1/128", "::/128", "fc00::/7", "fe80::/10"))
+_PRIVATE_V6 = tuple(
+    (int(net.network_address), int(net.broadcast_address))
+    for net in map(ipaddress.IPv6Network, ("::/127", "fc00::/7", "fe80::/10"))
+)
+_MAPPED_V4 = int(ipaddress.IPv6Address("::ffff:0:0"))
+_LOW32 = (1 << 32) - 1
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: An address as (IP version, integer value).
+IntAddress = tuple[int, int]
 
 
-def parse_ip(value: str | None) -> IPAddress | None:
-    """Return ``value`` as an address (IPv4-mapped IPv6 unwrapped to IPv4), or None if it is not one."""
+def parse_ip(value: str | None) -> IntAddress | None:
+    """Return ``value`` as (4 or 6, integer) — IPv4-mapped IPv6 as IPv4 — or None if it is not an address."""
     if not value or len(value) > 64:
         return None
     try:
-        addr = ipaddress.ip_address(value.strip())
-    except ValueError:
+        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, value), "big")
+    except (OSError, ValueError):
+        pass
+    try:
+        number = int.from_bytes(socket.inet_pton(socket.AF_INET6, value.split("%", 1)[0]), "big")
+    except (OSError, ValueError):
         return None
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return addr.ipv4_mapped
-    return addr
+    if number >> 32 == _MAPPED_V4 >> 32:
+        return 4, number & _LOW32
+    return 6, number
 
 
-def is_private(addr: IPAddress) -> bool:
+def format_ip(addr: IntAddress) -> str:
+    """The canonical text of an (IP version, integer) address."""
+    version, number = addr
+    return str(ipaddress.IPv4Address(number) if version == 4 else ipaddress.IPv6Address(number))
+
+
+def is_private(addr: IntAddress) -> bool:
     """True for addresses that never appear on the public internet (see the module docstring)."""
-    if isinstance(addr, ipaddress.IPv4Address):
-        return any(addr in net for net in _PRIVATE_V4)
-    return any(addr in net for net in _PRIVATE_V6)
+    version, number = addr
+    ranges = _PRIVATE_V4 if version == 4 else _PRIVATE_V6
+    return any(low <= number <= high for low, high in ranges)
 
 
 def non_ip_kind(value: str | None) -> str:
@@ -81,9 +101,7 @@ class AwsRanges:
     def __init__(self, v4: Iterable[ipaddress.IPv4Network], v6: Iterable[ipaddress.IPv6Network]) -> None:
         """Build the interval tables from the given networks."""
         self._v4_start, self._v4_end = _merge((int(n.network_address), int(n.broadcast_address)) for n in v4)
-        v6_start, v6_end = _merge((int(n.network_address), int(n.broadcast_address)) for n in v6)
-        self._v6_start: list[int] = v6_start.tolist()
-        self._v6_end: list[int] = v6_end.tolist()
+        self._v6_start, self._v6_end = _merge((int(n.network_address), int(n.broadcast_address)) for n in v6)
 
     @classmethod
     def load(cls, path: Path) -> AwsRanges:
@@ -98,26 +116,20 @@ class AwsRanges:
             raise ConfigError(f"[geo] aws_ip_ranges: {path}: not an AWS ip-ranges.json ({exc})") from None
         return cls(v4, v6)
 
-    def contains(self, addr: IPAddress) -> bool:
+    def contains(self, addr: IntAddress) -> bool:
         """True if ``addr`` lies in one of the prefixes."""
-        key = int(addr)
-        if isinstance(addr, ipaddress.IPv4Address):
-            i = int(np.searchsorted(self._v4_start, key, side="right")) - 1
-            return i >= 0 and key <= int(self._v4_end[i])
-        j = bisect.bisect_right(self._v6_start, key) - 1
-        return j >= 0 and key <= self._v6_end[j]
+        version, key = addr
+        starts, ends = (self._v4_start, self._v4_end) if version == 4 else (self._v6_start, self._v6_end)
+        i = bisect.bisect_right(starts, key) - 1
+        return i >= 0 and key <= ends[i]
 
 
-def _merge(intervals: Iterable[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Sort and merge overlapping intervals (object arrays hold IPv6's 128-bit ints)."""
+def _merge(intervals: Iterable[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """Sort and merge overlapping intervals into (starts, ends) lists."""
     merged: list[list[int]] = []
     for start, end in sorted(intervals):
         if merged and start <= merged[-1][1] + 1:
             merged[-1][1] = max(merged[-1][1], end)
         else:
             merged.append([start, end])
-    big = any(end >= 2**63 for _, end in merged)
-    dtype: type = object if big else np.int64
-    starts: np.ndarray = np.array([m[0] for m in merged], dtype=dtype)
-    ends: np.ndarray = np.array([m[1] for m in merged], dtype=dtype)
-    return starts, ends
+    return [m[0] for m in merged], [m[1] for m in merged]
