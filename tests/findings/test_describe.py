@@ -1,0 +1,213 @@
+"""describe(): usual/unusual evidence from history strictly before, explanations naming real values.
+
+Runs on the real invictus-ir Stratus Red Team capture (../shared/data/real), ingested with the
+real ingest pipeline (enrichment included), and findings built by hand from its events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from rich.console import Console
+
+from trailsight.findings.describe import describe, finding_type_for, frequency_class, severity_for
+from trailsight.findings.model import Finding
+from trailsight.findings.render import finding_view
+from trailsight.investigate.lake import open_lake
+
+REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
+INVICTUS = REAL / "invictus-ir_aws_dataset" / "CloudTrail"
+BERT = "arn:aws:iam::123837392027:user/bert-jan"
+ATTACK_APIS = ("DeleteTrail", "StopLogging", "CreateAccessKey", "CreateUser", "PutBucketPolicy", "CreateLoginProfile")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not INVICTUS.is_dir():
+        pytest.skip("real data not present")
+    from trailsight.ingest import ingest
+
+    root = tmp_path_factory.mktemp("invictus")
+    ingest([INVICTUS], root, workers=0)
+    return root
+
+
+@pytest.fixture
+def con(store: Path) -> Any:
+    with open_lake(store) as c:
+        yield c
+
+
+def _finding(con: duckdb.DuckDBPyConnection, fid: str, where: str, params: list[Any], **changes: Any) -> Finding:
+    rows = con.execute(
+        f"SELECT event_id, epoch_us(event_time), principal, account_id FROM events WHERE {where} "
+        "ORDER BY event_time, event_id",
+        params,
+    ).fetchall()
+    assert rows, where
+    times = [datetime.fromtimestamp(r[1] / 1e6, tz=UTC) for r in rows]
+    base = Finding(
+        id=fid,
+        finding_type="",
+        title="",
+        principal=rows[0][2],
+        actor=rows[0][2],
+        account_id=rows[0][3],
+        identity_type="",
+        first_seen=min(times),
+        last_seen=max(times),
+        count=len(rows),
+        score=0.9,
+        risk_score=80,
+        severity=0.0,
+        severity_label="",
+        confidence="",
+        tactic=None,
+        tactic_id=None,
+        technique=None,
+        event_ids=[r[0] for r in rows],
+        reasons=[],
+    )
+    return replace(base, **changes)
+
+
+def _attack(con: duckdb.DuckDBPyConnection) -> Finding:
+    names = ", ".join(f"'{n}'" for n in ATTACK_APIS)
+    return _finding(con, "attack", f"principal = ? AND event_name IN ({names})", [BERT])
+
+
+def test_explanation_names_the_actual_unusual_values(con: duckdb.DuckDBPyConnection) -> None:
+    f = describe([_attack(con)], con)[0]
+    text = "\n".join(f.explanation)
+    assert f.explanation[0].startswith("bert-jan (IAMUser) made 17 unusual calls to 6 APIs (defense evasion)")
+    assert "192.168.10.20" in f.explanation[0]
+    principals_before = con.execute(
+        "SELECT count(DISTINCT principal) FROM events WHERE event_time < ?", [f.first_seen]
+    ).fetchone()
+    assert principals_before is not None
+    for api in ("DeleteTrail", "StopLogging", "CreateAccessKey"):
+        assert f"bert-jan has never called {api} in " in text
+    assert f"none of the {principals_before[0]} principals in this account has" in text
+    assert "4 calls failed with TrailNotFoundException, never before for bert-jan" in text
+    unusual = {(u.attribute, u.value): u for u in f.unusual}
+    stop = unusual[("api", "StopLogging")]
+    assert stop.unusual_for_principal
+    assert stop.unusual_for_account
+    assert stop.principals_in_account_using == 0
+    # Tactic, type, severity and confidence come from the enriched events when the finding has none.
+    assert f.tactic == "DefenseEvasion"
+    assert f.finding_type == f"{f.tactic}:IAMUser/AnomalousBehavior"
+    assert 1.0 <= f.severity <= 8.9
+    assert f.confidence == "Low"  # minutes of history only
+    assert {a.event_name for a in f.anomalous_apis} == set(ATTACK_APIS)
+    stop_call = next(a for a in f.anomalous_apis if a.event_name == "StopLogging")
+    assert (stop_call.success, stop_call.failure, stop_call.error_codes) == (0, 3, {"TrailNotFoundException": 3})
+    assert [n.ip for n in f.networks] == ["192.168.10.20"]
+    assert f.networks[0].ip_kind == "private"
+    assert len(f.timeline) == 17
+    assert all(t.unusual for t in f.timeline)
+
+
+def test_usual_values_come_strictly_from_before_first_seen(con: duckdb.DuckDBPyConnection) -> None:
+    # bert-jan's calls in the last 20 minutes: its usual APIs are counted only before them.
+    cut = datetime(2023, 7, 10, 12, 15, tzinfo=UTC)
+    f = describe([_finding(con, "late", "principal = ? AND event_time >= ?", [BERT, cut])], con)[0]
+    expected = dict(
+        con.execute(
+            "SELECT event_name, count(*) FROM events WHERE principal = ? AND event_time < ? GROUP BY 1",
+            [BERT, f.first_seen],
+        ).fetchall()
+    )
+    assert f.usual_apis_principal
+    for e in f.usual_apis_principal:
+        assert e.count == expected[e.value]
+    assert len(f.usual_apis_principal) == min(20, len(expected))
+    top = max(expected.items(), key=lambda kv: (kv[1], kv[0]))
+    assert f.usual_apis_principal[0].value == top[0] or f.usual_apis_principal[0].count == top[1]
+    # An API seen only inside the finding is unseen for the principal, never counted from itself.
+    inside = dict(
+        con.execute(
+            "SELECT event_name, count(*) FROM events WHERE principal = ? AND event_time >= ? GROUP BY 1", [BERT, cut]
+        ).fetchall()
+    )
+    only_inside = sorted(set(inside) - set(expected))
+    assert only_inside
+    unusual = {u.value for u in f.unusual if u.attribute == "api" and u.unusual_for_principal}
+    assert set(only_inside) <= unusual
+
+
+def test_batched_equals_one_by_one(con: duckdb.DuckDBPyConnection) -> None:
+    principals = [r[0] for r in con.execute("SELECT DISTINCT principal FROM events ORDER BY 1").fetchall()]
+    findings = []
+    for i, p in enumerate(principals[:8]):
+        recent = (
+            "principal = ? AND event_time >= "
+            "(SELECT max(event_time) FROM events WHERE principal = ?) - INTERVAL 5 MINUTE"
+        )
+        findings.append(_finding(con, f"f{i}", recent, [p, p]))
+    together = describe(findings, con)
+    alone = [describe([f], con)[0] for f in findings]
+    assert together == alone
+
+
+def test_detection_fields_are_kept(con: duckdb.DuckDBPyConnection) -> None:
+    f = replace(
+        _attack(con),
+        tactic="Impact",
+        tactic_id="TA0040",
+        severity=8.1,
+        severity_label="High",
+        confidence="Medium",
+        title="set by detection",
+        explanation=["bert-jan made 17 unusual call(s).", "34 distinct error messages within 15 minutes"],
+    )
+    d = describe([f], con)[0]
+    assert (d.tactic, d.severity, d.severity_label, d.confidence, d.title) == (
+        "Impact",
+        8.1,
+        "High",
+        "Medium",
+        "set by detection",
+    )
+    assert d.finding_type == "Impact:IAMUser/AnomalousBehavior"
+    assert d.explanation[-1] == "34 distinct error messages within 15 minutes"
+    assert "bert-jan made 17 unusual call(s)." not in d.explanation  # said better by our first line
+
+
+def test_hostile_values_render_safely(con: duckdb.DuckDBPyConnection) -> None:
+    f = describe([_attack(con)], con)[0]
+    evil = replace(
+        f,
+        title="[bold red]pwned[/] <script>alert(1)</script>",
+        user_agents=['=HYPERLINK("http://evil")\n\x1b[31mred', "A" * 100_000],
+        explanation=[*f.explanation, "line with [link=http://x]markup[/link] and a\nnewline"],
+    )
+    console = Console(width=100, record=True, color_system=None)
+    with console.capture() as cap:
+        console.print(finding_view(evil.to_dict()))
+    out = cap.get()
+    assert "[bold red]pwned[/]" in out  # shown literally, not interpreted
+    assert "<script>alert(1)</script>" in out
+    assert "[link=http://x]markup[/link]" in out
+    assert "\x1b" not in out
+    assert "\\x1b[31mred" in out
+    assert "\\n" in out
+    assert "(100,000 chars)" in out
+    assert max(len(line) for line in out.splitlines()) <= 100
+
+
+def test_pure_helpers() -> None:
+    assert frequency_class(0, 0, 0, 60) == "unseen"
+    assert frequency_class(50, 40, 9, 62) == "frequent"  # most weeks
+    assert frequency_class(3, 3, 3, 62) == "infrequent"  # ~1.5 days a month
+    assert frequency_class(1, 1, 1, 62) == "rare"
+    assert severity_for("Impact", 1.0) == 8.9
+    assert 4.0 <= severity_for("Discovery", 0.9) < 7.0
+    assert severity_for(None, 0.1) < 4.0
+    assert finding_type_for(None, "AssumedRole") == "Unusual:AssumedRole/AnomalousBehavior"
+    assert finding_type_for("Persistence", "Root") == "Persistence:Root/AnomalousBehavior"
