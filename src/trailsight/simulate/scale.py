@@ -10,8 +10,11 @@ formatting, five-minute file by five-minute file, in the same S3 layout as
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 import random
 import time
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -22,7 +25,7 @@ from trailsight.errors import ConfigError
 from trailsight.simulate.apis import TEAM_VOCAB, Resources, request_for
 from trailsight.simulate.networks import AWS_BY_REGION, NETWORKS
 from trailsight.simulate.records import assumed_role, build_record, iam_user, kebab, key_id
-from trailsight.simulate.writer import WINDOW_S, file_path, random_suffix, write_gz
+from trailsight.simulate.writer import WINDOW_S
 
 _HOLE_T = "\x00T"
 _HOLE_R = "\x00R"
@@ -81,6 +84,62 @@ def _templates(rng: random.Random, principals: int) -> dict[tuple[str, str], lis
     return {k: v for k, v in out.items() if v}
 
 
+_State = tuple[str, dict[tuple[str, str], list[str]], list[tuple[str, str]], list[float], int, int]
+_STATE: list[_State] = []
+
+
+def _init_worker(state: _State) -> None:
+    _STATE[:] = [state]
+
+
+def _write_windows(task: tuple[int, list[tuple[int, int]]]) -> int:
+    """Write the files of one day's windows ``[(window start, events)]``; returns the number of files."""
+    base, templates, groups, share, seed, compresslevel = _STATE[0]
+    day, windows = task
+    rng = random.Random(f"{seed}:{day}")
+    getrandbits = rng.getrandbits
+    made: set[str] = set()
+    files = 0
+    for start_s, count in windows:
+        stamp = datetime.fromtimestamp(start_s + WINDOW_S, UTC)
+        day_dir = stamp.strftime("%Y/%m/%d")
+        stamp_s = stamp.strftime("%Y%m%dT%H%MZ")
+        first = datetime.fromtimestamp(start_s, UTC).strftime("%Y-%m-%dT%H:%M:")
+        hour_prefix, minute0 = first[:14], int(first[14:16])
+        minute = [f"{hour_prefix}{minute0 + m:02d}:" for m in range(5)]
+        per_group = rng.choices(range(len(groups)), weights=share, k=count)
+        buckets: dict[int, int] = {}
+        for g in per_group:
+            buckets[g] = buckets.get(g, 0) + 1
+        for g in sorted(buckets):
+            tpl = templates[groups[g]]
+            n_tpl = len(tpl)
+            offsets = sorted(getrandbits(9) % WINDOW_S for _ in range(buckets[g]))
+            parts = []
+            for off in offsets:
+                h = f"{getrandbits(256):064x}"
+                parts.append(
+                    tpl[int(h[:8], 16) % n_tpl]
+                    % (
+                        f"{minute[off // 60]}{off % 60:02d}Z",
+                        f"{h[32:40]}-{h[40:44]}-4{h[45:48]}-a{h[49:52]}-{h[52:]}",
+                        f"{h[:8]}-{h[8:12]}-4{h[13:16]}-b{h[17:20]}-{h[20:32]}",
+                    )
+                )
+            payload = ('{"Records":[' + ",".join(parts) + "]}").encode()
+            account, region = groups[g]
+            folder = f"{base}/AWSLogs/{account}/CloudTrail/{region}/{day_dir}"
+            if folder not in made:
+                os.makedirs(folder, exist_ok=True)
+                made.add(folder)
+            rand = f"{getrandbits(64):016x}"
+            name = f"{folder}/{account}_CloudTrail_{region}_{stamp_s}_{rand}.json.gz"
+            with open(name, "wb") as fh:  # noqa: PTH123 - the hot loop avoids pathlib's overhead
+                fh.write(zlib.compress(payload, compresslevel, 31))
+            files += 1
+    return files
+
+
 def simulate_scale(
     out: Path,
     *,
@@ -90,10 +149,17 @@ def simulate_scale(
     seed: int = 7,
     start: date = date(2025, 2, 3),
     compresslevel: int = 1,
+    workers: int = 1,
 ) -> ScaleResult:
-    """Write exactly ``events`` events over ``days`` days under ``out``; returns counts and timing."""
+    """Write exactly ``events`` events over ``days`` days under ``out``; returns counts and timing.
+
+    ``workers`` > 1 writes days in parallel processes; the output is the same whatever the
+    number of workers (each day has its own seeded random stream).
+    """
     if events < 1:
         raise ConfigError(f"--events: must be positive (got {events})")
+    if days < 1:
+        raise ConfigError(f"--days: must be positive (got {days})")
     began = time.perf_counter()
     rng = random.Random(seed)
     templates = _templates(rng, principals)
@@ -107,30 +173,17 @@ def simulate_scale(
     for i in range(events - sum(counts)):
         counts[i * 7919 % windows] += 1
     share = [0.5 if r == "us-east-1" else 0.25 for _, r in groups]
-    files = 0
-    getrandbits = rng.getrandbits
-    for w, count in enumerate(counts):
-        if count == 0:
-            continue
-        start_s = t0 + w * WINDOW_S
-        minute = [datetime.fromtimestamp(start_s + m * 60, UTC).strftime("%Y-%m-%dT%H:%M:") for m in range(5)]
-        per_group = rng.choices(range(len(groups)), weights=share, k=count)
-        buckets: dict[int, int] = {}
-        for g in per_group:
-            buckets[g] = buckets.get(g, 0) + 1
-        for g in sorted(buckets):
-            k = buckets[g]
-            tpl = templates[groups[g]]
-            offsets = sorted(getrandbits(9) % WINDOW_S for _ in range(k))
-            parts = []
-            for off in offsets:
-                b = getrandbits(128)
-                c = getrandbits(128)
-                eid = f"{b >> 96:08x}-{(b >> 80) & 0xFFFF:04x}-4{(b >> 68) & 0xFFF:03x}-{0x8000 | (b >> 52) & 0x3FFF:04x}-{b & 0xFFFFFFFFFFFF:012x}"
-                rid = f"{c >> 96:08x}-{(c >> 80) & 0xFFFF:04x}-4{(c >> 68) & 0xFFF:03x}-{0x8000 | (c >> 52) & 0x3FFF:04x}-{c & 0xFFFFFFFFFFFF:012x}"
-                parts.append(tpl[b % len(tpl)] % (f"{minute[off // 60]}{off % 60:02d}Z", rid, eid))
-            payload = ('{"Records":[' + ",".join(parts) + "]}").encode()
-            account, region = groups[g]
-            write_gz(file_path(out, account, region, start_s, random_suffix(rng)), payload, compresslevel)
-            files += 1
+    per_day = 86_400 // WINDOW_S
+    tasks = [
+        (d, [(t0 + w * WINDOW_S, counts[w]) for w in range(d * per_day, (d + 1) * per_day) if counts[w]])
+        for d in range(days)
+    ]
+    state: _State = (str(out), templates, groups, share, seed, compresslevel)
+    if workers > 1:
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(state,)) as pool:
+            files = sum(pool.imap_unordered(_write_windows, tasks))
+    else:
+        _init_worker(state)
+        files = sum(_write_windows(t) for t in tasks)
     return ScaleResult(out=out, events=events, files=files, seconds=time.perf_counter() - began)
