@@ -31,9 +31,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlencode
 
+import duckdb
 from fastapi import FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -284,18 +285,28 @@ def create_app(
         if not given or not hmac.compare_digest(given.encode(), csrf_token.encode()):
             raise HTTPException(403, "missing or wrong CSRF token; reload the page and try again")
 
+    @contextmanager
+    def reader() -> Iterator[duckdb.DuckDBPyConnection | None]:
+        """One read-only connection to the state for a whole page (None when there is no state yet)."""
+        if not queries.state_exists(store):
+            yield None
+            return
+        with lock.read(), findings_store.connect_state(store, read_only=True) as con:
+            yield con
+
     def open_lake() -> queries.Lake:
         with lock.read():  # listing the lake's files reads the state database
             return queries.Lake(store)
 
-    def load_finding(finding_id: str) -> dict[str, Any]:
-        if not queries.state_exists(store):
-            raise HTTPException(404, f"finding {finding_id}: the store has no findings yet")
-        with lock.read():
-            finding = findings_store.get_finding(store, finding_id)
-        if finding is None:
-            raise HTTPException(404, f"finding {finding_id}: not in {store}")
-        return finding
+    def load_finding(finding_id: str, con: duckdb.DuckDBPyConnection | None = None) -> dict[str, Any]:
+        if con is None:
+            with reader() as own:
+                return load_finding(finding_id, own) if own is not None else _missing(finding_id)
+        finding = findings_store.get_finding(con, finding_id)
+        return finding if finding is not None else _missing(finding_id)
+
+    def _missing(finding_id: str) -> NoReturn:
+        raise HTTPException(404, f"finding {finding_id}: not in {store}")
 
     # ------------------------------------------------------------------ findings list
 
@@ -331,14 +342,14 @@ def create_app(
         total = 0
         per_day: list[tuple[date, int]] = []
         facets: dict[str, list[str]] = {"tactic": [], "account": []}
-        if queries.state_exists(store):
-            with lock.read():
-                total = findings_store.count_findings(store, **filters.as_kwargs())
+        with reader() as con:
+            if con is not None:
+                total = findings_store.count_findings(con, **filters.as_kwargs())
                 rows = findings_store.list_findings(
-                    store, **filters.as_kwargs(), order_by=sort, limit=size, offset=(page - 1) * size
+                    con, **filters.as_kwargs(), order_by=sort, limit=size, offset=(page - 1) * size
                 )
-                per_day = queries.findings_per_day(store, filters)
-                facets = queries.finding_facets(store)
+                per_day = queries.findings_per_day(con, filters)
+                facets = queries.finding_facets(con)
         params = {
             "sort": sort,
             "tactic": tactic,
@@ -384,7 +395,11 @@ def create_app(
 
     @app.get("/findings/{finding_id}", response_class=HTMLResponse)
     def finding_page(request: Request, finding_id: str) -> HTMLResponse:
-        finding = load_finding(finding_id)
+        with reader() as con:
+            if con is None:
+                _missing(finding_id)
+            finding = load_finding(finding_id, con)
+            feedback = findings_store.feedback_for(con, str(finding["id"]))
         first = _parse_dt(finding.get("first_seen")) or datetime.now(UTC)
         last = _parse_dt(finding.get("last_seen")) or first
         since, until = queries.window_around(first, last)
@@ -404,8 +419,6 @@ def create_app(
         by_service: dict[str, list[dict[str, Any]]] = {}
         for api in finding.get("anomalous_apis") or []:
             by_service.setdefault(str(api.get("service") or "?"), []).append(api)
-        with lock.read():
-            feedback = findings_store.feedback_for(store, str(finding["id"]))
         chart = {
             "times": [_plot_time(e.get("event_time")) for e in events],
             "names": [str(e.get("event_name") or "") for e in events],
@@ -448,9 +461,9 @@ def create_app(
             findings_store.set_status(store, str(finding["id"]), ACTIONS[action], reason[:2000])
         message = f"Marked {ACTIONS[action]}."
         if request.headers.get("hx-request"):
-            updated = load_finding(finding_id)
-            with lock.read():
-                feedback = findings_store.feedback_for(store, str(updated["id"]))
+            with reader() as con:
+                updated = load_finding(finding_id, con)
+                feedback = findings_store.feedback_for(con, str(updated["id"])) if con is not None else []
             return render(request, "_triage.html", f=updated, feedback=feedback, message=message)
         return RedirectResponse(f"/findings/{finding['id']}?" + urlencode({"msg": message}), status_code=303)
 
@@ -481,9 +494,9 @@ def create_app(
         with open_lake() as lake:
             prof = queries.profile(lake, arn)
         history: list[dict[str, Any]] = []
-        if queries.state_exists(store):
-            with lock.read():
-                history = findings_store.list_findings(store, principal=arn, order_by="time", limit=100)
+        with reader() as con:
+            if con is not None:
+                history = findings_store.list_findings(con, principal=arn, order_by="time", limit=100)
         peak = max((max(row) for row in prof.heatmap), default=0)
         return render(
             request,
@@ -499,13 +512,15 @@ def create_app(
     def pivot_page(request: Request, kind: str, value: str) -> HTMLResponse:
         with open_lake() as lake:
             result = queries.pivot(lake, kind, value)
-        with lock.read():
-            related = queries.findings_touching(
-                store,
-                ip=value if kind == "ip" else None,
-                asn=int(value) if kind == "asn" else None,
-                key=value if kind == "key" else None,
-            )
+        related: list[dict[str, Any]] = []
+        with reader() as con:
+            if con is not None:
+                related = queries.findings_touching(
+                    con,
+                    ip=value if kind == "ip" else None,
+                    asn=int(value) if kind == "asn" else None,
+                    key=value if kind == "key" else None,
+                )
         return render(request, "pivot.html", pv=result, findings=related)
 
     @app.get("/ip/{ip}", response_class=HTMLResponse)

@@ -21,7 +21,6 @@ from typing import Any
 import duckdb
 
 from trailsight.errors import StoreError
-from trailsight.store.findings import connect_state
 from trailsight.store.layout import StoreLayout
 
 #: Columns shown in event tables (``raw`` is fetched only on demand).
@@ -130,44 +129,40 @@ def state_exists(store: Path) -> bool:
     return StoreLayout(store).state.is_file()
 
 
-def findings_per_day(store: Path, filters: FindingFilters) -> list[tuple[date, int]]:
+def findings_per_day(con: duckdb.DuckDBPyConnection, filters: FindingFilters) -> list[tuple[date, int]]:
     """Return (day, findings first seen that day) for the findings matching ``filters``."""
-    if not state_exists(store):
+    if not _has_findings(con):
         return []
     where, params = _filter_sql(filters)
-    with connect_state(store, read_only=True) as con:
-        if not _has_findings(con):
-            return []
-        rows = con.execute(
-            f"SELECT CAST(timezone('UTC', first_seen) AS DATE) AS d, count(*) FROM findings{where} "
-            "GROUP BY d ORDER BY d",
-            params,
-        ).fetchall()
+    rows = con.execute(
+        f"SELECT CAST(timezone('UTC', first_seen) AS DATE) AS d, count(*) FROM findings{where} GROUP BY d ORDER BY d",
+        params,
+    ).fetchall()
     return [(r[0], int(r[1])) for r in rows]
 
 
-def finding_facets(store: Path) -> dict[str, list[str]]:
-    """Distinct tactics, accounts and statuses among stored findings (for the filter menus)."""
+def finding_facets(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """Distinct tactics and accounts among stored findings (for the filter menus)."""
     result: dict[str, list[str]] = {"tactic": [], "account": []}
-    if not state_exists(store):
+    if not _has_findings(con):
         return result
-    with connect_state(store, read_only=True) as con:
-        if not _has_findings(con):
-            return result
-        for column, key in (("tactic", "tactic"), ("account_id", "account")):
-            rows = con.execute(
-                f"SELECT DISTINCT {column} FROM findings WHERE {column} IS NOT NULL ORDER BY 1 LIMIT 200"
-            ).fetchall()
-            result[key] = [str(r[0]) for r in rows]
+    for column, key in (("tactic", "tactic"), ("account_id", "account")):
+        rows = con.execute(
+            f"SELECT DISTINCT {column} FROM findings WHERE {column} IS NOT NULL ORDER BY 1 LIMIT 200"
+        ).fetchall()
+        result[key] = [str(r[0]) for r in rows]
     return result
 
 
 def findings_touching(
-    store: Path, *, ip: str | None = None, asn: int | None = None, key: str | None = None, limit: int = 200
+    con: duckdb.DuckDBPyConnection,
+    *,
+    ip: str | None = None,
+    asn: int | None = None,
+    key: str | None = None,
+    limit: int = 200,
 ) -> list[dict[str, Any]]:
     """Findings whose network list holds ``ip`` / ``asn`` or whose access keys hold ``key`` (newest first)."""
-    if not state_exists(store):
-        return []
     if ip is not None:
         cond, param = "list_contains(json_extract_string(body, '$.networks[*].ip'), ?)", ip
     elif asn is not None:
@@ -176,13 +171,12 @@ def findings_touching(
         cond, param = "list_contains(json_extract_string(body, '$.access_keys[*]'), ?)", key
     else:
         return []
-    with connect_state(store, read_only=True) as con:
-        if not _has_findings(con):
-            return []
-        rows = con.execute(
-            "SELECT status, body FROM findings WHERE " + cond + " ORDER BY last_seen DESC, id LIMIT ?",
-            [param, limit],
-        ).fetchall()
+    if not _has_findings(con):
+        return []
+    rows = con.execute(
+        "SELECT status, body FROM findings WHERE " + cond + " ORDER BY last_seen DESC, id LIMIT ?",
+        [param, limit],
+    ).fetchall()
     out = []
     for status, text in rows:
         body: dict[str, Any] = json.loads(text)
