@@ -619,6 +619,9 @@ def _line(f: Finding, ctx: _Context, u: UnusualAttribute, name: str) -> str:
     usual = _usual_words(u.principal_usual, u.attribute)
     usual_part = f"; {name} usually uses {usual}" if usual else ""
     if u.attribute == "api":
+        if ctx.history_events == 0:
+            acct_hist = _span_words(ctx.account_history_days)
+            return f"{value}: {peers} called it in {acct_hist} of account history"
         if p.count == 0:
             return f"{name} has never called {value} in {hist} of history; {peers}"
         return f"{name} has called {value} only {_times(p.count)} in {hist} of history (rare); {peers}"

@@ -184,6 +184,11 @@ def _apis(f: Mapping[str, Any]) -> list[RenderableType]:
 _UNUSUAL_PER_ATTRIBUTE = 6
 
 
+def _principals(n: Any) -> str:
+    count = int(n or 0)
+    return f"usual ({count} principal{'s' if count != 1 else ''})"
+
+
 def _usual_words(items: Iterable[Mapping[str, Any]], limit: int = 3) -> str:
     shown = [u for u in items if u.get("frequency") != "unseen"][:limit]
     return "; ".join(f"{safe(u.get('value'), 40)} ({safe(u.get('frequency'))}, {safe(u.get('count'))}×)" for u in shown)
@@ -213,7 +218,7 @@ def _unusual(f: Mapping[str, Any]) -> list[RenderableType]:
                 Text("unusual", style="bold yellow") if u.get("unusual_for_principal") else Text("usual", style="dim"),
                 Text("unusual", style="bold yellow")
                 if u.get("unusual_for_account")
-                else Text(f"usual ({safe(u.get('principals_in_account_using'))} principals)", style="dim"),
+                else Text(_principals(u.get("principals_in_account_using")), style="dim"),
                 Text(_usual_words(u.get("principal_usual") or []) if first else ""),
                 Text(_usual_words(u.get("account_usual") or []) if first else ""),
             )
