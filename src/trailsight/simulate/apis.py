@@ -282,7 +282,10 @@ def request_for(service: str, name: str, res: Resources, region: str, rng: rando
         if name == "ListAccessKeys":
             return None
         if name == "SimulatePrincipalPolicy":
-            return {"policySourceArn": f"arn:aws:iam::{acct}:role/prod-app-instance-role", "actionNames": ["s3:GetObject"]}
+            return {
+                "policySourceArn": f"arn:aws:iam::{acct}:role/prod-app-instance-role",
+                "actionNames": ["s3:GetObject"],
+            }
         if name == "GetPolicyVersion":
             return {"policyArn": f"arn:aws:iam::{acct}:policy/app-data-access", "versionId": "v3"}
         return None
@@ -312,7 +315,10 @@ def request_for(service: str, name: str, res: Resources, region: str, rng: rando
         return {"detectorId": "0cb4d1a2f9e8b7c6d5e4f3a2b1c0d9e8"}
     if service == "cloudtrail":
         if name == "LookupEvents":
-            return {"maxResults": 50, "lookupAttributes": [{"attributeKey": "EventName", "attributeValue": "ConsoleLogin"}]}
+            return {
+                "maxResults": 50,
+                "lookupAttributes": [{"attributeKey": "EventName", "attributeValue": "ConsoleLogin"}],
+            }
         if name == "GetTrailStatus":
             return {"name": f"arn:aws:cloudtrail:us-east-1:{acct}:trail/org-trail"}
         return {"includeShadowTrails": True} if name == "DescribeTrails" else None
@@ -321,7 +327,11 @@ def request_for(service: str, name: str, res: Resources, region: str, rng: rando
     if service == "bedrock" and name == "InvokeModel":
         return {"modelId": rng.choice(("anthropic.claude-3-haiku-20240307-v1:0", "amazon.titan-embed-text-v2:0"))}
     if service == "redshift-data" and name == "ExecuteStatement":
-        return {"clusterIdentifier": f"{res.env}-warehouse", "database": "analytics", "sql": "HIDDEN_DUE_TO_SECURITY_REASONS"}
+        return {
+            "clusterIdentifier": f"{res.env}-warehouse",
+            "database": "analytics",
+            "sql": "HIDDEN_DUE_TO_SECURITY_REASONS",
+        }
     return None
 
 

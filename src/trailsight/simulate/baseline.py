@@ -88,9 +88,7 @@ def human_identity(
             return iam_user_console(acct.id, h.name, h.user_id, key_id(rng, "ASIA"), ts, mfa=True)
         return iam_user(acct.id, h.name, h.user_id, h.access_key)
     role_name, role_id = acct.sso_role_ids[SSO_SETS[h.team]]
-    return assumed_role(
-        acct.id, role_name, SSO_PATH, role_id, h.email, key_id(rng, "ASIA"), ts, stable_session=True
-    )
+    return assumed_role(acct.id, role_name, SSO_PATH, role_id, h.email, key_id(rng, "ASIA"), ts, stable_session=True)
 
 
 def human_session(
@@ -269,9 +267,7 @@ def workload_session(
 ) -> Identity:
     """A role session of workload ``w``."""
     acct = org.account(w.account)
-    return assumed_role(
-        acct.id, w.role, w.path, w.role_id, session, key or key_id(rng, "ASIA"), ts, invoked_by=None
-    )
+    return assumed_role(acct.id, w.role, w.path, w.role_id, session, key or key_id(rng, "ASIA"), ts, invoked_by=None)
 
 
 def run_lambda(trail: Trail, org: Organisation, w: Workload, days: int) -> None:

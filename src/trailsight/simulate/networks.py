@@ -83,7 +83,9 @@ NETWORKS: dict[str, Network] = {
         _net("vzw_newark", "mobile", "63.54.0.0/24", 22394, _VERIZON, "Newark", "US"),
         _net("vodafone_frankfurt", "mobile", "2.200.0.0/24", 3209, "Vodafone GmbH", "Frankfurt am Main", "DE"),
         # Abroad: where people travel to.
-        _net("rogers_toronto", "residential", "9.232.0.0/24", 812, "Rogers Communications Canada Inc.", "Toronto", "CA"),
+        _net(
+            "rogers_toronto", "residential", "9.232.0.0/24", 812, "Rogers Communications Canada Inc.", "Toronto", "CA"
+        ),
         _net("orange_paris", "residential", "62.160.0.0/24", 3215, "Orange S.A.", "Paris", "FR"),
         _net("telstra_sydney", "residential", "58.160.0.0/24", 1221, "Telstra Limited", "Sydney", "AU"),
         # VPS providers.

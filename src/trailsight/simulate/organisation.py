@@ -216,15 +216,15 @@ def build_organisation(rng: random.Random, principals: int) -> Organisation:
     n_humans = max(4, principals - n_auto)
     teams = ("platform", "backend", "data", "security", "backend", "platform", "data")
     used: set[str] = set()
-    humans = [
-        make_human(rng, i, teams[i % len(teams)], "iam" if i % 2 == 0 else "sso", used) for i in range(n_humans)
-    ]
+    humans = [make_human(rng, i, teams[i % len(teams)], "iam" if i % 2 == 0 else "sso", used) for i in range(n_humans)]
     return Organisation(accounts=accounts, humans=humans, workloads=workloads)
 
 
 def _workload_roster(rng: random.Random, prod: Account, staging: Account) -> list[Workload]:
     def w(role: str, path: str, kind: str, acct: Account, region: str, **kw: object) -> Workload:
-        return Workload(role=role, path=path, kind=kind, account=acct.env, region=region, role_id=key_id(rng, "AROA"), **kw)  # type: ignore[arg-type]
+        return Workload(
+            role=role, path=path, kind=kind, account=acct.env, region=region, role_id=key_id(rng, "AROA"), **kw
+        )  # type: ignore[arg-type]
 
     def instances(n: int) -> list[tuple[str, int]]:
         return [(f"i-0{rng.getrandbits(64):016x}", rng.randrange(254)) for _ in range(n)]

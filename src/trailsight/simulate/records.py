@@ -208,7 +208,11 @@ def root(account: str, access_key: str | None, created: float | None = None, mfa
 def aws_service(host: str, account: str) -> Identity:
     """An AWS service acting on the account's behalf (``AWSService`` with ``invokedBy``)."""
     return Identity(
-        user_identity={"type": "AWSService", "invokedBy": host}, principal=host, actor=host, arn=host, account_id=account
+        user_identity={"type": "AWSService", "invokedBy": host},
+        principal=host,
+        actor=host,
+        arn=host,
+        account_id=account,
     )
 
 
@@ -242,7 +246,9 @@ def error_for(
     action = iam_action(service, event_name)
     if kind == "denied":
         if service == "ec2":
-            blob = "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") for _ in range(96))
+            blob = "".join(
+                rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") for _ in range(96)
+            )
             return (
                 "Client.UnauthorizedOperation",
                 f"You are not authorized to perform this operation. User: {caller_arn} is not authorized to perform: "
@@ -351,7 +357,9 @@ def build_record(
     caller_is_service = identity.user_identity.get("type") == "AWSService" or "invokedBy" in identity.user_identity
     if not caller_is_service and event_type == "AwsApiCall":
         tls_version, cipher = TLS_CHOICES[0] if rng.random() < 0.8 else TLS_CHOICES[1]
-        host = src if service in GLOBAL_SOURCES or service == "sts-global" else f"{src[:-14]}.{rec_region}.amazonaws.com"
+        host = (
+            src if service in GLOBAL_SOURCES or service == "sts-global" else f"{src[:-14]}.{rec_region}.amazonaws.com"
+        )
         rec["tlsDetails"] = {"tlsVersion": tls_version, "cipherSuite": cipher, "clientProvidedHostHeader": host}
     if console:
         rec["sessionCredentialFromConsole"] = "true"

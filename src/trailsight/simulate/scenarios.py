@@ -494,9 +494,7 @@ def _pick_workload(org: Organisation, kinds: tuple[str, ...]) -> Workload | None
     return None
 
 
-def inject_attack(
-    trail: Trail, org: Organisation, name: str, day: int, label_id: str, used: set[str]
-) -> Label:
+def inject_attack(trail: Trail, org: Organisation, name: str, day: int, label_id: str, used: set[str]) -> Label:
     """Carry out attack ``name`` on ``day``; returns its label."""
     rng = trail.rng
     tactics, techniques, description, nets, builder = ATTACKS[name]
