@@ -187,7 +187,7 @@ def password_finding(events: list[dict[str, Any]], *, fid: str = "f1a2b3c4d5e6f7
                 value="GetPasswordData",
                 unusual_for_principal=True,
                 unusual_for_account=True,
-                principal_usual=_usual(mine, ROLE, 3),
+                principal_usual=_usual([e for e in mine if e not in unusual], ROLE, 3),
                 account_usual=_usual(events, None, 4),
                 principals_in_account_using=0,
             ),
@@ -206,8 +206,8 @@ def password_finding(events: list[dict[str, Any]], *, fid: str = "f1a2b3c4d5e6f7
         user_agents=sorted({str(e["user_agent"]) for e in unusual if e["user_agent"]})[:3],
         session_names=sorted({str(e["session_name"]) for e in unusual if e["session_name"]}),
         explanation=[
-            "The role stratus-red-team-ec2-get-password-data-role called ec2:GetPasswordData 29 times in "
-            f"{int((last - first).total_seconds() // 60) + 1} minutes; it had never called it before, and no "
+            "The role stratus-red-team-ec2-get-password-data-role called ec2:GetPasswordData 29 times within "
+            f"{int((last - first).total_seconds())} seconds; it had never called it before, and no "
             "other principal in account 123837392027 calls it.",
             "Every call failed with Client.UnauthorizedOperation: someone is trying to read the Windows "
             "administrator password of EC2 instances without permission.",

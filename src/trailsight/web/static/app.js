@@ -8,6 +8,12 @@
     try { return JSON.parse(source.textContent); } catch (e) { return null; }
   }
 
+  // Plotly reads a subset of HTML in labels (<b>, <a href>, <span style>); CloudTrail strings are
+  // attacker-controlled, so they go in as entities and Plotly shows them as plain text.
+  function plain(text) {
+    return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  }
+
   var layoutBase = {
     margin: { l: 40, r: 10, t: 6, b: 30 },
     paper_bgcolor: "rgba(0,0,0,0)",
@@ -37,7 +43,7 @@
       var usual = { x: [], y: [] }, unusual = { x: [], y: [] };
       for (var i = 0; i < data.times.length; i++) {
         var target = data.unusual[i] ? unusual : usual;
-        target.x.push(data.times[i]); target.y.push(data.names[i]);
+        target.x.push(data.times[i]); target.y.push(plain(data.names[i]));
       }
       window.Plotly.newPlot(el, [
         { type: "scatter", mode: "markers", name: "usual", x: usual.x, y: usual.y,
