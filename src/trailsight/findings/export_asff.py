@@ -31,7 +31,7 @@ from botocore.validate import ParamValidator
 from trailsight.enrich.geo import GEO_ATTRIBUTION
 from trailsight.enrich.network import parse_ip
 from trailsight.errors import TrailsightError
-from trailsight.findings.export_common import clean_tree, clip, iso_z, tactic_id
+from trailsight.findings.export_common import clean_tree, clip, iso_z, sentences, tactic_id
 from trailsight.findings.model import Finding
 
 SCHEMA_VERSION = "2018-10-08"
@@ -197,7 +197,7 @@ def to_asff(f: Finding, *, region: str = DEFAULT_REGION, now: datetime | None = 
     confidence = _CONFIDENCE.get(f.confidence, 0)
     criticality = max(0, min(100, f.risk_score))
     types = asff_types(f)
-    description = " ".join(f.explanation) if f.explanation else f.title
+    description = sentences(f.explanation) or f.title
     finding: dict[str, Any] = {
         "SchemaVersion": SCHEMA_VERSION,
         "Id": clip(f"trailsight/{account}/{f.id}", 512),

@@ -42,6 +42,12 @@ def utf8_clean(text: str) -> str:
     return text
 
 
+def sentences(lines: list[str]) -> str:
+    """Explanation lines as one paragraph: each line ends with punctuation, joined by spaces."""
+    parts = [line.strip() for line in lines if line.strip()]
+    return " ".join(p if p[-1] in ".!?;:" else p + "." for p in parts)
+
+
 def clean_tree(value: Any) -> Any:
     """``value`` (dicts, lists, strings ...) with :func:`utf8_clean` applied to every string."""
     if isinstance(value, str):

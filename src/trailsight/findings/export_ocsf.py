@@ -42,6 +42,7 @@ from trailsight.findings.export_common import (
     attack_version,
     clean_tree,
     epoch_ms,
+    sentences,
     short_name,
     tactic_id,
 )
@@ -269,7 +270,7 @@ def to_ocsf(f: Finding) -> dict[str, Any]:
     finding_info: dict[str, Any] = {
         "uid": f.id,
         "title": f.title,
-        "desc": " ".join(f.explanation) if f.explanation else f.title,
+        "desc": sentences(f.explanation) or f.title,
         "types": [f.finding_type],
         "first_seen_time": epoch_ms(f.first_seen),
         "last_seen_time": epoch_ms(f.last_seen),
