@@ -97,7 +97,10 @@ def test_upsert_keeps_analyst_status_and_extends(tmp_path: Path) -> None:
     assert got["count"] == 3
     assert got["first_seen"] == "2024-03-01T12:00:00Z"
     assert got["last_seen"] == "2024-03-01T13:00:00Z"
-    # A suppression rule overrides an analyst's ack/dismiss, never Malicious.
+    # A suppression rule never overrides a verdict (Dismissed, Malicious), only an acknowledgement.
+    save_findings(tmp_path, [make_finding(status="Suppressed")])
+    assert get_finding(tmp_path, "f1")["status"] == "Dismissed"  # type: ignore[index]
+    set_status(tmp_path, "f1", "Acknowledged", "looking again")
     save_findings(tmp_path, [make_finding(status="Suppressed")])
     assert get_finding(tmp_path, "f1")["status"] == "Suppressed"  # type: ignore[index]
     set_status(tmp_path, "f1", "Malicious", "confirmed")

@@ -10,9 +10,10 @@ This module owns two tables::
 
 ``body`` is :meth:`Finding.to_dict`; the other columns are copies used to filter and sort.
 
-Saving is an upsert by id. A finding already stored keeps the analyst's status
-(Acknowledged, Dismissed, Malicious) unless the new one arrives Suppressed by a rule;
-a confirmed Malicious finding is never hidden by a suppression. An update to a stored
+Saving is an upsert by id. A finding already stored keeps the analyst's status: Dismissed
+and Malicious always (a re-run that suppresses a dismissed finding by its own feedback rule
+leaves it Dismissed; a confirmed Malicious one is never hidden), Acknowledged unless the new
+one arrives Suppressed by a rule. An update to a stored
 finding extends it: first/last seen widen and the event ids are merged.
 
 DuckDB allows one writing process *or* several read-only ones, so the database is
@@ -218,9 +219,9 @@ def save_findings(
 ) -> int:
     """Upsert findings by id; return how many were written (new or updated).
 
-    An existing finding keeps its analyst status (Acknowledged / Dismissed / Malicious)
-    unless the new one is Suppressed (a Malicious one stays Malicious); its time range
-    widens to cover both versions and its event ids are merged.
+    An existing finding keeps its analyst status (Dismissed and Malicious always, Acknowledged
+    unless the new one is Suppressed); its time range widens to cover both versions and its
+    event ids are merged.
     """
     items = [f.to_dict() if isinstance(f, Finding) else dict(f) for f in findings]
     if not items:
@@ -251,7 +252,8 @@ def _upsert(con: duckdb.DuckDBPyConnection, body: dict[str, Any], now: datetime)
     if row is not None:
         old_status, old_body_text = str(row[0]), row[1]
         old_body: dict[str, Any] = json.loads(old_body_text) if old_body_text else {}
-        if old_status == "Malicious" or (old_status in ANALYST_STATUSES and new_status != "Suppressed"):
+        # An analyst's verdict (Dismissed, Malicious) is final; an acknowledgement gives way to a rule.
+        if old_status in ("Dismissed", "Malicious") or (old_status == "Acknowledged" and new_status != "Suppressed"):
             new_status = old_status
         if old_body:
             first_seen = min(first_seen, _parse_time(old_body["first_seen"]))
