@@ -24,7 +24,7 @@ from trailsight.config import Settings
 from trailsight.detectors import registry
 from trailsight.detectors.base import Detector
 from trailsight.errors import ConfigError, StoreError
-from trailsight.features.asof import CARRIED_COLUMNS, build_feature_table
+from trailsight.features.asof import CARRIED_COLUMNS, bounds_table, build_feature_table, build_profiles, prepare
 from trailsight.features.options import FeatureOptions
 from trailsight.features.source import connect, lake_day_range, open_events
 from trailsight.findings.group import group_findings
@@ -149,13 +149,22 @@ def detect(
 
     con = connect()
     unusual: list[dict[str, Any]] = []
+    history = open_events(con, layout, since, until, feat_opts.forget_days)
+    profiles = _materialise_profiles(con, history, since, until, feat_opts)
+    sql: str | None = None
     for c_since, c_until in _chunks(since, until, chunk_days):
         try:
-            events = open_events(con, layout, c_since, c_until, feat_opts.forget_days)
+            events = open_events(con, layout, c_since, c_until, 0, table_name="chunk_events")
         except StoreError:
             continue  # no events in this chunk
-        table = build_feature_table(events, c_since, c_until, feat_opts).select(*columns)
-        features = con.to_pyarrow(table)
+        con.con.register("_ts_bounds", bounds_table(c_since, c_until))
+        if sql is None:
+            # Compiled once per run: chunks differ only in the view and the bounds row.
+            expr = build_feature_table(
+                events, c_since, c_until, feat_opts, profiles=profiles, bounds=con.table("_ts_bounds")
+            )
+            sql = str(con.compile(expr.select(*columns)))
+        features = con.con.sql(sql).to_arrow_table()
         rows, _ = score_table(features, dets, scoring)
         unusual += rows
         st.events += features.num_rows
@@ -172,6 +181,24 @@ def detect(
     if save:
         _save(layout, findings, st, started_at)
     return findings
+
+
+def _materialise_profiles(
+    con: Any, history: Any, since: datetime, until: datetime, opts: FeatureOptions
+) -> dict[str, Any]:
+    """Compute the windowed daily profiles once for the whole range and keep them as temp tables."""
+    prepared = prepare(history)
+    since_day = int(since.timestamp() // 86_400)
+    prepared = prepared.filter((prepared.day >= since_day - opts.forget_days) & (prepared.event_time < until))
+    # Only what the profiles read, materialised once (the history is scanned once, not per pair).
+    keep = ["event_time", "error_code", "day", "hour_idx", "b15", "_k_msg"]
+    keep += [c for c in prepared.columns if c.startswith("_k_") and c not in keep]
+    tag = uuid.uuid4().hex[:8]
+    prepared = con.create_table(f"_ts_history_{tag}", prepared.select(*keep), temp=True)
+    out: dict[str, Any] = {}
+    for name, expr in build_profiles(prepared, opts.forget_days).items():
+        out[name] = con.create_table(f"_ts_profile_{name}_{tag}", expr, temp=True)
+    return out
 
 
 def _describe(

@@ -36,6 +36,7 @@ from typing import Any
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 
 from trailsight.features.options import FeatureOptions
 
@@ -155,7 +156,7 @@ def _key(col: str) -> str:
     return f"_k_{col}"
 
 
-def _prepare(events: ir.Table) -> ir.Table:
+def prepare(events: ir.Table) -> ir.Table:
     """Derive the day/hour columns and null-free key copies used for partitions and joins."""
     secs = events.event_time.epoch_seconds()
     t = events.select(*CARRIED_COLUMNS).mutate(
@@ -200,28 +201,87 @@ def _profile(hist: ir.Table, pair: Pair, forget_days: int) -> ir.Table:
     return daily.select(*keys, "day", **out)
 
 
-def _within_day(t: ir.Table) -> ir.Table:
-    """Add every pair's same-day running figures (strictly before each event), in one projection."""
-    order = [t.event_time, t.event_id]
-    out: dict[str, Any] = {}
-    for pair in PAIRS:
-        keys = [t[_key(k)] for k in pair.keys]
-        w_day = ibis.window(group_by=[*keys, t.day], order_by=order)
-        w_day_all = ibis.window(group_by=[*keys, t.day])
-        out[f"{pair.name}__rn"] = ibis.row_number().over(w_day)
-        out[f"{pair.name}__tf"] = t.event_time.min().over(w_day_all)
-        out[f"{pair.name}__tl"] = t.event_time.lag().over(w_day)
-        if pair.hours:
-            w_rank = ibis.window(group_by=[*keys, t.day], order_by=t.hour_idx)
-            w_hour = ibis.window(group_by=[*keys, t.hour_idx], order_by=order)
-            out[f"{pair.name}__dr"] = ibis.dense_rank().over(w_rank)
-            out[f"{pair.name}__rh"] = ibis.row_number().over(w_hour)
-    # Volume: the principal's events earlier in the same clock hour.
-    out["p_hour_count"] = ibis.row_number().over(ibis.window(group_by=[t._k_principal, t.hour_idx], order_by=order))
-    is_err = t.error_code.notnull()
-    w_msg = ibis.window(group_by=[t._k_account_id, t.b15, is_err, t._k_msg], order_by=order)
-    out["_new_msg"] = ibis.ifelse(is_err & (ibis.row_number().over(w_msg) == 0), 1, 0)
-    return t.mutate(**out)
+def _pair_part(cur: ir.Table, pair: Pair, profile: ir.Table) -> ir.Table:
+    """One pair's features per event, from a narrow projection (keeps window sorts cheap).
+
+    Same-day running figures come from windows over (pair, day); earlier days from the
+    windowed daily profile joined on (pair, day).
+    """
+    nm = pair.name
+    keys = [_key(k) for k in pair.keys]
+    narrow = cur.select("event_id", "event_time", "day", "hour_idx", *keys)
+    order = [narrow.event_time, narrow.event_id]
+    kcols = [narrow[k] for k in keys]
+    w_day = ibis.window(group_by=[*kcols, narrow.day], order_by=order)
+    w_day_all = ibis.window(group_by=[*kcols, narrow.day])
+    win: dict[str, Any] = {
+        "_rn": ibis.row_number().over(w_day),
+        "_tf": narrow.event_time.min().over(w_day_all),
+        "_tl": narrow.event_time.lag().over(w_day),
+    }
+    if pair.hours:
+        win["_dr"] = ibis.dense_rank().over(ibis.window(group_by=[*kcols, narrow.day], order_by=narrow.hour_idx))
+        win["_rh"] = ibis.row_number().over(ibis.window(group_by=[*kcols, narrow.hour_idx], order_by=order))
+    narrow = narrow.mutate(**win)
+    prof = profile.rename(**{f"_j{i}": c for i, c in enumerate([*keys, "day"])})
+    preds = [narrow[c] == prof[f"_j{i}"] for i, c in enumerate([*keys, "day"])]
+    j = narrow.left_join(prof, preds)
+    seen_today = j._rn > 0
+    out: dict[str, Any] = {
+        f"{nm}__id": j.event_id,
+        f"{nm}_n": j[f"{nm}__pn"].fill_null(0) + j._rn,
+        f"{nm}_days": j[f"{nm}__pd"].fill_null(0) + ibis.ifelse(seen_today, 1, 0),
+        f"{nm}_first": j[f"{nm}__pf"].fill_null(ibis.ifelse(seen_today, j._tf, ibis.null())),
+        f"{nm}_last": ibis.ifelse(seen_today, j._tl, j[f"{nm}__pl"]),
+    }
+    if pair.hours:
+        out[f"{nm}_hours"] = j[f"{nm}__ph"].fill_null(0) + j._dr + ibis.ifelse(j._rh > 0, 1, 0)
+    return j.select(**out)
+
+
+def _volume_part(cur: ir.Table, profile: ir.Table) -> ir.Table:
+    """The principal's calls earlier in the event's clock hour, and its usual hour-of-week counts."""
+    narrow = cur.select("event_id", "event_time", "hour_idx", "_k_principal")
+    w = ibis.window(group_by=[narrow._k_principal, narrow.hour_idx], order_by=[narrow.event_time, narrow.event_id])
+    narrow = narrow.mutate(p_hour_count=ibis.row_number().over(w))
+    prof = profile.rename(_j0="_k_principal", _j1="hour_idx")
+    j = narrow.left_join(prof, [narrow._k_principal == prof._j0, narrow.hour_idx == prof._j1])
+    return j.select(vol__id=j.event_id, p_hour_count=j.p_hour_count, vol__vs=j.vol__vs, vol__vq=j.vol__vq)
+
+
+def _error_part(cur: ir.Table, profile: ir.Table) -> ir.Table:
+    """Distinct error messages of the account so far in the event's 15-minute bucket, and the usual."""
+    narrow = cur.select("event_id", "event_time", "b15", "_k_account_id", "_k_msg", is_err=cur.error_code.notnull())
+    order = [narrow.event_time, narrow.event_id]
+    w_msg = ibis.window(group_by=[narrow._k_account_id, narrow.b15, narrow.is_err, narrow._k_msg], order_by=order)
+    narrow = narrow.mutate(_new=ibis.ifelse(narrow.is_err & (ibis.row_number().over(w_msg) == 0), 1, 0))
+    w_b15 = ibis.window(
+        group_by=[narrow._k_account_id, narrow.b15], order_by=[narrow.event_time, narrow.event_id], following=0
+    )
+    narrow = narrow.mutate(err_distinct_15m=ibis.ifelse(narrow.is_err, narrow._new.sum().over(w_b15), 0))
+    prof = profile.rename(_j0="_k_account_id", _j1="b15")
+    j = narrow.left_join(prof, [narrow._k_account_id == prof._j0, narrow.b15 == prof._j1])
+    return j.select(err__id=j.event_id, err_distinct_15m=j.err_distinct_15m, err__es=j.err__es, err__eq=j.err__eq)
+
+
+def _users_part(cur: ir.Table, used: ir.Table, forget: int) -> ir.Table:
+    """How many principals of the account used the event's api on earlier days of the window."""
+    wanted = cur.select(_wa=cur._k_account_id, _wp=cur._k_api, _wd=cur.day).distinct()
+    joined = wanted.join(
+        used,
+        [
+            wanted._wa == used._k_account_id,
+            wanted._wp == used._k_api,
+            used.day >= wanted._wd - forget,
+            used.day < wanted._wd,
+        ],
+    )
+    users = joined.group_by(["_wa", "_wp", "_wd"]).aggregate(users__n=joined._k_principal.nunique())
+    narrow = cur.select("event_id", "_k_account_id", "_k_api", "day")
+    j = narrow.left_join(
+        users, [narrow._k_account_id == users._wa, narrow._k_api == users._wp, narrow.day == users._wd]
+    )
+    return j.select(users__id=j.event_id, a_api_principals=j.users__n.fill_null(0))
 
 
 def _freq(days: ir.IntegerValue, span_days: ir.FloatingValue) -> ir.StringValue:
@@ -235,36 +295,30 @@ def _freq(days: ir.IntegerValue, span_days: ir.FloatingValue) -> ir.StringValue:
     )
 
 
-def build_feature_table(
-    events: ir.Table,
-    since: datetime,
-    until: datetime,
-    options: FeatureOptions | None = None,
-) -> ir.Table:
-    """Return the as-of feature table for the events of ``events`` in ``[since, until)``.
+def bounds_table(since: datetime, until: datetime) -> pa.Table:
+    """The one-row bounds table for :func:`build_feature_table` (``bounds=``)."""
+    return pa.table(
+        {
+            "_b_since": pa.array([since], pa.timestamp("us", tz="UTC")),
+            "_b_until": pa.array([until], pa.timestamp("us", tz="UTC")),
+            "_b_since_day": pa.array([int(since.timestamp() // SECONDS_PER_DAY)], pa.int64()),
+            "_b_until_day": pa.array([int((until.timestamp() - 1e-6) // SECONDS_PER_DAY)], pa.int64()),
+        }
+    )
 
-    ``events`` must hold the normalised events from ``forget_days`` before ``since`` up to
-    ``until`` (more is harmless). The result has one row per event in the range: the carried
-    event columns plus :func:`feature_columns`.
+
+def build_profiles(prepared: ir.Table, forget_days: int) -> dict[str, ir.Table]:
+    """The windowed daily profiles of every pair, plus the volume, error and api-user profiles.
+
+    ``prepared`` is :func:`prepare` of the history and the range to score. Each profile row
+    ``(keys, day)`` holds sums over the ``forget_days`` days *before* ``day``; the results are
+    small and may be materialised once and reused for every chunk of a long range.
     """
-    opts = options or FeatureOptions()
-    forget = opts.forget_days
-    since_day = int(since.timestamp() // SECONDS_PER_DAY)
-    until_day = int((until.timestamp() - 1e-6) // SECONDS_PER_DAY)
-    t = _prepare(events)
-    hist = t.filter((t.day >= since_day - forget) & (t.event_time < until))
-    # Events of the days being scored (whole days: same-day history before `since` counts).
-    cur = hist.filter((hist.day >= since_day) & (hist.day <= until_day))
-
-    cur = _within_day(cur)
-    # Error messages: distinct messages of the account so far in the event's 15-minute bucket.
-    is_err = cur.error_code.notnull()
-    w_b15 = ibis.window(group_by=[cur._k_account_id, cur.b15], order_by=[cur.event_time, cur.event_id], following=0)
-    cur = cur.mutate(err_distinct_15m=ibis.ifelse(is_err, cur._new_msg.sum().over(w_b15), 0))
-
-    right: list[tuple[ir.Table, list[str], str]] = []  # (table, join columns on the left, prefix)
+    hist = prepared
+    forget = forget_days
+    out: dict[str, ir.Table] = {}
     for pair in PAIRS:
-        right.append((_profile(hist, pair, forget), [*[_key(k) for k in pair.keys], "day"], pair.name))
+        out[pair.name] = _profile(hist, pair, forget)
 
     # Hourly volume profile: counts per (principal, clock hour); sums per hour-of-week slot.
     hourly = hist.group_by([hist._k_principal, hist.hour_idx]).aggregate(_c=hist.count())
@@ -272,69 +326,85 @@ def build_feature_table(
     w_slot = ibis.window(
         group_by=[hourly._k_principal, hourly._how], order_by=hourly.hour_idx, range=(-forget * 24, -1)
     )
-    hourly = hourly.select(
+    out["vol"] = hourly.select(
         "_k_principal",
         "hour_idx",
         vol__vs=hourly._c.sum().over(w_slot),
         vol__vq=(hourly._c * hourly._c).sum().over(w_slot),
     )
-    right.append((hourly, ["_k_principal", "hour_idx"], "vol"))
 
     # Error buckets: distinct messages per (account, 15 minutes), over earlier buckets.
     errs = hist.filter(hist.error_code.notnull())
     buckets = errs.group_by([errs._k_account_id, errs.b15]).aggregate(_dm=errs._k_msg.nunique())
     w_b = ibis.window(group_by=buckets._k_account_id, order_by=buckets.b15, range=(-forget * 96, -1))
-    buckets = buckets.select(
+    out["err"] = buckets.select(
         "_k_account_id",
         "b15",
         err__es=buckets._dm.sum().over(w_b),
         err__eq=(buckets._dm * buckets._dm).sum().over(w_b),
     )
-    right.append((buckets, ["_k_account_id", "b15"], "err"))
+    # Who used which api on which day (for "n principals in this account used it before").
+    out["used"] = hist.select(hist._k_account_id, hist._k_api, hist._k_principal, hist.day).distinct()
+    return out
 
-    # Principals of the account that used the api on earlier days of the window.
-    used = hist.select(hist._k_account_id, hist._k_api, hist._k_principal, hist.day).distinct()
-    wanted = cur.select(cur._k_account_id, cur._k_api, cur.day).distinct()
-    wanted = wanted.rename(_wa="_k_account_id", _wp="_k_api", _wd="day")
-    joined = wanted.join(
-        used,
-        [
-            wanted._wa == used._k_account_id,
-            wanted._wp == used._k_api,
-            used.day >= wanted._wd - forget,
-            used.day < wanted._wd,
-        ],
+
+def build_feature_table(
+    events: ir.Table,
+    since: datetime,
+    until: datetime,
+    options: FeatureOptions | None = None,
+    *,
+    profiles: dict[str, ir.Table] | None = None,
+    bounds: ir.Table | None = None,
+) -> ir.Table:
+    """Return the as-of feature table for the events of ``events`` in ``[since, until)``.
+
+    Without ``profiles``, ``events`` must hold the normalised events from ``forget_days``
+    before ``since`` up to ``until`` (more is harmless) and the profiles are computed in the
+    same expression. With ``profiles`` (from :func:`build_profiles` over a range covering this
+    one), ``events`` needs only the days of ``[since, until)``. The result has one row per
+    event in the range: the carried event columns plus :func:`feature_columns`.
+
+    ``bounds`` (see :func:`bounds_table`) replaces ``since``/``until`` by a one-row table, so
+    the compiled query does not change from one chunk to the next.
+    """
+    opts = options or FeatureOptions()
+    forget = opts.forget_days
+    t = prepare(events)
+    if bounds is None:
+        since_day = int(since.timestamp() // SECONDS_PER_DAY)
+        until_day = int((until.timestamp() - 1e-6) // SECONDS_PER_DAY)
+        lo: Any = ibis.literal(since)
+        hi: Any = ibis.literal(until)
+        d_lo: Any = ibis.literal(since_day)
+        d_hi: Any = ibis.literal(until_day)
+    else:
+        # A one-row table of bounds: the same compiled query serves every chunk of a run.
+        t = t.cross_join(bounds)
+        lo, hi, d_lo, d_hi = t._b_since, t._b_until, t._b_since_day, t._b_until_day
+    hist = t.filter((t.day >= d_lo - forget) & (t.event_time < hi))
+    # Events of the days being scored (whole days: same-day history before `since` counts).
+    cur = hist.filter((hist.day >= d_lo) & (hist.day <= d_hi))
+    if profiles is None:
+        profiles = build_profiles(hist, forget)
+
+    parts: list[tuple[str, ir.Table]] = [(p.name, _pair_part(cur, p, profiles[p.name])) for p in PAIRS]
+    parts.append(("vol", _volume_part(cur, profiles["vol"])))
+    parts.append(("err", _error_part(cur, profiles["err"])))
+    parts.append(("users", _users_part(cur, profiles["used"], forget)))
+
+    base = cur.filter(
+        (cur.event_time >= (lo if bounds is None else cur._b_since))
+        & (cur.event_time < (hi if bounds is None else cur._b_until))
     )
-    users = joined.group_by(["_wa", "_wp", "_wd"]).aggregate(users__n=joined._k_principal.nunique())
-    users = users.rename(_k_account_id="_wa", _k_api="_wp", day="_wd")
-    right.append((users, ["_k_account_id", "_k_api", "day"], "users"))
-
-    # One flat join chain (keeps the compiled query shallow); right keys get unique names.
-    left_cols = list(cur.columns)
-    chain: Any = cur
+    base = base.select(*CARRIED_COLUMNS, "api", "day", "hour", "how")
+    # One flat join chain on event id (keeps the compiled query shallow).
+    chain: Any = base
     kept: list[str] = []
-    for table, cols, prefix in right:
-        renamed = table.rename(**{f"{prefix}__j{i}": c for i, c in enumerate(cols)})
-        preds = [cur[c] == renamed[f"{prefix}__j{i}"] for i, c in enumerate(cols)]
-        chain = chain.left_join(renamed, preds)
-        kept += [c for c in renamed.columns if c.startswith(f"{prefix}__") and "__j" not in c]
-    cur = chain.select(*left_cols, *kept)
-    cur = cur.filter((cur.event_time >= since) & (cur.event_time < until))
-
-    # Combine the profile (earlier days) with the same-day running figures.
-    out: dict[str, Any] = {}
-    for pair in PAIRS:
-        nm = pair.name
-        rn = cur[f"{nm}__rn"]
-        seen_today = rn > 0
-        out[f"{nm}_n"] = cur[f"{nm}__pn"].fill_null(0) + rn
-        out[f"{nm}_days"] = cur[f"{nm}__pd"].fill_null(0) + ibis.ifelse(seen_today, 1, 0)
-        out[f"{nm}_first"] = cur[f"{nm}__pf"].fill_null(ibis.ifelse(seen_today, cur[f"{nm}__tf"], ibis.null()))
-        out[f"{nm}_last"] = ibis.ifelse(seen_today, cur[f"{nm}__tl"], cur[f"{nm}__pl"])
-        if pair.hours:
-            same_hour = ibis.ifelse(cur[f"{nm}__rh"] > 0, 1, 0)
-            out[f"{nm}_hours"] = cur[f"{nm}__ph"].fill_null(0) + cur[f"{nm}__dr"] + same_hour
-    cur = cur.mutate(**out)
+    for prefix, part in parts:
+        chain = chain.left_join(part, base.event_id == part[f"{prefix}__id"])
+        kept += [c for c in part.columns if c != f"{prefix}__id"]
+    cur = chain.select(*base.columns, *kept)
 
     def age(first_col: str) -> ir.FloatingValue:
         first = cur[first_col]
@@ -355,7 +425,6 @@ def build_feature_table(
     cur = cur.mutate(
         p_hour_share=ibis.ifelse(p_n > 0, cur.p_hour_n.cast("float64") / p_n, 0.0),
         p_how_share=ibis.ifelse(p_n > 0, cur.p_how_n.cast("float64") / p_n, 0.0),
-        a_api_principals=cur.users__n.fill_null(0),
         p_how_mean=how_mean,
         p_how_var=ibis.greatest(how_var, 0.0),
         err_bucket_mean=err_mean,

@@ -58,9 +58,14 @@ def lake_day_range(layout: StoreLayout) -> tuple[date, date] | None:
 
 
 def open_events(
-    con: DuckDBBackend, layout: StoreLayout, since: datetime, until: datetime, forget_days: int
+    con: DuckDBBackend,
+    layout: StoreLayout,
+    since: datetime,
+    until: datetime,
+    forget_days: int,
+    table_name: str = "events",
 ) -> ir.Table:
-    """Register the events from ``forget_days`` before ``since`` up to ``until`` as table ``events``."""
+    """Register the events from ``forget_days`` before ``since`` up to ``until`` as view ``table_name``."""
     if not layout.lake.is_dir():
         raise StoreError(f"{layout.root}: not a trailsight store (no lake/ folder); run `trailsight ingest` first")
     first = since.date() - timedelta(days=forget_days + 1)
@@ -68,13 +73,17 @@ def open_events(
     files = lake_files_between(layout, first, last)
     if not files:
         raise StoreError(f"{layout.lake}: no events between {first} and {last}")
-    table = con.read_parquet([str(p) for p in files], table_name="events", hive_partitioning=False, union_by_name=True)
+    table = con.read_parquet(
+        [str(p) for p in files], table_name=table_name, hive_partitioning=False, union_by_name=True
+    )
     return table.select(*EVENT_COLUMNS)
 
 
 def connect(threads: int | None = None, memory_limit: str | None = None) -> DuckDBBackend:
     """An in-memory DuckDB backend for feature computation."""
     con = ibis.duckdb.connect()
+    # Day and hour numbers come from UTC epochs; keep DuckDB's session in UTC whatever the host says.
+    con.raw_sql("SET TimeZone = 'UTC'")
     if threads is not None:
         con.raw_sql(f"SET threads = {int(threads)}")
     if memory_limit is not None:
