@@ -36,7 +36,8 @@
       window.Plotly.newPlot(el, [{ type: "bar", x: data.days, y: data.counts, width: day * 0.8,
         marker: { color: "#2357c6" }, hovertemplate: "%{x|%Y-%m-%d}: %{y}<extra></extra>" }],
         Object.assign({}, layoutBase, {
-          xaxis: { type: "date", tickformat: "%b %d", range: [first - pad, last + pad] },
+          xaxis: { type: "date", tickformat: "%b %d", range: [first - pad, last + pad],
+                   dtick: (last - first) < 14 * day ? day : undefined },
           yaxis: { rangemode: "tozero", tickformat: "d" } }), config);
     } else if (kind === "timeline") {
       if (!data.times || !data.times.length) { el.classList.add("nodata"); return; }
