@@ -146,3 +146,18 @@ def test_real_captures_are_covered(real_data: Path) -> None:
     assert len(apis) > 150
     unknown = sorted(a for a in apis if not lookup(*a).known)
     assert len(unknown) <= 0.05 * len(apis), unknown
+
+
+def test_read_only_agrees_with_real_records(real_data: Path) -> None:
+    seen: dict[tuple[str, str], set[bool]] = {}
+    for path in sorted((real_data / "invictus-ir_aws_dataset" / "CloudTrail").glob("*.json")):
+        for rec in json.loads(path.read_text())["Records"]:
+            if isinstance(rec.get("readOnly"), bool):
+                seen.setdefault((rec["eventSource"], rec["eventName"]), set()).add(rec["readOnly"])
+    assert len(seen) > 150
+    disagree = sorted(
+        key
+        for key, flags in seen.items()
+        if len(flags) == 1 and lookup(*key).known and lookup(*key).read_only not in flags
+    )
+    assert disagree == []
