@@ -51,7 +51,8 @@ def test_every_address_of_every_network_matches_the_data() -> None:
             i = bisect.bisect_right(starts, first) - 1
             assert i >= 0, net.key
             end, asn, org = rows[i]
-            assert starts[i] <= first and last <= end, f"{net.key}: {net.prefix} not inside one ASN range"
+            assert starts[i] <= first, f"{net.key}: {net.prefix} not inside one ASN range"
+            assert last <= end, f"{net.key}: {net.prefix} not inside one ASN range"
             assert (asn, org) == (net.asn, net.org), net.key
 
 

@@ -23,7 +23,8 @@ def _digest(root: Path) -> str:
 
 def test_scale_mode_writes_exactly_n_valid_events(tmp_path: Path) -> None:
     res = simulate_scale(tmp_path / "one", events=3001, days=2, principals=40, seed=9, workers=1)
-    assert res.events == 3001 and res.files == len(trail_files(tmp_path / "one"))
+    assert res.events == 3001
+    assert res.files == len(trail_files(tmp_path / "one"))
     ids = set()
     for _, rec in all_records(tmp_path / "one"):
         assert rec["eventVersion"] in ("1.09", "1.10")
@@ -38,7 +39,7 @@ def test_scale_mode_writes_exactly_n_valid_events(tmp_path: Path) -> None:
 def test_scale_mode_is_deterministic_across_workers(tmp_path: Path) -> None:
     a = simulate_scale(tmp_path / "a", events=2000, days=2, principals=30, seed=4, workers=1)
     b = simulate_scale(tmp_path / "b", events=2000, days=2, principals=30, seed=4, workers=2)
-    c = simulate_scale(tmp_path / "c", events=2000, days=2, principals=30, seed=5, workers=1)
+    simulate_scale(tmp_path / "c", events=2000, days=2, principals=30, seed=5, workers=1)
     assert a.files == b.files
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b") != _digest(tmp_path / "c")
     with pytest.raises(ConfigError, match="--events"):

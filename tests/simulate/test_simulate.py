@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sim_helpers import SMALL, all_records, read_records, trail_files
 from typer.testing import CliRunner
 
 from trailsight.cli.main import app
 from trailsight.errors import ConfigError
 from trailsight.simulate import ATTACK_NAMES, BENIGN_NAMES, SimulationResult, parse_attacks, simulate
-
-from sim_helpers import SMALL, all_records, read_records, trail_files
 
 FILE_RE = re.compile(
     r"AWSLogs/(?P<acct>\d{12})/CloudTrail/(?P<region>[a-z]{2}-[a-z]+-\d)/(?P<y>\d{4})/(?P<m>\d\d)/(?P<d>\d\d)/"
@@ -26,10 +25,24 @@ FILE_RE = re.compile(
 )
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 REQUIRED = (
-    "eventVersion", "userIdentity", "eventTime", "eventSource", "eventName", "awsRegion", "sourceIPAddress",
-    "userAgent", "requestParameters", "responseElements", "requestID", "eventID", "readOnly", "eventType",
-    "managementEvent", "recipientAccountId", "eventCategory",
-)  # fmt: skip
+    "eventVersion",
+    "userIdentity",
+    "eventTime",
+    "eventSource",
+    "eventName",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+    "requestParameters",
+    "responseElements",
+    "requestID",
+    "eventID",
+    "readOnly",
+    "eventType",
+    "managementEvent",
+    "recipientAccountId",
+    "eventCategory",
+)
 
 
 def _digest(root: Path) -> dict[str, str]:
@@ -76,9 +89,12 @@ def test_labels_point_at_real_events(small_sim: SimulationResult) -> None:
         for eid in lab["event_ids"]:
             assert eid in by_id, (lab["name"], eid)
         times = [by_id[e]["eventTime"] for e in lab["event_ids"]]
-        assert lab["start"] == min(times) and lab["end"] == max(times)
+        assert lab["start"] == min(times)
+        assert lab["end"] == max(times)
     for lab in labels["attacks"]:
-        assert lab["tactics"] and lab["techniques"] and lab["network"]["ip"]
+        assert lab["tactics"]
+        assert lab["techniques"]
+        assert lab["network"]["ip"]
         # Every attack event is made with the labelled principal's identity, from the labelled address.
         for eid in lab["event_ids"]:
             rec = by_id[eid]
@@ -108,14 +124,16 @@ def _check_identity(ui: dict[str, Any]) -> None:
     kind = ui["type"]
     if kind == "IAMUser":
         assert re.fullmatch(r"arn:aws:iam::\d{12}:user/[\w.+=,@-]+", ui["arn"])
-        assert ui["principalId"].startswith("AIDA") and ui["userName"] == ui["arn"].rsplit("/", 1)[1]
+        assert ui["principalId"].startswith("AIDA")
+        assert ui["userName"] == ui["arn"].rsplit("/", 1)[1]
         if "sessionContext" in ui:  # console session: temporary key
             assert ui["accessKeyId"].startswith("ASIA")
         elif "accessKeyId" in ui:
             assert ui["accessKeyId"].startswith("AKIA")
     elif kind == "AssumedRole":
         issuer = ui["sessionContext"]["sessionIssuer"]
-        assert issuer["type"] == "Role" and re.fullmatch(r"arn:aws:iam::\d{12}:role/.+", issuer["arn"])
+        assert issuer["type"] == "Role"
+        assert re.fullmatch(r"arn:aws:iam::\d{12}:role/.+", issuer["arn"])
         role = issuer["arn"].rsplit("/", 1)[1]
         assert issuer["userName"] == role
         assert ui["arn"].startswith(f"arn:aws:sts::{ui['accountId']}:assumed-role/{role}/")
@@ -124,9 +142,11 @@ def _check_identity(ui: dict[str, Any]) -> None:
         assert ui["accessKeyId"].startswith("ASIA")
         assert TIME_RE.match(ui["sessionContext"]["attributes"]["creationDate"])
         if role.startswith("AWSReservedSSO_"):
-            assert "/aws-reserved/sso.amazonaws.com/" in issuer["arn"] and session.endswith("@northwind.io")
+            assert "/aws-reserved/sso.amazonaws.com/" in issuer["arn"]
+            assert session.endswith("@northwind.io")
     elif kind == "Root":
-        assert ui["arn"] == f"arn:aws:iam::{ui['accountId']}:root" and ui["principalId"] == ui["accountId"]
+        assert ui["arn"] == f"arn:aws:iam::{ui['accountId']}:root"
+        assert ui["principalId"] == ui["accountId"]
     elif kind == "AWSService":
         assert ui["invokedBy"].endswith(".amazonaws.com")
     elif kind == "WebIdentityUser":
@@ -148,7 +168,8 @@ def test_records_are_valid_cloudtrail(small_sim: SimulationResult) -> None:
         assert TIME_RE.match(rec["eventTime"])
         assert uuid.UUID(rec["eventID"]).version == 4
         assert rec["eventSource"].endswith(".amazonaws.com")
-        assert isinstance(rec["readOnly"], bool) and rec["managementEvent"] is True
+        assert isinstance(rec["readOnly"], bool)
+        assert rec["managementEvent"] is True
         assert rec["eventType"] in ("AwsApiCall", "AwsConsoleSignIn")
         assert rec["eventCategory"] == "Management"
         assert re.fullmatch(r"\d{12}", rec["recipientAccountId"])
@@ -161,12 +182,14 @@ def test_records_are_valid_cloudtrail(small_sim: SimulationResult) -> None:
         types[ui["type"]] += 1
         by_service = ui["type"] == "AWSService" or "invokedBy" in ui
         if by_service:
-            assert rec["sourceIPAddress"].endswith(".amazonaws.com") and "tlsDetails" not in rec
+            assert rec["sourceIPAddress"].endswith(".amazonaws.com")
+            assert "tlsDetails" not in rec
         elif rec["eventType"] == "AwsApiCall":
             assert rec["tlsDetails"]["clientProvidedHostHeader"].endswith(".amazonaws.com")
             assert re.fullmatch(r"\d+\.\d+\.\d+\.\d+", rec["sourceIPAddress"])
         if rec["eventType"] == "AwsConsoleSignIn":
-            assert rec["eventName"] == "ConsoleLogin" and rec["responseElements"] == {"ConsoleLogin": "Success"}
+            assert rec["eventName"] == "ConsoleLogin"
+            assert rec["responseElements"] == {"ConsoleLogin": "Success"}
         if rec["eventSource"] in ("iam.amazonaws.com", "signin.amazonaws.com"):
             assert rec["awsRegion"] == "us-east-1"
     assert set(types) == {"IAMUser", "AssumedRole", "Root", "AWSService", "WebIdentityUser", "AWSAccount"}
@@ -182,7 +205,8 @@ def test_s3_layout_and_five_minute_files(small_sim: SimulationResult) -> None:
         stamp = datetime.strptime(m["stamp"], "%Y%m%dT%H%MZ").replace(tzinfo=UTC)
         assert stamp.strftime("%Y/%m/%d") == f"{m['y']}/{m['m']}/{m['d']}"
         for rec in read_records(path):
-            assert rec["recipientAccountId"] == m["acct"] and rec["awsRegion"] == m["region"]
+            assert rec["recipientAccountId"] == m["acct"]
+            assert rec["awsRegion"] == m["region"]
             t = datetime.strptime(rec["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
             assert 0 < (stamp - t).total_seconds() <= 300
 
@@ -190,8 +214,23 @@ def test_s3_layout_and_five_minute_files(small_sim: SimulationResult) -> None:
 def test_cli_simulate(tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "cli"
-    result = runner.invoke(app, ["simulate", "--out", str(out), "--days", "3", "--principals", "8",
-                                 "--attacks", "secret_harvesting", "--no-benign", "--start", "2025-06-02"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--out",
+            str(out),
+            "--days",
+            "3",
+            "--principals",
+            "8",
+            "--attacks",
+            "secret_harvesting",
+            "--no-benign",
+            "--start",
+            "2025-06-02",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "labelled: 1 attacks, 0 benign" in result.output
     labels = json.loads((out / "labels.json").read_text())

@@ -12,7 +12,7 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -50,11 +50,15 @@ def _matched(event_ids: list[str], index: dict[str, str]) -> str:
 
 
 def demo_command(
-    out: Path | None = typer.Option(None, "--out", help="Folder for logs/ and store/ (default: a new temp folder)."),
-    days: int = typer.Option(DEMO_DAYS, "--days", help="Days of history to simulate."),
-    principals: int = typer.Option(DEMO_PRINCIPALS, "--principals", help="People and workloads to simulate."),
-    seed: int = typer.Option(7, "--seed", help="Random seed of the simulated organisation."),
-    top: int = typer.Option(10, "--top", min=1, help="How many findings to show."),
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for logs/ and store/ (default: a new temp folder).")
+    ] = None,
+    days: Annotated[int, typer.Option("--days", help="Days of history to simulate.")] = DEMO_DAYS,
+    principals: Annotated[
+        int, typer.Option("--principals", help="People and workloads to simulate.")
+    ] = DEMO_PRINCIPALS,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the simulated organisation.")] = 7,
+    top: Annotated[int, typer.Option("--top", min=1, help="How many findings to show.")] = 10,
 ) -> None:
     """Simulate a small organisation with attacks, ingest it, detect, and print the top findings."""
     from trailsight.findings.describe import short_name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -21,19 +22,25 @@ def _parse_start(value: str | None) -> date | None:
 
 
 def simulate_command(
-    out: Path = typer.Option(..., "--out", help="Folder to write AWSLogs/... and labels.json into."),
-    days: int = typer.Option(30, "--days", help="Days of activity to simulate."),
-    principals: int = typer.Option(40, "--principals", help="People and workloads (AWS services come on top)."),
-    seed: int = typer.Option(7, "--seed", help="Random seed: the same seed gives byte-identical files."),
-    attacks: str = typer.Option("all", "--attacks", help="all, none, or a comma-separated list of attack names."),
-    benign: bool = typer.Option(True, "--benign/--no-benign", help="Add the labelled benign surprises."),
-    events: int | None = typer.Option(
-        None, "--events", help="Scale mode: write exactly N events of a simpler organisation, fast."
-    ),
-    start: str | None = typer.Option(None, "--start", help="First simulated day (YYYY-MM-DD), default 2025-02-03."),
-    workers: int = typer.Option(
-        0, "--workers", help="Scale mode: processes writing in parallel (0 = one per CPU core)."
-    ),
+    out: Annotated[Path, typer.Option("--out", help="Folder to write AWSLogs/... and labels.json into.")],
+    days: Annotated[int, typer.Option("--days", help="Days of activity to simulate.")] = 30,
+    principals: Annotated[
+        int, typer.Option("--principals", help="People and workloads (AWS services come on top).")
+    ] = 40,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives byte-identical files.")] = 7,
+    attacks: Annotated[
+        str, typer.Option("--attacks", help="all, none, or a comma-separated list of attack names.")
+    ] = "all",
+    benign: Annotated[bool, typer.Option("--benign/--no-benign", help="Add the labelled benign surprises.")] = True,
+    events: Annotated[
+        int | None, typer.Option("--events", help="Scale mode: write exactly N events of a simpler organisation, fast.")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option("--start", help="First simulated day (YYYY-MM-DD), default 2025-02-03.")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Scale mode: processes writing in parallel (0 = one per CPU core).")
+    ] = 0,
 ) -> None:
     """Write weeks of CloudTrail for a believable organisation, with labelled attacks, as AWS delivers it to S3."""
     from trailsight.simulate import DEFAULT_START, parse_attacks, simulate, simulate_scale

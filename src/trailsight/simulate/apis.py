@@ -62,7 +62,7 @@ class Resources:
     @property
     def log_groups(self) -> tuple[str, ...]:
         """The account's CloudWatch log groups."""
-        return tuple(f"/aws/lambda/{f}" for f in self.functions) + (f"/ecs/{self.env}-api",)
+        return (*(f"/aws/lambda/{f}" for f in self.functions), f"/ecs/{self.env}-api")
 
     @property
     def queues(self) -> tuple[str, ...]:

@@ -283,9 +283,17 @@ def run_lambda(trail: Trail, org: Organisation, w: Workload, days: int) -> None:
         if t >= expires:
             key = key_id(rng, "ASIA")
             _sts_assume(
-                trail, lambda_svc, t - 1, "lambda.amazonaws.com", "lambda.amazonaws.com",
-                role_arn(acct.id, w.role, w.path), fn, acct.id, w.role_id, key,
-            )  # fmt: skip
+                trail,
+                lambda_svc,
+                t - 1,
+                "lambda.amazonaws.com",
+                "lambda.amazonaws.com",
+                role_arn(acct.id, w.role, w.path),
+                fn,
+                acct.id,
+                w.role_id,
+                key,
+            )
             ident = workload_session(rng, org, w, fn, t - 1, key)
             expires = t + rng.uniform(3, 8) * 3600
         assert ident is not None
@@ -293,8 +301,17 @@ def run_lambda(trail: Trail, org: Organisation, w: Workload, days: int) -> None:
         ct = t + rng.uniform(0, 20)
         for service, name in w.calls:
             err = "throttle" if rng.random() < 0.004 else None
-            trail.emit(ident, ct, service, name, w.region, ip, LAMBDA_UA,
-                       request=request_for(service, name, acct.resources, w.region, rng), error=err)  # fmt: skip
+            trail.emit(
+                ident,
+                ct,
+                service,
+                name,
+                w.region,
+                ip,
+                LAMBDA_UA,
+                request=request_for(service, name, acct.resources, w.region, rng),
+                error=err,
+            )
             ct += rng.uniform(0.05, 1.5)
         t += w.every_min * 60
 
@@ -313,8 +330,18 @@ def run_instances(trail: Trail, org: Organisation, w: Workload, days: int) -> No
         while t < end:
             if t >= expires:
                 key = key_id(rng, "ASIA")
-                _sts_assume(trail, ec2_svc, t - 2, "ec2.amazonaws.com", "ec2.amazonaws.com",
-                            role_arn(acct.id, w.role, w.path), inst, acct.id, w.role_id, key)  # fmt: skip
+                _sts_assume(
+                    trail,
+                    ec2_svc,
+                    t - 2,
+                    "ec2.amazonaws.com",
+                    "ec2.amazonaws.com",
+                    role_arn(acct.id, w.role, w.path),
+                    inst,
+                    acct.id,
+                    w.role_id,
+                    key,
+                )
                 ident = workload_session(rng, org, w, inst, t - 2, key)
                 expires = t + 3600
             assert ident is not None
@@ -323,8 +350,14 @@ def run_instances(trail: Trail, org: Organisation, w: Workload, days: int) -> No
                 ua = AGENT_UA if service == "ssm" else LAMBDA_UA.replace("exec-env/AWS_Lambda_python3.12 ", "")
                 req = request_for(service, name, acct.resources, w.region, rng)
                 if name == "UpdateInstanceInformation":
-                    req = {"instanceId": inst, "agentVersion": "3.3.1142.0", "agentStatus": "Active",
-                           "platformType": "Linux", "platformName": "Amazon Linux", "platformVersion": "2023"}  # fmt: skip
+                    req = {
+                        "instanceId": inst,
+                        "agentVersion": "3.3.1142.0",
+                        "agentStatus": "Active",
+                        "platformType": "Linux",
+                        "platformName": "Amazon Linux",
+                        "platformVersion": "2023",
+                    }
                 trail.emit(ident, t, service, name, w.region, ip, ua, request=req)
                 t += rng.uniform(0.1, 3)
             t += w.every_min * 60 * rng.uniform(0.9, 1.1)
@@ -345,8 +378,19 @@ def run_vendor(trail: Trail, org: Organisation, w: Workload, days: int) -> None:
         if t >= expires:
             session = f"{rng.getrandbits(48):012x}"
             key = key_id(rng, "ASIA")
-            _sts_assume(trail, vendor, t - 5, ip, VENDOR_UA, role_arn(acct.id, w.role, w.path), session, acct.id,
-                        w.role_id, key, extra={"externalId": external_id})  # fmt: skip
+            _sts_assume(
+                trail,
+                vendor,
+                t - 5,
+                ip,
+                VENDOR_UA,
+                role_arn(acct.id, w.role, w.path),
+                session,
+                acct.id,
+                w.role_id,
+                key,
+                extra={"externalId": external_id},
+            )
             ident = workload_session(rng, org, w, session, t - 5, key)
             expires = t + 3600
         assert ident is not None
@@ -356,8 +400,17 @@ def run_vendor(trail: Trail, org: Organisation, w: Workload, days: int) -> None:
                 if rng.random() < 0.3:
                     continue
                 err = "throttle" if rng.random() < 0.01 else None
-                trail.emit(ident, ct, service, name, region, ip, VENDOR_UA,
-                           request=request_for(service, name, acct.resources, region, rng), error=err)  # fmt: skip
+                trail.emit(
+                    ident,
+                    ct,
+                    service,
+                    name,
+                    region,
+                    ip,
+                    VENDOR_UA,
+                    request=request_for(service, name, acct.resources, region, rng),
+                    error=err,
+                )
                 ct += rng.uniform(0.05, 2)
         t += w.every_min * 60
 
@@ -374,22 +427,50 @@ _DEPLOY = [
     ("ecs", "UpdateService"),
 ]
 _TF_READS = [
-    ("ec2", "DescribeVpcs"), ("ec2", "DescribeSubnets"), ("ec2", "DescribeSecurityGroups"),
-    ("ec2", "DescribeRouteTables"), ("ec2", "DescribeVpcAttribute"), ("iam", "GetRole"), ("iam", "GetRolePolicy"),
-    ("iam", "ListRolePolicies"), ("iam", "ListAttachedRolePolicies"), ("iam", "GetPolicy"), ("iam", "GetPolicyVersion"),
-    ("s3", "GetBucketPolicy"), ("s3", "GetBucketVersioning"), ("s3", "GetBucketTagging"), ("s3", "GetBucketAcl"),
-    ("s3", "GetBucketEncryption"), ("lambda", "GetFunction20150331v2"), ("lambda", "GetPolicy20150331v2"),
-    ("dynamodb", "DescribeTable"), ("dynamodb", "DescribeContinuousBackups"), ("kms", "DescribeKey"),
-    ("kms", "GetKeyPolicy"), ("kms", "GetKeyRotationStatus"), ("logs", "DescribeLogGroups"),
-    ("logs", "ListTagsForResource"), ("sqs", "GetQueueAttributes"), ("ecs", "DescribeServices"),
-    ("ecs", "DescribeClusters"), ("elasticloadbalancing", "DescribeLoadBalancers"),
-    ("elasticloadbalancing", "DescribeTargetGroups"), ("rds", "DescribeDBInstances"), ("ssm", "GetParameter"),
-    ("route53", "GetHostedZone"), ("route53", "ListResourceRecordSets"),
-]  # fmt: skip
+    ("ec2", "DescribeVpcs"),
+    ("ec2", "DescribeSubnets"),
+    ("ec2", "DescribeSecurityGroups"),
+    ("ec2", "DescribeRouteTables"),
+    ("ec2", "DescribeVpcAttribute"),
+    ("iam", "GetRole"),
+    ("iam", "GetRolePolicy"),
+    ("iam", "ListRolePolicies"),
+    ("iam", "ListAttachedRolePolicies"),
+    ("iam", "GetPolicy"),
+    ("iam", "GetPolicyVersion"),
+    ("s3", "GetBucketPolicy"),
+    ("s3", "GetBucketVersioning"),
+    ("s3", "GetBucketTagging"),
+    ("s3", "GetBucketAcl"),
+    ("s3", "GetBucketEncryption"),
+    ("lambda", "GetFunction20150331v2"),
+    ("lambda", "GetPolicy20150331v2"),
+    ("dynamodb", "DescribeTable"),
+    ("dynamodb", "DescribeContinuousBackups"),
+    ("kms", "DescribeKey"),
+    ("kms", "GetKeyPolicy"),
+    ("kms", "GetKeyRotationStatus"),
+    ("logs", "DescribeLogGroups"),
+    ("logs", "ListTagsForResource"),
+    ("sqs", "GetQueueAttributes"),
+    ("ecs", "DescribeServices"),
+    ("ecs", "DescribeClusters"),
+    ("elasticloadbalancing", "DescribeLoadBalancers"),
+    ("elasticloadbalancing", "DescribeTargetGroups"),
+    ("rds", "DescribeDBInstances"),
+    ("ssm", "GetParameter"),
+    ("route53", "GetHostedZone"),
+    ("route53", "ListResourceRecordSets"),
+]
 _TF_WRITES = [
-    ("ec2", "CreateTags"), ("iam", "PutRolePolicy"), ("lambda", "UpdateFunctionConfiguration20150331v2"),
-    ("s3", "PutBucketTagging"), ("ssm", "PutParameter"), ("ecs", "UpdateService"), ("logs", "PutRetentionPolicy"),
-]  # fmt: skip
+    ("ec2", "CreateTags"),
+    ("iam", "PutRolePolicy"),
+    ("lambda", "UpdateFunctionConfiguration20150331v2"),
+    ("s3", "PutBucketTagging"),
+    ("ssm", "PutParameter"),
+    ("ecs", "UpdateService"),
+    ("logs", "PutRetentionPolicy"),
+]
 
 
 def _web_identity_run(
@@ -403,9 +484,19 @@ def _web_identity_run(
     session = f"GitHubActions-{run_id}" if w.kind == "ci" else f"terraform-{run_id}"
     key = key_id(rng, "ASIA")
     _sts_assume(
-        trail, wi, ts, ip, GHA_UA.format(cmd="sts.assume-role-with-web-identity"), role_arn(acct.id, w.role, w.path),
-        session, acct.id, w.role_id, key, name="AssumeRoleWithWebIdentity", extra={"_subject": subject},
-    )  # fmt: skip
+        trail,
+        wi,
+        ts,
+        ip,
+        GHA_UA.format(cmd="sts.assume-role-with-web-identity"),
+        role_arn(acct.id, w.role, w.path),
+        session,
+        acct.id,
+        w.role_id,
+        key,
+        name="AssumeRoleWithWebIdentity",
+        extra={"_subject": subject},
+    )
     return workload_session(rng, org, w, session, ts, key), ts + rng.uniform(3, 10)
 
 
@@ -424,13 +515,30 @@ def run_ci(trail: Trail, org: Organisation, w: Workload, days: int) -> None:
             ident, t = _web_identity_run(trail, org, w, ts, rng.choice(("orders-service", "api", "web")), ip)
             for service, name in _DEPLOY:
                 cmd = f"{service}.{kebab(name)}"
-                trail.emit(ident, t, service, name, w.region, ip, GHA_UA.format(cmd=cmd),
-                           request=request_for(service, name, acct.resources, w.region, rng))  # fmt: skip
+                trail.emit(
+                    ident,
+                    t,
+                    service,
+                    name,
+                    w.region,
+                    ip,
+                    GHA_UA.format(cmd=cmd),
+                    request=request_for(service, name, acct.resources, w.region, rng),
+                )
                 t += rng.uniform(0.5, 20)
             for _ in range(rng.randint(2, 6)):
                 err = "throttle" if rng.random() < 0.03 else None
-                trail.emit(ident, t, "ecs", "DescribeServices", w.region, ip, GHA_UA.format(cmd="ecs.wait"),
-                           request=request_for("ecs", "DescribeServices", acct.resources, w.region, rng), error=err)  # fmt: skip
+                trail.emit(
+                    ident,
+                    t,
+                    "ecs",
+                    "DescribeServices",
+                    w.region,
+                    ip,
+                    GHA_UA.format(cmd="ecs.wait"),
+                    request=request_for("ecs", "DescribeServices", acct.resources, w.region, rng),
+                    error=err,
+                )
                 t += 15
 
 
@@ -450,13 +558,30 @@ def run_terraform(trail: Trail, org: Organisation, w: Workload, days: int) -> No
             for service, name in reads:
                 region = acct.regions[0] if rng.random() < 0.8 else acct.regions[1]
                 err = "notfound" if name == "GetBucketPolicy" and rng.random() < 0.3 else None
-                trail.emit(ident, t, service, name, region, ip, TERRAFORM_UA.format(svc=service),
-                           request=request_for(service, name, acct.resources, region, rng), error=err)  # fmt: skip
+                trail.emit(
+                    ident,
+                    t,
+                    service,
+                    name,
+                    region,
+                    ip,
+                    TERRAFORM_UA.format(svc=service),
+                    request=request_for(service, name, acct.resources, region, rng),
+                    error=err,
+                )
                 t += rng.uniform(0.02, 0.6)
             if i == 1:
                 for service, name in rng.sample(_TF_WRITES, k=rng.randint(1, 4)):
-                    trail.emit(ident, t, service, name, acct.regions[0], ip, TERRAFORM_UA.format(svc=service),
-                               request=request_for(service, name, acct.resources, acct.regions[0], rng))  # fmt: skip
+                    trail.emit(
+                        ident,
+                        t,
+                        service,
+                        name,
+                        acct.regions[0],
+                        ip,
+                        TERRAFORM_UA.format(svc=service),
+                        request=request_for(service, name, acct.resources, acct.regions[0], rng),
+                    )
                     t += rng.uniform(0.5, 5)
 
 
@@ -467,26 +592,68 @@ def run_backup(trail: Trail, org: Organisation, w: Workload, days: int) -> None:
     host = "backup.amazonaws.com"
     for d in range(days):
         t = trail.start + d * DAY + 5 * 3600 + rng.uniform(0, 300)
-        ident = assumed_role(acct.id, w.role, w.path, w.role_id, "AWSBackup-AWSBackupDefaultServiceRole",
-                             key_id(rng, "ASIA"), t, invoked_by=host)  # fmt: skip
+        ident = assumed_role(
+            acct.id,
+            w.role,
+            w.path,
+            w.role_id,
+            "AWSBackup-AWSBackupDefaultServiceRole",
+            key_id(rng, "ASIA"),
+            t,
+            invoked_by=host,
+        )
         for i in range(3):
             vol = f"vol-0{(int(acct.id) * (i + 7)) % (16**16):016x}"
-            trail.emit(ident, t, "ec2", "CreateSnapshot", acct.regions[0], host, host,
-                       request={"volumeId": vol, "description": "This snapshot is created by the AWS Backup service."})  # fmt: skip
+            trail.emit(
+                ident,
+                t,
+                "ec2",
+                "CreateSnapshot",
+                acct.regions[0],
+                host,
+                host,
+                request={"volumeId": vol, "description": "This snapshot is created by the AWS Backup service."},
+            )
             t += rng.uniform(1, 10)
         for db in acct.resources.databases:
-            trail.emit(ident, t, "rds", "CreateDBSnapshot", acct.regions[0], host, host,
-                       request={"dBSnapshotIdentifier": f"awsbackup-job-{rng.getrandbits(64):016x}",
-                                "dBInstanceIdentifier": db})  # fmt: skip
+            trail.emit(
+                ident,
+                t,
+                "rds",
+                "CreateDBSnapshot",
+                acct.regions[0],
+                host,
+                host,
+                request={
+                    "dBSnapshotIdentifier": f"awsbackup-job-{rng.getrandbits(64):016x}",
+                    "dBInstanceIdentifier": db,
+                },
+            )
             t += rng.uniform(1, 10)
         for table in acct.resources.tables[:2]:
-            trail.emit(ident, t, "dynamodb", "CreateBackup", acct.regions[0], host, host,
-                       request={"tableName": table, "backupName": f"awsbackup-{d}"})  # fmt: skip
+            trail.emit(
+                ident,
+                t,
+                "dynamodb",
+                "CreateBackup",
+                acct.regions[0],
+                host,
+                host,
+                request={"tableName": table, "backupName": f"awsbackup-{d}"},
+            )
             t += rng.uniform(1, 5)
         t += 1800
         for _ in range(3):
-            trail.emit(ident, t, "ec2", "DeleteSnapshot", acct.regions[0], host, host,
-                       request={"snapshotId": f"snap-0{rng.getrandbits(64):016x}"})  # fmt: skip
+            trail.emit(
+                ident,
+                t,
+                "ec2",
+                "DeleteSnapshot",
+                acct.regions[0],
+                host,
+                host,
+                request={"snapshotId": f"snap-0{rng.getrandbits(64):016x}"},
+            )
             t += rng.uniform(1, 5)
 
 
@@ -509,8 +676,14 @@ def workloads(trail: Trail, org: Organisation, days: int) -> None:
 # ---------------------------------------------------------------------------
 # AWS services and root
 
-_CONFIG_CALLS = [("ec2", "DescribeInstances"), ("ec2", "DescribeSecurityGroups"), ("ec2", "DescribeVolumes"),
-                 ("iam", "GetRole"), ("s3", "GetBucketAcl"), ("lambda", "GetFunction20150331v2")]  # fmt: skip
+_CONFIG_CALLS = [
+    ("ec2", "DescribeInstances"),
+    ("ec2", "DescribeSecurityGroups"),
+    ("ec2", "DescribeVolumes"),
+    ("iam", "GetRole"),
+    ("s3", "GetBucketAcl"),
+    ("lambda", "GetFunction20150331v2"),
+]
 
 
 def services(trail: Trail, org: Organisation, days: int) -> None:
@@ -523,37 +696,88 @@ def services(trail: Trail, org: Organisation, days: int) -> None:
             day = trail.start + d * DAY
             for hour in range(0, 24, 3):
                 t = day + hour * 3600 + rng.uniform(0, 900)
-                ident = assumed_role(acct.id, "AWSServiceRoleForConfig", "/aws-service-role/config.amazonaws.com/",
-                                     cfg_id, "AWSConfig-Describe", key_id(rng, "ASIA"), t - 60,
-                                     invoked_by="config.amazonaws.com")  # fmt: skip
+                ident = assumed_role(
+                    acct.id,
+                    "AWSServiceRoleForConfig",
+                    "/aws-service-role/config.amazonaws.com/",
+                    cfg_id,
+                    "AWSConfig-Describe",
+                    key_id(rng, "ASIA"),
+                    t - 60,
+                    invoked_by="config.amazonaws.com",
+                )
                 for region in acct.regions:
                     for service, name in rng.sample(_CONFIG_CALLS, 3):
-                        trail.emit(ident, t, service, name, region, "config.amazonaws.com", "config.amazonaws.com",
-                                   request=request_for(service, name, acct.resources, region, rng))  # fmt: skip
+                        trail.emit(
+                            ident,
+                            t,
+                            service,
+                            name,
+                            region,
+                            "config.amazonaws.com",
+                            "config.amazonaws.com",
+                            request=request_for(service, name, acct.resources, region, rng),
+                        )
                         t += rng.uniform(0.1, 5)
                 ct = day + hour * 3600 + rng.uniform(0, 3600)
-                trail.emit(aws_service("cloudtrail.amazonaws.com", acct.id), ct, "kms", "GenerateDataKey",
-                           acct.regions[0], "cloudtrail.amazonaws.com", "cloudtrail.amazonaws.com",
-                           request={"keyId": f"arn:aws:kms:us-east-1:{acct.id}:alias/cloudtrail", "keySpec": "AES_256",
-                                    "encryptionContext": {"aws:cloudtrail:arn": f"arn:aws:cloudtrail:us-east-1:"
-                                                          f"{acct.id}:trail/org-trail"}})  # fmt: skip
+                trail.emit(
+                    aws_service("cloudtrail.amazonaws.com", acct.id),
+                    ct,
+                    "kms",
+                    "GenerateDataKey",
+                    acct.regions[0],
+                    "cloudtrail.amazonaws.com",
+                    "cloudtrail.amazonaws.com",
+                    request={
+                        "keyId": f"arn:aws:kms:us-east-1:{acct.id}:alias/cloudtrail",
+                        "keySpec": "AES_256",
+                        "encryptionContext": {
+                            "aws:cloudtrail:arn": f"arn:aws:cloudtrail:us-east-1:{acct.id}:trail/org-trail"
+                        },
+                    },
+                )
             if acct.env == "prod":
                 for _ in range(rng.randint(0, 3)):
                     t = day + rng.uniform(12, 22) * 3600
-                    ident = assumed_role(acct.id, "AWSServiceRoleForAutoScaling",
-                                         "/aws-service-role/autoscaling.amazonaws.com/", asg_id, "AutoScaling",
-                                         key_id(rng, "ASIA"), t - 10, invoked_by="autoscaling.amazonaws.com")  # fmt: skip
+                    ident = assumed_role(
+                        acct.id,
+                        "AWSServiceRoleForAutoScaling",
+                        "/aws-service-role/autoscaling.amazonaws.com/",
+                        asg_id,
+                        "AutoScaling",
+                        key_id(rng, "ASIA"),
+                        t - 10,
+                        invoked_by="autoscaling.amazonaws.com",
+                    )
                     name = rng.choice(("RunInstances", "TerminateInstances"))
                     req: dict[str, Any] = (
                         {"instancesSet": {"items": [{"instanceId": f"i-0{rng.getrandbits(64):016x}"}]}}
                         if name == "TerminateInstances"
-                        else {"instancesSet": {"items": [{"minCount": 1, "maxCount": 1}]},
-                              "launchTemplate": {"launchTemplateId": "lt-0a8b7c6d5e4f3a2b1", "version": "$Latest"}}
-                    )  # fmt: skip
-                    trail.emit(ident, t, "ec2", name, acct.regions[0], "autoscaling.amazonaws.com",
-                               "autoscaling.amazonaws.com", request=req)  # fmt: skip
-                    trail.emit(ident, t + 1, "ec2", "CreateTags", acct.regions[0], "autoscaling.amazonaws.com",
-                               "autoscaling.amazonaws.com", request={"resourcesSet": {}, "tagSet": {}})  # fmt: skip
+                        else {
+                            "instancesSet": {"items": [{"minCount": 1, "maxCount": 1}]},
+                            "launchTemplate": {"launchTemplateId": "lt-0a8b7c6d5e4f3a2b1", "version": "$Latest"},
+                        }
+                    )
+                    trail.emit(
+                        ident,
+                        t,
+                        "ec2",
+                        name,
+                        acct.regions[0],
+                        "autoscaling.amazonaws.com",
+                        "autoscaling.amazonaws.com",
+                        request=req,
+                    )
+                    trail.emit(
+                        ident,
+                        t + 1,
+                        "ec2",
+                        "CreateTags",
+                        acct.regions[0],
+                        "autoscaling.amazonaws.com",
+                        "autoscaling.amazonaws.com",
+                        request={"resourcesSet": {}, "tagSet": {}},
+                    )
 
 
 def root_logins(trail: Trail, org: Organisation, days: int) -> None:
@@ -565,13 +789,30 @@ def root_logins(trail: Trail, org: Organisation, days: int) -> None:
         ts = local_midnight(trail.start + d * DAY, lead.utc_offset) + rng.uniform(10, 16) * 3600
         ip = home_ip(lead, d)
         browser = BROWSERS[lead.os]
-        trail.emit(root(acct.id, None), ts, "signin", "ConsoleLogin", "us-east-1", ip, browser,
-                   response={"ConsoleLogin": "Success"}, event_type="AwsConsoleSignIn", read_only=False,
-                   additional={"LoginTo": "https://console.aws.amazon.com/billing/home", "MobileVersion": "No",
-                               "MFAUsed": "Yes"})  # fmt: skip
+        trail.emit(
+            root(acct.id, None),
+            ts,
+            "signin",
+            "ConsoleLogin",
+            "us-east-1",
+            ip,
+            browser,
+            response={"ConsoleLogin": "Success"},
+            event_type="AwsConsoleSignIn",
+            read_only=False,
+            additional={
+                "LoginTo": "https://console.aws.amazon.com/billing/home",
+                "MobileVersion": "No",
+                "MFAUsed": "Yes",
+            },
+        )
         ident = root(acct.id, key_id(rng, "ASIA"), ts, mfa=True)
         t = ts + 20
-        for service, name in (("ce", "GetCostAndUsage"), ("ce", "GetCostForecast"), ("account", "GetContactInformation"),
-                              ("iam", "GetAccountSummary")):  # fmt: skip
+        for service, name in (
+            ("ce", "GetCostAndUsage"),
+            ("ce", "GetCostForecast"),
+            ("account", "GetContactInformation"),
+            ("iam", "GetAccountSummary"),
+        ):
             trail.emit(ident, t, service, name, "us-east-1", ip, browser, console=True)
             t += rng.uniform(5, 60)

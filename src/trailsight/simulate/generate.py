@@ -70,7 +70,7 @@ def simulate(
     if principals < 6:
         raise ConfigError(f"--principals: at least 6 principals are needed (got {principals})")
     attack_names = list(ATTACK_NAMES) if attacks is None else attacks
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible simulation, not security
     t0 = datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp()
     trail = Trail(rng=rng, start=t0, end=t0 + days * DAY)
     org = build_organisation(rng, principals)
@@ -168,12 +168,30 @@ def _principals(org: Any) -> list[dict[str, Any]]:
             role_name, _ = acct.sso_role_ids[SSO_SETS[h.team]]
             principal = f"arn:aws:iam::{acct.id}:role/aws-reserved/sso.amazonaws.com/{role_name}"
             actor = f"{principal}/{h.email}"
-        out.append({"kind": "human", "identity": h.kind, "principal": principal, "actor": actor, "team": h.team,
-                    "city": h.city, "utc_offset": h.utc_offset, "home_network": h.home_net,
-                    "first_day": h.join_day})  # fmt: skip
+        out.append(
+            {
+                "kind": "human",
+                "identity": h.kind,
+                "principal": principal,
+                "actor": actor,
+                "team": h.team,
+                "city": h.city,
+                "utc_offset": h.utc_offset,
+                "home_network": h.home_net,
+                "first_day": h.join_day,
+            }
+        )
     for w in org.workloads:
         acct = org.accounts[w.account]
         principal = f"arn:aws:iam::{acct.id}:role{w.path}{w.role}"
-        out.append({"kind": "automation", "automation": w.kind, "principal": principal, "actor": principal,
-                    "account": acct.id, "region": w.region})  # fmt: skip
+        out.append(
+            {
+                "kind": "automation",
+                "automation": w.kind,
+                "principal": principal,
+                "actor": principal,
+                "account": acct.id,
+                "region": w.region,
+            }
+        )
     return out

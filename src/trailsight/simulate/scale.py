@@ -65,15 +65,30 @@ def _templates(rng: random.Random, principals: int) -> dict[tuple[str, str], lis
             ident = iam_user(acct, name, key_id(rng, "AIDA"), key_id(rng, "AKIA"))
             ip = NETWORKS[_HOMES[p % len(_HOMES)]].host(p)
         else:
-            ident = assumed_role(acct, f"workload-{p:04d}-role", "/service-role/", key_id(rng, "AROA"),
-                                 f"workload-{p:04d}", key_id(rng, "ASIA"), 1.7e9)  # fmt: skip
+            ident = assumed_role(
+                acct,
+                f"workload-{p:04d}-role",
+                "/service-role/",
+                key_id(rng, "AROA"),
+                f"workload-{p:04d}",
+                key_id(rng, "ASIA"),
+                1.7e9,
+            )
             ip = NETWORKS[AWS_BY_REGION[region][0]].host(p)
         vocab = TEAM_VOCAB[teams[p % len(teams)]]
         for service, api, _ in rng.sample(vocab, 6):
             ua = _CLI_UA.format(c=f"{service}.{kebab(api)}") if p % 2 == 0 else _LAMBDA_UA
-            rec = build_record(rng=rng, identity=ident, ts=0, service=service, event_name=api, region=region,
-                               source_ip=ip, user_agent=ua,
-                               request=request_for(service, api, res, region, rng))  # fmt: skip
+            rec = build_record(
+                rng=rng,
+                identity=ident,
+                ts=0,
+                service=service,
+                event_name=api,
+                region=region,
+                source_ip=ip,
+                user_agent=ua,
+                request=request_for(service, api, res, region, rng),
+            )
             rec["eventTime"] = _HOLE_T
             rec["requestID"] = _HOLE_R
             rec["eventID"] = _HOLE_E
@@ -96,7 +111,7 @@ def _write_windows(task: tuple[int, list[tuple[int, int]]]) -> int:
     """Write the files of one day's windows ``[(window start, events)]``; returns the number of files."""
     base, templates, groups, share, seed, compresslevel = _STATE[0]
     day, windows = task
-    rng = random.Random(f"{seed}:{day}")
+    rng = random.Random(f"{seed}:{day}")  # noqa: S311 - reproducible simulation, not security
     getrandbits = rng.getrandbits
     made: set[str] = set()
     files = 0
@@ -130,7 +145,7 @@ def _write_windows(task: tuple[int, list[tuple[int, int]]]) -> int:
             account, region = groups[g]
             folder = f"{base}/AWSLogs/{account}/CloudTrail/{region}/{day_dir}"
             if folder not in made:
-                os.makedirs(folder, exist_ok=True)
+                os.makedirs(folder, exist_ok=True)  # noqa: PTH103 - hot loop
                 made.add(folder)
             rand = f"{getrandbits(64):016x}"
             name = f"{folder}/{account}_CloudTrail_{region}_{stamp_s}_{rand}.json.gz"
@@ -161,7 +176,7 @@ def simulate_scale(
     if days < 1:
         raise ConfigError(f"--days: must be positive (got {days})")
     began = time.perf_counter()
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible simulation, not security
     templates = _templates(rng, principals)
     groups = sorted(templates)
     t0 = int(datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp())

@@ -27,7 +27,6 @@ from trailsight.simulate.baseline import (
     LAMBDA_UA,
     TERRAFORM_UA,
     home_ip,
-    human_cli_ua,
     human_session,
     local_midnight,
     run_lambda,
@@ -40,6 +39,7 @@ from trailsight.simulate.organisation import (
     Human,
     Organisation,
     Workload,
+    human_cli_ua,
     make_human,
 )
 from trailsight.simulate.records import Identity, assumed_role, iam_user, iso, kebab, key_id
@@ -150,9 +150,18 @@ class Actor:
         for gap, service, name, request, error in steps:
             t += gap
             ua = self.ua if isinstance(self.ua, str) else self.ua(service, name)
-            rec = self.trail.emit(self.ident, t, service, name, region or self.region, self.ip, ua,
-                                  request=request, error=error,
-                                  response=None if error else _response(self.trail.rng, name, request, t))  # fmt: skip
+            rec = self.trail.emit(
+                self.ident,
+                t,
+                service,
+                name,
+                region or self.region,
+                self.ip,
+                ua,
+                request=request,
+                error=error,
+                response=None if error else _response(self.trail.rng, name, request, t),
+            )
             self.label.add(rec, t)
         return t
 
@@ -160,8 +169,14 @@ class Actor:
 def _response(rng: random.Random, name: str, request: dict[str, Any] | None, t: float) -> dict[str, Any] | None:
     req = request or {}
     if name == "CreateAccessKey":
-        return {"accessKey": {"accessKeyId": key_id(rng, "AKIA"),
-                              "status": "Active", "userName": req.get("userName", ""), "createDate": iso(t)}}  # fmt: skip
+        return {
+            "accessKey": {
+                "accessKeyId": key_id(rng, "AKIA"),
+                "status": "Active",
+                "userName": req.get("userName", ""),
+                "createDate": iso(t),
+            }
+        }
     if name == "CreateUser":
         return {"user": {"userName": req.get("userName"), "path": "/", "createDate": iso(t)}}
     return None
@@ -199,8 +214,14 @@ def _discovery(a: Actor, t: float, org: Organisation) -> None:
     ]
     t = a.play(t, steps)
     for region in ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-1"):
-        t = a.play(t, [(3, "ec2", "DescribeInstances", {"instancesSet": {}, "filterSet": {}}, None),
-                       (1, "ec2", "DescribeSecurityGroups", {"filterSet": {}}, None)], region=region)  # fmt: skip
+        t = a.play(
+            t,
+            [
+                (3, "ec2", "DescribeInstances", {"instancesSet": {}, "filterSet": {}}, None),
+                (1, "ec2", "DescribeSecurityGroups", {"filterSet": {}}, None),
+            ],
+            region=region,
+        )
     del acct
 
 
@@ -213,19 +234,38 @@ def _privesc(a: Actor, t: float, org: Organisation) -> None:
         (5, "iam", "ListAttachedUserPolicies", {"userName": user}, None),
         (3, "iam", "GetPolicy", {"policyArn": pol}, None),
         (2, "iam", "GetPolicyVersion", {"policyArn": pol, "versionId": "v3"}, None),
-        (20, "iam", "AttachUserPolicy", {"userName": user, "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"},
-         "denied"),
+        (
+            20,
+            "iam",
+            "AttachUserPolicy",
+            {"userName": user, "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"},
+            "denied",
+        ),
         (15, "iam", "PutUserPolicy", {"userName": user, "policyName": "x", "policyDocument": "{...}"}, "denied"),
-        (30, "iam", "CreatePolicyVersion", {"policyArn": pol, "setAsDefault": True,
-                                            "policyDocument": '{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
-                                                              '"Action":"*","Resource":"*"}]}'}, None),
-        (10, "iam", "AttachUserPolicy", {"userName": user, "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"},
-         None),
+        (
+            30,
+            "iam",
+            "CreatePolicyVersion",
+            {
+                "policyArn": pol,
+                "setAsDefault": True,
+                "policyDocument": '{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+                '"Action":"*","Resource":"*"}]}',
+            },
+            None,
+        ),
+        (
+            10,
+            "iam",
+            "AttachUserPolicy",
+            {"userName": user, "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"},
+            None,
+        ),
         (8, "iam", "ListAttachedUserPolicies", {"userName": user}, None),
         (5, "iam", "ListUsers", None, None),
         (3, "iam", "ListRoles", None, None),
         (4, "iam", "GetAccountAuthorizationDetails", None, None),
-    ]  # fmt: skip
+    ]
     a.play(t, steps)
 
 
@@ -236,13 +276,18 @@ def _persistence(a: Actor, t: float, org: Organisation) -> None:
         (0, "sts", "GetCallerIdentity", None, None),
         (10, "iam", "ListUsers", None, None),
         (25, "iam", "CreateUser", {"userName": new_user, "path": "/"}, None),
-        (6, "iam", "AttachUserPolicy", {"userName": new_user, "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"},
-         None),
+        (
+            6,
+            "iam",
+            "AttachUserPolicy",
+            {"userName": new_user, "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"},
+            None,
+        ),
         (5, "iam", "CreateAccessKey", {"userName": new_user}, None),
         (8, "iam", "CreateLoginProfile", {"userName": new_user, "passwordResetRequired": False}, None),
         (40, "iam", "ListAccessKeys", {"userName": others[0]}, None),
         (5, "iam", "CreateAccessKey", {"userName": others[0]}, None),
-    ]  # fmt: skip
+    ]
     if len(others) > 1:
         steps.append((30, "iam", "CreateAccessKey", {"userName": others[1]}, "limit_keys"))
     a.play(t, [s if s[4] != "limit_keys" else (s[0], s[1], s[2], s[3], None) for s in steps])
@@ -256,8 +301,18 @@ def _tampering(a: Actor, t: float, org: Organisation) -> None:
         (0, "cloudtrail", "DescribeTrails", {"includeShadowTrails": True}, None),
         (4, "cloudtrail", "GetTrailStatus", {"name": trail_arn}, None),
         (9, "cloudtrail", "GetEventSelectors", {"trailName": trail_arn}, None),
-        (12, "cloudtrail", "PutEventSelectors", {"trailName": trail_arn, "eventSelectors": [
-            {"readWriteType": "ReadOnly", "includeManagementEvents": False, "dataResources": []}]}, None),
+        (
+            12,
+            "cloudtrail",
+            "PutEventSelectors",
+            {
+                "trailName": trail_arn,
+                "eventSelectors": [
+                    {"readWriteType": "ReadOnly", "includeManagementEvents": False, "dataResources": []}
+                ],
+            },
+            None,
+        ),
         (20, "cloudtrail", "StopLogging", {"name": trail_arn}, None),
         (15, "guardduty", "ListDetectors", None, None),
         (4, "guardduty", "UpdateDetector", {"detectorId": det, "enable": False}, None),
@@ -267,7 +322,7 @@ def _tampering(a: Actor, t: float, org: Organisation) -> None:
         (7, "ec2", "DescribeFlowLogs", {"filterSet": {}}, None),
         (5, "ec2", "DeleteFlowLogs", {"flowLogIds": ["fl-0c1d2e3f4a5b6c7d8"]}, None),
         (9, "logs", "DeleteLogGroup", {"logGroupName": "/aws/vpc/flow-logs"}, None),
-    ]  # fmt: skip
+    ]
     a.play(t, steps)
 
 
@@ -298,15 +353,34 @@ def _snapshots(a: Actor, t: float, org: Organisation) -> None:
         (5, "ec2", "DescribeVolumes", {"filterSet": {}}, None),
         (20, "ec2", "CreateSnapshot", {"volumeId": "vol-0a9b8c7d6e5f4a3b2", "description": "backup"}, None),
         (60, "ec2", "DescribeSnapshots", {"snapshotSet": {"items": [{"snapshotId": snap}]}}, None),
-        (10, "ec2", "ModifySnapshotAttribute", {"snapshotId": snap, "createVolumePermission": {"add": {"items": [
-            {"userId": ATTACKER_ACCOUNT}]}}, "attributeType": "CREATE_VOLUME_PERMISSION"}, None),
+        (
+            10,
+            "ec2",
+            "ModifySnapshotAttribute",
+            {
+                "snapshotId": snap,
+                "createVolumePermission": {"add": {"items": [{"userId": ATTACKER_ACCOUNT}]}},
+                "attributeType": "CREATE_VOLUME_PERMISSION",
+            },
+            None,
+        ),
         (15, "rds", "DescribeDBInstances", None, None),
-        (10, "rds", "CreateDBSnapshot", {"dBSnapshotIdentifier": "orders-db-tmp", "dBInstanceIdentifier":
-                                         res.databases[0]}, None),
+        (
+            10,
+            "rds",
+            "CreateDBSnapshot",
+            {"dBSnapshotIdentifier": "orders-db-tmp", "dBInstanceIdentifier": res.databases[0]},
+            None,
+        ),
         (120, "rds", "DescribeDBSnapshots", {"dBSnapshotIdentifier": "orders-db-tmp"}, None),
-        (8, "rds", "ModifyDBSnapshotAttribute", {"dBSnapshotIdentifier": "orders-db-tmp", "attributeName": "restore",
-                                                 "valuesToAdd": [ATTACKER_ACCOUNT]}, None),
-    ]  # fmt: skip
+        (
+            8,
+            "rds",
+            "ModifyDBSnapshotAttribute",
+            {"dBSnapshotIdentifier": "orders-db-tmp", "attributeName": "restore", "valuesToAdd": [ATTACKER_ACCOUNT]},
+            None,
+        ),
+    ]
     a.play(t, steps)
 
 
@@ -331,36 +405,96 @@ def _buckets(a: Actor, t: float, org: Organisation) -> None:
     )
     steps += [
         (30, "s3", "GetBucketPublicAccessBlock", {"bucketName": target, "Host": host, "publicAccessBlock": ""}, None),
-        (10, "s3", "DeleteBucketPublicAccessBlock", {"bucketName": target, "Host": host, "publicAccessBlock": ""}, None),
+        (
+            10,
+            "s3",
+            "DeleteBucketPublicAccessBlock",
+            {"bucketName": target, "Host": host, "publicAccessBlock": ""},
+            None,
+        ),
         (12, "s3", "PutBucketPolicy", {"bucketName": target, "Host": host, "policy": policy}, None),
         (20, "s3", "PutBucketReplication", {"bucketName": target, "Host": host, "replication": ""}, "denied"),
-        (5, "s3", "PutBucketAcl", {"bucketName": res.buckets[3], "Host": host, "acl": "", "x-amz-acl": "public-read"},
-         None),
-    ]  # fmt: skip
+        (
+            5,
+            "s3",
+            "PutBucketAcl",
+            {"bucketName": res.buckets[3], "Host": host, "acl": "", "x-amz-acl": "public-read"},
+            None,
+        ),
+    ]
     a.play(t, steps)
 
 
 def _mining(a: Actor, t: float, org: Organisation) -> None:
-    t = a.play(t, [(0, "sts", "GetCallerIdentity", None, None),
-                   (3, "ec2", "DescribeRegions", {"regionSet": {}, "allRegions": True}, None),
-                   (4, "servicequotas", "GetServiceQuota", {"serviceCode": "ec2", "quotaCode": "L-417A185B"}, None)],
-               region="us-east-1")  # fmt: skip
+    t = a.play(
+        t,
+        [
+            (0, "sts", "GetCallerIdentity", None, None),
+            (3, "ec2", "DescribeRegions", {"regionSet": {}, "allRegions": True}, None),
+            (4, "servicequotas", "GetServiceQuota", {"serviceCode": "ec2", "quotaCode": "L-417A185B"}, None),
+        ],
+        region="us-east-1",
+    )
     for i, region in enumerate(UNUSED_REGIONS):
         run_err = "limit" if i % 2 == 0 else None
         steps: list[Step] = [
-            (5, "ec2", "DescribeImages", {"imagesSet": {}, "filterSet": {"items": [{"name": "name", "valueSet": {
-                "items": [{"value": "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*"}]}}]}}, None),
+            (
+                5,
+                "ec2",
+                "DescribeImages",
+                {
+                    "imagesSet": {},
+                    "filterSet": {
+                        "items": [
+                            {
+                                "name": "name",
+                                "valueSet": {
+                                    "items": [{"value": "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*"}]
+                                },
+                            }
+                        ]
+                    },
+                },
+                None,
+            ),
             (2, "ec2", "CreateKeyPair", {"keyName": f"k{i}"}, None),
             (2, "ec2", "CreateSecurityGroup", {"groupName": f"sg-{i}", "groupDescription": "default"}, None),
-            (2, "ec2", "AuthorizeSecurityGroupIngress", {"groupId": "sg-0123456789abcdef0", "ipPermissions": {
-                "items": [{"ipProtocol": "-1", "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]}}]}}, None),
-            (3, "ec2", "RunInstances", {"instancesSet": {"items": [{"imageId": "ami-0a1b2c3d4e5f60718", "minCount": 10,
-                                                                  "maxCount": 10}]}, "instanceType": "p3.16xlarge"},
-             run_err),
-        ]  # fmt: skip
+            (
+                2,
+                "ec2",
+                "AuthorizeSecurityGroupIngress",
+                {
+                    "groupId": "sg-0123456789abcdef0",
+                    "ipPermissions": {
+                        "items": [{"ipProtocol": "-1", "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]}}]
+                    },
+                },
+                None,
+            ),
+            (
+                3,
+                "ec2",
+                "RunInstances",
+                {
+                    "instancesSet": {"items": [{"imageId": "ami-0a1b2c3d4e5f60718", "minCount": 10, "maxCount": 10}]},
+                    "instanceType": "p3.16xlarge",
+                },
+                run_err,
+            ),
+        ]
         if run_err:
-            steps.append((4, "ec2", "RunInstances", {"instancesSet": {"items": [{"imageId": "ami-0a1b2c3d4e5f60718",
-                          "minCount": 4, "maxCount": 4}]}, "instanceType": "c5.4xlarge"}, None))  # fmt: skip
+            steps.append(
+                (
+                    4,
+                    "ec2",
+                    "RunInstances",
+                    {
+                        "instancesSet": {"items": [{"imageId": "ami-0a1b2c3d4e5f60718", "minCount": 4, "maxCount": 4}]},
+                        "instanceType": "c5.4xlarge",
+                    },
+                    None,
+                )
+            )
         t = a.play(t, steps, region=region)
 
 
@@ -380,25 +514,67 @@ def _instance_creds(a: Actor, t: float, org: Organisation) -> None:
 
 
 _BRUTE = [
-    ("iam", "ListUsers"), ("iam", "ListRoles"), ("iam", "ListPolicies"), ("iam", "ListGroups"),
-    ("iam", "GetAccountSummary"), ("iam", "ListAccessKeys"), ("iam", "GetAccountPasswordPolicy"),
-    ("iam", "ListSAMLProviders"), ("iam", "ListOpenIDConnectProviders"), ("iam", "ListInstanceProfiles"),
-    ("ec2", "DescribeInstances"), ("ec2", "DescribeVolumes"), ("ec2", "DescribeSnapshots"), ("ec2", "DescribeVpcs"),
-    ("ec2", "DescribeKeyPairs"), ("ec2", "DescribeImages"), ("ec2", "DescribeAddresses"), ("ec2", "DescribeRegions"),
-    ("s3", "ListBuckets"), ("lambda", "ListFunctions20150331"), ("lambda", "ListLayers20181031"),
-    ("dynamodb", "ListTables"), ("dynamodb", "ListBackups"), ("rds", "DescribeDBInstances"),
-    ("rds", "DescribeDBSnapshots"), ("rds", "DescribeDBClusters"), ("secretsmanager", "ListSecrets"),
-    ("ssm", "DescribeParameters"), ("ssm", "ListDocuments"), ("kms", "ListKeys"), ("kms", "ListAliases"),
-    ("sns", "ListTopics"), ("sqs", "ListQueues"), ("cloudtrail", "DescribeTrails"), ("guardduty", "ListDetectors"),
-    ("route53", "ListHostedZones"), ("cloudformation", "ListStacks"), ("ecs", "ListClusters"), ("eks", "ListClusters"),
-    ("ecr", "DescribeRepositories"), ("elasticloadbalancing", "DescribeLoadBalancers"), ("glue", "GetDatabases"),
-    ("athena", "ListWorkGroups"), ("redshift", "DescribeClusters"), ("sagemaker", "ListNotebookInstances"),
-    ("organizations", "DescribeOrganization"), ("organizations", "ListAccounts"), ("backup", "ListBackupVaults"),
-    ("codecommit", "ListRepositories"), ("codebuild", "ListProjects"), ("config", "DescribeConfigRules"),
-    ("monitoring", "DescribeAlarms"), ("events", "ListRules"), ("states", "ListStateMachines"),
-    ("apigateway", "GetRestApis"), ("cloudfront", "ListDistributions20200531"), ("acm", "ListCertificates"),
-    ("elasticache", "DescribeCacheClusters"), ("es", "ListDomainNames"), ("kinesis", "ListStreams"),
-]  # fmt: skip
+    ("iam", "ListUsers"),
+    ("iam", "ListRoles"),
+    ("iam", "ListPolicies"),
+    ("iam", "ListGroups"),
+    ("iam", "GetAccountSummary"),
+    ("iam", "ListAccessKeys"),
+    ("iam", "GetAccountPasswordPolicy"),
+    ("iam", "ListSAMLProviders"),
+    ("iam", "ListOpenIDConnectProviders"),
+    ("iam", "ListInstanceProfiles"),
+    ("ec2", "DescribeInstances"),
+    ("ec2", "DescribeVolumes"),
+    ("ec2", "DescribeSnapshots"),
+    ("ec2", "DescribeVpcs"),
+    ("ec2", "DescribeKeyPairs"),
+    ("ec2", "DescribeImages"),
+    ("ec2", "DescribeAddresses"),
+    ("ec2", "DescribeRegions"),
+    ("s3", "ListBuckets"),
+    ("lambda", "ListFunctions20150331"),
+    ("lambda", "ListLayers20181031"),
+    ("dynamodb", "ListTables"),
+    ("dynamodb", "ListBackups"),
+    ("rds", "DescribeDBInstances"),
+    ("rds", "DescribeDBSnapshots"),
+    ("rds", "DescribeDBClusters"),
+    ("secretsmanager", "ListSecrets"),
+    ("ssm", "DescribeParameters"),
+    ("ssm", "ListDocuments"),
+    ("kms", "ListKeys"),
+    ("kms", "ListAliases"),
+    ("sns", "ListTopics"),
+    ("sqs", "ListQueues"),
+    ("cloudtrail", "DescribeTrails"),
+    ("guardduty", "ListDetectors"),
+    ("route53", "ListHostedZones"),
+    ("cloudformation", "ListStacks"),
+    ("ecs", "ListClusters"),
+    ("eks", "ListClusters"),
+    ("ecr", "DescribeRepositories"),
+    ("elasticloadbalancing", "DescribeLoadBalancers"),
+    ("glue", "GetDatabases"),
+    ("athena", "ListWorkGroups"),
+    ("redshift", "DescribeClusters"),
+    ("sagemaker", "ListNotebookInstances"),
+    ("organizations", "DescribeOrganization"),
+    ("organizations", "ListAccounts"),
+    ("backup", "ListBackupVaults"),
+    ("codecommit", "ListRepositories"),
+    ("codebuild", "ListProjects"),
+    ("config", "DescribeConfigRules"),
+    ("monitoring", "DescribeAlarms"),
+    ("events", "ListRules"),
+    ("states", "ListStateMachines"),
+    ("apigateway", "GetRestApis"),
+    ("cloudfront", "ListDistributions20200531"),
+    ("acm", "ListCertificates"),
+    ("elasticache", "DescribeCacheClusters"),
+    ("es", "ListDomainNames"),
+    ("kinesis", "ListStreams"),
+]
 
 
 def _bruteforce(a: Actor, t: float, org: Organisation) -> None:
@@ -417,64 +593,87 @@ AttackBuilder = Callable[[Actor, float, Organisation], None]
 #: name → (tactics, techniques, description, networks, hour (UTC) or None for victim's night, builder)
 ATTACKS: dict[str, tuple[list[str], list[str], str, tuple[str, ...], AttackBuilder]] = {
     "credential_compromise_discovery": (
-        ["InitialAccess", "Discovery"], ["T1078.004", "T1087.004", "T1580"],
+        ["InitialAccess", "Discovery"],
+        ["T1078.004", "T1087.004", "T1580"],
         "A leaked long-term access key is used from a VPS to enumerate identities, buckets and instances in every "
-        "region.", ("do_amsterdam", "hetzner_helsinki"), _discovery,
+        "region.",
+        ("do_amsterdam", "hetzner_helsinki"),
+        _discovery,
     ),
     "iam_privilege_escalation": (
-        ["PrivilegeEscalation", "Persistence"], ["T1098.003", "T1484"],
+        ["PrivilegeEscalation", "Persistence"],
+        ["T1098.003", "T1484"],
         "A developer's key, after AccessDenied on AttachUserPolicy, creates a new default version of a customer "
-        "policy granting *:* and attaches AdministratorAccess to itself.", ("m247_frankfurt", "datacamp_dallas"),
+        "policy granting *:* and attaches AdministratorAccess to itself.",
+        ("m247_frankfurt", "datacamp_dallas"),
         _privesc,
     ),
     "persistence_new_user_and_keys": (
-        ["Persistence"], ["T1136.003", "T1098.001"],
+        ["Persistence"],
+        ["T1136.003", "T1098.001"],
         "An admin session creates a new IAM user with AdministratorAccess, an access key and a console password, "
         "and adds an access key to an existing user (Stratus aws.persistence.iam-create-admin-user / "
-        "iam-backdoor-user).", ("att_dallas", "comcast_spokane"), _persistence,
+        "iam-backdoor-user).",
+        ("att_dallas", "comcast_spokane"),
+        _persistence,
     ),
     "log_and_detector_tampering": (
-        ["DefenseEvasion"], ["T1562.008", "T1562.001"],
+        ["DefenseEvasion"],
+        ["T1562.008", "T1562.001"],
         "CloudTrail is told to stop logging management events and then stopped; GuardDuty, Security Hub, Config "
-        "and VPC flow logs are disabled (Stratus aws.defense-evasion.*).", ("hetzner_falkenstein", "ovh_roubaix"),
+        "and VPC flow logs are disabled (Stratus aws.defense-evasion.*).",
+        ("hetzner_falkenstein", "ovh_roubaix"),
         _tampering,
     ),
     "secret_harvesting": (
-        ["CredentialAccess"], ["T1555.006", "T1552"],
+        ["CredentialAccess"],
+        ["T1555.006", "T1552"],
         "The CI role's credentials are used outside GitHub to list and read every secret and SecureString "
         "parameter (Stratus aws.credential-access.secretsmanager-retrieve-secrets).",
-        ("rostelecom_moscow", "tedata_giza"), _secrets,
+        ("rostelecom_moscow", "tedata_giza"),
+        _secrets,
     ),
     "snapshot_exfiltration": (
-        ["Exfiltration"], ["T1537"],
+        ["Exfiltration"],
+        ["T1537"],
         "A developer's SSO session snapshots a volume and an RDS database and shares both with an outside account "
         "(Stratus aws.exfiltration.ec2-share-ebs-snapshot / rds-share-snapshot).",
-        ("datacamp_prague", "m247_bucharest"), _snapshots,
+        ("datacamp_prague", "m247_bucharest"),
+        _snapshots,
     ),
     "bucket_exfiltration": (
-        ["Exfiltration", "Collection"], ["T1537", "T1530"],
+        ["Exfiltration", "Collection"],
+        ["T1537", "T1530"],
         "A data engineer's key lists the buckets, removes a bucket's public-access block and adds a bucket policy "
         "granting an outside account read access (Stratus aws.exfiltration.s3-backdoor-bucket-policy).",
-        ("vultr_washington", "linode_richardson"), _buckets,
+        ("vultr_washington", "linode_richardson"),
+        _buckets,
     ),
     "cryptomining_unused_regions": (
-        ["Impact", "Execution"], ["T1496", "T1578.002"],
+        ["Impact", "Execution"],
+        ["T1496", "T1578.002"],
         "Terraform's role is used from a VPS to launch GPU instances in four regions the organisation never uses, "
-        "hitting vCPU limits and falling back to smaller types.", ("ovh_roubaix", "do_northbergen"), _mining,
+        "hitting vCPU limits and falling back to smaller types.",
+        ("ovh_roubaix", "do_northbergen"),
+        _mining,
     ),
     "instance_credentials_outside_aws": (
-        ["CredentialAccess", "Discovery"], ["T1552.005"],
+        ["CredentialAccess", "Discovery"],
+        ["T1552.005"],
         "An EC2 instance role's session credentials, stolen through the metadata service, are used from a mobile "
         "network outside AWS (GuardDuty InstanceCredentialExfiltration.OutsideAWS).",
-        ("tmobile_chicago", "vzw_newark"), _instance_creds,
+        ("tmobile_chicago", "vzw_newark"),
+        _instance_creds,
     ),
     "permission_bruteforce": (
-        ["Discovery"], ["T1580", "T1526"],
+        ["Discovery"],
+        ["T1580", "T1526"],
         "A Lambda role's credentials are fed to an enumerate-iam style tool: over a hundred List/Describe calls "
-        "across sixty services in a few minutes, nearly all AccessDenied.", ("chinanet_nanjing", "vnpt_hanoi"),
+        "across sixty services in a few minutes, nearly all AccessDenied.",
+        ("chinanet_nanjing", "vnpt_hanoi"),
         _bruteforce,
     ),
-}  # fmt: skip
+}
 
 
 def _pick_human(org: Organisation, rng: random.Random, kind: str, teams: tuple[str, ...], used: set[str]) -> Human:
@@ -507,8 +706,12 @@ def inject_attack(trail: Trail, org: Organisation, name: str, day: int, label_id
     ident: Identity
     victim: str
     hour = rng.uniform(0, 24)
-    if name in ("credential_compromise_discovery", "iam_privilege_escalation", "log_and_detector_tampering",
-                "bucket_exfiltration"):  # fmt: skip
+    if name in (
+        "credential_compromise_discovery",
+        "iam_privilege_escalation",
+        "log_and_detector_tampering",
+        "bucket_exfiltration",
+    ):
         teams = {"bucket_exfiltration": ("data",), "log_and_detector_tampering": ("security", "platform")}.get(
             name, ("backend", "platform")
         )
@@ -521,8 +724,16 @@ def inject_attack(trail: Trail, org: Organisation, name: str, day: int, label_id
         teams = ("platform",) if name == "persistence_new_user_and_keys" else ("backend", "platform")
         h = _pick_human(org, rng, "sso", teams, used)
         role_name, role_id = acct.sso_role_ids[SSO_SETS[h.team]]
-        ident = assumed_role(acct.id, role_name, "/aws-reserved/sso.amazonaws.com/", role_id, h.email,
-                             key_id(rng, "ASIA"), day_start, stable_session=True)  # fmt: skip
+        ident = assumed_role(
+            acct.id,
+            role_name,
+            "/aws-reserved/sso.amazonaws.com/",
+            role_id,
+            h.email,
+            key_id(rng, "ASIA"),
+            day_start,
+            stable_session=True,
+        )
         victim = h.email
         hour = (rng.uniform(19, 23) - h.utc_offset) % 24
         ua = _cli
@@ -548,17 +759,29 @@ def inject_attack(trail: Trail, org: Organisation, name: str, day: int, label_id
             ident = workload_session(rng, org, w, session, day_start + hour * 3600 - 600)
             victim = session
             region = w.region
-            ua = {"ci": KALI_BOTO, "terraform": TERRAFORM_UA.format(svc="ec2"), "lambda": KALI_BOTO,
-                  "instance": LAMBDA_UA.replace("exec-env/AWS_Lambda_python3.12 ", "")}[w.kind]  # fmt: skip
+            ua = {
+                "ci": KALI_BOTO,
+                "terraform": TERRAFORM_UA.format(svc="ec2"),
+                "lambda": KALI_BOTO,
+                "instance": LAMBDA_UA.replace("exec-env/AWS_Lambda_python3.12 ", ""),
+            }[w.kind]
             if name == "permission_bruteforce":
                 ua = KALI_BOTO
             if name == "cryptomining_unused_regions":
                 ua = _go
     label = Label(
-        id=label_id, kind="attack", name=name, description=description, principal=ident.principal,
-        actor=ident.actor, account=acct.id, tactics=list(tactics), techniques=list(techniques),
-        network=_net_dict(net, ip), extra={"victim": victim},
-    )  # fmt: skip
+        id=label_id,
+        kind="attack",
+        name=name,
+        description=description,
+        principal=ident.principal,
+        actor=ident.actor,
+        account=acct.id,
+        tactics=list(tactics),
+        techniques=list(techniques),
+        network=_net_dict(net, ip),
+        extra={"victim": victim},
+    )
     actor = Actor(trail=trail, ident=ident, ip=ip, ua=ua, region=region, label=label)
     builder(actor, day_start + hour * 3600, org)
     return label
@@ -569,16 +792,30 @@ def inject_attack(trail: Trail, org: Organisation, name: str, day: int, label_id
 
 
 def inject_benign(
-    trail: Trail, org: Organisation, name: str, day: int, days: int, label_id: str, used: set[str],
+    trail: Trail,
+    org: Organisation,
+    name: str,
+    day: int,
+    days: int,
+    label_id: str,
+    used: set[str],
     skip: set[tuple[str, int]],
-) -> Label | None:  # fmt: skip
+) -> Label | None:
     """Add benign surprise ``name`` starting on ``day``; returns its label."""
     rng = trail.rng
     acct = org.accounts["prod"]
 
     def label(h_or_principal: str, actor: str, description: str, **extra: Any) -> Label:
-        return Label(id=label_id, kind="benign", name=name, description=description, principal=h_or_principal,
-                     actor=actor, account=acct.id, extra=extra)  # fmt: skip
+        return Label(
+            id=label_id,
+            kind="benign",
+            name=name,
+            description=description,
+            principal=h_or_principal,
+            actor=actor,
+            account=acct.id,
+            extra=extra,
+        )
 
     def who(h: Human) -> tuple[str, str]:
         if h.kind == "iam":
@@ -593,8 +830,12 @@ def inject_benign(
         net = NETWORKS[rng.choice(("rogers_toronto", "orange_paris"))]
         offset = -5 if net.country == "CA" else 1
         principal, actor = who(h)
-        lab = label(principal, actor, f"{h.email} works from {net.city}, {net.country} for a few days.",
-                    network=_net_dict(net, net.host(h.home_index)))  # fmt: skip
+        lab = label(
+            principal,
+            actor,
+            f"{h.email} works from {net.city}, {net.country} for a few days.",
+            network=_net_dict(net, net.host(h.home_index)),
+        )
         ip = net.host(h.home_index)
         for d in range(day, min(days, day + 4)):
             skip.add((h.name, d))
@@ -610,16 +851,30 @@ def inject_benign(
         org.humans.append(h)
         principal, actor = who(h)
         admin = next((x for x in org.humans if x.team == "platform" and x.kind == "iam"), org.humans[0])
-        lab = label(principal, actor, f"New data engineer {h.name} joins in {h.city}; an admin creates the user.",
-                    network=_net_dict(NETWORKS[h.home_net], home_ip(h, day)))  # fmt: skip
+        lab = label(
+            principal,
+            actor,
+            f"New data engineer {h.name} joins in {h.city}; an admin creates the user.",
+            network=_net_dict(NETWORKS[h.home_net], home_ip(h, day)),
+        )
         t = local_midnight(trail.start + day * DAY, admin.utc_offset) + 9.2 * 3600
         ident = iam_user(acct.id, admin.name, admin.user_id, admin.access_key)
-        for service, api, req in (("iam", "CreateUser", {"userName": h.name}),
-                                  ("iam", "AddUserToGroup", {"groupName": "data-engineers", "userName": h.name}),
-                                  ("iam", "CreateLoginProfile", {"userName": h.name, "passwordResetRequired": True})):  # fmt: skip
-            rec = trail.emit(ident, t, service, api, "us-east-1", home_ip(admin, day),
-                             human_cli_ua(admin, service, kebab(api)), request=req)  # fmt: skip
-            lab.add(rec, t)
+        for service, api, req in (
+            ("iam", "CreateUser", {"userName": h.name}),
+            ("iam", "AddUserToGroup", {"groupName": "data-engineers", "userName": h.name}),
+            ("iam", "CreateLoginProfile", {"userName": h.name, "passwordResetRequired": True}),
+        ):
+            emitted = trail.emit(
+                ident,
+                t,
+                service,
+                api,
+                "us-east-1",
+                home_ip(admin, day),
+                human_cli_ua(admin, service, kebab(api)),
+                request=req,
+            )
+            lab.add(emitted, t)
             t += rng.uniform(5, 30)
         # The hire's own days are generated by the baseline (join_day); label their first two days.
         lab.extra["first_days"] = [iso(trail.start + day * DAY), iso(trail.start + (day + 2) * DAY)]
@@ -630,11 +885,23 @@ def inject_benign(
 
         base = next((w for w in org.workloads if w.kind == "lambda"), None)
         w = dataclasses.replace(
-            base or org.workloads[0], role="reports-export-role", path="/service-role/", kind="lambda",
-            account="prod", region="us-east-1", role_id=key_id(rng, "AROA"), every_min=60, offset_min=13,
-            start_day=day, calls=[("athena", "StartQueryExecution"), ("athena", "GetQueryExecution"),
-                                  ("s3", "GetBucketLocation"), ("logs", "CreateLogStream")],
-        )  # fmt: skip
+            base or org.workloads[0],
+            role="reports-export-role",
+            path="/service-role/",
+            kind="lambda",
+            account="prod",
+            region="us-east-1",
+            role_id=key_id(rng, "AROA"),
+            every_min=60,
+            offset_min=13,
+            start_day=day,
+            calls=[
+                ("athena", "StartQueryExecution"),
+                ("athena", "GetQueryExecution"),
+                ("s3", "GetBucketLocation"),
+                ("logs", "CreateLogStream"),
+            ],
+        )
         principal = f"arn:aws:iam::{acct.id}:role/service-role/reports-export-role"
         lab = label(principal, principal, "A new scheduled Lambda (reports-export) is deployed and runs hourly.")
         before = len(trail.records)
@@ -649,8 +916,9 @@ def inject_benign(
         lab = label(principal, actor, f"{h.email} debugs a networking issue with rarely used read APIs.")
         ts = local_midnight(trail.start + day * DAY, h.utc_offset) + rng.uniform(11, 15) * 3600
         vocab = [(s, n, 1.0) for s, n in TROUBLESHOOTING]
-        for rec in human_session(trail, org, h, ts, ip=home_ip(h, day), n_events=18, env="prod", console=False,
-                                 vocab=vocab, error_rate=0.0):  # fmt: skip
+        for rec in human_session(
+            trail, org, h, ts, ip=home_ip(h, day), n_events=18, env="prod", console=False, vocab=vocab, error_rate=0.0
+        ):
             lab.add(rec, _ts(rec))
         return lab
     if name == "on_call_night":
@@ -659,41 +927,75 @@ def inject_benign(
         lab = label(principal, actor, f"{h.name} is paged at night and fixes an incident from home.")
         ts = local_midnight(trail.start + day * DAY, h.utc_offset) + rng.uniform(2, 3.5) * 3600
         vocab = TEAM_VOCAB["platform"] + [("ecs", "UpdateService", 5.0), ("logs", "FilterLogEvents", 10.0)]
-        for rec in human_session(trail, org, h, ts, ip=home_ip(h, day), n_events=40, env="prod", console=False,
-                                 vocab=vocab):  # fmt: skip
+        for rec in human_session(
+            trail, org, h, ts, ip=home_ip(h, day), n_events=40, env="prod", console=False, vocab=vocab
+        ):
             lab.add(rec, _ts(rec))
         return lab
     if name == "service_adoption":
         team = [h for h in org.humans if h.team == "data" and h.join_day == 0][:4]
         if not team:
             return None
-        lab = label(who(team[0])[0], who(team[0])[1], "The data team starts using Amazon Bedrock.",
-                    members=[who(h)[1] for h in team])  # fmt: skip
+        lab = label(
+            who(team[0])[0],
+            who(team[0])[1],
+            "The data team starts using Amazon Bedrock.",
+            members=[who(h)[1] for h in team],
+        )
         for i, h in enumerate(team):
             for d in range(day + (i % 2), min(days, day + 3)):
                 ts = local_midnight(trail.start + d * DAY, h.utc_offset) + rng.uniform(10, 16) * 3600
-                for rec in human_session(trail, org, h, ts, ip=home_ip(h, d), n_events=rng.randint(5, 15),
-                                         env="prod", console=False, vocab=BEDROCK, error_rate=0.05):  # fmt: skip
+                for rec in human_session(
+                    trail,
+                    org,
+                    h,
+                    ts,
+                    ip=home_ip(h, d),
+                    n_events=rng.randint(5, 15),
+                    env="prod",
+                    console=False,
+                    vocab=BEDROCK,
+                    error_rate=0.05,
+                ):
                     lab.add(rec, _ts(rec))
         return lab
     if name == "error_burst":
         h = _pick_human(org, rng, "sso", ("security", "data"), used)
         principal, actor = who(h)
-        lab = label(principal, actor, f"A misconfigured audit script run by {h.email} loops on GetBucketPolicy "
-                    "and gets AccessDenied.")  # fmt: skip
+        lab = label(
+            principal,
+            actor,
+            f"A misconfigured audit script run by {h.email} loops on GetBucketPolicy and gets AccessDenied.",
+        )
         role_name, role_id = acct.sso_role_ids[SSO_SETS[h.team]]
         ts = local_midnight(trail.start + day * DAY, h.utc_offset) + rng.uniform(13, 16) * 3600
-        ident = assumed_role(acct.id, role_name, "/aws-reserved/sso.amazonaws.com/", role_id, h.email,
-                             key_id(rng, "ASIA"), ts, stable_session=True)  # fmt: skip
+        ident = assumed_role(
+            acct.id,
+            role_name,
+            "/aws-reserved/sso.amazonaws.com/",
+            role_id,
+            h.email,
+            key_id(rng, "ASIA"),
+            ts,
+            stable_session=True,
+        )
         ip = home_ip(h, day)
         t = ts
         for _ in range(150):
             b = rng.choice(acct.resources.buckets)
-            rec = trail.emit(ident, t, "s3", "GetBucketPolicy", "us-east-1", ip,
-                             human_cli_ua(h, "s3api", "get-bucket-policy"),
-                             request={"bucketName": b, "Host": f"{b}.s3.us-east-1.amazonaws.com", "policy": ""},
-                             error="denied", resource=f"arn:aws:s3:::{b}")  # fmt: skip
-            lab.add(rec, t)
+            emitted = trail.emit(
+                ident,
+                t,
+                "s3",
+                "GetBucketPolicy",
+                "us-east-1",
+                ip,
+                human_cli_ua(h, "s3api", "get-bucket-policy"),
+                request={"bucketName": b, "Host": f"{b}.s3.us-east-1.amazonaws.com", "policy": ""},
+                error="denied",
+                resource=f"arn:aws:s3:::{b}",
+            )
+            lab.add(emitted, t)
             t += rng.uniform(2, 20)
         return lab
     raise ValueError(f"unknown benign scenario {name!r}")
