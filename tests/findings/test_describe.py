@@ -87,7 +87,7 @@ def test_explanation_names_the_actual_unusual_values(con: duckdb.DuckDBPyConnect
     assert f.explanation[0].startswith("bert-jan (IAMUser) made 17 unusual calls to 6 APIs (defense evasion)")
     assert "192.168.10.20" in f.explanation[0]
     principals_before = con.execute(
-        "SELECT count(DISTINCT principal) FROM events WHERE event_time < ?", [f.first_seen]
+        "SELECT count(DISTINCT actor) FROM events WHERE event_time < ?", [f.first_seen]
     ).fetchone()
     assert principals_before is not None
     for api in ("DeleteTrail", "StopLogging", "CreateAccessKey"):

@@ -12,7 +12,9 @@
 * a **plain-language explanation** — one sentence of what happened, then one line per unusual
   attribute naming the actual values — and a **timeline** with the unusual events marked.
 
-Usual behaviour is computed from history **strictly before** each finding's ``first_seen``. Frequency
+Usual behaviour is computed from history **strictly before** each finding's ``first_seen``, per
+**actor** (the person behind an SSO permission-set role; for every other identity the principal
+itself), and for the account; "principals in this account" counts actors. Frequency
 classes (of a value for a principal or an account), with ``D`` days of history and ``W = ceil(D/7)`` weeks:
 
 * *frequent* — seen in at least half of the weeks and on 4+ days a month on average;
@@ -161,6 +163,13 @@ def finding_type_for(tactic: str | None, identity_type: str) -> str:
     return f"{tactic if tactic in TACTICS else 'Unusual'}:{ident}/AnomalousBehavior"
 
 
+def actor_name(principal: str, actor: str) -> str:
+    """How explanations name who acted: the session's person for SSO-style actors, else the principal."""
+    if actor and actor != principal and actor.startswith(principal + "/"):
+        return actor[len(principal) + 1 :]
+    return short_name(actor or principal)
+
+
 def short_name(principal: str) -> str:
     """The readable name of a principal ARN: ``alice``, ``role/deploy``, ``root``."""
     if principal.endswith(":root"):
@@ -244,7 +253,8 @@ def _long(events: str, where: str) -> str:
     columns = ", ".join(f"CAST({expr} AS VARCHAR) AS {name}" for name, expr in ATTRIBUTES.items())
     return (
         "SELECT event_id, account_id, principal, event_time, day, attribute, value FROM ("
-        f"SELECT event_id, account_id, principal, event_time, CAST(timezone('UTC', event_time) AS DATE) AS day, "
+        "SELECT event_id, account_id, actor AS principal, event_time, "
+        f"CAST(timezone('UTC', event_time) AS DATE) AS day, "
         f"{columns} FROM {events} WHERE {where}"
         f") UNPIVOT (value FOR attribute IN ({', '.join(ATTRIBUTES)}))"
     )
@@ -278,7 +288,8 @@ def _gather(con: duckdb.DuckDBPyConnection, events: str, findings: Sequence[Find
     keys = pa.table(
         {
             "finding_id": [f.id for f in findings],
-            "principal": [f.principal for f in findings],
+            # History is kept per actor (the person behind an SSO role; else the principal itself).
+            "principal": [f.actor or f.principal for f in findings],
             "account_id": [f.account_id for f in findings],
             "first_seen": pa.array([f.first_seen.astimezone(UTC) for f in findings], pa.timestamp("us", tz="UTC")),
         }
@@ -422,14 +433,14 @@ def _gather_registered(con: duckdb.DuckDBPyConnection, events: str, findings: Se
         fid: (first, n)
         for fid, first, n in con.execute(
             f"SELECT k.finding_id, epoch_us(min(e.event_time)), count(*) FROM _ts_keys k JOIN {events} e "
-            "ON e.account_id = k.account_id AND e.principal = k.principal AND e.event_time < k.first_seen GROUP BY 1"
+            "ON e.account_id = k.account_id AND e.actor = k.principal AND e.event_time < k.first_seen GROUP BY 1"
         ).fetchall()
     }
     account_spans = {
         fid: (first, principals)
         for fid, first, principals in con.execute(
-            f"SELECT k.finding_id, epoch_us(min(e.event_time)), count(DISTINCT e.principal) FROM _ts_keys k "
-            f"JOIN (SELECT account_id, principal, min(event_time) AS event_time FROM {events} "
+            f"SELECT k.finding_id, epoch_us(min(e.event_time)), count(DISTINCT e.actor) FROM _ts_keys k "
+            f"JOIN (SELECT account_id, actor, min(event_time) AS event_time FROM {events} "
             "WHERE account_id IN (SELECT account_id FROM _ts_keys) GROUP BY ALL) e "
             "ON e.account_id = k.account_id AND e.event_time < k.first_seen GROUP BY 1"
         ).fetchall()
@@ -610,7 +621,7 @@ def _line(f: Finding, ctx: _Context, u: UnusualAttribute, name: str) -> str:
     others = max(0, u.principals_in_account_using - (1 if p.count else 0))
     if ctx.account_principals > 1:
         peers = (
-            f"{others} of {ctx.account_principals} principals in this account have"
+            f"{others} of {ctx.account_principals} principals in this account {'has' if others == 1 else 'have'}"
             if others
             else f"none of the {ctx.account_principals} principals in this account has"
         )
@@ -765,7 +776,7 @@ def _peer_notes(f: Finding) -> list[str]:
 
 
 def _describe_one(f: Finding, ctx: _Context) -> Finding:
-    name = short_name(f.actor if f.actor and f.actor != f.principal else f.principal)
+    name = actor_name(f.principal, f.actor)
     events = ctx.events
     identity = f.identity_type
     if not identity or identity == "Unknown":
