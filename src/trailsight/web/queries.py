@@ -11,7 +11,6 @@ connection and closes it, so the web server never holds the state database.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -21,6 +20,7 @@ from typing import Any
 import duckdb
 
 from trailsight.errors import StoreError
+from trailsight.findings.describe import frequency_class
 from trailsight.store.layout import StoreLayout
 
 #: Columns shown in event tables (``raw`` is fetched only on demand).
@@ -291,24 +291,6 @@ def raw_event(lake: Lake, event_id: str) -> str | None:
         return text
 
 
-def frequency_class(
-    days: int, weeks: int, first: datetime, last: datetime, span_start: datetime, span_end: datetime
-) -> str:
-    """Frequency class of a value from the principal's whole history.
-
-    frequent: seen in at least half of the weeks the principal was active; infrequent: on
-    at least one day a month on average; rare: less often than that.
-    """
-    del first, last
-    span_days = max(1.0, (span_end - span_start).total_seconds() / 86400.0)
-    span_weeks = max(1, math.ceil(span_days / 7.0))
-    if weeks / span_weeks >= 0.5:
-        return "frequent"
-    if days / max(1.0, span_days / 30.0) >= 1.0:
-        return "infrequent"
-    return "rare"
-
-
 @dataclass(frozen=True, kw_only=True)
 class Profile:
     """What a principal usually does, from the lake."""
@@ -362,8 +344,10 @@ def profile(lake: Lake, principal: str) -> Profile:
         "GROUP BY service, event_name ORDER BY count DESC, event_name LIMIT 200",
         [principal],
     )
+    history_days = (last - first).total_seconds() / 86400.0
     for api in apis:
-        api["frequency"] = frequency_class(api["days"], api["weeks"], api["first"], api["last"], first, last)
+        # The classes findings use, over the principal's whole history in the lake.
+        api["frequency"] = frequency_class(int(api["count"]), int(api["days"]), int(api["weeks"]), history_days)
     heat = [[0] * 24 for _ in range(7)]
     for row in lake.rows(
         "SELECT isodow(event_time) AS d, hour(event_time) AS h, count(*) AS n FROM events "
