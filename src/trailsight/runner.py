@@ -102,6 +102,8 @@ def score_table(
     for row, i in zip(rows, idx, strict=True):
         row["_score"] = float(combined.score[i])
         row["_risk"] = float(combined.risk[i])
+        row["_what"] = float(combined.what[i])
+        row["_ctx"] = float(combined.context[i])
         row["_gated"] = bool(combined.gated[i])
         row["_reasons"] = combined.reasons(int(i))
     return rows, len(rows)
@@ -116,6 +118,7 @@ def detect(
     *,
     save: bool = True,
     describe: bool = True,
+    min_score: float | None = None,
     stats: RunStats | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[Finding]:
@@ -123,6 +126,7 @@ def detect(
 
     ``since``/``until`` default to the last day with data. ``detectors`` names the detectors
     to run (default: every registered one not disabled in ``[detectors.<name>]``). Findings
+    scoring under ``min_score`` (default ``[detect] min_score``, 0.4) are dropped; the rest
     are saved to the state database unless ``save`` is False.
     """
     started = time.perf_counter()
@@ -172,7 +176,9 @@ def detect(
         if progress is not None:
             progress(f"{c_since:%Y-%m-%d %H:%M}: {features.num_rows} events, {len(rows)} unusual")
     st.unusual_events = len(unusual)
-    findings = group_findings(unusual, timedelta(minutes=scoring.gap_minutes))
+    findings = group_findings(unusual, timedelta(minutes=scoring.gap_minutes), scoring.context_weight)
+    floor = scoring.min_score if min_score is None else min_score
+    findings = [f for f in findings if f.score >= floor]
     if findings and describe:
         findings = _describe(con, layout, findings, since, until, feat_opts, settings)
     findings = _suppress(layout, findings, settings)

@@ -5,10 +5,15 @@ themselves say — APIs by service with outcomes, networks, agents, keys, sessio
 reasons, timeline — and a score. :func:`trailsight.findings.describe.describe` adds the usual
 behaviour and the explanation afterwards.
 
-Finding score, in plain words: the distinct unusual APIs of the group, each at its best event
-score, combine like independent evidence where the strongest counts fully and each further one
-(up to four) counts half — several new dangerous calls in one burst beat one. A group whose
-events are all *gated* (too little history) scores at most half its API risk, and says so.
+Finding score, in plain words: *what* — the distinct unusual APIs of the group, each at its
+best API-novelty score times its risk factor, combine like independent evidence where the
+strongest counts fully and each further one (up to four) counts half; *context* — the
+strongest new network / agent / hour / volume signal among the events. Unusual APIs with no
+unusual context keep 40 % of their weight (``1 − context_weight``), with full context all of
+it; context without unusual APIs counts a third of the top API risk. New dangerous calls from
+a new place at an odd hour rank first; a team trying a new service from the office ranks low.
+A group whose events are all *gated* (too little history) scores half its top API risk, and
+says so.
 """
 
 from __future__ import annotations
@@ -49,17 +54,22 @@ def split_groups(events: Sequence[Mapping[str, Any]], gap: timedelta) -> list[li
     return groups
 
 
-def finding_score(events: Sequence[Mapping[str, Any]]) -> float:
+def finding_score(events: Sequence[Mapping[str, Any]], context_weight: float = 0.6) -> float:
     """Score of a group of unusual events (see the module docstring)."""
     best: dict[str, float] = {}
     for e in events:
         api = str(e["api"])
-        best[api] = max(best.get(api, 0.0), float(e["_score"]))
+        value = float(e["_what"]) * (0.35 + 0.65 * float(e["_risk"]))
+        best[api] = max(best.get(api, 0.0), value)
     ranked = sorted(best.values(), reverse=True)
     keep = 1.0 - ranked[0]
     for s in ranked[1:5]:
         keep *= 1.0 - 0.5 * s
-    return round(1.0 - keep, 6)
+    what = 1.0 - keep
+    context = max(float(e["_ctx"]) for e in events)
+    top_risk = max(float(e["_risk"]) for e in events)
+    score = what * ((1.0 - context_weight) + context_weight * context) + (1.0 - what) * context * 0.35 * top_risk
+    return round(min(1.0, max(0.0, score)), 6)
 
 
 def _most_common(values: Iterable[Any]) -> Any:
@@ -136,16 +146,20 @@ def _tactic(events: Sequence[Mapping[str, Any]]) -> tuple[str | None, str | None
     return str(best["tactic"]), best.get("technique")
 
 
-def build_finding(events: Sequence[Mapping[str, Any]]) -> Finding:
-    """One finding from one group of unusual events (each a feature row plus ``_score``, ``_reasons``, ``_gated``)."""
+def build_finding(events: Sequence[Mapping[str, Any]], context_weight: float = 0.6) -> Finding:
+    """One finding from one group of unusual events.
+
+    Each event is a feature row plus ``_score``, ``_what``, ``_ctx``, ``_risk``, ``_gated`` and
+    ``_reasons`` (see :func:`trailsight.runner.score_table`).
+    """
     from trailsight.findings import describe as d
 
     first, last = events[0], events[-1]
     principal, account = str(first["principal"]), str(first["account_id"])
     gated = all(bool(e["_gated"]) for e in events)
-    score = finding_score(events)
+    score = finding_score(events, context_weight)
     if gated:
-        score = round(min(score, 0.5 * max(float(e["_risk"]) for e in events)), 6)
+        score = round(0.5 * max(float(e["_risk"]) for e in events), 6)
     tactic, technique = _tactic(events)
     identity_type = str(_most_common(e.get("identity_type") for e in events) or "Unknown")
     actors = {str(e["actor"]) for e in events}
@@ -215,7 +229,7 @@ def build_finding(events: Sequence[Mapping[str, Any]]) -> Finding:
     )
 
 
-def group_findings(events: Sequence[Mapping[str, Any]], gap: timedelta) -> list[Finding]:
+def group_findings(events: Sequence[Mapping[str, Any]], gap: timedelta, context_weight: float = 0.6) -> list[Finding]:
     """Findings from unusual events, best first (score, then first seen, then id)."""
-    findings = [build_finding(g) for g in split_groups(events, gap) if g]
+    findings = [build_finding(g, context_weight) for g in split_groups(events, gap) if g]
     return sorted(findings, key=lambda f: (-f.score, f.first_seen, f.id))

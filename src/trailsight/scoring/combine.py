@@ -2,11 +2,13 @@
 
 Algorithm, in plain words: each detector that *fired* on an event contributes its score ``s``
 times its weight ``w``; the contributions combine like independent pieces of evidence
-(noisy-or: ``1 − Π(1 − w·s)``), with one twist — novelty of *what* was done (API-level
-detectors) and novelty of *where/how* it was done (network, agent, hour, volume) corroborate
-each other, so when both kinds fired the weaker kind counts fully, while context alone counts
-half. The result is scaled by the API's risk weight from the catalog
-(``0.35 + 0.65 · risk``): a new ``StopLogging`` weighs far more than a new ``DescribeInstances``.
+(noisy-or: ``1 − Π(1 − w·s)``) within two kinds — novelty of *what* was done (the API-level
+detectors: ``what``) and novelty of *where/how* it was done (network, agent, hour, volume:
+``context``). The location-partitioned API detectors and the error detectors mostly restate
+the principal-level novelty, so they weigh 0.5–0.6 by default, as does a volume spike. When
+both kinds fired they combine fully; context alone counts half. The result is scaled by the
+API's risk weight from the catalog (``0.35 + 0.65 · risk``): a new ``StopLogging`` weighs far
+more than a new ``DescribeInstances``.
 
 Gated events (too little account or principal history) keep their score for the record but
 are only *unusual* when their API is dangerous (risk ≥ ``gated_risk``).
@@ -32,6 +34,25 @@ WHAT_DETECTORS = frozenset(
     {"rare_api_for_principal", "rare_api_for_city", "rare_api_for_country", "rare_error_code", "error_message_spike"}
 )
 
+#: Default weight of each detector in the combination (any other detector: 1).
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "rare_api_for_principal": 1.0,
+    "rare_api_for_city": 0.5,
+    "rare_api_for_country": 0.5,
+    "rare_error_code": 0.6,
+    "error_message_spike": 0.6,
+    "unusual_network": 1.0,
+    "unusual_user_agent": 1.0,
+    "off_hours": 1.0,
+    "volume_spike": 0.5,
+}
+
+
+def risk_factor(risk: FloatArray) -> FloatArray:
+    """How much an API's risk (0..1) scales a surprise: 0.35 for harmless reads, 1 for the worst."""
+    out: FloatArray = 0.35 + 0.65 * risk
+    return out
+
 
 @dataclass(frozen=True)
 class EventScores:
@@ -39,6 +60,8 @@ class EventScores:
 
     score: FloatArray
     surprise: FloatArray
+    what: FloatArray
+    context: FloatArray
     risk: FloatArray
     unusual: BoolArray
     gated: BoolArray
@@ -66,7 +89,8 @@ def combine(features: pa.Table, scores: Sequence[DetectorScores], options: Scori
     for s in scores:
         if len(s) != n:
             raise ValueError(f"detector {s.detector} scored {len(s)} rows, expected {n}")
-        part = np.where(s.fired, s.score * options.weights.get(s.detector, 1.0), 0.0)
+        weight = options.weights.get(s.detector, DEFAULT_WEIGHTS.get(s.detector, 1.0))
+        part = np.where(s.fired, s.score * weight, 0.0)
         (what if s.detector in WHAT_DETECTORS else context).append(part)
     what_s = _noisy_or(what, n)
     ctx_s = _noisy_or(context, n)
@@ -75,7 +99,7 @@ def combine(features: pa.Table, scores: Sequence[DetectorScores], options: Scori
     risk_col = features.column("api_risk") if "api_risk" in features.column_names else pa.nulls(n, pa.float64())
     risk = risk_col.to_numpy(zero_copy_only=False).astype(np.float64)
     risk = np.where(np.isnan(risk), options.default_risk, np.clip(risk, 0.0, 1.0))
-    score = surprise * (0.35 + 0.65 * risk)
+    score = surprise * risk_factor(risk)
     gated = np.zeros(n, dtype=bool)
     for col in ("gated_account", "gated_principal"):
         if col in features.column_names:
@@ -84,6 +108,8 @@ def combine(features: pa.Table, scores: Sequence[DetectorScores], options: Scori
     return EventScores(
         score=score,
         surprise=surprise,
+        what=what_s,
+        context=ctx_s,
         risk=risk,
         unusual=np.asarray(unusual, dtype=bool),
         gated=gated,

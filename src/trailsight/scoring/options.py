@@ -19,10 +19,16 @@ class ScoringOptions:
     * ``gated_risk`` — a gated event (too little history) still raises a finding when its
       API's risk weight reaches this.
     * ``default_risk`` — risk weight of an API the catalog does not know.
-    * ``weights`` — per-detector weight in the combination (default 1).
+    * ``context_weight`` — how much of a finding's score depends on context corroboration
+      (new network, agent, hour, volume) when its APIs are unusual.
+    * ``min_score`` — findings scoring below this are not raised (the alert threshold).
+    * ``weights`` — per-detector weight in the combination (defaults in
+      :data:`trailsight.scoring.combine.DEFAULT_WEIGHTS`, 1 for other detectors).
     """
 
     event_threshold: float = 0.3
+    context_weight: float = 0.6
+    min_score: float = 0.4
     gap_minutes: float = 30.0
     gated_risk: float = 0.7
     default_risk: float = 0.3
