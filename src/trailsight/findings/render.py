@@ -210,7 +210,8 @@ def _unusual(f: Mapping[str, Any]) -> list[RenderableType]:
         by_attribute[str(u.get("attribute") or "")].append(u)
     for attribute, group in by_attribute.items():
         # The usual values are the same for every row of one attribute: show them once.
-        for i, u in enumerate(group[:_UNUSUAL_PER_ATTRIBUTE]):
+        cap = 2 if attribute == "user_agent" else _UNUSUAL_PER_ATTRIBUTE  # agents differ per call: two say it
+        for i, u in enumerate(group[:cap]):
             first = i == 0
             table.add_row(
                 _t(attribute if first else ""),
@@ -222,8 +223,8 @@ def _unusual(f: Mapping[str, Any]) -> list[RenderableType]:
                 Text(_usual_words(u.get("principal_usual") or []) if first else ""),
                 Text(_usual_words(u.get("account_usual") or []) if first else ""),
             )
-        if len(group) > _UNUSUAL_PER_ATTRIBUTE:
-            extra = len(group) - _UNUSUAL_PER_ATTRIBUTE
+        if len(group) > cap:
+            extra = len(group) - cap
             table.add_row("", Text(f"… {extra} more", style="dim"), "", "", "", "")
     return [_section("Unusual vs usual"), table]
 
@@ -266,9 +267,9 @@ def _agents(f: Mapping[str, Any]) -> list[RenderableType]:
     if not agents:
         return []
     out: list[RenderableType] = [_section("User agents")]
-    out += [Text.assemble(("  • ", "dim"), (safe(a, 240), "")) for a in agents[:10]]
-    if len(agents) > 10:
-        out.append(Text(f"  … and {len(agents) - 10} more", style="dim"))
+    out += [Text.assemble(("  • ", "dim"), (safe(a, 240), "")) for a in agents[:5]]
+    if len(agents) > 5:
+        out.append(Text(f"  … and {len(agents) - 5} more", style="dim"))
     return out
 
 
