@@ -16,22 +16,26 @@ ENRICHER = Enricher()  # no geo/ASN data: the properties hold with or without it
 texts = st.one_of(st.none(), st.text(max_size=80), st.ip_addresses().map(str))
 
 
+@settings(deadline=None)
 @given(texts)
 def test_user_agent_family_is_known(agent: str | None) -> None:
     assert classify_user_agent(agent) in FAMILIES
 
 
+@settings(deadline=None)
 @given(texts)
 def test_ip_kind_is_known(value: str | None) -> None:
     kind = ENRICHER.ip_info(value or "")[0] if value else non_ip_kind(value)
     assert kind in IP_KINDS
 
 
+@settings(deadline=None)
 @given(st.ip_addresses())
 def test_every_address_parses(addr: object) -> None:
     assert parse_ip(str(addr)) is not None
 
 
+@settings(deadline=None)
 @given(texts, texts)
 def test_catalog_answers_anything(source: str | None, name: str | None) -> None:
     info = lookup(source, name)
