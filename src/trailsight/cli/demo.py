@@ -75,7 +75,7 @@ def demo_command(
     began = time.perf_counter()
 
     t = time.perf_counter()
-    sim = simulate(logs, days=days, principals=principals, seed=seed)
+    sim = simulate(logs, days=days, principals=principals, seed=seed, compresslevel=1)
     console.print(
         f"[bold]1. simulate[/]  {sim.events:,} CloudTrail events of {sim.principals} principals over {days} days, "
         f"{sim.attacks} attacks and {sim.benign} benign surprises injected ({time.perf_counter() - t:.1f} s)"

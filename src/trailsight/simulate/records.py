@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import re
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -93,12 +92,25 @@ def key_id(rng: random.Random, prefix: str) -> str:
 
 def new_uuid(rng: random.Random) -> str:
     """Return a version-4 UUID drawn from ``rng`` (deterministic per seed)."""
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    h = f"{rng.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+_VARIANT = "89ab"
 
 
 def iso(ts: float) -> str:
     """Format epoch seconds as CloudTrail's ``2025-03-03T20:19:06Z``."""
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    sec = int(ts)
+    hour = sec - sec % 3600
+    prefix = _HOURS.get(hour)
+    if prefix is None:
+        prefix = _HOURS[hour] = datetime.fromtimestamp(hour, UTC).strftime("%Y-%m-%dT%H:")
+    rest = sec - hour
+    return f"{prefix}{rest // 60:02d}:{rest % 60:02d}Z"
+
+
+_HOURS: dict[int, str] = {}
 
 
 @dataclass(kw_only=True)

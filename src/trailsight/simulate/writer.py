@@ -54,7 +54,11 @@ def write_trail(out: Path, trail: Trail, rng: random.Random, *, compresslevel: i
     for ts, rec in trail.records:
         key = (rec["recipientAccountId"], rec["awsRegion"], int(ts) // WINDOW_S * WINDOW_S)
         groups.setdefault(key, []).append(rec)
+    made: set[Path] = set()
     for (account, region, window), recs in sorted(groups.items()):
         path = file_path(out, account, region, window, random_suffix(rng))
-        write_gz(path, orjson.dumps({"Records": recs}), compresslevel)
+        if path.parent not in made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made.add(path.parent)
+        path.write_bytes(gzip.compress(orjson.dumps({"Records": recs}), compresslevel=compresslevel, mtime=0))
     return len(groups)
