@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             f"| {label:24s} | {res['campaigns_detected']:>4d}/{res['campaigns_total']:<4d} | {per_day:12.1f} "
             f"| {res['precision']:9.2f} | {res['false_positive_findings_per_day']:6.1f} "
             f"| {res['recall_at_budget']:14.2f} | {res['average_precision']:.2f}  "
-            f"| {res['traps_fired']:>5d}/{res['traps_total']:<5d} | {res['event_coverage']:9.2f} | {res['seconds']:7.1f} |",
+            f"| {res['traps_fired']:>5d}/{res['traps_total']:<5d} | {res['event_coverage']:9.2f} "
+            f"| {res['seconds']:7.1f} |",
             flush=True,
         )
         if label == "combined" and res["undetected_campaigns"]:

@@ -1,0 +1,131 @@
+"""``trailsight detect``: score a time range of the lake and raise findings.
+
+Scores every event of ``[--since, --until)`` against everything before it, groups the unusual
+ones into findings, saves them in the store's state database and prints the best ones as JSON
+lines (default) or a table. See docs/detect.md.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Annotated
+
+import orjson
+import typer
+
+from trailsight.config import load_settings
+from trailsight.errors import ConfigError
+from trailsight.findings.model import Finding
+from trailsight.runner import RunStats, detect, top_findings
+
+_RELATIVE = re.compile(r"^(\d+)([dhm])$")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+class OutputFormat(StrEnum):
+    """Output formats of ``detect``."""
+
+    jsonl = "jsonl"
+    table = "table"
+
+
+def parse_time(value: str | None, flag: str, now: datetime | None = None) -> datetime | None:
+    """An ISO date or date-time (UTC when it has no zone), or ``7d`` / ``24h`` / ``30m`` ago."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    match = _RELATIVE.match(text)
+    if match:
+        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{flag} {value!r}: expected an ISO date/time (2025-03-03T12:00Z) or 7d, 24h, 30m") from None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def write_jsonl(findings: list[Finding], out: IO[bytes]) -> None:
+    """One finding per line (the full :meth:`Finding.to_dict` form)."""
+    for f in findings:
+        out.write(orjson.dumps(f.to_dict()) + b"\n")
+
+
+def _table(findings: list[Finding], total: int, stats: RunStats) -> None:
+    from rich.console import Console
+
+    from trailsight.findings.render import finding_table
+
+    console = Console(soft_wrap=False, width=max(160, Console().width))
+    console.print(finding_table([f.to_dict() for f in findings], total=total))
+    console.print(
+        f"{stats.events} events scored from {stats.since:%Y-%m-%d %H:%M} to {stats.until:%Y-%m-%d %H:%M} UTC, "
+        f"{stats.unusual_events} unusual, {total} finding(s) in {stats.seconds:.1f} s",
+        highlight=False,
+    )
+
+
+def detect_command(
+    store: Annotated[Path, typer.Option("--store", "-s", help="Store folder (lake + state.duckdb).")],
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Start of the range (ISO date/time, UTC if no zone, or 7d/24h/30m ago)."),
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="End of the range, exclusive (same forms).")] = None,
+    detectors: Annotated[
+        str | None, typer.Option("--detectors", help="Comma-separated detector names (default: all enabled).")
+    ] = None,
+    output_format: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.jsonl,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the output to FILE.")] = None,
+    max_findings: Annotated[int, typer.Option("--max-findings", min=0, help="Print at most N findings.")] = 100,
+    min_score: Annotated[
+        float | None,
+        typer.Option("--min-score", min=0.0, max=1.0, help="Raise findings scoring at least X (default 0.4)."),
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings file (trailsight.toml).")] = None,
+    no_save: Annotated[
+        bool, typer.Option("--no-save", help="Do not store the findings in the state database.")
+    ] = False,
+) -> None:
+    """Score [--since, --until) against all history before it and raise findings.
+
+    Without --since/--until the last UTC day with data is scored.
+    """
+    settings = load_settings(config)
+    names = [n.strip() for n in detectors.split(",") if n.strip()] if detectors else None
+    stats = RunStats()
+    findings = detect(
+        store,
+        parse_time(since, "--since"),
+        parse_time(until, "--until"),
+        settings,
+        names,
+        save=not no_save,
+        min_score=min_score,
+        stats=stats,
+    )
+    shown = top_findings(findings, max_findings)
+    if output_format is OutputFormat.table and output is None:
+        _table(shown, len(findings), stats)
+        return
+    if output is not None:
+        with output.open("wb") as fh:
+            if output_format is OutputFormat.jsonl:
+                write_jsonl(shown, fh)
+            else:
+                for f in shown:
+                    fh.write(
+                        f"{f.score:.3f}\t{f.severity_label}\t{f.principal}\t{f.first_seen.isoformat()}\t{f.title}\n".encode()
+                    )
+        typer.echo(f"{len(shown)} of {len(findings)} finding(s) written to {output}", err=True)
+        return
+    write_jsonl(shown, sys.stdout.buffer)
+    sys.stdout.flush()
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``detect`` to the CLI."""
+    app.command("detect")(detect_command)
