@@ -150,6 +150,15 @@ def clip(value: Any, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def clip_mid(value: Any, limit: int = 90) -> str:
+    """``value`` cut in the middle to ``limit`` characters (keeps the distinguishing end of user agents)."""
+    text = "" if value is None else str(value)
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head) :]
+
+
 def number(value: Any) -> str:
     """``12,345``."""
     try:
@@ -170,7 +179,9 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update({"when": fmt_time, "short_arn": short_arn, "clip": clip, "number": number, "slug": _slug})
+    env.filters.update(
+        {"when": fmt_time, "short_arn": short_arn, "clip": clip, "clip_mid": clip_mid, "number": number, "slug": _slug}
+    )
     env.globals.update(
         {
             "TACTICS": TACTICS,
@@ -416,6 +427,7 @@ def create_app(
         for event in events:
             event["unusual"] = event.get("event_id") in unusual_ids or bool(event.get("unusual"))
             event["score"] = scores.get(event.get("event_id"), event.get("score"))
+        unusual_groups = group_unusual(finding.get("unusual") or [])
         by_service: dict[str, list[dict[str, Any]]] = {}
         for api in finding.get("anomalous_apis") or []:
             by_service.setdefault(str(api.get("service") or "?"), []).append(api)
@@ -432,6 +444,7 @@ def create_app(
             timeline_from_lake=timeline_from_lake,
             window=(since, until),
             by_service=by_service,
+            unusual_groups=unusual_groups,
             feedback=feedback,
             chart=chart,
             scopes=SCOPES,
@@ -554,6 +567,42 @@ def create_app(
         return "ok"
 
     return app
+
+
+def group_unusual(unusual: list[dict[str, Any]], keep: int = 8) -> list[dict[str, Any]]:
+    """One row per attribute (api, asn, user_agent ...): its unusual values, and the usual ones merged.
+
+    A finding can hold dozens of unusual values of one kind whose "usual" lists repeat; grouping
+    keeps the page to one line per kind of attribute.
+    """
+    groups: dict[str, dict[str, Any]] = {}
+    for u in unusual:
+        attribute = str(u.get("attribute") or "?")
+        group = groups.setdefault(
+            attribute, {"attribute": attribute, "values": [], "principal_usual": {}, "account_usual": {}}
+        )
+        if all(v["value"] != u.get("value") for v in group["values"]):
+            group["values"].append(
+                {
+                    "value": u.get("value"),
+                    "for_principal": bool(u.get("unusual_for_principal")),
+                    "for_account": bool(u.get("unusual_for_account")),
+                    "using": u.get("principals_in_account_using", 0),
+                }
+            )
+        for side in ("principal_usual", "account_usual"):
+            for e in u.get(side) or []:
+                known = group[side].get(e.get("value"))
+                if known is None or int(e.get("count") or 0) > int(known.get("count") or 0):
+                    group[side][e.get("value")] = e
+    result = []
+    for group in groups.values():
+        for side in ("principal_usual", "account_usual"):
+            merged = sorted(group[side].values(), key=lambda e: -int(e.get("count") or 0))
+            group[side] = merged[:keep]
+            group[side + "_more"] = max(0, len(merged) - keep)
+        result.append(group)
+    return result
 
 
 def _request_token(request: Request) -> str | None:
