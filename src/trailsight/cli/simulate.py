@@ -23,7 +23,10 @@ def _parse_start(value: str | None) -> date | None:
 
 def simulate_command(
     out: Annotated[Path, typer.Option("--out", help="Folder to write AWSLogs/... and labels.json into.")],
-    days: Annotated[int, typer.Option("--days", help="Days of activity to simulate.")] = 30,
+    days: Annotated[
+        int | None,
+        typer.Option("--days", help="Days to simulate (default 30; in scale mode events/100,000 within 1..30)."),
+    ] = None,
     principals: Annotated[
         int, typer.Option("--principals", help="People and workloads (AWS services come on top).")
     ] = 40,
@@ -50,14 +53,23 @@ def simulate_command(
         raise ConfigError(f"--out: {out} is not empty (choose a new folder)")
     if events is not None:
         n_workers = workers or (os.cpu_count() or 1)
-        result = simulate_scale(out, events=events, days=days, seed=seed, start=first, workers=n_workers)
+        scale_days = days if days is not None else max(1, min(30, events // 100_000))
+        result = simulate_scale(out, events=events, days=scale_days, seed=seed, start=first, workers=n_workers)
         typer.echo(
             f"wrote {result.events:,} events in {result.files:,} files to {out} "
             f"in {result.seconds:.1f} s: {result.events_per_second:,.0f} events/s ({n_workers} workers)"
         )
         return
     names = parse_attacks(attacks)
-    res = simulate(out, days=days, principals=principals, seed=seed, attacks=names, benign=benign, start=first)
+    res = simulate(
+        out,
+        days=days if days is not None else 30,
+        principals=principals,
+        seed=seed,
+        attacks=names,
+        benign=benign,
+        start=first,
+    )
     typer.echo(
         f"wrote {res.events:,} events in {res.files:,} files to {out / 'AWSLogs'}\n"
         f"organisation: {res.principals} principals (+ AWS services), accounts "
