@@ -185,6 +185,16 @@ def test_feedback_round_trip_suppresses_same_pattern_only(tmp_path: Path) -> Non
     assert out == {"d2": "Suppressed", "d3": "Suppressed", "d4": "Open", "d5": "Open", "d6": "Open"}
 
 
+def test_feedback_rule_is_per_actor_on_shared_roles() -> None:
+    role = "arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Dev_0123"
+    ava = make_finding("a", principal=role, actor=f"{role}/ava@example.com")
+    bob = make_finding("b", principal=role, actor=f"{role}/bob@example.com")
+    rule = rule_from_finding(ava)
+    assert rule.principal == (f"{role}/ava@example.com",)
+    assert rule.matches(ava)
+    assert not rule.matches(bob)
+
+
 def test_rule_from_finding_escapes_glob_characters() -> None:
     f = make_finding(anomalous_apis=[ApiCall(service="x", event_name="Get*[x]", success=1, failure=0)])
     rule = rule_from_finding(f)

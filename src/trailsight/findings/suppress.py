@@ -243,9 +243,9 @@ def apply_suppressions(findings: Sequence[Finding], rules: Iterable[SuppressionR
 def rule_from_finding(finding: Finding, reason: str = "") -> SuppressionRule:
     """The rule an analyst's "benign" verdict on ``finding`` stands for.
 
-    Same principal (exact ARN), same account, the finding's APIs, and its networks (by ASN where
-    known, else by address): a later finding of that principal doing only those things from those
-    networks is suppressed; anything more is still raised.
+    Same actor (exact ARN: the principal itself, or the person behind an SSO role), same account,
+    the finding's APIs, and its networks (by ASN where known, else by address): a later finding of
+    that actor doing only those things from those networks is suppressed; anything more is raised.
     """
     networks: list[IpNetwork] = []
     asns: list[int] = []
@@ -258,8 +258,9 @@ def rule_from_finding(finding: Finding, reason: str = "") -> SuppressionRule:
         except ValueError:
             continue
     apis = finding_apis(finding)
+    # The actor, not the role: one person's verdict on an SSO permission-set role is not everyone's.
     return SuppressionRule(
-        principal=(finding.principal,),
+        principal=(_glob_escape(finding.actor or finding.principal),),
         account=(finding.account_id,),
         api=tuple(_glob_escape(a) for a in apis),
         networks=tuple(dict.fromkeys(networks)),
