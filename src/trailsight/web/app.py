@@ -140,6 +140,9 @@ def short_arn(value: Any) -> str:
     if text.startswith("arn:"):
         parts = text.split(":", 5)
         if len(parts) == 6:
+            segments = parts[5].split("/")
+            if len(segments) > 2:  # role/aws-reserved/sso.amazonaws.com/NAME -> role/…/NAME
+                return f"{segments[0]}/…/{segments[-1]}"
             return parts[5]
     return text
 
