@@ -75,3 +75,103 @@ def write_lake(layout: StoreLayout, table: pa.Table, batch: str = "batch") -> li
         pq.write_table(part, path)
         paths.append(path)
     return paths
+
+
+ACCOUNT = "111111111111"
+ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
+BOB = f"arn:aws:iam::{ACCOUNT}:user/bob"
+CAROL = f"arn:aws:iam::{ACCOUNT}:user/carol"
+DEPLOY = f"arn:aws:iam::{ACCOUNT}:role/deploy"
+NEWBIE = f"arn:aws:iam::{ACCOUNT}:user/newbie"
+
+_HOME = {"asn": 64500, "as_org": "Example Broadband", "country": "GB", "city": "London", "source_ip": "198.51.100.7"}
+_AWS = {
+    "asn": 16509,
+    "as_org": "Amazon",
+    "country": "US",
+    "city": "Ashburn",
+    "source_ip": "3.5.6.7",
+    "ip_kind": "aws",
+    "user_agent": "Boto3/1.34.0 Python/3.12",
+    "ua_family": "sdk-python",
+    "identity_type": "AssumedRole",
+}
+_ATTACK_NET = {
+    "asn": 9009,
+    "as_org": "M247 Europe",
+    "country": "RO",
+    "city": "Bucharest",
+    "source_ip": "185.220.101.5",
+    "user_agent": "Boto3/1.34.0 Python/3.12",
+    "ua_family": "sdk-python",
+}
+
+
+def scenario_events(history_days: int = 21) -> pa.Table:
+    """A small organisation: ``history_days`` of routine, then one day with an attack and oddities.
+
+    Days start on Monday 2025-01-06. On the last day: alice works at 03:00 UTC from a new
+    network with a new agent and calls CreateUser, AttachUserPolicy and StopLogging; bob makes
+    60 calls in half an hour; the deploy role gets a burst of distinct AccessDenied errors;
+    carol calls CreateUser ten times; a brand-new principal (newbie) calls CreateAccessKey.
+    """
+    from datetime import UTC, timedelta
+
+    start = datetime(2025, 1, 6, tzinfo=UTC)
+    rows: list[dict[str, Any]] = []
+
+    def add(when: datetime, principal: str, name: str, source: str, **extra: Any) -> None:
+        rows.append({"event_time": when, "principal": principal, "event_name": name, "event_source": source, **extra})
+
+    for d in range(history_days):
+        day = start + timedelta(days=d)
+        if day.weekday() < 5:
+            for minute in (0, 10, 20):
+                add(day + timedelta(hours=9, minutes=minute), ALICE, "ListBuckets", "s3.amazonaws.com", **_HOME)
+            for minute in (0, 5):
+                add(day + timedelta(hours=13, minutes=minute), ALICE, "DescribeInstances", "ec2.amazonaws.com", **_HOME)
+            for minute in (0, 15, 30):
+                add(day + timedelta(hours=10, minutes=minute), BOB, "GetObject", "s3.amazonaws.com", **_HOME)
+            add(day + timedelta(hours=11), CAROL, "ListUsers", "iam.amazonaws.com", api_risk=0.3, **_HOME)
+        for hour in range(0, 24, 2):
+            add(day + timedelta(hours=hour, minutes=7), DEPLOY, "PutObject", "s3.amazonaws.com", **_AWS)
+
+    test = start + timedelta(days=history_days)
+    # alice, compromised: new network, new agent family, odd hour, dangerous new APIs.
+    attack = [
+        ("ListBuckets", "s3.amazonaws.com", 0.1, None),
+        ("CreateUser", "iam.amazonaws.com", 0.8, "Persistence"),
+        ("AttachUserPolicy", "iam.amazonaws.com", 0.9, "PrivilegeEscalation"),
+        ("StopLogging", "cloudtrail.amazonaws.com", 1.0, "DefenseEvasion"),
+    ]
+    for i, (name, source, risk, tactic) in enumerate(attack):
+        add(test + timedelta(hours=3, minutes=2 * i), ALICE, name, source, api_risk=risk, tactic=tactic, **_ATTACK_NET)
+    # bob: a burst of his usual call.
+    for i in range(60):
+        add(test + timedelta(hours=10, seconds=30 * i), BOB, "GetObject", "s3.amazonaws.com", **_HOME)
+    # deploy: a burst of distinct AccessDenied errors.
+    for i in range(8):
+        add(
+            test + timedelta(hours=12, minutes=i),
+            DEPLOY,
+            "PutObject",
+            "s3.amazonaws.com",
+            error_code="AccessDenied",
+            error_message=f"Access Denied for bucket backup-{i}",
+            **_AWS,
+        )
+    # carol: ten CreateUser calls in a row (the leakage test counts them).
+    for i in range(10):
+        add(test + timedelta(hours=14, minutes=i), CAROL, "CreateUser", "iam.amazonaws.com", api_risk=0.8, **_HOME)
+    # a brand-new principal calling a dangerous API (the enough-data gate).
+    add(
+        test + timedelta(hours=15),
+        NEWBIE,
+        "CreateAccessKey",
+        "iam.amazonaws.com",
+        api_risk=0.9,
+        tactic="Persistence",
+        **_HOME,
+    )
+    rows.sort(key=lambda r: (r["event_time"], r["principal"], r["event_name"]))
+    return make_events(rows)
