@@ -260,6 +260,32 @@ def _long(events: str, where: str) -> str:
     )
 
 
+_LAKE_COLUMNS = (
+    "event_id",
+    "event_time",
+    "account_id",
+    "principal",
+    "actor",
+    "event_name",
+    "service",
+    "event_source",
+    "error_code",
+    "source_ip",
+    "user_agent",
+    "ip_kind",
+    "asn",
+    "as_org",
+    "city",
+    "country",
+    "region",
+    "access_key_id",
+    "session_name",
+    "identity_type",
+    "tactic",
+    "technique",
+    "api_risk",
+)
+
 _EVENT_COLUMNS = (
     "event_id",
     "epoch_us(e.event_time) AS t",
@@ -292,6 +318,7 @@ def _gather(con: duckdb.DuckDBPyConnection, events: str, findings: Sequence[Find
             "principal": [f.actor or f.principal for f in findings],
             "account_id": [f.account_id for f in findings],
             "first_seen": pa.array([f.first_seen.astimezone(UTC) for f in findings], pa.timestamp("us", tz="UTC")),
+            "last_seen": pa.array([f.last_seen.astimezone(UTC) for f in findings], pa.timestamp("us", tz="UTC")),
         }
     )
     fev_rows = [(f.id, e) for f in findings for e in dict.fromkeys(f.event_ids)]
@@ -301,7 +328,7 @@ def _gather(con: duckdb.DuckDBPyConnection, events: str, findings: Sequence[Find
     try:
         return _gather_registered(con, events, findings)
     finally:
-        for name in ("_ts_keys", "_ts_fev", "_ts_daily", "_ts_same", "_ts_fvals"):
+        for name in ("_ts_keys", "_ts_fev", "_ts_ev", "_ts_daily", "_ts_same", "_ts_fvals"):
             con.execute(f"DROP TABLE IF EXISTS {name}")
         con.unregister("_ts_keys_in")
         con.unregister("_ts_fev_in")
@@ -313,6 +340,13 @@ def _gather_registered(con: duckdb.DuckDBPyConnection, events: str, findings: Se
         "CAST(timezone('UTC', first_seen) AS DATE) AS fday FROM _ts_keys_in"
     )
     con.execute("CREATE OR REPLACE TEMP TABLE _ts_fev AS SELECT * FROM _ts_fev_in")
+    # Read the lake once: the columns used below, of the findings' accounts, up to their last event.
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _ts_ev AS SELECT {', '.join(_LAKE_COLUMNS)} FROM {events} "
+        "WHERE account_id IN (SELECT account_id FROM _ts_keys_in) "
+        "AND event_time <= (SELECT max(last_seen) FROM _ts_keys_in)"
+    )
+    events = "_ts_ev"
     # The finding's own events.
     rows = con.execute(
         f"SELECT fe.finding_id, {', '.join(c if '(' in c else 'e.' + c for c in _EVENT_COLUMNS)} FROM _ts_fev fe "
