@@ -6,7 +6,7 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
-from trailsight.simulate.apis import CONSOLE_EXTRA, request_for
+from trailsight.simulate.apis import CONSOLE_EXTRA, TEAM_VOCAB, request_for
 from trailsight.simulate.networks import AWS_BY_REGION, NETWORKS
 from trailsight.simulate.organisation import (
     BROWSERS,
@@ -143,6 +143,8 @@ def human_session(
     for _ in range(n_events):
         if console and rng.random() < 0.08:
             service, name = weighted(rng, CONSOLE_EXTRA)
+        elif vocab is None and rng.random() < 0.02:
+            service, name = weighted(rng, TEAM_VOCAB[h.team])  # now and then something new from the team's work
         else:
             service, name = weighted(rng, items)
         if console:
