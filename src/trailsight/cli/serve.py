@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -91,6 +92,7 @@ def serve_command(
         raise ConfigError(f"--host {host}: listening beyond loopback needs --token, --token-file or --generate-token")
     app = create_app(store, token=secret, rules=rules)
     typer.echo(f"trailsight: serving {store} at {server_url(host, port, secret)}  (Ctrl-C to stop)")
+    sys.stdout.flush()  # the URL must reach a pipe (a supervisor, a test) before the server blocks
     uvicorn.run(app, host=host.strip("[]"), port=port, log_level="warning", server_header=False, proxy_headers=False)
 
 
