@@ -770,7 +770,10 @@ def _summary(f: Finding, ctx: _Context, name: str, tactic: str | None) -> str:
     )
     api_words = ", ".join(_clip(a, 60) for a in apis[:4]) + (f" and {len(apis) - 4} more" if len(apis) > 4 else "")
     from_words = (
-        f" from {_clip(ips[0], 45)}" + (f" and {len(ips) - 1} other addresses" if len(ips) > 1 else "") if ips else ""
+        f" from {_clip(ips[0], 45)}"
+        + (f" and {len(ips) - 1} other address{'es' if len(ips) > 2 else ''}" if len(ips) > 1 else "")
+        if ips
+        else ""
     )
     fail_words = f"; {failed} failed" if failed else ""
     tactic_words = f" ({_tactic_words(tactic)})" if tactic else ""
@@ -794,6 +797,8 @@ def _their_lines(f: Finding, explained: list[UnusualAttribute], name: str) -> li
             continue  # "cloudtrail:DeleteTrail was never called by this principal before"
         if line.startswith((f"{name} made ", f"{f.principal} made ")):
             continue  # the summary sentence, said better above
+        if line.startswith("active at ") and any(u.attribute == "hour" for u in explained):
+            continue  # the hour line, said above with the usual hours
         kept.append(line)
     return kept
 
