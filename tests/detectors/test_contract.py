@@ -87,9 +87,12 @@ def test_missing_columns_and_bad_params_are_detector_errors(detector: Detector, 
 
 def test_each_detector_explains_its_algorithm(detector: Detector) -> None:
     module = importlib.import_module(type(detector).__module__)
-    assert module.__doc__ and "Algorithm" in module.__doc__ and "Source" in module.__doc__
+    assert module.__doc__
+    assert "Algorithm" in module.__doc__
+    assert "Source" in module.__doc__
     assert inspect.getdoc(type(detector))
-    assert detector.version and detector.source
+    assert detector.version
+    assert detector.source
 
 
 def test_thresholds_come_from_settings() -> None:

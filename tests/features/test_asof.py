@@ -59,7 +59,9 @@ def test_counts_span_days_and_never_include_the_event(whole: pa.Table) -> None:
     lists = rows_of(whole, ALICE, "ListBuckets")
     # 3 calls per working day: the n-th call has seen exactly n-1 before it.
     assert [r["p_api_n"] for r in lists] == list(range(len(lists)))
-    assert lists[3]["p_api_days"] == 1 and lists[2]["p_api_days"] == 1 and lists[0]["p_api_days"] == 0
+    assert lists[3]["p_api_days"] == 1
+    assert lists[2]["p_api_days"] == 1
+    assert lists[0]["p_api_days"] == 0
     assert lists[-1]["p_n"] > lists[-2]["p_n"]
 
 
@@ -87,14 +89,17 @@ def test_forget_window_drops_old_days() -> None:
     get = [r for r in out.to_pylist() if r["event_name"] == "GetObject"]
     assert get[0]["p_api_n"] == 0  # seen 9 days ago: forgotten with a 5-day window
     lists = [r for r in out.to_pylist() if r["event_name"] == "ListBuckets"]
-    assert lists[0]["p_api_n"] == 5 and lists[0]["p_api_days"] == 5
+    assert lists[0]["p_api_n"] == 5
+    assert lists[0]["p_api_days"] == 5
 
 
 def test_enough_data_gates(whole: pa.Table) -> None:
     first_day = whole.filter(pc.less(whole["event_time"], pa.scalar(START + timedelta(days=1))))
     assert all(first_day["gated_account"].to_pylist())
     newbie = rows_of(whole, NEWBIE)
-    assert newbie[0]["gated_principal"] and not newbie[0]["gated_account"] and newbie[0]["p_age_days"] == 0
+    assert newbie[0]["gated_principal"]
+    assert not newbie[0]["gated_account"]
+    assert newbie[0]["p_age_days"] == 0
     assert not rows_of(whole, BOB)[-1]["gated_principal"]
 
 
@@ -105,11 +110,13 @@ def test_frequency_classes_and_principal_counts(whole: pa.Table) -> None:
     assert by_name["ListBuckets"]["p_api_freq"] == "frequent"
     assert by_name["StopLogging"]["p_api_freq"] == "unseen"
     assert by_name["CreateUser"]["a_api_principals"] == 0
-    assert by_name["ListBuckets"]["p_asn_n"] == 0 and by_name["ListBuckets"]["a_asn_n"] == 0
+    assert by_name["ListBuckets"]["p_asn_n"] == 0
+    assert by_name["ListBuckets"]["a_asn_n"] == 0
     assert by_name["ListBuckets"]["p_hour_days"] == 0
     # carol's CreateUser comes after alice's on the same day: the account count sees alice's.
     carol = rows_of(whole, CAROL, "CreateUser")
-    assert carol[0]["a_api_n"] == 1 and carol[0]["a_api_principals"] == 0
+    assert carol[0]["a_api_n"] == 1
+    assert carol[0]["a_api_principals"] == 0
 
 
 def test_volume_and_error_features(whole: pa.Table) -> None:
@@ -118,4 +125,5 @@ def test_volume_and_error_features(whole: pa.Table) -> None:
     assert burst[-1]["p_how_mean"] == pytest.approx(3.0, rel=0.01)  # 3 calls at this hour, 3 weeks
     errors = [r for r in whole.to_pylist() if r["error_code"] == "AccessDenied"]
     assert [r["err_distinct_15m"] for r in errors] == list(range(1, 9))
-    assert errors[0]["a_err_n"] == 0 and errors[1]["a_err_n"] == 1
+    assert errors[0]["a_err_n"] == 0
+    assert errors[1]["a_err_n"] == 1
