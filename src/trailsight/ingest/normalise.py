@@ -40,6 +40,7 @@ from typing import Any, Final
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from trailsight.schema import ENRICHMENT_FIELDS, EVENT_SCHEMA, RECORD_FIELDS
 
@@ -186,25 +187,30 @@ def is_stable_session_name(name: str) -> bool:
     return stable
 
 
-def _dict(value: object) -> dict[str, Any] | None:
-    return value if isinstance(value, dict) else None
+_STR_OR_NONE: Final = frozenset({str, type(None)})
 
 
-def _mfa(ui: dict[str, Any], record: dict[str, Any]) -> bool | None:
-    ctx = _dict(ui.get("sessionContext"))
-    if ctx is not None:
-        attrs = _dict(ctx.get("attributes"))
-        if attrs is not None:
-            flag = attrs.get("mfaAuthenticated")
-            if flag is not None:
-                return flag is True or (isinstance(flag, str) and flag.lower() == "true")
-    extra = _dict(record.get("additionalEventData"))
-    if extra is not None:
-        used = extra.get("MFAUsed")
-        if isinstance(used, str):
-            return used.lower() == "yes"
-    return None
+def _texts(values: tuple[object, ...], names: tuple[str, ...]) -> tuple[Any, ...]:
+    """Slow path when a text field holds something else: coerce scalars, reject containers."""
+    return tuple(_text(v, n) for v, n in zip(values, names, strict=True))
 
+
+_IDENTITY_NAMES: Final = tuple(
+    f"userIdentity.{n}" for n in ("type", "arn", "accountId", "userName", "accessKeyId", "invokedBy", "principalId")
+)
+_RECORD_NAMES: Final = (
+    "eventName",
+    "eventID",
+    "recipientAccountId",
+    "awsRegion",
+    "eventSource",
+    "eventType",
+    "errorCode",
+    "errorMessage",
+    "sourceIPAddress",
+    "userAgent",
+    "vpcEndpointId",
+)
 
 _Identity = tuple[
     str | None,  # identity_type
@@ -218,25 +224,90 @@ _Identity = tuple[
     str | None,  # invoked_by
 ]
 
+_NO_IDENTITY: Final[_Identity] = (None, UNKNOWN_PRINCIPAL, None, None, UNKNOWN_PRINCIPAL, None, None, None, None)
 
-def _identity(raw_ui: object, record: dict[str, Any], account_id: str) -> _Identity:
-    if raw_ui is None:
-        return (None, UNKNOWN_PRINCIPAL, None, None, UNKNOWN_PRINCIPAL, None, None, None, None)
-    if not isinstance(raw_ui, dict):
-        raise _Reject(f"userIdentity is {_kind(raw_ui)}, expected an object")
-    ui: dict[str, Any] = raw_ui
-    itype = _text(ui.get("type"), "userIdentity.type")
-    arn = _text(ui.get("arn"), "userIdentity.arn")
-    ui_account = _text(ui.get("accountId"), "userIdentity.accountId") or account_id
-    user_name = _text(ui.get("userName"), "userIdentity.userName")
-    access_key = _text(ui.get("accessKeyId"), "userIdentity.accessKeyId")
-    invoked_by = _text(ui.get("invokedBy"), "userIdentity.invokedBy")
-    principal_id = _text(ui.get("principalId"), "userIdentity.principalId")
+# assumed-role ARN -> (session name, role ARN derived from it, role name); sessions repeat a lot.
+_assumed_cache: dict[str, tuple[str, str, str] | None] = {}
+
+
+def _parse_assumed(arn: str, account: str) -> tuple[str, str, str] | None:
+    hit = _assumed_cache.get(arn, False)
+    if hit is not False:
+        return hit  # type: ignore[return-value]
+    match = _ASSUMED_ROLE_RE.fullmatch(arn)
+    out = None if match is None else (match[4], f"arn:{match[1]}:iam::{match[2] or account}:role/{match[3]}", match[3])
+    if len(_assumed_cache) > 200_000:
+        _assumed_cache.clear()
+    _assumed_cache[arn] = out
+    return out
+
+
+def _identity(ui: object, record: dict[str, Any], account_id: str) -> _Identity:
+    if ui is None:
+        return _NO_IDENTITY
+    if ui.__class__ is not dict:
+        raise _Reject(f"userIdentity is {_kind(ui)}, expected an object")
+    get = ui.get
+    fields = (
+        get("type"),
+        get("arn"),
+        get("accountId"),
+        get("userName"),
+        get("accessKeyId"),
+        get("invokedBy"),
+        get("principalId"),
+    )
+    if not _STR_OR_NONE.issuperset(map(type, fields)):
+        fields = _texts(fields, _IDENTITY_NAMES)
+    itype, arn, ui_account, user_name, access_key, invoked_by, principal_id = fields
+    ui_account = ui_account or account_id
     session: str | None = None
     name: str | None = None
     actor: str | None = None
 
-    if itype == "IAMUser":
+    mfa: bool | None = None
+    ctx = get("sessionContext")
+    if ctx.__class__ is dict:
+        attrs = ctx.get("attributes")
+        if attrs.__class__ is dict:
+            flag = attrs.get("mfaAuthenticated")
+            if flag is not None:
+                mfa = flag == "true" or flag is True or (flag.__class__ is str and flag.lower() == "true")
+    else:
+        ctx = None
+    if mfa is None:
+        extra = record.get("additionalEventData")
+        if extra.__class__ is dict:
+            used = extra.get("MFAUsed")
+            if used.__class__ is str:
+                mfa = used.lower() == "yes"
+
+    if itype == "AssumedRole":
+        role_arn: str | None = None
+        issuer = ctx.get("sessionIssuer") if ctx is not None else None
+        if issuer.__class__ is dict:
+            role_arn = issuer.get("arn")
+            name = issuer.get("userName")
+            if role_arn.__class__ is not str or name.__class__ is not str:
+                role_arn = _text(role_arn, "sessionIssuer.arn")
+                name = _text(name, "sessionIssuer.userName")
+        parsed = _parse_assumed(arn, ui_account) if arn else None
+        if parsed is not None:
+            session = parsed[0]
+            if not role_arn:
+                role_arn, name = parsed[1], parsed[2]
+        if not session and principal_id and ":" in principal_id:
+            session = principal_id.split(":", 1)[1]
+        principal = role_arn or arn or f"assumed-role:{principal_id or UNKNOWN_PRINCIPAL}"
+        if not name:
+            name = principal.rsplit("/", 1)[-1]
+        if session:
+            if name.startswith("AWSReservedSSO_"):
+                actor = f"{principal}/{session}"
+                name = session
+            elif is_stable_session_name(session):
+                actor = f"{principal}/{session}"
+    elif itype == "IAMUser":
         if arn:
             principal = arn
         elif user_name:
@@ -244,47 +315,19 @@ def _identity(raw_ui: object, record: dict[str, Any], account_id: str) -> _Ident
         else:
             principal = f"iam-user:{principal_id or UNKNOWN_PRINCIPAL}"
         name = user_name or principal.rsplit("/", 1)[-1]
-    elif itype == "AssumedRole":
-        role_arn: str | None = None
-        ctx = _dict(ui.get("sessionContext"))
-        issuer = _dict(ctx.get("sessionIssuer")) if ctx is not None else None
-        if issuer is not None:
-            role_arn = _text(issuer.get("arn"), "sessionIssuer.arn")
-            name = _text(issuer.get("userName"), "sessionIssuer.userName")
-        match = _ASSUMED_ROLE_RE.fullmatch(arn) if arn else None
-        if match is not None:
-            session = match[4]
-            if not role_arn:
-                role_arn = f"arn:{match[1]}:iam::{match[2] or ui_account}:role/{match[3]}"
-                name = match[3]
-        if not session and principal_id and ":" in principal_id:
-            session = principal_id.split(":", 1)[1]
-        if role_arn:
-            principal = role_arn
-            name = name or role_arn.rsplit("/", 1)[-1]
-        else:
-            principal = arn or f"assumed-role:{principal_id or UNKNOWN_PRINCIPAL}"
-            name = name or principal.rsplit("/", 1)[-1]
-        if session:
-            session = session[:MAX_FIELD_CHARS]
-            if name and name.startswith("AWSReservedSSO_"):
-                actor = f"{principal}/{session}"
-                name = session
-            elif is_stable_session_name(session):
-                actor = f"{principal}/{session}"
-    elif itype == "Root":
-        partition = arn.split(":", 2)[1] if arn and arn.startswith("arn:") and arn.count(":") >= 2 else "aws"
-        principal = f"arn:{partition}:iam::{ui_account}:root"
-        name = "root"
     elif itype == "AWSService":
         source_ip = record.get("sourceIPAddress")
         if invoked_by:
             principal = invoked_by
-        elif isinstance(source_ip, str) and source_ip.endswith(".amazonaws.com"):
-            principal = source_ip[:MAX_FIELD_CHARS]
+        elif source_ip.__class__ is str and source_ip.endswith(".amazonaws.com"):
+            principal = source_ip
         else:
             principal = "aws-service"
         name = principal
+    elif itype == "Root":
+        partition = arn.split(":", 2)[1] if arn and arn.startswith("arn:") and arn.count(":") >= 2 else "aws"
+        principal = f"arn:{partition}:iam::{ui_account}:root"
+        name = "root"
     elif itype == "FederatedUser":
         principal = arn or f"federated-user:{principal_id or UNKNOWN_PRINCIPAL}"
         name = principal.rsplit("/", 1)[-1]
@@ -293,12 +336,13 @@ def _identity(raw_ui: object, record: dict[str, Any], account_id: str) -> _Ident
         principal = arn or f"aws-account:{ui_account}"
         name = ui_account
     elif itype in ("WebIdentityUser", "SAMLUser"):
-        provider = _text(ui.get("identityProvider"), "userIdentity.identityProvider")
+        provider = _text(get("identityProvider"), "userIdentity.identityProvider")
         who = user_name or principal_id or UNKNOWN_PRINCIPAL
         principal = arn or f"{'web-identity' if itype == 'WebIdentityUser' else 'saml'}:{provider or ''}:{who}"
         name = user_name or who
     elif itype == "IdentityCenterUser":
-        behalf = _dict(ui.get("onBehalfOf"))
+        behalf = get("onBehalfOf")
+        behalf = behalf if behalf.__class__ is dict else None
         user_id = _text(behalf.get("userId"), "onBehalfOf.userId") if behalf is not None else None
         store = _text(behalf.get("identityStoreArn"), "onBehalfOf.identityStoreArn") if behalf is not None else None
         principal = arn or f"identity-center:{store or ''}:{user_id or principal_id or UNKNOWN_PRINCIPAL}"
@@ -309,17 +353,7 @@ def _identity(raw_ui: object, record: dict[str, Any], account_id: str) -> _Ident
         fallback = f"{itype or 'unknown'}:{someone}" if someone else UNKNOWN_PRINCIPAL
         principal = arn if arn else (invoked_by if invoked_by else fallback)
         name = user_name or principal.rsplit("/", 1)[-1]
-    return (
-        itype,
-        principal[:MAX_FIELD_CHARS],
-        arn,
-        name[:MAX_FIELD_CHARS] if name else name,
-        (actor or principal)[:MAX_FIELD_CHARS],
-        session,
-        access_key,
-        _mfa(ui, record),
-        invoked_by,
-    )
+    return (itype, principal, arn, name, actor or principal, session, access_key, mfa, invoked_by)
 
 
 def _read_only(value: object) -> bool | None:
@@ -334,13 +368,6 @@ def _read_only(value: object) -> bool | None:
     return None
 
 
-def _encode(record: dict[str, Any]) -> bytes:
-    try:
-        return orjson.dumps(record)
-    except (TypeError, orjson.JSONEncodeError) as exc:
-        raise _Reject(f"record cannot be encoded as JSON: {exc}") from None
-
-
 Row = tuple[Any, ...]
 
 
@@ -349,17 +376,27 @@ def normalise_row(
     source_file: str | None = None,
     source_offset: int | None = None,
     default_account: str | None = None,
+    text: bytes | None = None,
 ) -> Row | Rejection:
     """Normalise one record into a row (values in :data:`ROW_COLUMNS` order), or reject it.
 
-    ``event_time`` is returned as microseconds since the epoch (UTC) and
-    ``event_date`` as days since the epoch, ready for Arrow. Never raises.
+    ``event_time`` is returned as microseconds since the epoch (UTC), ``event_date`` as days
+    since the epoch, and the JSON text columns (``request_parameters``, ``resources``, ``raw``)
+    as UTF-8 bytes, ready for Arrow. ``text`` is the record's own JSON text when the parser has
+    it (it becomes ``raw`` as is); otherwise ``raw`` is the record re-encoded. Text longer than :data:`MAX_FIELD_CHARS` is cut when the
+    rows become a table (:func:`rows_to_table`). Never raises.
     """
     try:
-        if not isinstance(record, dict):
+        if record.__class__ is not dict:
             return Rejection(f"record is {_kind(record)}, expected an object")
         get = record.get
-        raw = _encode(record)
+        if text is not None:
+            raw = text
+        else:
+            try:
+                raw = orjson.dumps(record)
+            except (TypeError, orjson.JSONEncodeError) as exc:
+                return Rejection(f"record cannot be encoded as JSON: {exc}")
         if len(raw) > MAX_RECORD_BYTES:
             return Rejection(f"record is {len(raw):,} bytes, over the {MAX_RECORD_BYTES:,}-byte cap")
 
@@ -370,70 +407,54 @@ def normalise_row(
         else:
             micros = _micros(when, "eventTime")
 
-        event_name = get("eventName")
-        if event_name.__class__ is not str:
-            if event_name is None:
-                return Rejection("missing eventName")
-            event_name = _text(event_name, "eventName")
+        texts = (
+            get("eventName"),
+            get("eventID"),
+            get("recipientAccountId"),
+            get("awsRegion"),
+            get("eventSource"),
+            get("eventType"),
+            get("errorCode"),
+            get("errorMessage"),
+            get("sourceIPAddress"),
+            get("userAgent"),
+            get("vpcEndpointId"),
+        )
+        if not _STR_OR_NONE.issuperset(map(type, texts)):
+            texts = _texts(texts, _RECORD_NAMES)
+        (
+            event_name,
+            event_id,
+            account,
+            region,
+            event_source,
+            event_type,
+            error_code,
+            error_message,
+            source_ip,
+            user_agent,
+            vpc_endpoint,
+        ) = texts
         if not event_name:
-            return Rejection("eventName is empty")
-        event_name = event_name[:MAX_FIELD_CHARS]
-
-        event_id = get("eventID")
-        if event_id.__class__ is not str or not event_id:
-            if event_id is None or event_id == "":
-                event_id = "ts-" + hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
-            else:
-                event_id = _text(event_id, "eventID")
-        elif len(event_id) > MAX_FIELD_CHARS:
-            event_id = event_id[:MAX_FIELD_CHARS]
+            return Rejection("missing eventName" if event_name is None else "eventName is empty")
+        if not event_id:
+            event_id = "ts-" + hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
         ui = get("userIdentity")
-        account = get("recipientAccountId")
         if account is None:
-            account = ui.get("accountId") if isinstance(ui, dict) else None
+            account = ui.get("accountId") if ui.__class__ is dict else None
             if account is None:
                 account = default_account or UNKNOWN_ACCOUNT
-        if account.__class__ is not str or account not in _valid_accounts:
-            account = _text(account, "recipientAccountId")
-            if account is None or _ACCOUNT_RE.fullmatch(account) is None:
+            elif account.__class__ is not str:
+                account = _text(account, "userIdentity.accountId")
+        if account not in _valid_accounts:
+            if not isinstance(account, str) or _ACCOUNT_RE.fullmatch(account) is None:
                 return Rejection(f"recipientAccountId {str(account)[:40]!r} is not a valid account id")
             _valid_accounts.add(account)
 
-        # Text fields: the common case (a short string or null) costs one type check.
-        region = get("awsRegion")
-        if region.__class__ is not str or len(region) > MAX_FIELD_CHARS:
-            region = _text(region, "awsRegion")
-        event_source = get("eventSource")
-        if event_source.__class__ is not str or len(event_source) > MAX_FIELD_CHARS:
-            event_source = _text(event_source, "eventSource")
-        event_type = get("eventType")
-        if event_type.__class__ is not str or len(event_type) > MAX_FIELD_CHARS:
-            event_type = _text(event_type, "eventType")
-        error_code = get("errorCode")
-        if error_code.__class__ is not str or len(error_code) > MAX_FIELD_CHARS:
-            error_code = _text(error_code, "errorCode")
-        error_message = get("errorMessage")
-        if error_message.__class__ is not str or len(error_message) > MAX_FIELD_CHARS:
-            error_message = _text(error_message, "errorMessage")
-        source_ip = get("sourceIPAddress")
-        if source_ip.__class__ is not str or len(source_ip) > MAX_FIELD_CHARS:
-            source_ip = _text(source_ip, "sourceIPAddress")
-        user_agent = get("userAgent")
-        if user_agent.__class__ is not str or len(user_agent) > MAX_FIELD_CHARS:
-            user_agent = _text(user_agent, "userAgent")
-        vpc_endpoint = get("vpcEndpointId")
-        if vpc_endpoint.__class__ is not str or len(vpc_endpoint) > MAX_FIELD_CHARS:
-            vpc_endpoint = _text(vpc_endpoint, "vpcEndpointId")
-
         params = get("requestParameters")
-        request_parameters = None if params is None else _encode(params).decode()
         res = get("resources")
-        resources = None if res is None else _encode(res).decode()
-
-        (itype, principal, principal_arn, principal_name, actor, session, access_key, mfa, invoked_by) = _identity(
-            ui, record, account
-        )
+        ident = _identity(ui, record, account)
         return (
             event_id,
             micros,
@@ -450,21 +471,13 @@ def normalise_row(
             source_ip,
             user_agent,
             None,  # ua_family: filled by enrichment
-            itype,
-            principal,
-            principal_arn,
-            principal_name,
-            actor,
-            session,
-            access_key,
-            mfa,
-            invoked_by,
+            *ident,
             vpc_endpoint,
-            request_parameters,
-            resources,
+            None if params is None else orjson.dumps(params),
+            None if res is None else orjson.dumps(res),
             source_file,
             source_offset,
-            raw.decode(),
+            raw,
         )
     except _Reject as exc:
         return Rejection(str(exc))
@@ -488,12 +501,20 @@ def normalise_record(
     if isinstance(row, Rejection):
         return row
     out = dict(zip(ROW_COLUMNS, row, strict=True))
+    for name, value in out.items():
+        if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
+            out[name] = value[:MAX_FIELD_CHARS]
+    for name in _JSON_COLUMNS:
+        if out[name] is not None:
+            out[name] = out[name].decode()
     out["event_time"] = _EPOCH + timedelta(microseconds=row[1])
     out["event_date"] = (_EPOCH + timedelta(days=row[2])).date()
     return out
 
 
 _RECORD_TYPES: Final = [f.type for f in RECORD_FIELDS]
+_JSON_COLUMNS: Final = ("request_parameters", "resources", "raw")
+_JSON_INDEXES: Final = frozenset(ROW_COLUMNS.index(c) for c in _JSON_COLUMNS)
 _INT_TIME: Final = pa.int64()
 _INT_DATE: Final = pa.int32()
 
@@ -509,6 +530,14 @@ def rows_to_table(rows: list[Row]) -> pa.Table:
             arrays.append(pa.array(values, _INT_TIME).cast(typ))
         elif i == 2:
             arrays.append(pa.array(values, _INT_DATE).cast(typ))
+        elif i in _JSON_INDEXES:
+            # orjson always writes valid UTF-8: view the bytes as text without re-validating.
+            arrays.append(pa.array(values, pa.binary()).view(typ))
+        elif typ == pa.string():
+            arr = pa.array(values, typ)
+            if n and (pc.max(pc.utf8_length(arr)).as_py() or 0) > MAX_FIELD_CHARS:
+                arr = pc.utf8_slice_codeunits(arr, 0, MAX_FIELD_CHARS)
+            arrays.append(arr)
         else:
             arrays.append(pa.array(values, typ))
     arrays.extend(pa.nulls(n, f.type) for f in ENRICHMENT_FIELDS)

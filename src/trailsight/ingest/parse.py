@@ -47,10 +47,11 @@ class Problem:
     snippet: str = ""
 
 
-Item = tuple[int, Any, str] | Problem
-"""What the parser yields: ``(offset, record, unit)`` — ``unit`` is ``"record"`` when offset is the
-record's index in a JSON document (0-based) and ``"line"`` when it is the line number in JSON
-lines (1-based) — or a :class:`Problem`."""
+Item = tuple[int, Any, str, bytes | None] | Problem
+"""What the parser yields: ``(offset, record, unit, text)`` — ``unit`` is ``"record"`` when offset is
+the record's index in a JSON document (0-based) and ``"line"`` when it is the line number in JSON
+lines (1-based); ``text`` is the record's own compact JSON text when the parser could cut it out
+of the source cheaply, else None — or a :class:`Problem`."""
 
 
 def snippet(data: bytes | str) -> str:
@@ -164,7 +165,55 @@ def _parse_whole(data: bytes) -> Iterator[Item]:
     except orjson.JSONDecodeError:
         yield from _parse_fallback(data, start)
         return
+    if isinstance(doc, dict) and isinstance(records := doc.get("Records"), list):
+        texts = _record_texts(data, start, records)
+        if texts is not None:
+            for i, (rec, text) in enumerate(zip(records, texts, strict=True)):
+                yield i, rec, "record", text
+            return
     yield from _from_document(doc, 0)
+
+
+_SEPARATOR: Final = b'},{"eventVersion"'
+_FIRST_KEY: Final = b'{"eventVersion"'
+
+
+def _record_texts(data: bytes, start: int, records: list[Any]) -> list[bytes] | None:
+    """Each record's text, cut from a compact CloudTrail delivery file, or None if unsure.
+
+    AWS writes ``{"Records":[{"eventVersion":...},{"eventVersion":...}]}`` with no spaces. A
+    ``"`` inside a JSON string is always escaped, so ``},{"eventVersion"`` can only occur between
+    objects; it splits the array into exactly the records when every record begins with
+    ``eventVersion`` and the split gives as many pieces as there are records (a nested object
+    beginning the same way would add a piece, and then the caller falls back to re-encoding).
+    """
+    n = len(records)
+    if n == 0:
+        return None
+    for rec in records:
+        if rec.__class__ is not dict or next(iter(rec), None) != "eventVersion":
+            return None
+    match = _RECORDS_START_RE.match(data, start)
+    if match is None or data[match.end() - 1 : match.end()] != b"[":
+        return None
+    end = len(data)
+    while end > 0 and data[end - 1] in _WS:
+        end -= 1
+    if data[end - 2 : end] != b"]}":
+        return None
+    body = data[match.end() : end - 2]
+    if not body.startswith(_FIRST_KEY) or not body.endswith(b"}"):
+        return None
+    pieces = body.split(_SEPARATOR)
+    if len(pieces) != n:
+        return None
+    if n == 1:
+        return pieces
+    last = n - 1
+    out = [pieces[0] + b"}"]
+    out.extend(_FIRST_KEY + piece + b"}" for piece in pieces[1:last])
+    out.append(_FIRST_KEY + pieces[last])
+    return out
 
 
 def _from_document(doc: object, line: int) -> Iterator[Item]:
@@ -174,23 +223,23 @@ def _from_document(doc: object, line: int) -> Iterator[Item]:
         if isinstance(records, list):
             if line:
                 for rec in records:
-                    yield line, rec, "line"
+                    yield line, rec, "line", None
             else:
                 for i, rec in enumerate(records):
-                    yield i, rec, "record"
+                    yield i, rec, "record", None
         elif "Records" in doc:
             yield Problem(f"line {line}" if line else "file", "wrong shape: Records is not an array")
         elif _looks_like_event(doc):
-            yield line, doc, ("line" if line else "record")
+            yield line, doc, ("line" if line else "record"), None
         else:
             where = f"line {line}" if line else "file"
             yield Problem(where, 'wrong shape: a JSON object that is neither {"Records": [...]} nor an event')
     elif isinstance(doc, list):
         for i, rec in enumerate(doc):
             if line:
-                yield line, rec, "line"
+                yield line, rec, "line", None
             else:
-                yield i, rec, "record"
+                yield i, rec, "record", None
     else:
         yield Problem(f"line {line}" if line else "file", f"wrong shape: a JSON {type(doc).__name__}")
 
@@ -246,7 +295,7 @@ def _parse_lines(lines: Iterable[bytes], first_line: int = 1) -> Iterator[Item]:
             yield Problem(f"line {number}", _json_reason(line, exc), snippet(line))
             continue
         if isinstance(value, dict) and "Records" not in value:
-            yield number, value, "line"
+            yield number, value, "line", None
         else:
             yield from _from_document(value, number)
 
@@ -342,7 +391,7 @@ class _Splitter:
                 break
             text = data[pos:end]
             try:
-                yield self.index, loads(text), "record"
+                yield self.index, loads(text), "record", text
             except orjson.JSONDecodeError as exc:
                 yield Problem(f"record {self.index}", _json_reason(text, exc), snippet(text))
             self.index += 1

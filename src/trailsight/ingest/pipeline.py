@@ -29,11 +29,12 @@ import multiprocessing as mp
 import os
 import queue
 import secrets
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from itertools import chain, islice
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Final
@@ -42,6 +43,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from trailsight.config import Settings
 from trailsight.errors import ConfigError, IngestError, StoreError, TrailsightError
@@ -61,8 +63,9 @@ from trailsight.store import lake, state
 from trailsight.store.layout import StoreLayout
 
 DEFAULT_BATCH_ROWS: Final = 100_000
-CHUNK_ROWS: Final = 25_000
-TASK_BYTES: Final = 4 << 20
+CHUNK_ROWS: Final = 32_768
+ROWS_PER_TABLE: Final = 4096
+TASK_BYTES: Final = 1 << 20
 TASK_FILES: Final = 512
 MANIFEST_PROBE: Final = 4096
 
@@ -208,13 +211,24 @@ class _FileDone:
     complete: bool  # read to the end (False: the read itself failed; retry next time)
 
 
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """A temporary Parquet file a worker wrote for one partition, with its event ids."""
+
+    tmp: str  # relative to the store root
+    account_id: str
+    event_date: date
+    ids: pa.Array
+
+
 @dataclass(slots=True)
 class _Chunk:
     task_id: int
-    table: pa.Table | None
+    parts: list[_Part]
     problems: list[QuarantineEntry]
     files: list[_FileDone]
     rows: int = 0
+    duplicates: int = 0
     filtered: int = 0
     enrich_errors: int = 0
     final: bool = True
@@ -228,6 +242,8 @@ class _WorkerFailure:
 
 @dataclass(frozen=True, kw_only=True)
 class _WorkerConfig:
+    store: Path
+    run_id: str
     filters: PathFilter
     endpoint_url: str | None
     settings: Settings | None
@@ -295,20 +311,36 @@ def _process_task(task: _Task, ws: _WorkerState) -> Iterator[_Chunk]:
     normalise_row = norm.normalise_row
     Rejection = norm.Rejection
 
+    layout = StoreLayout(cfg.store)
     rows: list[norm.Row] = []
+    tables: list[pa.Table] = []
+    pending = 0
     problems: list[QuarantineEntry] = []
     files: list[_FileDone] = []
     filtered = 0
-    enrich_errors = 0
+    chunk_no = 0
 
     def emit(final: bool) -> _Chunk:
-        nonlocal rows, problems, files, filtered, enrich_errors
-        table, errors = (None, 0)
-        n = len(rows)
+        nonlocal rows, tables, pending, problems, files, filtered, chunk_no
         if rows:
-            table, errors = _enrich(norm.rows_to_table(rows), ws.get_enricher())
-        chunk = _Chunk(task.task_id, table, problems, files, n, filtered, enrich_errors + errors, final)
-        rows, problems, files, filtered, enrich_errors = [], [], [], 0, 0
+            tables.append(norm.rows_to_table(rows))
+            rows = []
+        n = pending
+        parts: list[_Part] = []
+        errors = duplicates = 0
+        if tables:
+            table, errors = _enrich(pa.concat_tables(tables), ws.get_enricher())
+            tables, pending = [], 0
+            table = _first_per_event_id(table)
+            duplicates = n - table.num_rows
+            for k, (account, day, part) in enumerate(lake.split_partitions(table)):
+                stem = f"{cfg.run_id}-{task.task_id:06d}-{chunk_no:03d}-{k:03d}"
+                tmp = lake.write_temp(layout, part, account, day, stem)
+                ids = part.column("event_id").combine_chunks()
+                parts.append(_Part(tmp.relative_to(layout.root).as_posix(), account, day, ids))
+        chunk = _Chunk(task.task_id, parts, problems, files, n, duplicates, filtered, errors, final)
+        rows, problems, files, filtered = [], [], [], 0
+        chunk_no += 1
         return chunk
 
     for src in task.sources:
@@ -325,9 +357,9 @@ def _process_task(task: _Task, ws: _WorkerState) -> Iterator[_Chunk]:
                     problems.append(QuarantineEntry(display, item.location, item.reason, item.snippet))
                     n_bad += 1
                     continue
-                offset, record, unit = item
+                offset, record, unit, text = item
                 n_records += 1
-                row = normalise_row(record, display, offset, default_account)
+                row = normalise_row(record, display, offset, default_account, text)
                 if type(row) is Rejection:
                     problems.append(
                         QuarantineEntry(display, _location(unit, offset), row.reason, _record_snippet(record))
@@ -345,8 +377,14 @@ def _process_task(task: _Task, ws: _WorkerState) -> Iterator[_Chunk]:
                         filtered += 1
                         continue
                 rows.append(row)  # type: ignore[arg-type]
-                if len(rows) >= cfg.chunk_rows:
-                    yield emit(final=False)
+                pending += 1
+                if len(rows) >= ROWS_PER_TABLE:
+                    # Arrow early: a row keeps the parsed record's strings alive, and with them
+                    # the memory of the whole parse, so rows are turned into columns often.
+                    tables.append(norm.rows_to_table(rows))
+                    rows = []
+                    if pending >= cfg.chunk_rows:
+                        yield emit(final=False)
         except Exception as exc:  # a source that cannot be read is quarantined, never fatal
             complete = False
             reason = f"cannot read: {type(exc).__name__}: {exc}".splitlines()[0][:500]
@@ -361,10 +399,15 @@ def _micros(stamp: datetime) -> int:
     return round(aware.timestamp() * 1_000_000)
 
 
+_INHERITED_ENRICHER: Any = None
+
+
 def _worker_main(task_q: Any, result_q: Any, config: _WorkerConfig) -> None:
     """Entry point of a worker process: take tasks until ``None``, put chunks."""
     gc.disable()  # parsed records hold no cycles; the cyclic collector only costs time here
     ws = _WorkerState(config)
+    if _INHERITED_ENRICHER is not None:
+        ws.enricher, ws.enricher_loaded = _INHERITED_ENRICHER, True
     while True:
         task = task_q.get()
         if task is None:
@@ -393,8 +436,18 @@ def _run_inline(tasks: Iterable[_Task], ws: _WorkerState) -> Iterator[_Chunk]:
             gc.enable()
 
 
-def _run_pool(tasks: Iterator[_Task], config: _WorkerConfig, n_workers: int) -> Iterator[_Chunk]:
-    ctx = mp.get_context("spawn")
+def _mp_context() -> Any:
+    """fork where it is safe and fast (Linux, Python < 3.12): workers inherit the loaded enricher
+    and need no re-import (so scripts calling :func:`ingest` need no ``__main__`` guard); else spawn."""
+    if sys.platform == "linux" and sys.version_info < (3, 12):
+        return mp.get_context("fork")
+    return mp.get_context("spawn")
+
+
+def _run_pool(tasks: Iterator[_Task], config: _WorkerConfig, n_workers: int, enricher: Any) -> Iterator[_Chunk]:
+    global _INHERITED_ENRICHER
+    _INHERITED_ENRICHER = enricher
+    ctx = _mp_context()
     task_q: Any = ctx.Queue()
     result_q: Any = ctx.Queue(maxsize=n_workers * 2)
     procs = [
@@ -473,12 +526,12 @@ class _StoreLock:
 
 @dataclass
 class _Committer:
-    """Buffers chunks into batches and commits each batch atomically."""
+    """Collects chunks into batches and commits each batch atomically."""
 
     layout: StoreLayout
     run_id: str
     batch_rows: int
-    tables: list[pa.Table] = field(default_factory=list)
+    parts: list[_Part] = field(default_factory=list)
     rows: int = 0
     files: list[_FileDone] = field(default_factory=list)
     problems: list[QuarantineEntry] = field(default_factory=list)
@@ -488,9 +541,9 @@ class _Committer:
     duplicates: int = 0
 
     def add(self, chunk: _Chunk) -> None:
-        if chunk.table is not None and chunk.table.num_rows:
-            self.tables.append(chunk.table)
-            self.rows += chunk.table.num_rows
+        self.parts.extend(chunk.parts)
+        self.rows += sum(len(p.ids) for p in chunk.parts)
+        self.duplicates += chunk.duplicates
         self.files.extend(chunk.files)
         self.problems.extend(chunk.problems)
         if chunk.final:
@@ -501,38 +554,99 @@ class _Committer:
             self.commit()
 
     def commit(self) -> None:
-        """Write the buffered rows and register everything in one transaction."""
-        if not self.tables and not self.files and not self.problems:
+        """Publish the buffered parts and register them, their ids, the manifest and the quarantine at once."""
+        if not self.parts and not self.files and not self.problems:
             return
         self.seq += 1
         batch_id = f"{self.run_id}-{self.seq:05d}"
-        table = pa.concat_tables(self.tables) if self.tables else EVENT_SCHEMA.empty_table()
-        received = table.num_rows
-        table = _first_per_event_id(table)
-        written: list[lake.LakeFile] = []
+        keep = _first_occurrence([p.ids for p in self.parts])
+        published: list[lake.LakeFile] = []
         with state.connect(self.layout) as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                if table.num_rows:
-                    ids = table.column("event_id").combine_chunks()
-                    seen = state.existing_event_ids(con, ids)
+                ids_table = _ids_table(self.parts)
+                if ids_table.num_rows:
+                    seen = state.existing_event_ids(con, ids_table.column("event_id").combine_chunks())
                     if len(seen):
-                        table = table.filter(pc.invert(pc.is_in(ids, value_set=seen)))
-                written = lake.write_batch(self.layout, table, batch_id)
-                lake.register_files(con, written, batch_id)
-                state.insert_event_ids(con, table.select(["event_id", "event_date"]), batch_id)
+                        fresh = pc.invert(pc.is_in(ids_table.column("event_id"), value_set=seen))
+                        keep = fresh if keep is None else pc.and_(keep, fresh)
+                if keep is not None:
+                    keep = keep.combine_chunks() if isinstance(keep, pa.ChunkedArray) else keep
+                    ids_table = ids_table.filter(keep)
+                published = self._publish(batch_id, keep)
+                lake.register_files(con, published, batch_id)
+                state.insert_event_ids(con, ids_table, batch_id)
                 state.insert_manifest(con, _manifest_rows(self.files, self.run_id))
                 insert_entries(con, self.run_id, self.problems)
                 con.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(Exception):
                     con.execute("ROLLBACK")
-                for item in written:
+                for item in published:
                     (self.layout.root / item.path).unlink(missing_ok=True)
+                self.discard()
                 raise
-        self.new += table.num_rows
-        self.duplicates += received - table.num_rows
-        self.tables, self.rows, self.files, self.problems = [], 0, [], []
+        added = ids_table.num_rows
+        self.new += added
+        self.duplicates += self.rows - added
+        self.parts, self.rows, self.files, self.problems = [], 0, [], []
+
+    def _publish(self, batch_id: str, keep: pa.Array | None) -> list[lake.LakeFile]:
+        """Rename each part into the lake, rewriting the few that hold duplicates."""
+        out: list[lake.LakeFile] = []
+        offset = 0
+        for k, part in enumerate(self.parts):
+            n = len(part.ids)
+            tmp = self.layout.root / part.tmp
+            name = f"{batch_id}-{k:05d}"
+            mask = keep.slice(offset, n) if keep is not None else None
+            offset += n
+            kept = n if mask is None else int(pc.sum(mask).as_py() or 0)
+            if kept == n:
+                out.append(lake.publish(self.layout, tmp, name, part.account_id, part.event_date, n))
+            elif kept == 0:
+                tmp.unlink(missing_ok=True)
+            else:
+                table = pq.read_table(tmp, schema=EVENT_SCHEMA).filter(mask)
+                rewritten = lake.write_temp(self.layout, table, part.account_id, part.event_date, name)
+                tmp.unlink(missing_ok=True)
+                out.append(lake.publish(self.layout, rewritten, name, part.account_id, part.event_date, kept))
+        return out
+
+    def discard(self) -> None:
+        """Delete the temporary files of parts not committed (after a failure)."""
+        for part in self.parts:
+            (self.layout.root / part.tmp).unlink(missing_ok=True)
+        self.parts, self.rows = [], 0
+
+
+def _ids_table(parts: list[_Part]) -> pa.Table:
+    """(event_id, event_date) of every row of ``parts``, in order."""
+    if not parts:
+        return pa.table({"event_id": pa.array([], pa.string()), "event_date": pa.array([], pa.date32())})
+    return pa.table(
+        {
+            "event_id": pa.chunked_array([p.ids for p in parts], pa.string()),
+            "event_date": pa.chunked_array(
+                [pa.array([p.event_date] * len(p.ids), pa.date32()) for p in parts], pa.date32()
+            ),
+        }
+    )
+
+
+def _first_occurrence(id_arrays: list[pa.Array]) -> pa.Array | None:
+    """A mask keeping the first row of each event id across ``id_arrays``; None when all are distinct."""
+    if not id_arrays:
+        return None
+    ids = pa.chunked_array(id_arrays, pa.string())
+    n = len(ids)
+    if n < 2 or pc.count_distinct(ids).as_py() == n:
+        return None
+    keyed = pa.table({"event_id": ids, "i": pa.array(np.arange(n, dtype=np.int64))})
+    first = keyed.group_by("event_id", use_threads=False).aggregate([("i", "min")]).column("i_min")
+    mask = np.zeros(n, dtype=bool)
+    mask[first.to_numpy()] = True
+    return pa.array(mask)
 
 
 def _first_per_event_id(table: pa.Table) -> pa.Table:
@@ -678,10 +792,11 @@ def ingest(
     if texts.count(STDIN) > 1:
         raise IngestError("'-' (stdin) can be given only once")
     run_id = new_run_id()
-    config = _WorkerConfig(filters=options.filters, endpoint_url=options.endpoint_url, settings=settings)
+    config = _WorkerConfig(
+        store=layout.root, run_id=run_id, filters=options.filters, endpoint_url=options.endpoint_url, settings=settings
+    )
     ws = _WorkerState(config, stdin=stdin)
     enricher = ws.get_enricher()  # a broken enrichment set-up fails here, before anything is read
-    del enricher
 
     layout.root.mkdir(parents=True, exist_ok=True)
     with _StoreLock(layout):
@@ -712,13 +827,13 @@ def ingest(
         prog = Progress()
         rows = filtered = enrich_errors = files_read = 0
         if use_pool:
-            chunks: Iterator[_Chunk] = _run_pool(chain(head, tasks), config, n_workers)
+            chunks: Iterator[_Chunk] = _run_pool(chain(head, tasks), config, n_workers, enricher)
         else:
             chunks = _run_inline(chain(head, tasks), ws)
         try:
             for chunk in chunks:
                 qwriter.write(chunk.problems)
-                rows += chunk.rows
+                rows += chunk.rows - chunk.duplicates
                 filtered += chunk.filtered
                 enrich_errors += chunk.enrich_errors
                 files_read += len(chunk.files)
@@ -731,6 +846,9 @@ def ingest(
                     prog.quarantined = qwriter.count
                     progress(prog)
             committer.commit()
+        except BaseException:
+            committer.discard()
+            raise
         finally:
             qwriter.close()
         seconds = time.perf_counter() - started

@@ -106,35 +106,48 @@ def _partition_slices(table: pa.Table) -> list[tuple[str, date, pa.Table]]:
     return out
 
 
-def write_batch(layout: StoreLayout, table: pa.Table, batch_id: str) -> list[LakeFile]:
-    """Write ``table`` as one Parquet file per (account, day) partition; return them, unregistered.
-
-    Each file is written under a hidden temporary name, fsynced, and renamed into place.
-    """
+def split_partitions(table: pa.Table) -> list[tuple[str, date, pa.Table]]:
+    """``table`` as one slice per (account, day) partition; sorted by time only when it spans several."""
     if table.num_rows == 0:
         return []
+    accounts = pc.min_max(table.column("account_id"))
+    days = pc.min_max(table.column("event_date"))
+    if accounts["min"] == accounts["max"] and days["min"] == days["max"]:
+        return [(str(accounts["min"].as_py()), days["min"].as_py(), table)]
     order = pc.sort_indices(
         table,
         sort_keys=[("account_id", "ascending"), ("event_date", "ascending"), ("event_time", "ascending")],
     )
-    table = table.take(order)
+    return _partition_slices(table.take(order))
+
+
+def write_temp(layout: StoreLayout, table: pa.Table, account_id: str, day: date, stem: str) -> Path:
+    """Write one partition's rows under a hidden temporary name in its folder, flushed to disk.
+
+    The file is not part of the lake until :func:`publish` renames it and :func:`register_files`
+    lists it; until then readers ignore it and the next ingest deletes it.
+    """
+    folder = layout.partition(account_id, day.isoformat())
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{stem}.parquet{TMP_SUFFIX}"
+    pq.write_table(table, tmp, compression="zstd", row_group_size=128 * 1024)
+    _fsync(tmp)
+    return tmp
+
+
+def publish(layout: StoreLayout, tmp: Path, name: str, account_id: str, day: date, rows: int) -> LakeFile:
+    """Rename a temporary file to ``<name>.parquet`` in its folder; return it (still unregistered)."""
+    final = tmp.with_name(f"{name}.parquet")
+    tmp.replace(final)
+    return LakeFile(path=final.relative_to(layout.root).as_posix(), account_id=account_id, event_date=day, rows=rows)
+
+
+def write_batch(layout: StoreLayout, table: pa.Table, batch_id: str) -> list[LakeFile]:
+    """Write ``table`` as one Parquet file per (account, day) partition; return them, unregistered."""
     written: list[LakeFile] = []
-    for account, day, part in _partition_slices(table):
-        folder = layout.partition(account, day.isoformat())
-        folder.mkdir(parents=True, exist_ok=True)
-        final = folder / f"{batch_id}.parquet"
-        tmp = folder / f".{batch_id}.parquet{TMP_SUFFIX}"
-        pq.write_table(part, tmp, compression="zstd", row_group_size=128 * 1024)
-        _fsync(tmp)
-        tmp.replace(final)
-        written.append(
-            LakeFile(
-                path=final.relative_to(layout.root).as_posix(),
-                account_id=account,
-                event_date=day,
-                rows=part.num_rows,
-            )
-        )
+    for k, (account, day, part) in enumerate(split_partitions(table)):
+        tmp = write_temp(layout, part, account, day, f"{batch_id}-{k:04d}")
+        written.append(publish(layout, tmp, f"{batch_id}-{k:04d}", account, day, part.num_rows))
     return written
 
 
