@@ -383,8 +383,9 @@ def normalise_row(
     ``event_time`` is returned as microseconds since the epoch (UTC), ``event_date`` as days
     since the epoch, and the JSON text columns (``request_parameters``, ``resources``, ``raw``)
     as UTF-8 bytes, ready for Arrow. ``text`` is the record's own JSON text when the parser has
-    it (it becomes ``raw`` as is); otherwise ``raw`` is the record re-encoded. Text longer than :data:`MAX_FIELD_CHARS` is cut when the
-    rows become a table (:func:`rows_to_table`). Never raises.
+    it (it becomes ``raw`` as is); otherwise ``raw`` is the record re-encoded. Text longer than
+    :data:`MAX_FIELD_CHARS` is cut when the rows become a table (:func:`rows_to_table`).
+    Never raises.
     """
     try:
         if record.__class__ is not dict:
