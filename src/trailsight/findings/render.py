@@ -48,12 +48,19 @@ def _t(value: Any, style: str = "", limit: int = 200) -> Text:
     return Text(safe(value, limit), style=style)
 
 
-def short_principal(arn: str) -> str:
-    """A short form of a principal ARN for tables: ``user/alice``, ``role/deploy``, ``root``."""
+def short_principal(arn: str, actor: str | None = None) -> str:
+    """A short form for tables: ``user/alice``, ``role/deploy``, ``root``; an SSO actor's person.
+
+    With ``actor`` under ``arn`` (``<role ARN>/<session name>``), the session name (the person).
+    """
+    if actor and actor != arn and actor.startswith(arn + "/"):
+        return actor[len(arn) + 1 :]
     if arn.endswith(":root"):
         return "root"
     if arn.startswith("arn:") and ":" in arn:
-        return arn.rsplit(":", 1)[-1]
+        resource = arn.rsplit(":", 1)[-1]
+        kind, _, rest = resource.partition("/")
+        return f"{kind}/{rest.rsplit('/', 1)[-1]}" if rest else resource
     return arn
 
 
@@ -62,36 +69,45 @@ def _time(value: Any) -> str:
     return text.replace("T", " ").replace("Z", "")[:19] if text else ""
 
 
+def _list_title(f: Mapping[str, Any], who: str) -> str:
+    """The title without a leading "<who>: " (the principal column already says who)."""
+    title = str(f.get("title") or "")
+    head, sep, rest = title.partition(": ")
+    names = {who.rsplit("/", 1)[-1], str(f.get("principal") or "").rsplit("/", 1)[-1]} - {""}
+    return rest if sep and rest and any(n in head for n in names) else title
+
+
 def finding_table(findings: Sequence[Mapping[str, Any]], *, total: int | None = None) -> Table:
     """The ``findings list`` table: one row per finding, riskiest first as given."""
     caption = None
     if total is not None and total > len(findings):
         caption = f"{len(findings)} of {total} findings (use --limit / filters to see more)"
-    table = Table(box=box.SIMPLE_HEAD, caption=caption, show_lines=False, pad_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, caption=caption, show_lines=False, pad_edge=False, collapse_padding=True)
     table.add_column("id", no_wrap=True)
-    table.add_column("sev", no_wrap=True)
+    table.add_column("severity", no_wrap=True)
     table.add_column("conf", no_wrap=True)
     table.add_column("risk", justify="right", no_wrap=True)
-    table.add_column("type", max_width=44, overflow="fold")
-    table.add_column("principal", max_width=36, overflow="fold")
+    table.add_column("tactic", max_width=19, overflow="ellipsis", no_wrap=True)
+    table.add_column("principal", max_width=28, overflow="fold")
     table.add_column("first seen (UTC)", no_wrap=True)
-    table.add_column("n", justify="right")
+    table.add_column("n", justify="right", no_wrap=True)
     table.add_column("status", no_wrap=True)
-    table.add_column("title", ratio=1, overflow="fold")
+    table.add_column("title", ratio=1, min_width=20, overflow="fold")
     for f in findings:
         sev = str(f.get("severity_label") or "")
         status = str(f.get("status") or "")
+        who = short_principal(str(f.get("principal") or ""), str(f.get("actor") or ""))
         table.add_row(
             _t(str(f.get("id", ""))[:12]),
             Text(f"{sev} {float(f.get('severity') or 0):.1f}", style=_SEVERITY_STYLE.get(sev, "")),
             _t(f.get("confidence")),
             _t(f.get("risk_score")),
-            _t(f.get("finding_type"), limit=80),
-            _t(short_principal(str(f.get("actor") or f.get("principal") or "")), limit=80),
-            _t(_time(f.get("first_seen"))),
+            _t(str(f.get("finding_type") or "").split(":", 1)[0], limit=40),
+            _t(who, limit=80),
+            _t(_time(f.get("first_seen"))[:16]),
             _t(f.get("count")),
             Text(safe(status), style=_STATUS_STYLE.get(status, "")),
-            _t(f.get("title"), limit=160),
+            _t(_list_title(f, who), limit=160),
         )
     return table
 
