@@ -339,6 +339,8 @@ def test_token_in_url_sets_a_cookie_once(store: Path) -> None:
     assert "HttpOnly" in cookie
     assert "SameSite=strict" in cookie
     assert c.get("/").status_code == 200  # the cookie now carries it
+    r = c.get(f"//evil.example/?token={TOKEN}", follow_redirects=False)
+    assert not r.headers["location"].startswith("//")  # stays on this server
 
 
 def test_token_protects_posts_too(store: Path) -> None:
@@ -471,3 +473,37 @@ def test_list_stays_fast_with_100k_findings(tmp_path: Path) -> None:
         assert elapsed < 3.0, f"{q} took {elapsed:.2f}s"
     last = c.get("/?page=2000&size=50&status=all").text
     assert "99,951–100,000 of 100,000 findings" in text_of(last)
+
+
+# --------------------------------------------------------------------------- serve beside a writer
+
+
+def test_pages_wait_for_a_writer_in_another_process(client: Any, store: Path) -> None:
+    """While another process (watch, detect) holds the state read-write, a page waits, then reads."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('locked', flush=True); "
+            "time.sleep(1.5); con.close()",
+            str(store / "state.duckdb"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        start = time.perf_counter()
+        r = client.get("/")
+        waited = time.perf_counter() - start
+        assert r.status_code == 200
+        assert PASSWORD_ID in r.text
+        assert waited > 0.3  # it really waited for the lock
+    finally:
+        holder.wait(timeout=30)
+        if holder.stdout is not None:
+            holder.stdout.close()

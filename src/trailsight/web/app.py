@@ -249,7 +249,8 @@ def create_app(
                 if not hmac.compare_digest(given_query.encode(), token.encode()):
                     return PlainTextResponse("trailsight: wrong token", 403)
                 rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-                target = request.url.path + ("?" + urlencode(rest) if rest else "")
+                path = "/" + request.url.path.lstrip("/")  # never "//host": no open redirect
+                target = path + ("?" + urlencode(rest) if rest else "")
                 redirect = RedirectResponse(target, status_code=303)
                 redirect.set_cookie(
                     TOKEN_COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https"
@@ -308,9 +309,9 @@ def create_app(
         with lock.read(), findings_store.connect_state(store, read_only=True) as con:
             yield con
 
-    def open_lake() -> queries.Lake:
+    def open_lake(since: datetime | None = None, until: datetime | None = None) -> queries.Lake:
         with lock.read():  # listing the lake's files reads the state database
-            return queries.Lake(store)
+            return queries.Lake(store, since, until)
 
     def load_finding(finding_id: str, con: duckdb.DuckDBPyConnection | None = None) -> dict[str, Any]:
         if con is None:
@@ -418,7 +419,7 @@ def create_app(
         last = _parse_dt(finding.get("last_seen")) or first
         since, until = queries.window_around(first, last)
         unusual_ids = set(finding.get("event_ids") or [])
-        with open_lake() as lake:
+        with open_lake(since, until) as lake:
             events = queries.principal_events(lake, str(finding.get("principal") or ""), since, until)
         timeline_from_lake = bool(events)
         if not events:
@@ -456,8 +457,10 @@ def create_app(
 
     @app.get("/findings/{finding_id}/events/{event_id}/raw", response_class=HTMLResponse)
     def raw_event(request: Request, finding_id: str, event_id: str) -> HTMLResponse:
-        load_finding(finding_id)
-        with open_lake() as lake:
+        finding = load_finding(finding_id)
+        first = _parse_dt(finding.get("first_seen")) or datetime.now(UTC)
+        since, until = queries.window_around(first, _parse_dt(finding.get("last_seen")) or first)
+        with open_lake(since, until) as lake:  # the days of the finding's timeline only
             raw = queries.raw_event(lake, event_id)
         return render(request, "_raw.html", event_id=event_id, raw=raw)
 

@@ -188,8 +188,8 @@ def findings_touching(
 # --------------------------------------------------------------------------- the lake
 
 
-def lake_files(store: Path) -> list[Path]:
-    """The Parquet files of the lake (through ``trailsight.store.lake`` when it is available)."""
+def lake_files(store: Path, since: datetime | None = None, until: datetime | None = None) -> list[Path]:
+    """The Parquet files of the lake, only the days of ``[since, until)`` when given."""
     layout = StoreLayout(store)
     try:
         from trailsight.store import lake as lake_module
@@ -197,7 +197,7 @@ def lake_files(store: Path) -> list[Path]:
         lake_module = None  # type: ignore[assignment]
     if lake_module is not None and hasattr(lake_module, "lake_files"):
         try:
-            return [Path(p) for p in lake_module.lake_files(layout)]
+            return [Path(p) for p in lake_module.lake_files(layout, since, until)]
         except (StoreError, duckdb.Error):
             return []  # no state database or no lake_files table yet
     if not layout.lake.is_dir():
@@ -208,8 +208,8 @@ def lake_files(store: Path) -> list[Path]:
 class Lake:
     """Read-only access to the events of one store's lake (an in-memory DuckDB over the Parquet files)."""
 
-    def __init__(self, store: Path) -> None:
-        self.files = lake_files(store)
+    def __init__(self, store: Path, since: datetime | None = None, until: datetime | None = None) -> None:
+        self.files = lake_files(store, since, until)
         self._con: duckdb.DuckDBPyConnection | None = None
 
     def __enter__(self) -> Lake:
