@@ -49,7 +49,8 @@ def test_corrupt_file_and_mixed_file(tmp_path: Path, query: Query) -> None:
     assert good_mixed <= kept
     from_corrupt = kept - good_mixed
     # Every complete record before the break is kept, in order from the start.
-    assert from_corrupt == set(range(len(from_corrupt))) and len(from_corrupt) > 0
+    assert from_corrupt == set(range(len(from_corrupt)))
+    assert len(from_corrupt) > 0
     reasons = {(q["source"].rsplit("/", 1)[-1], q["location"]): q["reason"] for q in _quarantine_lines(tmp_path / "s")}
     assert reasons[("mixed.json.gz", "record 1")] == "missing eventTime"
     assert reasons[("mixed.json.gz", "record 3")] == "missing eventName"
@@ -59,12 +60,14 @@ def test_corrupt_file_and_mixed_file(tmp_path: Path, query: Query) -> None:
     assert reasons[("mixed.json.gz", "record 8")] == "record is a str, expected an object"
     assert "over the 1,048,576-byte cap" in reasons[("mixed.json.gz", "record 10")]
     corrupt = {loc: why for (name, loc), why in reasons.items() if name == "corrupt.json.gz"}
-    assert len(corrupt) == 1 and "gzip stream truncated" in next(iter(corrupt.values()))
+    assert len(corrupt) == 1
+    assert "gzip stream truncated" in next(iter(corrupt.values()))
     assert summary.quarantined == 8
     assert summary.records == summary.new + summary.quarantined
     assert summary.exit_code == 3
     ua = query(tmp_path / "s", "SELECT length(user_agent), length(raw) FROM events WHERE event_id LIKE '%1008'")
-    assert ua[0][0] == 8192 and ua[0][1] > 100_000
+    assert ua[0][0] == 8192
+    assert ua[0][1] > 100_000
     # The same entries are in the state database, committed with their batch.
     con = duckdb.connect(str(tmp_path / "s" / "state.duckdb"), read_only=True)
     try:
@@ -115,4 +118,5 @@ def test_missing_event_id_gets_a_stable_generated_id(tmp_path: Path, query: Quer
     summary = ingest([logs], tmp_path / "s", workers=0)
     assert (summary.new, summary.duplicates) == (1, 1)
     ids = query(tmp_path / "s", "SELECT event_id FROM events")
-    assert ids[0][0].startswith("ts-") and len(ids[0][0]) == 35
+    assert ids[0][0].startswith("ts-")
+    assert len(ids[0][0]) == 35

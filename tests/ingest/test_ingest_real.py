@@ -47,7 +47,8 @@ def test_invictus_identity_keys(real: Path, tmp_path: Path, query: Query) -> Non
     for principal, session_arn in roles:
         assert principal.startswith("arn:aws:iam::123837392027:role/"), principal
         assert "assumed-role" not in principal
-        assert session_arn.startswith("arn:aws:sts::") and ":assumed-role/" in session_arn
+        assert session_arn.startswith("arn:aws:sts::")
+        assert ":assumed-role/" in session_arn
     # Services acting without a type in userIdentity are keyed by the service host.
     hosts = {r[0] for r in query(store, "SELECT DISTINCT principal FROM events WHERE identity_type IS NULL")}
     assert hosts == {"secretsmanager.amazonaws.com", "ec2.amazonaws.com"}
@@ -78,7 +79,9 @@ def test_otrf_json_lines_use_at_timestamp(real: Path, tmp_path: Path, query: Que
     assert first.astimezone(UTC).date() == datetime(2020, 9, 14, tzinfo=UTC).date()
     assert last >= first
     waf = query(store, "SELECT DISTINCT principal FROM events WHERE principal LIKE '%BankingWAFRole%'")
-    assert len(waf) == 1 and waf[0][0].startswith("arn:aws:iam::") and ":role/" in waf[0][0]
+    assert len(waf) == 1
+    assert waf[0][0].startswith("arn:aws:iam::")
+    assert ":role/" in waf[0][0]
     # JSON lines report the line number as the offset.
     assert query(store, "SELECT min(source_offset), max(source_offset) FROM events") == [(1, 103)]
 
@@ -110,7 +113,9 @@ def test_every_panther_rule_event_normalises_or_says_why(real: Path) -> None:
     assert len(normalised) == 453 - len(rejected)
     assert len(rejected) == 17
     for case, out in normalised:
-        assert out["principal"] and out["actor"] and out["event_name"] == case["event"]["eventName"]
+        assert out["principal"]
+        assert out["actor"]
+        assert out["event_name"] == case["event"]["eventName"]
         ui = case["event"].get("userIdentity") or {}
         if ui.get("type") == "AssumedRole" and ui.get("sessionContext", {}).get("sessionIssuer", {}).get("arn"):
             assert out["principal"] == ui["sessionContext"]["sessionIssuer"]["arn"]
@@ -142,7 +147,8 @@ def test_since_until_and_region_filters_prune_s3_layout_folders(real: Path, tmp_
     narrow = ingest(
         [src], tmp_path / "s3", workers=0, since=datetime(2018, 11, 28, 23, 0, tzinfo=UTC), regions=["us-east-1"]
     )
-    assert 0 < narrow.new < 37 and narrow.filtered == 37 - narrow.new
+    assert 0 < narrow.new < 37
+    assert narrow.filtered == 37 - narrow.new
 
 
 @pytest.mark.slow
