@@ -125,7 +125,8 @@ def test_show_hostile_values_do_not_break_the_terminal(store: Path) -> None:
     assert max(len(line) for line in out.splitlines()) <= 140
     table = runner.invoke(app, ["findings", "list", "--store", str(store)])
     assert "\x1b" not in table.output
-    assert "[blink]mallory" in table.output
+    assert "[bold red]owned[/]" in table.output
+    assert "\\n=HYPERLINK" in table.output
 
 
 def test_triage_round_trip_and_feedback(store: Path, tmp_path: Path) -> None:
