@@ -207,3 +207,24 @@ def test_readers_in_other_processes_while_not_writing(tmp_path: Path) -> None:
     # After the readers close, a writer can open it again.
     set_status(tmp_path, "f2", "Acknowledged", "seen")
     assert get_finding(tmp_path, "f2")["status"] == "Acknowledged"  # type: ignore[index]
+
+
+def test_writer_waits_for_another_process_holding_the_lock(tmp_path: Path) -> None:
+    save_findings(tmp_path, [make_finding()])
+    holder = textwrap.dedent(
+        f"""
+        import sys, time, duckdb
+        con = duckdb.connect({str(tmp_path / "state.duckdb")!r})
+        print("locked", flush=True)
+        time.sleep(1.5)
+        con.close()
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "locked"
+        set_status(tmp_path, "f1", "Acknowledged", "waited for the lock")  # retries until the holder exits
+    finally:
+        proc.wait(timeout=30)
+    assert get_finding(tmp_path, "f1")["status"] == "Acknowledged"  # type: ignore[index]
