@@ -211,3 +211,27 @@ def test_pure_helpers() -> None:
     assert severity_for(None, 0.1) < 4.0
     assert finding_type_for(None, "AssumedRole") == "Unusual:AssumedRole/AnomalousBehavior"
     assert finding_type_for("Persistence", "Root") == "Persistence:Root/AnomalousBehavior"
+
+
+def test_peer_and_automation_reasons_are_marked(con: duckdb.DuckDBPyConnection) -> None:
+    from trailsight.findings.model import Reason
+
+    reasons = [
+        Reason(
+            detector="density",
+            code="rare_for_peers",
+            score=0.8,
+            message="2 of 11 developers call StopLogging",
+            details={"peers_using": 2},
+        ),
+        Reason(
+            detector="volume",
+            code="spike",
+            score=0.5,
+            message="looks scripted",
+            details={"automation_likelihood": 0.9},
+        ),
+    ]
+    d = describe([replace(_attack(con), reasons=reasons)], con)[0]
+    assert "(peer comparison) 2 of 11 developers call StopLogging" in d.explanation
+    assert "(automation) looks scripted" in d.explanation
