@@ -35,3 +35,25 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     labels = json.loads((out / "logs" / "labels.json").read_text())
     assert len(labels["attacks"]) == 10
     assert "Injected attacks among the top" in result.output
+
+
+def test_stratus_replay_is_rewritten_and_ingests(tmp_path: Path) -> None:
+    import gzip
+
+    from trailsight.ingest import ingest
+    from trailsight.simulate import simulate
+    from trailsight.simulate.replay import SOURCE_ACCOUNT, captured
+
+    res = simulate(tmp_path / "rp", days=4, principals=8, seed=2, attacks=["stratus_replay"], benign=False)
+    labels = json.loads(res.labels_path.read_text())
+    (lab,) = labels["attacks"]
+    assert lab["name"] == "stratus_replay"
+    assert lab["events"] == len(captured()) == 1146
+    for path in (res.out / "AWSLogs").rglob("*.json.gz"):
+        text = gzip.decompress(path.read_bytes()).decode().lower()
+        assert "stratus" not in text
+        assert SOURCE_ACCOUNT not in text
+        assert "bert-jan" not in text
+    summary = ingest([res.out / "AWSLogs"], tmp_path / "store", workers=0)
+    assert summary.quarantined == 0
+    assert summary.new == res.events

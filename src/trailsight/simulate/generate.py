@@ -13,7 +13,14 @@ import orjson
 from trailsight.errors import ConfigError
 from trailsight.simulate.baseline import DAY, people, root_logins, services, workloads
 from trailsight.simulate.organisation import REGIONS, UNUSED_REGIONS, build_organisation
-from trailsight.simulate.scenarios import ATTACK_NAMES, BENIGN_NAMES, Label, inject_attack, inject_benign
+from trailsight.simulate.scenarios import (
+    ATTACK_NAMES,
+    BENIGN_NAMES,
+    EXTRA_ATTACKS,
+    Label,
+    inject_attack,
+    inject_benign,
+)
 from trailsight.simulate.trail import Trail
 from trailsight.simulate.writer import write_trail
 
@@ -42,9 +49,10 @@ def parse_attacks(spec: str) -> list[str]:
     if spec in ("none", ""):
         return []
     names = [s.strip() for s in spec.split(",") if s.strip()]
-    unknown = [n for n in names if n not in ATTACK_NAMES]
+    unknown = [n for n in names if n not in ATTACK_NAMES and n not in EXTRA_ATTACKS]
     if unknown:
-        raise ConfigError(f"--attacks: unknown attack {unknown[0]!r} (known: all, none, {', '.join(ATTACK_NAMES)})")
+        known = ", ".join((*ATTACK_NAMES, *EXTRA_ATTACKS))
+        raise ConfigError(f"--attacks: unknown attack {unknown[0]!r} (known: all, none, {known})")
     return names
 
 

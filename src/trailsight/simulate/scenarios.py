@@ -70,6 +70,9 @@ ATTACK_NAMES = (
     "permission_bruteforce",
 )
 
+#: Attacks that ``--attacks all`` leaves out; name them to add them.
+EXTRA_ATTACKS = ("stratus_replay",)
+
 BENIGN_NAMES = (
     "travel",
     "new_hire",
@@ -696,6 +699,8 @@ def _pick_workload(org: Organisation, kinds: tuple[str, ...]) -> Workload | None
 def inject_attack(trail: Trail, org: Organisation, name: str, day: int, label_id: str, used: set[str]) -> Label:
     """Carry out attack ``name`` on ``day``; returns its label."""
     rng = trail.rng
+    if name == "stratus_replay":
+        return _stratus_replay(trail, org, day, label_id, used)
     tactics, techniques, description, nets, builder = ATTACKS[name]
     net = NETWORKS[nets[rng.randrange(len(nets))]]
     ip = net.host(rng.randrange(254))
@@ -784,6 +789,45 @@ def inject_attack(trail: Trail, org: Organisation, name: str, day: int, label_id
     )
     actor = Actor(trail=trail, ident=ident, ip=ip, ua=ua, region=region, label=label)
     builder(actor, day_start + hour * 3600, org)
+    return label
+
+
+def _stratus_replay(trail: Trail, org: Organisation, day: int, label_id: str, used: set[str]) -> Label:
+    from trailsight.simulate.replay import replay
+
+    rng = trail.rng
+    acct = org.accounts["prod"]
+    h = _pick_human(org, rng, "iam", ("platform", "backend"), used)
+    net = NETWORKS[rng.choice(("do_amsterdam", "linode_richardson"))]
+    ip = net.host(rng.randrange(254))
+    start = trail.start + day * DAY + min(22.5, (rng.uniform(20, 22) - h.utc_offset) % 24) * 3600
+    label = Label(
+        id=label_id,
+        kind="attack",
+        name="stratus_replay",
+        description="The real Stratus Red Team detonation of invictus-ir/aws_dataset (MIT), about 30 techniques "
+        "in 34 minutes, replayed with this user's access key from a VPS.",
+        principal=f"arn:aws:iam::{acct.id}:user/{h.name}",
+        actor=f"arn:aws:iam::{acct.id}:user/{h.name}",
+        account=acct.id,
+        tactics=[
+            "Discovery",
+            "Persistence",
+            "PrivilegeEscalation",
+            "DefenseEvasion",
+            "CredentialAccess",
+            "Exfiltration",
+            "Execution",
+            "Impact",
+        ],
+        techniques=["T1078.004", "T1098", "T1136.003", "T1562.008", "T1552", "T1537", "T1496"],
+        network=_net_dict(net, ip),
+        extra={"victim": h.email, "source": "real:invictus-ir/aws_dataset (MIT)"},
+    )
+    for ts, rec in replay(
+        trail, start=start, account=acct.id, user=h.name, user_id=h.user_id, user_key=h.access_key, ip=ip
+    ):
+        label.add(rec, ts)
     return label
 
 
@@ -1007,4 +1051,13 @@ def _ts(rec: dict[str, Any]) -> float:
     return datetime.strptime(rec["eventTime"], "%Y-%m-%dT%H:%M:%S%z").timestamp()
 
 
-__all__ = ["ATTACKS", "ATTACK_NAMES", "BENIGN_NAMES", "Label", "inject_attack", "inject_benign", "request_for"]
+__all__ = [
+    "ATTACKS",
+    "ATTACK_NAMES",
+    "BENIGN_NAMES",
+    "EXTRA_ATTACKS",
+    "Label",
+    "inject_attack",
+    "inject_benign",
+    "request_for",
+]
