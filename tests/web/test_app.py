@@ -507,3 +507,69 @@ def test_pages_wait_for_a_writer_in_another_process(client: Any, store: Path) ->
         holder.wait(timeout=30)
         if holder.stdout is not None:
             holder.stdout.close()
+
+
+def test_shared_role_finding_follows_its_actor(tmp_path: Path) -> None:
+    """A finding about one person behind a shared SSO role shows that person's events, not the role's."""
+    from webseed import normalise, write_lake
+
+    from trailsight.findings.model import Finding
+    from trailsight.store.findings import save_findings
+
+    role = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Dev_0123"
+    t0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+    rows = []
+    for i, person in enumerate(["ana@example.com", "bo@example.com"] * 3):
+        raw = {
+            "eventID": f"sso-{i}",
+            "eventTime": (t0 + timedelta(minutes=i)).isoformat().replace("+00:00", "Z"),
+            "eventName": "ListBuckets" if person.startswith("ana") else "GetObject",
+            "eventSource": "s3.amazonaws.com",
+            "sourceIPAddress": "198.51.100.4",
+            "userIdentity": {
+                "type": "AssumedRole",
+                "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/AWSReservedSSO_Dev_0123/{person}",
+                "sessionContext": {"sessionIssuer": {"arn": role}},
+            },
+            "recipientAccountId": ACCOUNT,
+        }
+        row = normalise(raw, "sso.json", i)
+        row["actor"] = f"{role}/{person}"
+        rows.append(row)
+    write_lake(tmp_path, rows)
+    ana = f"{role}/ana@example.com"
+    save_findings(
+        tmp_path,
+        [
+            Finding(
+                id="sso0000000000001",
+                finding_type="Discovery:AssumedRole/AnomalousBehavior",
+                title="ana listed buckets",
+                principal=role,
+                actor=ana,
+                account_id=ACCOUNT,
+                identity_type="AssumedRole",
+                first_seen=t0,
+                last_seen=t0 + timedelta(minutes=4),
+                count=3,
+                score=0.5,
+                risk_score=50,
+                severity=4.0,
+                severity_label="Medium",
+                confidence="Low",
+                tactic="Discovery",
+                tactic_id="TA0007",
+                technique=None,
+                event_ids=["sso-0"],
+                reasons=[],
+            )
+        ],
+    )
+    c = make_client(tmp_path)
+    html = c.get("/findings/sso0000000000001").text
+    assert "Timeline of role/…/ana@example.com" in text_of(html)
+    assert html.count("ListBuckets</strong>") == 3
+    assert "GetObject" not in html
+    profile = text_of(c.get("/principal", params={"arn": ana}).text)
+    assert "Events 3 " in profile  # the person's own events only
+    assert "Events 6 " in text_of(c.get("/principal", params={"arn": role}).text)  # the whole role

@@ -420,7 +420,8 @@ def create_app(
         since, until = queries.window_around(first, last)
         unusual_ids = set(finding.get("event_ids") or [])
         with open_lake(since, until) as lake:
-            events = queries.principal_events(lake, str(finding.get("principal") or ""), since, until)
+            actor = str(finding.get("actor") or finding.get("principal") or "")
+            events = queries.principal_events(lake, actor, since, until)
         timeline_from_lake = bool(events)
         if not events:
             blank = dict.fromkeys(queries.EVENT_VIEW_COLUMNS)

@@ -269,13 +269,14 @@ _COLS = ", ".join(EVENT_VIEW_COLUMNS)
 
 
 def principal_events(
-    lake: Lake, principal: str, since: datetime, until: datetime, limit: int = 400
+    lake: Lake, actor: str, since: datetime, until: datetime, limit: int = 400
 ) -> list[dict[str, Any]]:
-    """Events of ``principal`` in ``[since, until]`` by time (the finding's timeline)."""
+    """Events of ``actor`` in ``[since, until]`` by time: a finding's actor is its principal, or the
+    person behind a shared role (``<role ARN>/<session name>``)."""
     return lake.rows(
-        f"SELECT {_COLS} FROM events WHERE principal = ? AND event_time BETWEEN ? AND ? "
+        f"SELECT {_COLS} FROM events WHERE actor = ? AND event_time BETWEEN ? AND ? "
         "ORDER BY event_time, event_id LIMIT ?",
-        [principal, since, until, limit],
+        [actor, since, until, limit],
     )
 
 
@@ -316,8 +317,8 @@ def profile(lake: Lake, principal: str) -> Profile:
     stats = lake.one(
         "SELECT count(*) AS n, min(event_time) AS first, max(event_time) AS last, "
         "count(DISTINCT event_date) AS days, list(DISTINCT identity_type) AS types, "
-        "list(DISTINCT account_id) AS accounts FROM events WHERE principal = ?",
-        [principal],
+        "list(DISTINCT account_id) AS accounts FROM events WHERE (principal = ? OR actor = ?)",
+        [principal, principal],
     )
     if not stats or not stats["n"]:
         return Profile(
@@ -340,9 +341,9 @@ def profile(lake: Lake, principal: str) -> Profile:
     apis = lake.rows(
         "SELECT service, event_name, count(*) AS count, count(DISTINCT event_date) AS days, "
         "count(DISTINCT date_trunc('week', event_time)) AS weeks, min(event_time) AS first, "
-        "max(event_time) AS last, count(error_code) AS failures FROM events WHERE principal = ? "
+        "max(event_time) AS last, count(error_code) AS failures FROM events WHERE (principal = ? OR actor = ?) "
         "GROUP BY service, event_name ORDER BY count DESC, event_name LIMIT 200",
-        [principal],
+        [principal, principal],
     )
     history_days = (last - first).total_seconds() / 86400.0
     for api in apis:
@@ -351,36 +352,39 @@ def profile(lake: Lake, principal: str) -> Profile:
     heat = [[0] * 24 for _ in range(7)]
     for row in lake.rows(
         "SELECT isodow(event_time) AS d, hour(event_time) AS h, count(*) AS n FROM events "
-        "WHERE principal = ? GROUP BY d, h",
-        [principal],
+        "WHERE (principal = ? OR actor = ?) GROUP BY d, h",
+        [principal, principal],
     ):
         heat[int(row["d"]) - 1][int(row["h"])] = int(row["n"])
     networks = lake.rows(
         "SELECT source_ip, any_value(ip_kind) AS ip_kind, any_value(asn) AS asn, any_value(as_org) AS as_org, "
         "any_value(city) AS city, any_value(country) AS country, count(*) AS count, min(event_time) AS first, "
-        "max(event_time) AS last FROM events WHERE principal = ? GROUP BY source_ip ORDER BY count DESC LIMIT 50",
-        [principal],
+        "max(event_time) AS last FROM events WHERE (principal = ? OR actor = ?) "
+        "GROUP BY source_ip ORDER BY count DESC LIMIT 50",
+        [principal, principal],
     )
     countries = lake.rows(
         "SELECT coalesce(country, '?') AS country, count(*) AS count, count(DISTINCT event_date) AS days "
-        "FROM events WHERE principal = ? GROUP BY 1 ORDER BY count DESC LIMIT 50",
-        [principal],
+        "FROM events WHERE (principal = ? OR actor = ?) GROUP BY 1 ORDER BY count DESC LIMIT 50",
+        [principal, principal],
     )
     agents = lake.rows(
         "SELECT ua_family, user_agent, count(*) AS count, min(event_time) AS first, max(event_time) AS last "
-        "FROM events WHERE principal = ? GROUP BY ua_family, user_agent ORDER BY count DESC LIMIT 30",
-        [principal],
+        "FROM events WHERE (principal = ? OR actor = ?) GROUP BY ua_family, user_agent ORDER BY count DESC LIMIT 30",
+        [principal, principal],
     )
     sessions = lake.rows(
         "SELECT session_name, count(*) AS count, min(event_time) AS first FROM events "
-        "WHERE principal = ? AND session_name IS NOT NULL GROUP BY session_name ORDER BY count DESC LIMIT 30",
-        [principal],
+        "WHERE (principal = ? OR actor = ?) AND session_name IS NOT NULL "
+        "GROUP BY session_name ORDER BY count DESC LIMIT 30",
+        [principal, principal],
     )
     daily = [
         (r["d"], int(r["n"]))
         for r in lake.rows(
-            "SELECT CAST(event_time AS DATE) AS d, count(*) AS n FROM events WHERE principal = ? GROUP BY d ORDER BY d",
-            [principal],
+            "SELECT CAST(event_time AS DATE) AS d, count(*) AS n FROM events "
+            "WHERE (principal = ? OR actor = ?) GROUP BY d ORDER BY d",
+            [principal, principal],
         )
     ]
     return Profile(
