@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +111,44 @@ def test_hostile_lookups_are_data(invictus_store: Path) -> None:
 def test_open_lake_needs_a_store(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="not a trailsight store"), open_lake(tmp_path):
         pass
+
+
+def test_a_person_behind_an_sso_role(tmp_path: Path) -> None:
+    import duckdb
+    import pyarrow as pa
+
+    from trailsight.schema import EVENT_SCHEMA
+
+    role = "arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Dev_0123"
+    rows = []
+    for i, (person, api) in enumerate(
+        [("ava@example.com", "ListBuckets")] * 3 + [("bob@example.com", "GetObject")] * 2
+    ):
+        rows.append(
+            {
+                "event_id": f"e{i}",
+                "event_time": datetime(2025, 3, 3, 9, i, tzinfo=UTC),
+                "event_date": datetime(2025, 3, 3, tzinfo=UTC).date(),
+                "account_id": "111122223333",
+                "event_name": api,
+                "service": "s3",
+                "principal": role,
+                "actor": f"{role}/{person}",
+                "session_name": person,
+                "identity_type": "AssumedRole",
+            }
+        )
+    table = pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)
+    con = duckdb.connect()
+    con.register("events", table)
+    d = principal_pivot(con, "ava@example.com")
+    assert d["actor"] == f"{role}/ava@example.com"
+    assert d["principal"] == role
+    assert d["events"] == 3
+    assert [a["event_name"] for a in d["apis"]] == ["ListBuckets"]
+    p = principal_profile(con, "bob@example.com")
+    assert p["events"] == 2
+    assert p["apis"][0]["value"] == "GetObject"
+    whole = principal_pivot(con, "AWSReservedSSO_Dev_0123")
+    assert whole["actor"] is None
+    assert whole["events"] == 5

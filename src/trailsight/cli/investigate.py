@@ -203,7 +203,10 @@ def _chain_tree(tree: Tree, chains: Sequence[Mapping[str, Any]], limit: int) -> 
 
 def principal_view(d: Mapping[str, Any], limit: int) -> Group:
     """Rich view of :func:`principal_pivot`."""
-    label = f"{safe(d.get('principal'), 200)}  ({safe(d.get('identity_type'))}, account {safe(d.get('account_id'))})"
+    who = safe(d.get("principal"), 200)
+    if d.get("actor"):
+        who = f"{safe(d['actor'], 200)} (one person of {short_principal(str(d.get('principal') or ''))})"
+    label = f"{who}  ({safe(d.get('identity_type'))}, account {safe(d.get('account_id'))})"
     parts: list[RenderableType] = [_summary(label, d)]
     others = list(d.get("matches") or [])[1:]
     if others:

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from trailsight.errors import ConfigError, StoreError
-from trailsight.findings.render import safe
+from trailsight.findings.render import safe, short_principal
 from trailsight.investigate.lake import open_lake
 from trailsight.investigate.profile import DAYS, principal_profile
 
@@ -64,8 +64,11 @@ def _table(title: str, items: Sequence[Mapping[str, Any]], limit: int, width: in
 
 def profile_view(p: Mapping[str, Any], *, limit: int = 20) -> Group:
     """The profile as rich renderables."""
+    who = safe(p.get("principal"), 200)
+    if p.get("actor"):
+        who = f"{safe(p['actor'], 200)}  (one person of {short_principal(str(p.get('principal') or ''))})"
     head = Text.assemble(
-        (safe(p.get("principal"), 200), "bold"),
+        (who, "bold"),
         (f"  ({safe(p.get('identity_type'))}, account {safe(p.get('account_id'))})\n", "dim"),
         (
             f"{p.get('events', 0)} events from {safe(p.get('first_seen'))} to {safe(p.get('last_seen'))} "

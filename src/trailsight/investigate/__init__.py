@@ -26,6 +26,7 @@ __all__ = [
     "open_lake",
     "principal_pivot",
     "principal_profile",
+    "resolve_identity",
     "resolve_principal",
     "role_chains",
 ]

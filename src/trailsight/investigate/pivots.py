@@ -26,6 +26,7 @@ __all__ = [
     "ip_pivot",
     "key_pivot",
     "principal_pivot",
+    "resolve_identity",
     "resolve_principal",
     "role_chains",
 ]
@@ -66,6 +67,24 @@ def resolve_principal(con: duckdb.DuckDBPyConnection, text: str) -> list[str]:
         [text, text, "/" + text, "/" + text, text],
     ).fetchall()
     return [str(r[0]) for r in rows]
+
+
+def resolve_identity(con: duckdb.DuckDBPyConnection, text: str) -> tuple[str, str, list[str]] | None:
+    """Which column and value ``text`` names: ``("actor", <actor ARN>, matches)`` for a person behind
+    an SSO role (``ines.lee@example.com`` or the full actor ARN), else ``("principal", <ARN>, matches)``;
+    None when nothing matches.
+    """
+    actors = con.execute(
+        "SELECT actor, count(*) AS n FROM events WHERE actor <> principal AND (actor = ? OR ends_with(actor, ?)) "
+        "GROUP BY 1 ORDER BY n DESC, 1",
+        [text, "/" + text],
+    ).fetchall()
+    if actors:
+        return "actor", str(actors[0][0]), [str(a[0]) for a in actors]
+    principals = resolve_principal(con, text)
+    if principals:
+        return "principal", principals[0], principals
+    return None
 
 
 def api_summary(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> list[dict[str, Any]]:
@@ -260,21 +279,23 @@ def _chains(
 def principal_pivot(con: duckdb.DuckDBPyConnection, principal: str) -> dict[str, Any]:
     """A principal's activity: totals, APIs (successes, failures), sources, keys, agents and role chains.
 
-    ``principal`` may be an ARN or a name; the best match is used and the others are listed.
+    ``principal`` may be an ARN or a name, or the person behind an SSO role (its session name, e.g.
+    an e-mail): then only that person's events are shown (``"actor"`` is set). The best match is
+    used and the others are listed in ``"matches"``.
     """
-    matches = resolve_principal(con, principal)
-    if not matches:
+    resolved = resolve_identity(con, principal)
+    if resolved is None:
         return {"principal": principal, "matches": [], "events": 0}
-    arn = matches[0]
-    where, params = "principal = ?", [arn]
+    column, value, matches = resolved
+    where, params = f"{column} = ?", [value]
     identity = _one(
         con,
-        "SELECT any_value(identity_type) AS identity_type, any_value(account_id) AS account_id, "
-        "count(DISTINCT actor) AS actors FROM events WHERE principal = ?",
-        [arn],
+        "SELECT any_value(principal) AS principal, any_value(identity_type) AS identity_type, "
+        f"any_value(account_id) AS account_id, count(DISTINCT actor) AS actors FROM events WHERE {where}",
+        params,
     )
     return {
-        "principal": arn,
+        "actor": value if column == "actor" else None,
         "matches": matches,
         **identity,
         **_totals(con, where, params),
@@ -283,5 +304,5 @@ def principal_pivot(con: duckdb.DuckDBPyConnection, principal: str) -> dict[str,
         "access_keys": _values(con, "access_key_id", where, params),
         "sessions": _values(con, "session_name", where, params),
         "user_agents": _values(con, "user_agent", where, params),
-        "role_chains": role_chains(con, arn),
+        "role_chains": _chains(con, where, params, _MAX_CHAIN_DEPTH, set()),
     }

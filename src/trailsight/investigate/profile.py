@@ -14,7 +14,7 @@ import duckdb
 
 from trailsight.findings.describe import frequency_class
 from trailsight.investigate.lake import iso, to_time
-from trailsight.investigate.pivots import resolve_principal
+from trailsight.investigate.pivots import resolve_identity
 
 __all__ = ["DAYS", "principal_profile"]
 
@@ -38,32 +38,35 @@ _DIMENSIONS: dict[str, str] = {
 def principal_profile(
     con: duckdb.DuckDBPyConnection, principal: str, *, until: datetime | None = None, top: int = 50
 ) -> dict[str, Any]:
-    """The usual behaviour of ``principal`` (an ARN or a name) from the events in ``con``'s ``events``.
+    """The usual behaviour of ``principal`` from the events in ``con``'s ``events``.
+
+    ``principal`` is an ARN, a name, or the person behind an SSO role (then only their events count).
 
     Returns ``{"principal", "matches", "events", "first_seen", "last_seen", "history_days",
     "apis": [{value, count, days, weeks, frequency}], ... , "heatmap": 7 x 24 counts (Mon..Sun, UTC hours)}``.
     """
-    matches = resolve_principal(con, principal)
-    if not matches:
+    resolved = resolve_identity(con, principal)
+    if resolved is None:
         return {"principal": principal, "matches": [], "events": 0}
-    arn = matches[0]
-    where = "principal = ?"
-    params: list[Any] = [arn]
+    column, value, matches = resolved
+    where = f"{column} = ?"
+    params: list[Any] = [value]
     if until is not None:
         where += " AND event_time < ?"
         params.append(until)
     row = con.execute(
         "SELECT count(*), epoch_us(min(event_time)), epoch_us(max(event_time)), any_value(identity_type), "
-        f"any_value(account_id), count(DISTINCT actor) FROM events WHERE {where}",
+        f"any_value(account_id), count(DISTINCT actor), any_value(principal) FROM events WHERE {where}",
         params,
     ).fetchone()
     assert row is not None
-    n, first, last, identity, account, actors = row
+    n, first, last, identity, account, actors, arn = row
     first_t, last_t = to_time(first), to_time(last)
     span_end = until or last_t
     history_days = (span_end - first_t).total_seconds() / 86400 if first_t and span_end else 0.0
     profile: dict[str, Any] = {
         "principal": arn,
+        "actor": value if column == "actor" else None,
         "matches": matches,
         "identity_type": identity,
         "account_id": account,
