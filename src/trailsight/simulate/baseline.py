@@ -206,7 +206,42 @@ def people(trail: Trail, org: Organisation, days: int, skip: set[tuple[str, int]
                 ip = home_ip(h, d)
                 if h.mobile_net and rng.random() < 0.05:
                     ip = NETWORKS[h.mobile_net].host(rng.randrange(254))
+                elif h.vpn_net and rng.random() < 0.15:
+                    ip = NETWORKS[h.vpn_net].host(rng.randrange(254))
                 human_session(trail, org, h, ts, ip=ip, n_events=rng.randint(4, 35))
+            if h.cron_net:
+                _cron(trail, org, h, trail.start + d * DAY + 3 * 3600 + rng.uniform(0, 120))
+
+
+_CRON_UA = (
+    "Boto3/1.34.84 md/Botocore#1.34.84 ua/2.0 os/linux#5.15.0-105-generic md/arch#x86_64 lang/python#3.10.12 "
+    "md/pyimpl#CPython cfg/retry-mode#legacy Botocore/1.34.84"
+)
+
+
+def _cron(trail: Trail, org: Organisation, h: Human, ts: float) -> None:
+    """A person's nightly script on their own VPS, using their long-term access key."""
+    rng = trail.rng
+    acct = org.account("prod")
+    ident = iam_user(acct.id, h.name, h.user_id, h.access_key)
+    ip = NETWORKS[h.cron_net].host(h.home_index)
+    for service, name in (
+        ("s3", "ListBuckets"),
+        ("dynamodb", "DescribeTable"),
+        ("dynamodb", "DescribeTable"),
+        ("logs", "DescribeLogGroups"),
+    ):
+        trail.emit(
+            ident,
+            ts,
+            service,
+            name,
+            acct.regions[0],
+            ip,
+            _CRON_UA,
+            request=request_for(service, name, acct.resources, acct.regions[0], rng),
+        )
+        ts += rng.uniform(0.2, 2)
 
 
 # ---------------------------------------------------------------------------

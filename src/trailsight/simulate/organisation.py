@@ -153,6 +153,8 @@ class Human:
     access_key: str = ""  # AKIA... (IAM users)
     join_day: int = 0  # first active day (new hires > 0)
     home_index: int = 0
+    vpn_net: str = ""  # a personal commercial VPN used for some sessions
+    cron_net: str = ""  # a personal VPS running a nightly script with the person's access key
 
 
 @dataclass(kw_only=True)
@@ -276,6 +278,14 @@ def build_organisation(rng: random.Random, principals: int) -> Organisation:
     teams = ("platform", "backend", "data", "security", "backend", "platform", "data")
     used: set[str] = set()
     humans = [make_human(rng, i, teams[i % len(teams)], "iam" if i % 2 == 0 else "sso", used) for i in range(n_humans)]
+    # Some people route part of their sessions through a commercial VPN (the exits attackers rent
+    # too), and one engineer runs a nightly script on a personal VPS with their access key.
+    for i, h in enumerate(humans):
+        if i % 8 == 3:
+            h.vpn_net = "m247_frankfurt" if h.utc_offset >= 0 else rng.choice(("m247_newyork", "datacamp_dallas"))
+    cron = next((h for h in humans if h.kind == "iam" and h.team == "backend"), None)
+    if cron is not None:
+        cron.cron_net = "do_northbergen"
     return Organisation(accounts=accounts, humans=humans, workloads=workloads)
 
 
