@@ -351,6 +351,7 @@ def hostile_store(store: Path) -> str:
                 "country": "XX",
                 "asn": 64500,
                 "ip_kind": "public",
+                "actor": principal + "/" + HOSTILE_SESSION,  # a session name that is also the actor key
             }
         )
         rows.append(row)
