@@ -148,7 +148,10 @@ def ingest_command(
         typer.echo(summary.line())
         if summary.enrich_errors:
             typer.echo(f"warning: enrichment failed for {summary.enrich_errors:,} events (kept without it)", err=True)
-    raise typer.Exit(summary.exit_code)
+    if summary.exit_code:
+        # SystemExit, not typer.Exit: cli.main runs the app with standalone_mode=False, where click
+        # returns typer.Exit's code instead of raising it, and main() would exit 0.
+        sys.exit(summary.exit_code)
 
 
 def register(app: typer.Typer) -> None:

@@ -292,6 +292,15 @@ def _parse_lines(lines: Iterable[bytes], first_line: int = 1) -> Iterator[Item]:
         try:
             value = loads(line)
         except orjson.JSONDecodeError as exc:
+            start, _ = _first_char(line)
+            if _RECORDS_START_RE.match(line, start):
+                # Whole delivery files on one line, possibly several back to back (zcat *.json.gz).
+                for item in _split(line, start, final=True, problem_at_end=None):
+                    if isinstance(item, Problem):
+                        yield Problem(f"line {number} {item.location}", item.reason, item.snippet)
+                    else:
+                        yield number, item[1], "line", item[3]
+                continue
             yield Problem(f"line {number}", _json_reason(line, exc), snippet(line))
             continue
         if isinstance(value, dict) and "Records" not in value:
