@@ -83,7 +83,9 @@ def detect_command(
     max_findings: Annotated[int, typer.Option("--max-findings", min=0, help="Print at most N findings.")] = 100,
     min_score: Annotated[
         float | None,
-        typer.Option("--min-score", min=0.0, max=1.0, help="Raise findings scoring at least X (default 0.4)."),
+        typer.Option(
+            "--min-score", min=0.0, max=1.0, help="Raise findings scoring at least X (default 0.5; gated ones always)."
+        ),
     ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Settings file (trailsight.toml).")] = None,
     no_save: Annotated[

@@ -206,3 +206,23 @@ def days_between(later: FloatArray, earlier: FloatArray) -> FloatArray:
     """Days from ``earlier`` to ``later`` (epoch seconds; NaN stays NaN)."""
     out: FloatArray = (later - earlier) / 86400.0
     return out
+
+
+def recently_new(cols: Columns, count_col: str, first_col: str, hours: float) -> BoolArray:
+    """True where a value was never seen before, or first seen less than ``hours`` ago.
+
+    Splunk's first-seen searches keep a value "new" for a day after its first sighting; the
+    same keeps a whole session from a new network or agent new, not just its first call.
+    """
+    now = cols.epoch("event_time")
+    first = np.nan_to_num(cols.epoch(first_col), nan=-np.inf)
+    out: BoolArray = (cols.num(count_col) == 0) | (now - first < hours * 3600.0)
+    return out
+
+
+def seen_today(cols: Columns, last_col: str) -> BoolArray:
+    """True where the pair's last earlier sighting fell on the event's own UTC day."""
+    now = cols.epoch("event_time")
+    last = cols.epoch(last_col)
+    out: BoolArray = np.floor(np.nan_to_num(last, nan=-1e18) / 86400.0) == np.floor(now / 86400.0)
+    return out

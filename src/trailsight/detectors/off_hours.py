@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from trailsight.detectors.base import Columns, Detector, FloatArray
+from trailsight.detectors.base import Columns, Detector, FloatArray, seen_today
 from trailsight.findings.model import Reason
 
 
@@ -25,12 +25,14 @@ class OffHoursDetector(Detector):
 
     name: ClassVar[str] = "off_hours"
     source: ClassVar[str] = "Sophos learned working hours"
-    requires: ClassVar[tuple[str, ...]] = ("hour", "p_hour_days", "p_days", "p_hour_share")
+    requires: ClassVar[tuple[str, ...]] = ("event_time", "hour", "p_hour_days", "p_hour_last", "p_days", "p_last")
     defaults: ClassVar[dict[str, float | int | bool]] = {"threshold": 50, "min_days": 7, "usual_share": 0.1}
 
     def _score(self, cols: Columns) -> tuple[FloatArray, Any]:
-        days = cols.num("p_days")
-        frac = cols.num("p_hour_days") / np.maximum(days, 1.0)
+        # Earlier days only: the event's own day must not teach the hours it is judged by.
+        days = cols.num("p_days") - seen_today(cols, "p_last")
+        hour_days = cols.num("p_hour_days") - seen_today(cols, "p_hour_last")
+        frac = hour_days / np.maximum(days, 1.0)
         score = np.where(days >= self.p("min_days"), np.clip(1.0 - frac / self.p("usual_share"), 0.0, 1.0), 0.0)
         hours = cols.num("hour")
 
@@ -41,7 +43,7 @@ class OffHoursDetector(Detector):
                 "active_days_at_hour": int(cols.num("p_hour_days")[i]),
                 "active_days": int(days[i]),
             }
-            used = int(cols.num("p_hour_days")[i])
+            used = int(hour_days[i])
             msg = f"active at {h:02d}:00 UTC, an hour it used on {used} of {int(days[i])} active days"
             return [Reason(detector=self.name, code="off_hours", score=s, message=msg, details=details)]
 

@@ -5,10 +5,12 @@ account) and the location part of its anomalous-behaviour findings.
 
 Algorithm, in plain words: for an event from a public address, look up whether the principal
 used its autonomous system (ASN) and its country before (forget window), and whether anyone in
-the account did. New ASN for the principal *and* the account scores 0.8, new for the principal
-only 0.5; a country new for the principal adds (0.9 when also new for the account, else 0.7);
-scores take the maximum. AWS-internal calls (no ASN) score 0. Principals with less than
-``min_principal_days`` (3) active days score at most half: everything is new to a newcomer.
+the account did. A value stays *new* for ``new_hours`` (24) after its first sighting, so a whole
+session from a new network counts, not only its first call. New ASN for the principal *and*
+the account scores 0.8, new for the principal only 0.5; a country new for the principal adds
+(0.9 when the ASN is also new for the account, else 0.7); scores take the maximum. AWS-internal
+calls (no ASN) score 0. Principals with less than ``min_principal_days`` (3) active days score
+at most half: everything is new to a newcomer.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from trailsight.detectors.base import Columns, Detector, FloatArray
+from trailsight.detectors.base import Columns, Detector, FloatArray, recently_new
 from trailsight.findings.model import Reason
 
 
@@ -31,24 +33,29 @@ class UnusualNetworkDetector(Detector):
         "as_org",
         "country",
         "source_ip",
+        "event_time",
         "p_asn_n",
+        "p_asn_first",
         "a_asn_n",
+        "a_asn_first",
         "p_country_n",
+        "p_country_first",
         "a_api_n",
         "p_days",
         "p_asn_freq",
     )
-    defaults: ClassVar[dict[str, float | int | bool]] = {"threshold": 50, "min_principal_days": 3}
+    defaults: ClassVar[dict[str, float | int | bool]] = {"threshold": 50, "min_principal_days": 3, "new_hours": 24}
 
     def _score(self, cols: Columns) -> tuple[FloatArray, Any]:
         has_asn = cols.present("asn")
         has_country = cols.present("country")
-        p_asn = cols.num("p_asn_n")
-        a_asn = cols.num("a_asn_n")
-        p_cty = cols.num("p_country_n")
-        asn_score = np.where(p_asn == 0, np.where(a_asn == 0, 0.8, 0.5), 0.0)
-        cty_score = np.where(has_country & (p_cty == 0), 0.7, 0.0)
-        cty_score = np.where((cty_score > 0) & (a_asn == 0), 0.9, cty_score)
+        hours = self.p("new_hours")
+        new_p_asn = recently_new(cols, "p_asn_n", "p_asn_first", hours)
+        new_a_asn = recently_new(cols, "a_asn_n", "a_asn_first", hours)
+        new_p_cty = recently_new(cols, "p_country_n", "p_country_first", hours)
+        asn_score = np.where(new_p_asn, np.where(new_a_asn, 0.8, 0.5), 0.0)
+        cty_score = np.where(has_country & new_p_cty, 0.7, 0.0)
+        cty_score = np.where((cty_score > 0) & new_a_asn, 0.9, cty_score)
         score = np.where(has_asn, np.maximum(asn_score, cty_score), 0.0)
         young = cols.num("p_days") < self.p("min_principal_days")
         score = np.where(young, score * 0.5, score)
@@ -60,14 +67,15 @@ class UnusualNetworkDetector(Detector):
                 "as_org": org,
                 "country": country,
                 "source_ip": cols.text("source_ip")[i],
-                "new_asn_for_principal": bool(p_asn[i] == 0),
-                "new_asn_for_account": bool(a_asn[i] == 0),
-                "new_country_for_principal": bool(p_cty[i] == 0),
+                "new_asn_for_principal": bool(new_p_asn[i]),
+                "new_asn_for_account": bool(new_a_asn[i]),
+                "new_country_for_principal": bool(new_p_cty[i]),
+                "principal_calls_from_asn_before": int(cols.num("p_asn_n")[i]),
             }
             out = []
-            if p_asn[i] == 0:
-                where = "the principal and the account" if a_asn[i] == 0 else "the principal"
-                code = "new_asn_for_account" if a_asn[i] == 0 else "new_asn_for_principal"
+            if new_p_asn[i]:
+                where = "the principal and the account" if new_a_asn[i] else "the principal"
+                code = "new_asn_for_account" if new_a_asn[i] else "new_asn_for_principal"
                 out.append(
                     Reason(
                         detector=self.name,
@@ -77,7 +85,7 @@ class UnusualNetworkDetector(Detector):
                         details=details,
                     )
                 )
-            if p_cty[i] == 0 and country:
+            if new_p_cty[i] and country:
                 out.append(
                     Reason(
                         detector=self.name,

@@ -8,7 +8,8 @@ exact user agent before, and this user-agent *family* (console, CLI, Python SDK,
 A new family for the principal is the strong signal — 1.0 when the account never used it
 either, 0.8 otherwise; a new exact agent (a version bump, mostly) scores 0.5 when new to the
 account too, 0.35 when only the principal is new to it. AWS-internal agents score 0, and young
-principals (under ``min_principal_days`` active days) score at most half.
+principals (under ``min_principal_days`` active days) score at most half. As for networks, a
+value stays new for ``new_hours`` (24) after its first sighting.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from trailsight.detectors.base import Columns, Detector, FloatArray
+from trailsight.detectors.base import Columns, Detector, FloatArray, recently_new
 from trailsight.findings.model import Reason
 
 
@@ -29,23 +30,31 @@ class UnusualUserAgentDetector(Detector):
     requires: ClassVar[tuple[str, ...]] = (
         "user_agent",
         "ua_family",
+        "event_time",
         "p_ua_n",
+        "p_ua_first",
         "a_ua_n",
+        "a_ua_first",
         "p_uaf_n",
+        "p_uaf_first",
         "a_uaf_n",
+        "a_uaf_first",
         "p_days",
     )
-    defaults: ClassVar[dict[str, float | int | bool]] = {"threshold": 50, "min_principal_days": 3}
+    defaults: ClassVar[dict[str, float | int | bool]] = {"threshold": 50, "min_principal_days": 3, "new_hours": 24}
 
     def _score(self, cols: Columns) -> tuple[FloatArray, Any]:
         has = cols.present("user_agent")
         fam = cols.text("ua_family")
         internal = np.array([f == "aws-service" for f in fam], dtype=bool)
-        p_ua, a_ua = cols.num("p_ua_n"), cols.num("a_ua_n")
-        p_f, a_f = cols.num("p_uaf_n"), cols.num("a_uaf_n")
+        hours = self.p("new_hours")
+        p_ua = recently_new(cols, "p_ua_n", "p_ua_first", hours)
+        a_ua = recently_new(cols, "a_ua_n", "a_ua_first", hours)
+        p_f = recently_new(cols, "p_uaf_n", "p_uaf_first", hours)
+        a_f = recently_new(cols, "a_uaf_n", "a_uaf_first", hours)
         has_f = cols.present("ua_family")
-        fam_score = np.where(has_f & (p_f == 0), np.where(a_f == 0, 1.0, 0.8), 0.0)
-        ua_score = np.where(p_ua == 0, np.where(a_ua == 0, 0.5, 0.35), 0.0)
+        fam_score = np.where(has_f & p_f, np.where(a_f, 1.0, 0.8), 0.0)
+        ua_score = np.where(p_ua, np.where(a_ua, 0.5, 0.35), 0.0)
         score = np.where(has & ~internal, np.maximum(fam_score, ua_score), 0.0)
         score = np.where(cols.num("p_days") < self.p("min_principal_days"), score * 0.5, score)
 
@@ -54,14 +63,14 @@ class UnusualUserAgentDetector(Detector):
             details = {
                 "user_agent": ua,
                 "ua_family": family,
-                "new_for_principal": bool(p_ua[i] == 0),
-                "new_for_account": bool(a_ua[i] == 0),
-                "new_family_for_principal": bool(p_f[i] == 0),
+                "new_for_principal": bool(p_ua[i]),
+                "new_for_account": bool(a_ua[i]),
+                "new_family_for_principal": bool(p_f[i]),
             }
             if fam_score[i] >= ua_score[i]:
                 code, msg = "new_user_agent_family", f"first {family} call for this principal"
             else:
-                code = "new_user_agent_for_account" if a_ua[i] == 0 else "new_user_agent_for_principal"
+                code = "new_user_agent_for_account" if a_ua[i] else "new_user_agent_for_principal"
                 msg = f"user agent {ua!s:.80} is new for this principal"
             return [Reason(detector=self.name, code=code, score=s, message=msg, details=details)]
 

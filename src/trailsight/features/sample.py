@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from trailsight.schema import EVENT_SCHEMA
 from trailsight.store.layout import StoreLayout
@@ -60,22 +58,15 @@ def make_events(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=EVENT_SCHEMA)
 
 
-def write_lake(layout: StoreLayout, table: pa.Table, batch: str = "batch") -> list[Path]:
-    """Write ``table`` into the store's lake, one file per (account, day) partition."""
-    paths: list[Path] = []
-    keys = sorted(
-        {(a, d) for a, d in zip(table["account_id"].to_pylist(), table["event_date"].to_pylist(), strict=True)}
-    )
-    for account, day in keys:
-        mask = pc.and_(pc.equal(table["account_id"], account), pc.equal(table["event_date"], pa.scalar(day)))
-        part = table.filter(mask)
-        folder = layout.partition(account, day.isoformat())
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{batch}.parquet"
-        pq.write_table(part, path)
-        paths.append(path)
-    return paths
+def write_lake(layout: StoreLayout, table: pa.Table, batch: str = "sample") -> list[Path]:
+    """Write ``table`` into the store's lake and register the files, as ingest would."""
+    from trailsight.store import lake, state
 
+    files = lake.write_batch(layout, table, batch)
+    with state.connect(layout) as con:
+        lake.ensure_tables(con)
+        lake.register_files(con, files, batch)
+    return [Path(f.path) for f in files]
 
 ACCOUNT = "111111111111"
 ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"

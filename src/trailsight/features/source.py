@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import importlib
 import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -77,6 +80,14 @@ def open_events(
         [str(p) for p in files], table_name=table_name, hive_partitioning=False, union_by_name=True
     )
     return table.select(*EVENT_COLUMNS)
+
+
+@contextmanager
+def quiet_ibis() -> Iterator[None]:
+    """Silence the deprecation warnings ibis 12 triggers inside duckdb 2 (not ours to fix)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*fetch_arrow_table.*", category=DeprecationWarning)
+        yield
 
 
 def connect(threads: int | None = None, memory_limit: str | None = None) -> DuckDBBackend:

@@ -21,14 +21,15 @@ class ScoringOptions:
     * ``default_risk`` — risk weight of an API the catalog does not know.
     * ``context_weight`` — how much of a finding's score depends on context corroboration
       (new network, agent, hour, volume) when its APIs are unusual.
-    * ``min_score`` — findings scoring below this are not raised (the alert threshold).
+    * ``min_score`` — findings scoring below this are not raised (the alert threshold); gated
+      findings are raised regardless, marked ``gated``.
     * ``weights`` — per-detector weight in the combination (defaults in
       :data:`trailsight.scoring.combine.DEFAULT_WEIGHTS`, 1 for other detectors).
     """
 
     event_threshold: float = 0.3
     context_weight: float = 0.6
-    min_score: float = 0.4
+    min_score: float = 0.5
     gap_minutes: float = 30.0
     gated_risk: float = 0.7
     default_risk: float = 0.3
