@@ -96,6 +96,8 @@ def simulate(
             day = window[(i * 3 + rng.randrange(2)) % len(window)]
             if name == "new_hire":
                 day = window[0]
+            elif name in ("travel", "service_adoption"):
+                day = max(window[0], min(day, days - 3))  # they last a few days
             lab = inject_benign(trail, org, name, day, days, f"B{i + 1:02d}", used, skip)
             if lab is not None:
                 labels.append(lab)
