@@ -65,6 +65,7 @@ def test_counts_span_days_and_never_include_the_event(whole: pa.Table) -> None:
     assert lists[-1]["p_n"] > lists[-2]["p_n"]
 
 
+@pytest.mark.slow
 def test_later_events_do_not_change_earlier_features(scenario: pa.Table, whole: pa.Table) -> None:
     cut = TEST_DAY + timedelta(hours=12)
     early = scenario.filter(pc.less(scenario["event_time"], pa.scalar(cut, pa.timestamp("us", tz="UTC"))))
@@ -73,6 +74,7 @@ def test_later_events_do_not_change_earlier_features(scenario: pa.Table, whole: 
     assert only_early.equals(expected)
 
 
+@pytest.mark.slow
 def test_pieces_equal_the_whole(scenario: pa.Table, whole: pa.Table) -> None:
     mid = TEST_DAY + timedelta(hours=10, minutes=7)  # inside bob's burst
     first = features(scenario, START, mid)
@@ -80,6 +82,7 @@ def test_pieces_equal_the_whole(scenario: pa.Table, whole: pa.Table) -> None:
     assert pa.concat_tables([first, second]).equals(whole)
 
 
+@pytest.mark.slow
 def test_forget_window_drops_old_days() -> None:
     t0 = datetime(2025, 2, 3, 9, tzinfo=UTC)
     rows = [{"event_time": t0 + timedelta(days=d), "principal": ALICE, "event_name": "ListBuckets"} for d in range(10)]
