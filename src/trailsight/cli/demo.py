@@ -45,7 +45,7 @@ def _matched(event_ids: list[str], index: dict[str, str]) -> str:
         if eid in index:
             hits[index[eid]] = hits.get(index[eid], 0) + 1
     if not hits:
-        return "-"
+        return "not injected"
     return max(hits.items(), key=lambda kv: kv[1])[0]
 
 
@@ -98,7 +98,7 @@ def demo_command(
     index = _label_index(labels)
     shown = findings[:top]
     console.print(
-        f"\n[bold]Top {len(shown)} findings[/] (risk 0-100; the last column says what the simulator injected)\n"
+        f"\n[bold]Top {len(shown)} findings[/] (risk 0-100; in brackets: what the simulator injected there)\n"
     )
     for rank, f in enumerate(shown, 1):
         console.print(
