@@ -44,3 +44,12 @@ def test_scale_mode_is_deterministic_across_workers(tmp_path: Path) -> None:
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b") != _digest(tmp_path / "c")
     with pytest.raises(ConfigError, match="--events"):
         simulate_scale(tmp_path / "d", events=0)
+
+
+def test_scale_output_ingests_with_zero_quarantined(tmp_path: Path) -> None:
+    from trailsight.ingest import ingest
+
+    res = simulate_scale(tmp_path / "logs", events=2500, days=1, principals=40, seed=3, workers=1)
+    summary = ingest([tmp_path / "logs" / "AWSLogs"], tmp_path / "store", workers=0)
+    assert summary.quarantined == 0
+    assert summary.new == res.events
