@@ -232,6 +232,7 @@ class _Chunk:
     filtered: int = 0
     enrich_errors: int = 0
     final: bool = True
+    mid_file: bool = False  # the chunk ends inside a file (only for files over chunk_rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +321,7 @@ def _process_task(task: _Task, ws: _WorkerState) -> Iterator[_Chunk]:
     filtered = 0
     chunk_no = 0
 
-    def emit(final: bool) -> _Chunk:
+    def emit(final: bool, mid_file: bool = False) -> _Chunk:
         nonlocal rows, tables, pending, problems, files, filtered, chunk_no
         if rows:
             tables.append(norm.rows_to_table(rows))
@@ -338,7 +339,7 @@ def _process_task(task: _Task, ws: _WorkerState) -> Iterator[_Chunk]:
                 tmp = lake.write_temp(layout, part, account, day, stem)
                 ids = part.column("event_id").combine_chunks()
                 parts.append(_Part(tmp.relative_to(layout.root).as_posix(), account, day, ids))
-        chunk = _Chunk(task.task_id, parts, problems, files, n, duplicates, filtered, errors, final)
+        chunk = _Chunk(task.task_id, parts, problems, files, n, duplicates, filtered, errors, final, mid_file)
         rows, problems, files, filtered = [], [], [], 0
         chunk_no += 1
         return chunk
@@ -348,6 +349,7 @@ def _process_task(task: _Task, ws: _WorkerState) -> Iterator[_Chunk]:
         default_account = src.account
         n_records = 0
         n_bad = 0
+        file_rows = 0
         complete = True
         unit = "line"
         try:
@@ -378,19 +380,24 @@ def _process_task(task: _Task, ws: _WorkerState) -> Iterator[_Chunk]:
                         continue
                 rows.append(row)  # type: ignore[arg-type]
                 pending += 1
+                file_rows += 1
                 if len(rows) >= ROWS_PER_TABLE:
                     # Arrow early: a row keeps the parsed record's strings alive, and with them
                     # the memory of the whole parse, so rows are turned into columns often.
                     tables.append(norm.rows_to_table(rows))
                     rows = []
-                    if pending >= cfg.chunk_rows:
-                        yield emit(final=False)
+                    if file_rows >= cfg.chunk_rows:
+                        # Only a file bigger than a chunk is cut; others end chunks at their end.
+                        file_rows = 0
+                        yield emit(final=False, mid_file=True)
         except Exception as exc:  # a source that cannot be read is quarantined, never fatal
             complete = False
             reason = f"cannot read: {type(exc).__name__}: {exc}".splitlines()[0][:500]
             problems.append(QuarantineEntry(display, "file", reason))
             n_bad += 1
         files.append(_FileDone(src, n_records, n_bad, complete and not src.is_stdin))
+        if pending >= cfg.chunk_rows:
+            yield emit(final=False)
     yield emit(final=True)
 
 
@@ -535,7 +542,7 @@ class _Committer:
     rows: int = 0
     files: list[_FileDone] = field(default_factory=list)
     problems: list[QuarantineEntry] = field(default_factory=list)
-    open_tasks: set[int] = field(default_factory=set)
+    mid_file_tasks: set[int] = field(default_factory=set)
     seq: int = 0
     new: int = 0
     duplicates: int = 0
@@ -546,11 +553,13 @@ class _Committer:
         self.duplicates += chunk.duplicates
         self.files.extend(chunk.files)
         self.problems.extend(chunk.problems)
-        if chunk.final:
-            self.open_tasks.discard(chunk.task_id)
+        if chunk.mid_file:
+            self.mid_file_tasks.add(chunk.task_id)
         else:
-            self.open_tasks.add(chunk.task_id)
-        if (self.rows >= self.batch_rows and not self.open_tasks) or self.rows >= 4 * self.batch_rows:
+            self.mid_file_tasks.discard(chunk.task_id)
+        # Batches end between files, so a killed run leaves each file wholly in or out of the lake;
+        # only a file bigger than 4 x batch_rows is committed in parts.
+        if (self.rows >= self.batch_rows and not self.mid_file_tasks) or self.rows >= 4 * self.batch_rows:
             self.commit()
 
     def commit(self) -> None:
