@@ -114,6 +114,7 @@ def test_attack_selection_and_benign_switch(tmp_path: Path) -> None:
         "bucket_exfiltration",
         "permission_bruteforce",
     ]
+    assert parse_attacks("all,stratus_replay") == [*ATTACK_NAMES, "stratus_replay"]
     with pytest.raises(ConfigError, match="unknown attack 'nope'"):
         parse_attacks("nope")
     with pytest.raises(ConfigError, match="--days"):
@@ -240,3 +241,21 @@ def test_cli_simulate(tmp_path: Path) -> None:
     assert "is not empty" in str(again.exception) or "is not empty" in again.output
     bad = runner.invoke(app, ["simulate", "--out", str(tmp_path / "x"), "--start", "June"])
     assert bad.exit_code != 0
+
+
+def test_identical_across_processes_and_hash_seeds(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; from trailsight.simulate import simulate; "
+        "simulate(Path(sys.argv[1]), days=3, principals=6, seed=11, attacks=None)"
+    )
+    digests = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"p{hash_seed}"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run([sys.executable, "-c", code, str(out)], check=True, env=env, timeout=300)
+        digests.append(_digest(out))
+    assert digests[0] == digests[1]

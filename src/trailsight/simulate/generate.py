@@ -42,13 +42,20 @@ class SimulationResult:
 
 
 def parse_attacks(spec: str) -> list[str]:
-    """``all`` | ``none`` | comma-separated attack names → the list of names (ConfigError if unknown)."""
+    """``all`` | ``none`` | comma-separated attack names (``all`` may be one of them) → the names.
+
+    Raises :class:`ConfigError` for an unknown name.
+    """
     spec = spec.strip()
     if spec == "all":
         return list(ATTACK_NAMES)
     if spec in ("none", ""):
         return []
-    names = [s.strip() for s in spec.split(",") if s.strip()]
+    names: list[str] = []
+    for part in (s.strip() for s in spec.split(",")):
+        for name in ATTACK_NAMES if part == "all" else (part,) if part else ():
+            if name not in names:
+                names.append(name)
     unknown = [n for n in names if n not in ATTACK_NAMES and n not in EXTRA_ATTACKS]
     if unknown:
         known = ", ".join((*ATTACK_NAMES, *EXTRA_ATTACKS))
