@@ -323,7 +323,13 @@ def request_for(service: str, name: str, res: Resources, region: str, rng: rando
             return {"name": f"arn:aws:cloudtrail:us-east-1:{acct}:trail/org-trail"}
         return {"includeShadowTrails": True} if name == "DescribeTrails" else None
     if service == "monitoring" and name == "GetMetricData":
-        return {"startTime": "", "endTime": "", "metricDataQueries": [{"id": "m1", "returnData": True}]}
+        metric = rng.choice(("CPUUtilization", "Invocations", "Errors", "ApproximateNumberOfMessagesVisible"))
+        return {
+            "metricDataQueries": [
+                {"id": "m1", "metricStat": {"metric": {"metricName": metric}, "period": 300, "stat": "Average"}}
+            ],
+            "scanBy": "TimestampDescending",
+        }
     if service == "bedrock" and name == "InvokeModel":
         return {"modelId": rng.choice(("anthropic.claude-3-haiku-20240307-v1:0", "amazon.titan-embed-text-v2:0"))}
     if service == "redshift-data" and name == "ExecuteStatement":
