@@ -639,7 +639,7 @@ ATTACKS: dict[str, tuple[list[str], list[str], str, tuple[str, ...], AttackBuild
     "snapshot_exfiltration": (
         ["Exfiltration"],
         ["T1537"],
-        "A developer's SSO session snapshots a volume and an RDS database and shares both with an outside account "
+        "An engineer's SSO session snapshots a volume and an RDS database and shares both with an outside account "
         "(Stratus aws.exfiltration.ec2-share-ebs-snapshot / rds-share-snapshot).",
         ("datacamp_prague", "m247_bucharest"),
         _snapshots,
