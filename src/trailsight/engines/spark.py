@@ -1,0 +1,312 @@
+"""Run the as-of feature expressions on Apache Spark through Ibis' PySpark backend.
+
+The feature engine (:mod:`trailsight.features`) is written once in portable Ibis; this
+module supplies the other engine. :func:`connect` returns an Ibis PySpark backend on a
+Spark session (local mode by default, or whatever ``spark-submit`` / the cluster
+configured), and :func:`open_events` registers the events a range needs as the table
+``events`` — from the store's Parquet lake, or straight from CloudTrail JSON files
+(``s3a://bucket/AWSLogs/...`` on a cluster with the S3A connector, or a local folder),
+normalised with Spark SQL.
+
+Spark is an optional extra (``pip install trailsight[spark]``); importing this module
+without it raises a :class:`~trailsight.errors.ConfigError` that says so.
+
+Session settings that matter for trailsight:
+
+* ``spark.sql.session.timeZone=UTC`` — event times are UTC instants; day and hour
+  numbers must not shift with the JVM's zone.
+* ``spark.sql.parquet.outputTimestampType=TIMESTAMP_MICROS`` and
+  ``spark.sql.parquet.int96RebaseModeInRead=CORRECTED`` — read the lake's microsecond
+  timestamps exactly.
+* ``spark.sql.ansi.enabled=false`` — Spark 4 turns ANSI mode on by default; the feature
+  expressions divide counts and cast freely, as DuckDB does.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from trailsight.config import Settings
+from trailsight.errors import ConfigError, StoreError
+from trailsight.findings.model import Finding
+from trailsight.schema import EVENT_COLUMNS, EVENT_SCHEMA
+from trailsight.store.layout import StoreLayout
+
+#: Settings applied to every session this module creates (callers may override any of them).
+BASE_CONF: dict[str, str] = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.ansi.enabled": "false",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.sql.parquet.int96RebaseModeInRead": "CORRECTED",
+    "spark.sql.parquet.datetimeRebaseModeInRead": "CORRECTED",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+
+#: Extra settings for a local session (tests, one machine): no UI, loopback only, few partitions.
+#: The feature query is wide (about 90 window functions and 50 joins) and a small store's
+#: events fit one partition, so the plan runs without shuffles, interpreted rather than
+#: code-generated, on a JVM that compiles with C1 only: for a store of a few thousand events
+#: this cuts the first run from minutes to well under one (compiling the generated code was
+#: the cost, not the data). Override any of these with ``conf=``.
+LOCAL_CONF: dict[str, str] = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.driver.memory": "1g",
+    "spark.buffer.pageSize": "1m",
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.driver.host": "127.0.0.1",
+    "spark.sql.shuffle.partitions": "2",
+    "spark.default.parallelism": "2",
+    "spark.sql.adaptive.enabled": "false",
+    "spark.sql.autoBroadcastJoinThreshold": "-1",
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+}
+
+
+def _require_pyspark() -> Any:
+    try:
+        import pyspark.sql
+    except ModuleNotFoundError:
+        raise ConfigError(
+            "--engine spark: PySpark is not installed; run `pip install trailsight[spark]` (needs Java 17)"
+        ) from None
+    return pyspark.sql
+
+
+def session(
+    master: str | None = None,
+    *,
+    app_name: str = "trailsight",
+    conf: Mapping[str, str] | None = None,
+) -> Any:
+    """Return a SparkSession (the active one under ``spark-submit``, else a new one on ``master``).
+
+    ``master`` defaults to ``$TRAILSIGHT_SPARK_MASTER`` or ``local[2]``; for a ``local``
+    master :data:`LOCAL_CONF` is applied as well.
+    """
+    sql = _require_pyspark()
+    active = sql.SparkSession.getActiveSession()
+    if active is not None and master is None:
+        for key, value in {**BASE_CONF, **(conf or {})}.items():
+            if not key.startswith(("spark.driver.", "spark.ui.", "spark.default.")):
+                active.conf.set(key, value)
+        return active
+    chosen = master or os.environ.get("TRAILSIGHT_SPARK_MASTER", "local[2]")
+    settings = dict(BASE_CONF)
+    if chosen.startswith("local"):
+        settings.update(LOCAL_CONF)
+    settings.update(conf or {})
+    builder = sql.SparkSession.builder.master(chosen).appName(app_name)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def connect(
+    master: str | None = None,
+    *,
+    spark_session: Any = None,
+    conf: Mapping[str, str] | None = None,
+) -> Any:
+    """Return an Ibis PySpark backend that :func:`trailsight.features.build_features` can use."""
+    _require_pyspark()
+    import ibis
+
+    spark = spark_session if spark_session is not None else session(master, conf=conf)
+    return ibis.pyspark.connect(spark)
+
+
+def _spark(con: Any) -> Any:
+    return con._session
+
+
+def lake_paths(layout: StoreLayout, since: datetime, until: datetime, forget_days: int) -> list[str]:
+    """The lake files a feature range needs: ``forget_days`` before ``since`` up to ``until``."""
+    from trailsight.features.source import lake_files_between
+
+    if not layout.lake.is_dir():
+        raise StoreError(f"{layout.root}: not a trailsight store (no lake/ folder); run `trailsight ingest` first")
+    first = since.date() - timedelta(days=forget_days + 1)
+    last = (until - timedelta(microseconds=1)).date()
+    files = lake_files_between(layout, first, last)
+    if not files:
+        raise StoreError(f"{layout.lake}: no events between {first} and {last}")
+    return [str(p.resolve()) for p in files]
+
+
+def open_events(
+    con: Any,
+    layout: StoreLayout,
+    since: datetime,
+    until: datetime,
+    forget_days: int,
+    *,
+    paths: Sequence[str] | None = None,
+    single_partition: bool | None = None,
+) -> Any:
+    """Register the lake's events for the range as the Spark view (and Ibis table) ``events``.
+
+    ``paths`` replaces the store's file list (e.g. ``s3a://bucket/lake/account_id=*/event_date=*/``).
+    ``single_partition`` (default: on for a local master) keeps the events in one cached
+    partition: every window and join then runs without a shuffle, which is what a small
+    store on one machine wants; a cluster should leave it off.
+    """
+    spark = _spark(con)
+    files = list(paths) if paths is not None else lake_paths(layout, since, until, forget_days)
+    frame = spark.read.schema(spark_event_schema()).parquet(*files).select(*EVENT_COLUMNS)
+    if single_partition is None:
+        single_partition = str(spark.sparkContext.master).startswith("local")
+    if single_partition:
+        frame = frame.coalesce(1)
+    frame.createOrReplaceTempView("_ts_events_src")
+    spark.sql("UNCACHE TABLE IF EXISTS events")
+    if single_partition:
+        spark.sql("CACHE TABLE events AS SELECT * FROM _ts_events_src")
+    else:
+        spark.sql("CREATE OR REPLACE TEMPORARY VIEW events AS SELECT * FROM _ts_events_src")
+    return con.table("events")
+
+
+def spark_event_schema() -> Any:
+    """:data:`trailsight.schema.EVENT_SCHEMA` as a Spark ``StructType``."""
+    types = _require_pyspark().types
+    mapping = {
+        "string": types.StringType(),
+        "bool": types.BooleanType(),
+        "int64": types.LongType(),
+        "double": types.DoubleType(),
+        "date32[day]": types.DateType(),
+        "timestamp[us, tz=UTC]": types.TimestampType(),
+    }
+    fields = []
+    for column in EVENT_SCHEMA:
+        key = str(column.type)
+        if key not in mapping:  # pragma: no cover - guards a schema change
+            raise StoreError(f"schema column {column.name}: no Spark type for {key}")
+        fields.append(types.StructField(column.name, mapping[key], True))
+    return types.StructType(fields)
+
+
+def to_utc_arrow(table: pa.Table) -> pa.Table:
+    """Mark the naive timestamps Spark returns as UTC (they are UTC: the session zone is UTC)."""
+    columns = []
+    for column, fld in zip(table.columns, table.schema, strict=True):
+        if pa.types.is_timestamp(fld.type) and fld.type.tz is None:
+            column = column.cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
+        columns.append(column)
+    return pa.table(columns, names=table.column_names)
+
+
+def feature_table(
+    con: Any,
+    layout: StoreLayout,
+    since: datetime,
+    until: datetime,
+    settings: Settings | None = None,
+    *,
+    columns: Sequence[str] | None = None,
+    paths: Sequence[str] | None = None,
+) -> pa.Table:
+    """The as-of feature table of ``[since, until)`` computed on Spark, as Arrow, by time then event id.
+
+    The same :func:`trailsight.features.asof.build_feature_table` expression the DuckDB path
+    runs; only the engine differs.
+    """
+    from trailsight.features.asof import build_feature_table
+    from trailsight.features.options import FeatureOptions
+
+    opts = FeatureOptions.from_settings(settings)
+    events = open_events(con, layout, since, until, opts.forget_days, paths=paths)
+    expr = build_feature_table(events, since, until, opts)
+    if columns is not None:
+        expr = expr.select(*columns)
+    frame = _spark(con).sql(str(con.compile(expr)))
+    table = to_utc_arrow(frame.toArrow())
+    return table.sort_by([("event_time", "ascending"), ("event_id", "ascending")])
+
+
+def detect(
+    store: Path | str | StoreLayout,
+    since: datetime | None,
+    until: datetime | None,
+    settings: Settings | None = None,
+    detectors: Sequence[str] | None = None,
+    *,
+    save: bool = True,
+    describe: bool = True,
+    min_score: float | None = None,
+    stats: Any = None,
+    progress: Callable[[str], None] | None = None,
+    con: Any = None,
+    paths: Sequence[str] | None = None,
+    features: pa.Table | None = None,
+) -> list[Finding]:
+    """:func:`trailsight.runner.detect` with the features computed on Spark.
+
+    Same arguments and result; ``con`` is a backend from :func:`connect` (default: a new
+    one on ``$TRAILSIGHT_SPARK_MASTER`` or ``local[2]``). The feature table of the range is
+    collected to the driver for the detectors, so give a cluster ranges of a day or so at a
+    time (:mod:`trailsight.spark_job` does). ``features`` (a :func:`feature_table` result with
+    at least the detectors' columns) skips the Spark step, for a caller that already has it.
+    """
+    from trailsight import runner
+    from trailsight.detectors import registry
+    from trailsight.features.options import FeatureOptions
+    from trailsight.features.source import quiet_ibis
+    from trailsight.findings.group import group_findings
+    from trailsight.scoring.options import ScoringOptions
+
+    started = time.perf_counter()
+    started_at = datetime.now(UTC)
+    layout = store if isinstance(store, StoreLayout) else StoreLayout(Path(store))
+    if since is None or until is None:
+        d_since, d_until = runner.default_range(layout)
+        since = since if since is not None else d_since
+        until = until if until is not None else d_until
+    since, until = since.astimezone(UTC), until.astimezone(UTC)
+    if since >= until:
+        raise ConfigError(f"--since {since.isoformat()} is not before --until {until.isoformat()}")
+    feat_opts = FeatureOptions.from_settings(settings)
+    scoring = ScoringOptions.from_settings(settings)
+    dets = registry.create(detectors, settings)
+    st = stats if stats is not None else runner.RunStats()
+    st.since, st.until, st.detectors = since, until, [d.name for d in dets]
+    if features is None:
+        backend = con if con is not None else connect()
+        features = feature_table(
+            backend, layout, since, until, settings, columns=runner._needed_columns(dets), paths=paths
+        )
+    unusual, _ = runner.score_table(features, dets, scoring)
+    st.events, st.unusual_events, st.chunks = features.num_rows, len(unusual), 1
+    if progress is not None:
+        progress(f"spark: {features.num_rows} events, {len(unusual)} unusual")
+    findings = group_findings(unusual, timedelta(minutes=scoring.gap_minutes), scoring.context_weight)
+    floor = scoring.min_score if min_score is None else min_score
+    findings = [f for f in findings if f.gated or f.score >= floor]
+    with quiet_ibis():
+        if findings and describe:
+            from trailsight.features.source import connect as duckdb_connect
+
+            findings = runner._describe(duckdb_connect(), layout, findings, since, until, feat_opts, settings)
+        findings = runner._suppress(layout, findings, settings)
+    st.findings = len(findings)
+    st.seconds = time.perf_counter() - started
+    if save:
+        runner._save(layout, findings, st, started_at)
+    return findings
+
+
+def stop(con: Any) -> None:
+    """Stop the Spark session behind ``con`` (local mode: frees the JVM's memory)."""
+    _spark(con).stop()
