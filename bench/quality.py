@@ -6,8 +6,8 @@ Ingests the benchmark's logs into a temporary store (or reuses ``--store``), run
 :func:`trailsight.runner.detect` over the test period (truth.json's test_start..test_end) for
 each detector alone (every finding it raises, no alert threshold — as the seed rules' rows in
 BASELINES.md) and for all together (with the default alert threshold), scores each output
-with the benchmark's own scorer (../shared/bench/score.py) and prints one table. truth.json is read here only for the test
-period and the scoring — never by detection.
+with the benchmark's own scorer (../shared/bench/score.py) and prints one table. truth.json is
+read here only for the test period and the scoring — never by detection.
 """
 
 from __future__ import annotations
