@@ -18,8 +18,11 @@ from trailsight.features.asof import (
     PAIR_BY_NAME,
     PAIRS,
     Pair,
+    bounds_table,
     build_feature_table,
+    build_profiles,
     feature_columns,
+    prepare,
 )
 from trailsight.features.options import FeatureOptions
 
@@ -29,9 +32,12 @@ __all__ = [
     "PAIR_BY_NAME",
     "FeatureOptions",
     "Pair",
+    "bounds_table",
     "build_feature_table",
     "build_features",
+    "build_profiles",
     "feature_columns",
+    "prepare",
 ]
 
 

@@ -137,6 +137,7 @@ def feature_columns() -> list[str]:
     cols += [
         "p_age_days",
         "a_age_days",
+        "x_age_days",
         "p_hour_share",
         "p_how_share",
         "a_api_principals",
@@ -432,4 +433,4 @@ def build_feature_table(
         gated_account=cur.a_days < opts.min_account_days,
         gated_principal=(cur.p_days < opts.min_principal_days) | (cur.p_n < opts.min_principal_events),
     )
-    return cur.select(*CARRIED_COLUMNS, *feature_columns(), "x_age_days").order_by(["event_time", "event_id"])
+    return cur.select(*CARRIED_COLUMNS, *feature_columns()).order_by(["event_time", "event_id"])
