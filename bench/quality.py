@@ -44,7 +44,7 @@ def _scorer() -> Any:
 
 
 def _ingest(logs: Path, store: Path) -> None:
-    from trailsight.ingest import ingest  # type: ignore[attr-defined]
+    from trailsight.ingest import ingest
 
     ingest([str(logs)], store, None)
 
@@ -53,12 +53,13 @@ def _iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def run_one(store: Path, truth: dict[str, Any], names: list[str] | None, out: Path, budget: int) -> dict[str, Any]:
+def run_one(
+    store: Path, truth: dict[str, Any], names: list[str] | None, out: Path, budget: int, min_score: float | None
+) -> dict[str, Any]:
     """Detect with ``names`` over the test period, write JSON lines to ``out`` and score them."""
     started = time.perf_counter()
-    findings = detect(
-        store, _iso(truth["test_start"]), _iso(truth["test_end"]), None, names, save=False, describe=False
-    )
+    since, until = _iso(truth["test_start"]), _iso(truth["test_end"])
+    findings = detect(store, since, until, None, names, save=False, describe=False, min_score=min_score)
     seconds = time.perf_counter() - started
     with out.open("w", encoding="utf-8") as fh:
         for f in findings:
