@@ -195,9 +195,8 @@ def _texts(values: tuple[object, ...], names: tuple[str, ...]) -> tuple[Any, ...
     return tuple(_text(v, n) for v, n in zip(values, names, strict=True))
 
 
-_IDENTITY_NAMES: Final = tuple(
-    f"userIdentity.{n}" for n in ("type", "arn", "accountId", "userName", "accessKeyId", "invokedBy", "principalId")
-)
+_IDENTITY_KEYS: Final = ("type", "arn", "accountId", "userName", "accessKeyId", "invokedBy", "principalId")
+_IDENTITY_NAMES: Final = tuple(f"userIdentity.{n}" for n in _IDENTITY_KEYS)
 _RECORD_NAMES: Final = (
     "eventName",
     "eventID",
@@ -248,15 +247,7 @@ def _identity(ui: object, record: dict[str, Any], account_id: str) -> _Identity:
     if ui.__class__ is not dict:
         raise _Reject(f"userIdentity is {_kind(ui)}, expected an object")
     get = ui.get
-    fields = (
-        get("type"),
-        get("arn"),
-        get("accountId"),
-        get("userName"),
-        get("accessKeyId"),
-        get("invokedBy"),
-        get("principalId"),
-    )
+    fields = tuple(map(get, _IDENTITY_KEYS))
     if not _STR_OR_NONE.issuperset(map(type, fields)):
         fields = _texts(fields, _IDENTITY_NAMES)
     itype, arn, ui_account, user_name, access_key, invoked_by, principal_id = fields
@@ -408,19 +399,7 @@ def normalise_row(
         else:
             micros = _micros(when, "eventTime")
 
-        texts = (
-            get("eventName"),
-            get("eventID"),
-            get("recipientAccountId"),
-            get("awsRegion"),
-            get("eventSource"),
-            get("eventType"),
-            get("errorCode"),
-            get("errorMessage"),
-            get("sourceIPAddress"),
-            get("userAgent"),
-            get("vpcEndpointId"),
-        )
+        texts = tuple(map(get, _RECORD_NAMES))
         if not _STR_OR_NONE.issuperset(map(type, texts)):
             texts = _texts(texts, _RECORD_NAMES)
         (

@@ -20,7 +20,6 @@ Readers: :func:`lake_files` lists the registered files, :func:`events_sql` gives
 
 from __future__ import annotations
 
-import itertools
 import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -49,6 +48,14 @@ CREATE TABLE IF NOT EXISTS lake_files (
 """
 
 TMP_SUFFIX: Final = ".tmp"
+
+_LONG_TEXT: Final = frozenset(
+    {"raw", "request_parameters", "resources", "user_agent", "error_message", "principal_arn"}
+)
+_STATS_COLUMNS: Final = [n for n in EVENT_SCHEMA.names if n not in _LONG_TEXT]
+_DICT_COLUMNS: Final = [
+    n for n in EVENT_SCHEMA.names if n not in {"raw", "request_parameters", "event_id", "event_time", "source_offset"}
+]
 
 _DUCK_TYPES: Final = {
     pa.string(): "VARCHAR",
@@ -83,46 +90,28 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _partition_slices(table: pa.Table) -> list[tuple[str, date, pa.Table]]:
-    """Split a table sorted by (account_id, event_date) into one slice per partition."""
-    n = table.num_rows
-    if n == 0:
+def split_partitions(table: pa.Table) -> list[tuple[str, date, pa.Table]]:
+    """``table`` as one slice per (account, day) partition, in partition order; rows keep their order."""
+    if table.num_rows == 0:
         return []
     account = table.column("account_id")
     day = table.column("event_date")
-    if n == 1:
-        cuts = [0, 1]
-    else:
-        changed = pc.or_(
-            pc.not_equal(account.slice(1), account.slice(0, n - 1)),
-            pc.not_equal(day.slice(1), day.slice(0, n - 1)),
-        )
-        starts = pc.indices_nonzero(changed).to_pylist()
-        cuts = [0, *(i + 1 for i in starts), n]
+    accounts = pc.min_max(account)
+    days = pc.min_max(day)
+    if accounts["min"] == accounts["max"] and days["min"] == days["max"]:
+        return [(str(accounts["min"].as_py()), days["min"].as_py(), table)]
+    keys = table.select(["account_id", "event_date"]).group_by(["account_id", "event_date"]).aggregate([])
+    pairs = sorted(zip(keys.column("account_id").to_pylist(), keys.column("event_date").to_pylist(), strict=True))
     out = []
-    for lo, hi in itertools.pairwise(cuts):
-        part = table.slice(lo, hi - lo)
-        out.append((str(part.column("account_id")[0].as_py()), part.column("event_date")[0].as_py(), part))
+    for acct, when in pairs:
+        # A filter copies each partition's rows once, sequentially (cheaper than sort + take).
+        mask = pc.and_(pc.equal(account, pa.scalar(acct, pa.string())), pc.equal(day, pa.scalar(when, pa.date32())))
+        out.append((str(acct), when, table.filter(mask)))
     return out
 
 
-def split_partitions(table: pa.Table) -> list[tuple[str, date, pa.Table]]:
-    """``table`` as one slice per (account, day) partition; sorted by time only when it spans several."""
-    if table.num_rows == 0:
-        return []
-    accounts = pc.min_max(table.column("account_id"))
-    days = pc.min_max(table.column("event_date"))
-    if accounts["min"] == accounts["max"] and days["min"] == days["max"]:
-        return [(str(accounts["min"].as_py()), days["min"].as_py(), table)]
-    order = pc.sort_indices(
-        table,
-        sort_keys=[("account_id", "ascending"), ("event_date", "ascending"), ("event_time", "ascending")],
-    )
-    return _partition_slices(table.take(order))
-
-
 def write_temp(layout: StoreLayout, table: pa.Table, account_id: str, day: date, stem: str) -> Path:
-    """Write one partition's rows under a hidden temporary name in its folder, flushed to disk.
+    """Write one partition's rows under a hidden temporary name in its folder.
 
     The file is not part of the lake until :func:`publish` renames it and :func:`register_files`
     lists it; until then readers ignore it and the next ingest deletes it.
@@ -130,14 +119,22 @@ def write_temp(layout: StoreLayout, table: pa.Table, account_id: str, day: date,
     folder = layout.partition(account_id, day.isoformat())
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{stem}.parquet{TMP_SUFFIX}"
-    pq.write_table(table, tmp, compression="zstd", row_group_size=128 * 1024)
-    _fsync(tmp)
+    pq.write_table(
+        table,
+        tmp,
+        compression="zstd",
+        row_group_size=128 * 1024,
+        # Min/max statistics and dictionaries of long unique text cost time and buy nothing.
+        write_statistics=_STATS_COLUMNS,
+        use_dictionary=_DICT_COLUMNS,
+    )
     return tmp
 
 
 def publish(layout: StoreLayout, tmp: Path, name: str, account_id: str, day: date, rows: int) -> LakeFile:
     """Rename a temporary file to ``<name>.parquet`` in its folder; return it (still unregistered)."""
     final = tmp.with_name(f"{name}.parquet")
+    _fsync(tmp)  # the data is on disk before the name (and then the register) says it is there
     tmp.replace(final)
     return LakeFile(path=final.relative_to(layout.root).as_posix(), account_id=account_id, event_date=day, rows=rows)
 
