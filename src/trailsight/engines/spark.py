@@ -232,7 +232,8 @@ def feature_table(
     if columns is not None:
         expr = expr.select(*columns)
     frame = _spark(con).sql(str(con.compile(expr)))
-    table = to_utc_arrow(frame.toArrow())
+    # Spark's own types (int32 row numbers, naive timestamps) → the expression's declared schema.
+    table = to_utc_arrow(frame.toArrow().cast(expr.schema().to_pyarrow()))
     return table.sort_by([("event_time", "ascending"), ("event_id", "ascending")])
 
 
