@@ -65,6 +65,7 @@ from trailsight.store.layout import StoreLayout
 DEFAULT_BATCH_ROWS: Final = 100_000
 CHUNK_ROWS: Final = 32_768
 ROWS_PER_TABLE: Final = 4096
+TASKS_IN_FLIGHT_PER_WORKER: Final = 8
 TASK_BYTES: Final = 1 << 20
 TASK_FILES: Final = 512
 MANIFEST_PROBE: Final = 4096
@@ -456,7 +457,10 @@ def _run_pool(tasks: Iterator[_Task], config: _WorkerConfig, n_workers: int, enr
     _INHERITED_ENRICHER = enricher
     ctx = _mp_context()
     task_q: Any = ctx.Queue()
-    result_q: Any = ctx.Queue(maxsize=n_workers * 2)
+    # Results are small (the rows are in Parquet files already), so many tasks can be in flight:
+    # the workers keep busy while this process commits a batch.
+    in_flight = n_workers * TASKS_IN_FLIGHT_PER_WORKER
+    result_q: Any = ctx.Queue(maxsize=in_flight + n_workers)
     procs = [
         ctx.Process(target=_worker_main, args=(task_q, result_q, config), daemon=True, name=f"trailsight-ingest-{i}")
         for i in range(n_workers)
@@ -468,7 +472,7 @@ def _run_pool(tasks: Iterator[_Task], config: _WorkerConfig, n_workers: int, enr
 
     def submit() -> None:
         nonlocal outstanding, exhausted
-        while not exhausted and outstanding < n_workers * 2:
+        while not exhausted and outstanding < in_flight:
             task = next(tasks, None)
             if task is None:
                 exhausted = True
