@@ -214,10 +214,10 @@ def _pair_part(cur: ir.Table, pair: Pair, profile: ir.Table) -> ir.Table:
     order = [narrow.event_time, narrow.event_id]
     kcols = [narrow[k] for k in keys]
     w_day = ibis.window(group_by=[*kcols, narrow.day], order_by=order)
-    w_day_all = ibis.window(group_by=[*kcols, narrow.day])
     win: dict[str, Any] = {
         "_rn": ibis.row_number().over(w_day),
-        "_tf": narrow.event_time.min().over(w_day_all),
+        # The day's first time, over the same (sorted) window: one sort serves all three.
+        "_tf": narrow.event_time.first().over(w_day),
         "_tl": narrow.event_time.lag().over(w_day),
     }
     if pair.hours:
