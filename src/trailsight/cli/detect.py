@@ -60,10 +60,11 @@ def _table(findings: list[Finding], total: int, stats: RunStats) -> None:
     from trailsight.findings.render import finding_table
 
     console = Console(soft_wrap=False, width=max(160, Console().width))
-    console.print(finding_table([f.to_dict() for f in findings], total=total))
+    console.print(finding_table([f.to_dict() for f in findings]))
     console.print(
         f"{stats.events} events scored from {stats.since:%Y-%m-%d %H:%M} to {stats.until:%Y-%m-%d %H:%M} UTC, "
-        f"{stats.unusual_events} unusual, {total} finding(s) in {stats.seconds:.1f} s",
+        f"{stats.unusual_events} unusual, {total} finding(s) in {stats.seconds:.1f} s"
+        + (f" ({len(findings)} shown; --max-findings to see more)" if len(findings) < total else ""),
         highlight=False,
     )
 
