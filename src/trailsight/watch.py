@@ -346,8 +346,11 @@ def default_ingest(source: str, layout: StoreLayout, settings: Settings) -> tupl
 def default_detect(
     layout: StoreLayout, since: datetime, until: datetime, settings: Settings, detectors: Sequence[str] | None
 ) -> list[Finding]:
-    """Score the window with :func:`trailsight.runner.detect`."""
+    """Score the window with :func:`trailsight.runner.detect` (nothing to score: no findings)."""
     from trailsight.runner import detect
+
+    if not _has_events(layout, since, until):
+        return []
 
     return list(detect(layout.root, since, until, settings, detectors=list(detectors) if detectors else None))
 
@@ -376,8 +379,8 @@ def _state(layout: StoreLayout) -> Iterator[duckdb.DuckDBPyConnection]:
 def read_watermark(layout: StoreLayout, source: str) -> datetime | None:
     """The end of the last committed cycle for ``source``, or None before the first."""
     with _state(layout) as con:
-        row = con.execute("SELECT watermark FROM watch_state WHERE source = ?", [source]).fetchone()
-    return _utc(row[0]) if row and row[0] is not None else None
+        row = con.execute("SELECT epoch_us(watermark) FROM watch_state WHERE source = ?", [source]).fetchone()
+    return _from_us(row[0]) if row and row[0] is not None else None
 
 
 def read_raised(layout: StoreLayout) -> dict[str, int]:
@@ -388,20 +391,20 @@ def read_raised(layout: StoreLayout) -> dict[str, int]:
 
 
 def _window(con: duckdb.DuckDBPyConnection, options: WatchOptions, now: datetime) -> tuple[datetime, datetime]:
-    row = con.execute("SELECT watermark FROM watch_state WHERE source = ?", [options.source]).fetchone()
-    watermark = _utc(row[0]) if row and row[0] is not None else None
+    row = con.execute("SELECT epoch_us(watermark) FROM watch_state WHERE source = ?", [options.source]).fetchone()
+    watermark = _from_us(row[0]) if row and row[0] is not None else None
     anchor = min(now, watermark) if watermark is not None else now
     since = anchor - options.lookback - options.late
     floor = since - options.max_stretch
     # Stretch back to the start of raised findings that are still open at the window start.
     for _ in range(20):
         found = con.execute(
-            "SELECT min(first_seen) FROM watch_raised WHERE last_seen >= ? AND first_seen < ? AND first_seen >= ?",
+            "SELECT epoch_us(min(first_seen)) FROM watch_raised WHERE last_seen >= ? AND first_seen < ? AND first_seen >= ?",
             [since - options.gap, since, floor],
         ).fetchone()
         if not found or found[0] is None:
             break
-        since = _utc(found[0])
+        since = _from_us(found[0])
     return since, now
 
 
@@ -445,6 +448,15 @@ def deliver_pending(layout: StoreLayout, sink: Sink, dead_letter: DeadLetterFile
     with _state(layout) as con:
         con.executemany("DELETE FROM watch_outbox WHERE alert_key = ?", [[k] for k in done])
     return len(result.delivered), len(result.failed)
+
+
+def _has_events(layout: StoreLayout, since: datetime, until: datetime) -> bool:
+    """Whether the lake has a partition in the window's days (an empty window raises nothing)."""
+    from trailsight.features.source import lake_files_between
+
+    if since >= until or not layout.lake.is_dir():
+        return False
+    return bool(lake_files_between(layout, since.date(), (until - timedelta(microseconds=1)).date()))
 
 
 def _known(layout: StoreLayout, ids: Sequence[str]) -> tuple[dict[str, int], dict[str, str]]:
@@ -677,6 +689,11 @@ def print_report(report: CycleReport) -> None:
     """Write a cycle report as one JSON line on standard error."""
     sys.stderr.write(orjson.dumps(report.to_dict()).decode() + "\n")
     sys.stderr.flush()
+
+
+def _from_us(value: int) -> datetime:
+    """A DuckDB ``epoch_us`` value as an aware UTC datetime (no pytz needed)."""
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(value))
 
 
 def _utc(value: datetime) -> datetime:
