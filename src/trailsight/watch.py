@@ -399,7 +399,8 @@ def _window(con: duckdb.DuckDBPyConnection, options: WatchOptions, now: datetime
     # Stretch back to the start of raised findings that are still open at the window start.
     for _ in range(20):
         found = con.execute(
-            "SELECT epoch_us(min(first_seen)) FROM watch_raised WHERE last_seen >= ? AND first_seen < ? AND first_seen >= ?",
+            "SELECT epoch_us(min(first_seen)) FROM watch_raised"
+            " WHERE last_seen >= ? AND first_seen < ? AND first_seen >= ?",
             [since - options.gap, since, floor],
         ).fetchone()
         if not found or found[0] is None:

@@ -162,4 +162,3 @@ def test_watch_hour_with_kill_matches_batch(tmp_path: Path) -> None:
     assert set(latest) == {f.id for f in batch}
     for finding in batch:
         assert sorted(latest[finding.id]["event_ids"]) == sorted(finding.event_ids), finding.id
-    assert os.path.getsize(store / "state.duckdb") > 0
