@@ -68,6 +68,7 @@ def write_lake(layout: StoreLayout, table: pa.Table, batch: str = "sample") -> l
         lake.register_files(con, files, batch)
     return [Path(f.path) for f in files]
 
+
 ACCOUNT = "111111111111"
 ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
 BOB = f"arn:aws:iam::{ACCOUNT}:user/bob"
