@@ -114,3 +114,7 @@ def test_unknown_and_duplicate_names_are_rejected() -> None:
     reg = dict(registry.BUILTIN)
     with pytest.raises(DetectorError, match="registered twice"):
         registry.register(reg, Clash)
+
+
+def test_kind_is_what_or_context(detector: Detector) -> None:
+    assert detector.kind in ("what", "context")

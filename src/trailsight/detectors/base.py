@@ -43,6 +43,7 @@ class DetectorScores:
     score: FloatArray
     fired: BoolArray
     reasons: list[tuple[Reason, ...]]
+    kind: str = "context"
 
     @property
     def anomaly(self) -> npt.NDArray[np.int64]:
@@ -129,6 +130,10 @@ class Detector(ABC):
     requires: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[Mapping[str, float | int | bool]] = {"threshold": 50}
     source: ClassVar[str] = ""
+    #: ``"what"`` — says the *action* is unusual (an API, an error); ``"context"`` — says where,
+    #: how or when it was done is unusual (network, agent, hour, volume). Scoring corroborates one
+    #: kind with the other.
+    kind: ClassVar[str] = "context"
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.defaults))
@@ -163,14 +168,14 @@ class Detector(ABC):
         cols = Columns(features)
         n = features.num_rows
         if n == 0:
-            return DetectorScores(self.name, [], np.zeros(0), np.zeros(0, dtype=bool), [])
+            return DetectorScores(self.name, [], np.zeros(0), np.zeros(0, dtype=bool), [], self.kind)
         raw, explain = self._score(cols)
         score = np.clip(np.nan_to_num(np.asarray(raw, dtype=np.float64), nan=0.0), 0.0, 1.0)
         fired = np.rint(score * 100.0) >= self.threshold
         reasons: list[tuple[Reason, ...]] = [_NO_REASONS] * n
         for i in np.flatnonzero(fired):
             reasons[int(i)] = tuple(explain(int(i), float(score[i])))
-        return DetectorScores(self.name, features.column("event_id").to_pylist(), score, fired, reasons)
+        return DetectorScores(self.name, features.column("event_id").to_pylist(), score, fired, reasons, self.kind)
 
     @abstractmethod
     def _score(self, cols: Columns) -> tuple[FloatArray, Any]:

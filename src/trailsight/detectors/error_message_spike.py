@@ -24,6 +24,7 @@ from trailsight.findings.model import Reason
 class ErrorMessageSpikeDetector(Detector):
     """Distinct error messages per 15 minutes far above usual (Elastic)."""
 
+    kind: ClassVar[str] = "what"
     name: ClassVar[str] = "error_message_spike"
     source: ClassVar[str] = "Elastic high_distinct_count_error_message"
     requires: ClassVar[tuple[str, ...]] = ("error_code", "err_distinct_15m", "err_bucket_mean", "err_bucket_var")

@@ -22,6 +22,7 @@ from trailsight.findings.model import Reason
 class RareErrorCodeDetector(Detector):
     """Error code rare for the account (Elastic rare_error_code)."""
 
+    kind: ClassVar[str] = "what"
     name: ClassVar[str] = "rare_error_code"
     source: ClassVar[str] = "Elastic rare_error_code"
     requires: ClassVar[tuple[str, ...]] = ("error_code", "a_err_n", "a_err_hours", "a_hours", "a_err_freq")

@@ -29,7 +29,8 @@ from trailsight.detectors.base import BoolArray, DetectorScores, FloatArray
 from trailsight.findings.model import Reason
 from trailsight.scoring.options import ScoringOptions
 
-#: Detectors that say *what* was done is unusual; every other detector is context.
+#: The built-in detectors that say *what* was done is unusual (``Detector.kind == "what"``);
+#: any detector declaring ``kind = "what"`` is treated the same, every other one as context.
 WHAT_DETECTORS = frozenset(
     {"rare_api_for_principal", "rare_api_for_city", "rare_api_for_country", "rare_error_code", "error_message_spike"}
 )
@@ -91,7 +92,7 @@ def combine(features: pa.Table, scores: Sequence[DetectorScores], options: Scori
             raise ValueError(f"detector {s.detector} scored {len(s)} rows, expected {n}")
         weight = options.weights.get(s.detector, DEFAULT_WEIGHTS.get(s.detector, 1.0))
         part = np.where(s.fired, s.score * weight, 0.0)
-        (what if s.detector in WHAT_DETECTORS else context).append(part)
+        (what if s.kind == "what" or s.detector in WHAT_DETECTORS else context).append(part)
     what_s = _noisy_or(what, n)
     ctx_s = _noisy_or(context, n)
     both = (what_s > 0) & (ctx_s > 0)
