@@ -15,12 +15,15 @@ One *cycle* does, in order:
    start), so a growing finding keeps its first event, hence its stable id.
 4. **Decide what to raise.** A finding id never raised before is ``new``; one raised with
    fewer events is an ``update`` (the open finding grew — the same id, never a
-   duplicate); anything else is already known. Suppressed findings and findings an
+   duplicate); anything else is already known. A late-delivered file can add an earlier
+   event to an open finding, which moves its first event and so its id: a new id that
+   shares events with a raised finding is an ``update`` that ``supersedes`` the old id
+   (the old one is marked superseded in ``watch_raised``). Suppressed findings and findings an
    analyst dismissed are not raised. At most ``max_alerts`` are raised per cycle
    (highest score first); the rest are counted as ``over_cap`` and stay eligible for
    the next cycle.
 5. **Commit** in one state-database transaction: the ``watch_raised`` rows
-   (id, event count), the alerts into ``watch_outbox``, the new watermark in
+   (id, event count, event ids, superseded_by), the alerts into ``watch_outbox``, the new watermark in
    ``watch_state``, and the cycle report in ``watch_runs``.
 6. **Deliver** the outbox to the sink; what cannot be delivered goes to the dead-letter
    file. Delivered and dead-lettered alerts leave the outbox.
@@ -97,7 +100,9 @@ _DDL = (
         last_seen TIMESTAMPTZ,
         first_raised_at TIMESTAMPTZ,
         last_raised_at TIMESTAMPTZ,
-        raises INTEGER)""",
+        raises INTEGER,
+        event_ids VARCHAR[],
+        superseded_by VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS watch_outbox(
         alert_key VARCHAR PRIMARY KEY,
         seq BIGINT,
@@ -383,10 +388,11 @@ def read_watermark(layout: StoreLayout, source: str) -> datetime | None:
     return _from_us(row[0]) if row and row[0] is not None else None
 
 
-def read_raised(layout: StoreLayout) -> dict[str, int]:
-    """Every finding id raised so far in this store, with the event count it was raised at."""
+def read_raised(layout: StoreLayout, *, superseded: bool = False) -> dict[str, int]:
+    """Finding ids raised so far in this store (not superseded ones unless asked), with their event count."""
+    where = "" if superseded else " WHERE superseded_by IS NULL"
     with _state(layout) as con:
-        rows = con.execute("SELECT id, event_count FROM watch_raised").fetchall()
+        rows = con.execute("SELECT id, event_count FROM watch_raised" + where).fetchall()
     return {str(r[0]): int(r[1]) for r in rows}
 
 
@@ -400,7 +406,7 @@ def _window(con: duckdb.DuckDBPyConnection, options: WatchOptions, now: datetime
     for _ in range(20):
         found = con.execute(
             "SELECT epoch_us(min(first_seen)) FROM watch_raised"
-            " WHERE last_seen >= ? AND first_seen < ? AND first_seen >= ?",
+            " WHERE superseded_by IS NULL AND last_seen >= ? AND first_seen < ? AND first_seen >= ?",
             [since - options.gap, since, floor],
         ).fetchone()
         if not found or found[0] is None:
@@ -460,11 +466,21 @@ def _has_events(layout: StoreLayout, since: datetime, until: datetime) -> bool:
     return bool(lake_files_between(layout, since.date(), (until - timedelta(microseconds=1)).date()))
 
 
-def _known(layout: StoreLayout, ids: Sequence[str]) -> tuple[dict[str, int], dict[str, str]]:
-    """For these finding ids: the event count each was raised at, and the analyst's status."""
+def _known(
+    layout: StoreLayout, ids: Sequence[str], open_since: datetime
+) -> tuple[dict[str, int], dict[str, str], dict[str, tuple[str, int]]]:
+    """For these finding ids: the event count each was raised at and the analyst's status; and
+    for every event of a raised finding still open after ``open_since``: (finding id, count)."""
     if not ids:
-        return {}, {}
+        return {}, {}, {}
     with _state(layout) as con:
+        owner: dict[str, tuple[str, int]] = {}
+        for fid, count, events in con.execute(
+            "SELECT id, event_count, event_ids FROM watch_raised WHERE superseded_by IS NULL AND last_seen >= ?",
+            [open_since],
+        ).fetchall():
+            for event_id in events or ():
+                owner[str(event_id)] = (str(fid), int(count))
         raised = {
             str(r[0]): int(r[1])
             for r in con.execute(
@@ -478,7 +494,7 @@ def _known(layout: StoreLayout, ids: Sequence[str]) -> tuple[dict[str, int], dic
         if has_findings:
             rows = con.execute("SELECT id, status FROM findings WHERE list_contains(?, id)", [list(ids)]).fetchall()
             status = {str(r[0]): str(r[1]) for r in rows}
-    return raised, status
+    return raised, status, owner
 
 
 def run_cycle(
@@ -503,9 +519,9 @@ def run_cycle(
     with _state(layout) as con:
         since, until = _window(con, options, now)
     findings = detect_fn(layout, since, until, settings, options.detectors) if since < until else []
-    raised, status = _known(layout, [f.id for f in findings])
+    raised, status, owner = _known(layout, [f.id for f in findings], since - options.gap)
 
-    candidates: list[tuple[Finding, str, int]] = []
+    candidates: list[tuple[Finding, str, int, tuple[str, ...]]] = []
     unchanged = not_raised = 0
     for finding in findings:
         if finding.status == "Suppressed" or status.get(finding.id) in ("Dismissed", "Suppressed"):
@@ -513,9 +529,16 @@ def run_cycle(
             continue
         before = raised.get(finding.id)
         if before is None:
-            candidates.append((finding, "new", 0))
+            # Late events can move a finding's first event, hence its id: the raised findings
+            # sharing events with it are superseded by it (an update, not a second finding).
+            old = {owner[e] for e in finding.event_ids if e in owner and owner[e][0] != finding.id}
+            if old:
+                gone = tuple(sorted(fid for fid, _ in old))
+                candidates.append((finding, "update", max(count for _, count in old), gone))
+            else:
+                candidates.append((finding, "new", 0, ()))
         elif finding.count > before:
-            candidates.append((finding, "update", before))
+            candidates.append((finding, "update", before, ()))
         else:
             unchanged += 1
     candidates.sort(key=lambda c: (-c[0].score, -c[0].risk_score, c[0].first_seen, c[0].id))
@@ -530,8 +553,9 @@ def run_cycle(
             run_id=run_id,
             raised_at=now,
             finding=f.to_dict(),
+            supersedes=gone,
         )
-        for f, action, before in chosen
+        for f, action, before, gone in chosen
     ]
 
     report = CycleReport(
@@ -552,7 +576,7 @@ def run_cycle(
         redelivered=redelivered,
         raised_ids=[a.finding_id for a in alerts],
     )
-    _commit(layout, options, report, alerts, [f for f, _, _ in chosen], now)
+    _commit(layout, options, report, alerts, [c[0] for c in chosen], now)
     delivered, dead = deliver_pending(layout, sink, dead_letter, now)
     elapsed = time.monotonic() - started
     return CycleReport(
@@ -581,13 +605,19 @@ def _commit(
             seq = int(seq_row[0]) if seq_row else 0
             for index, (alert, finding) in enumerate(zip(alerts, findings, strict=True)):
                 con.execute(
-                    """INSERT INTO watch_raised VALUES (?, ?, ?, ?, ?, ?, 1)
+                    """INSERT INTO watch_raised VALUES (?, ?, ?, ?, ?, ?, 1, ?, NULL)
                        ON CONFLICT (id) DO UPDATE SET event_count = excluded.event_count,
                          first_seen = least(watch_raised.first_seen, excluded.first_seen),
                          last_seen = greatest(watch_raised.last_seen, excluded.last_seen),
-                         last_raised_at = excluded.last_raised_at, raises = watch_raised.raises + 1""",
-                    [finding.id, finding.count, finding.first_seen, finding.last_seen, now, now],
+                         last_raised_at = excluded.last_raised_at, raises = watch_raised.raises + 1,
+                         event_ids = excluded.event_ids, superseded_by = NULL""",
+                    [finding.id, finding.count, finding.first_seen, finding.last_seen, now, now, finding.event_ids],
                 )
+                if alert.supersedes:
+                    con.execute(
+                        "UPDATE watch_raised SET superseded_by = ? WHERE list_contains(?, id)",
+                        [finding.id, list(alert.supersedes)],
+                    )
                 con.execute(
                     "INSERT OR REPLACE INTO watch_outbox VALUES (?, ?, ?, ?)",
                     [alert.alert_key, seq + index + 1, alert.to_json().decode(), now],

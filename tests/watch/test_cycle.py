@@ -262,3 +262,16 @@ def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
     assert report["event"] == "watch.cycle"
     assert read_watermark(StoreLayout(store), str(source)) == T0
     assert FileSink  # the file sink is exercised in test_outputs
+
+
+def test_late_event_that_moves_a_finding_start_supersedes_it(store: Path) -> None:
+    detect, sink = FakeDetect(), ListSink()
+    early = finding("b", T0, 3)
+    moved = Finding(**{**early.__dict__, "id": "a", "count": 4, "event_ids": ["late", *early.event_ids]})
+    detect.queue = [[early], [moved]]
+    cycle(store, detect, sink, T0 + timedelta(minutes=15))
+    report = cycle(store, detect, sink, T0 + timedelta(minutes=30))
+    assert report["updated"] == 1
+    assert [(a.finding_id, a.action, a.supersedes) for a in sink.sent] == [("b", "new", ()), ("a", "update", ("b",))]
+    assert read_raised(StoreLayout(store)) == {"a": 4}
+    assert read_raised(StoreLayout(store), superseded=True) == {"a": 4, "b": 3}

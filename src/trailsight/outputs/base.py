@@ -27,6 +27,7 @@ class Alert:
     run_id: str
     raised_at: datetime
     finding: Mapping[str, Any]  # Finding.to_dict()
+    supersedes: tuple[str, ...] = ()  # earlier finding ids this one replaces (late events moved its start)
 
     @property
     def alert_key(self) -> str:
@@ -44,6 +45,7 @@ class Alert:
             "previous_count": self.previous_count,
             "run_id": self.run_id,
             "raised_at": _iso(self.raised_at),
+            "supersedes": list(self.supersedes),
             "finding": dict(self.finding),
         }
 
@@ -62,6 +64,7 @@ class Alert:
             run_id=str(data["run_id"]),
             raised_at=datetime.fromisoformat(str(data["raised_at"]).replace("Z", "+00:00")),
             finding=dict(data["finding"]),
+            supersedes=tuple(str(x) for x in data.get("supersedes", ())),
         )
 
 

@@ -1,0 +1,213 @@
+"""Throughput and memory of ingest and detect at N events, against floors measured in the same run.
+
+For each N (default 5,000,000; ``--events 1000000,2000000,5000000`` for a list) this script
+
+1. writes N events of CloudTrail with the simulator's scale mode (not timed);
+2. **ingest** — runs ``trailsight ingest`` on them into a fresh store;
+   its *floor* is DuckDB reading the same files with
+   ``read_json(..., format='auto', maximum_object_size=64MB)`` + ``unnest(Records)`` + ``count(*)``;
+3. **detect** — runs ``trailsight detect --no-save`` over every day of the lake;
+   its *floor* is a plain DuckDB group-by over the lake (``count(*) GROUP BY principal, event_name``).
+
+Every measured step runs as its own process. Peak memory is the largest resident set of the
+process tree, sampled from /proc every 50 ms (worker processes add up), and
+``getrusage(RUSAGE_CHILDREN).ru_maxrss`` of the biggest single process as a cross-check.
+The ratio column is events/s of the step divided by events/s of its floor.
+
+It prints a markdown table and the command that reproduces it. Run it when the machine is
+otherwise idle: it is CPU-bound and the figures are only comparable within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One measured process: wall seconds, peak tree RSS and largest single RSS (bytes)."""
+
+    seconds: float
+    peak_tree: int
+    peak_single: int
+    stdout: str
+
+
+def _tree_rss(root: int) -> int:
+    """Resident bytes of ``root`` and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        rss[pid] = int(fields[21]) * PAGE
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def measure(cmd: list[str], env: dict[str, str] | None = None) -> Measure:
+    """Run ``cmd`` in a wrapper process that reports its children's ru_maxrss; sample tree RSS."""
+    wrapper = (
+        "import resource, subprocess, sys\n"
+        "p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE)\n"
+        "sys.stderr.write('\\nMAXRSS %d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "sys.stdout.buffer.write(p.stdout)\n"
+        "sys.exit(p.returncode)\n"
+    )
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", wrapper, *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss(proc.pid))
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    if proc.returncode not in (0, 3):
+        raise SystemExit(f"failed ({proc.returncode}): {shlex.join(cmd)}\n{err.decode()[-2000:]}")
+    single = 0
+    for line in err.decode().splitlines():
+        if line.startswith("MAXRSS "):
+            single = int(line.split()[1]) * 1024
+    return Measure(seconds, peak, single, out.decode())
+
+
+def _floor_script(sql: str) -> list[str]:
+    code = f"import duckdb; print(duckdb.sql({sql!r}).fetchall()[0][0])"
+    return [sys.executable, "-c", code]
+
+
+def _lake_days(store: Path) -> tuple[str, str, int]:
+    con = duckdb.connect()
+    row = con.execute(
+        "SELECT min(event_date)::VARCHAR, (max(event_date) + 1)::VARCHAR, count(*) "
+        "FROM read_parquet(?, hive_partitioning = false)",
+        [str(store / "lake" / "**" / "*.parquet")],
+    ).fetchone()
+    assert row is not None
+    return str(row[0]), str(row[1]), int(row[2])
+
+
+def _gb(n: int) -> str:
+    return f"{n / 2**30:.2f} GB"
+
+
+def run(n: int, work: Path, trailsight: str) -> list[str]:
+    """Measure one N; return its table rows."""
+    logs, store = work / f"logs-{n}", work / f"store-{n}"
+    shutil.rmtree(logs, ignore_errors=True)
+    shutil.rmtree(store, ignore_errors=True)
+    print(f"# {n:,} events: simulating ...", file=sys.stderr, flush=True)
+    subprocess.run([trailsight, "simulate", "--out", str(logs), "--events", str(n)], check=True, capture_output=True)
+    raw = sum(p.stat().st_size for p in logs.rglob("*.json.gz"))
+
+    print(f"# {n:,}: ingest floor ...", file=sys.stderr, flush=True)
+    pattern = str(logs / "**" / "*.json.gz")
+    floor_in = measure(
+        _floor_script(
+            f"SELECT count(*) FROM (SELECT unnest(Records) FROM read_json('{pattern}', format='auto', "
+            "maximum_object_size=67108864))"
+        )
+    )
+    assert int(floor_in.stdout.strip()) == n, floor_in.stdout
+    print(f"# {n:,}: ingest ...", file=sys.stderr, flush=True)
+    ing = measure([trailsight, "ingest", str(logs), "--store", str(store)])
+    since, until, rows = _lake_days(store)
+    assert rows == n, (rows, n)
+    lake = sum(p.stat().st_size for p in (store / "lake").rglob("*.parquet"))
+
+    print(f"# {n:,}: detect floor ...", file=sys.stderr, flush=True)
+    lake_glob = str(store / "lake" / "**" / "*.parquet")
+    floor_det = measure(
+        _floor_script(
+            "SELECT count(*) FROM (SELECT principal, event_name, count(*) FROM "
+            f"read_parquet('{lake_glob}', hive_partitioning=false) GROUP BY ALL)"
+        )
+    )
+    print(f"# {n:,}: detect {since} .. {until} ...", file=sys.stderr, flush=True)
+    detect_cmd = [trailsight, "detect", "--store", str(store), "--since", since, "--until", until]
+    det = measure([*detect_cmd, "--no-save", "--output", os.devnull])
+
+    def row(step: str, m: Measure, floor: Measure) -> str:
+        rate, floor_rate = n / m.seconds, n / floor.seconds
+        return (
+            f"| {n:,} | {step} | {m.seconds:,.1f} | {rate:,.0f} | {floor_rate:,.0f} | {rate / floor_rate:.2f} "
+            f"| {_gb(m.peak_tree)} | {_gb(m.peak_single)} |"
+        )
+
+    print(
+        f"# {n:,}: raw gz {raw / n:.0f} B/event, lake {lake / n:.0f} B/event, days {since}..{until}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return [
+        row("ingest", ing, floor_in),
+        row("detect", det, floor_det),
+        f"| {n:,} | (sizes) | | | | | lake {lake / n:.0f} B/event | gz input {raw / n:.0f} B/event |",
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments, run every N, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", default="5000000", help="N or a comma-separated list (default 5000000)")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated logs and stores")
+    args = parser.parse_args(argv)
+    sizes = [int(x.replace("_", "")) for x in args.events.split(",") if x.strip()]
+    trailsight = str(Path(sys.executable).with_name("trailsight"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="trailsight-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    rows = [
+        "| events | step | seconds | events/s | floor events/s | ratio | peak RSS (tree) | peak RSS (1 process) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    try:
+        for n in sizes:
+            rows += run(n, work, trailsight)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    cpus = os.cpu_count()
+    print(f"\n`{shlex.join(['python', 'bench/scale.py', '--events', args.events])}` ({cpus} CPUs)\n")
+    print("\n".join(rows))
+    assert resource  # getrusage is used in the wrapper process
+
+
+if __name__ == "__main__":
+    main()
