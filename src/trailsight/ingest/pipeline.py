@@ -608,6 +608,7 @@ class _Committer:
         """Rename each part into the lake, rewriting the few that hold duplicates."""
         out: list[lake.LakeFile] = []
         offset = 0
+        lake.sync_files([self.layout.root / part.tmp for part in self.parts])
         for k, part in enumerate(self.parts):
             n = len(part.ids)
             tmp = self.layout.root / part.tmp
@@ -616,7 +617,7 @@ class _Committer:
             offset += n
             kept = n if mask is None else int(pc.sum(mask).as_py() or 0)
             if kept == n:
-                out.append(lake.publish(self.layout, tmp, name, part.account_id, part.event_date, n))
+                out.append(lake.publish(self.layout, tmp, name, part.account_id, part.event_date, n, synced=True))
             elif kept == 0:
                 tmp.unlink(missing_ok=True)
             else:

@@ -21,6 +21,7 @@ Readers: :func:`lake_files` lists the registered files, :func:`events_sql` gives
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -131,10 +132,26 @@ def write_temp(layout: StoreLayout, table: pa.Table, account_id: str, day: date,
     return tmp
 
 
-def publish(layout: StoreLayout, tmp: Path, name: str, account_id: str, day: date, rows: int) -> LakeFile:
-    """Rename a temporary file to ``<name>.parquet`` in its folder; return it (still unregistered)."""
+def sync_files(paths: list[Path]) -> None:
+    """Flush files to disk, several at a time (the waits are I/O, not CPU)."""
+    if len(paths) == 1:
+        _fsync(paths[0])
+    elif paths:
+        with ThreadPoolExecutor(max_workers=min(8, len(paths))) as pool:
+            list(pool.map(_fsync, paths))
+
+
+def publish(
+    layout: StoreLayout, tmp: Path, name: str, account_id: str, day: date, rows: int, *, synced: bool = False
+) -> LakeFile:
+    """Rename a temporary file to ``<name>.parquet`` in its folder; return it (still unregistered).
+
+    The data is flushed to disk first (unless ``synced`` says :func:`sync_files` did it), so the
+    name — and then the register — never points at data that a crash could lose.
+    """
     final = tmp.with_name(f"{name}.parquet")
-    _fsync(tmp)  # the data is on disk before the name (and then the register) says it is there
+    if not synced:
+        _fsync(tmp)
     tmp.replace(final)
     return LakeFile(path=final.relative_to(layout.root).as_posix(), account_id=account_id, event_date=day, rows=rows)
 
