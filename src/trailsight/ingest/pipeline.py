@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from trailsight.config import Settings
-from trailsight.errors import ConfigError, IngestError, StoreError, TrailsightError
+from trailsight.errors import ConfigError, IngestError, StoreError
 from trailsight.ingest import normalise as norm
 from trailsight.ingest.parse import Problem, iter_records, snippet
 from trailsight.ingest.quarantine import QUARANTINE_DDL, QuarantineEntry, QuarantineWriter, insert_entries
@@ -912,7 +912,6 @@ __all__ = [
     "IngestOptions",
     "IngestSummary",
     "Progress",
-    "TrailsightError",
     "default_workers",
     "ingest",
     "load_enricher",
