@@ -108,7 +108,10 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> Measure:
 
 
 def _floor_script(sql: str) -> list[str]:
-    code = f"import duckdb; print(duckdb.sql({sql!r}).fetchall()[0][0])"
+    code = (
+        "import duckdb; con = duckdb.connect(); con.execute('SET enable_progress_bar = false'); "
+        f"print(con.sql({sql!r}).fetchall()[0][0])"
+    )
     return [sys.executable, "-c", code]
 
 
@@ -166,7 +169,7 @@ def run(n: int, work: Path, trailsight: str) -> list[str]:
     def row(step: str, m: Measure, floor: Measure) -> str:
         rate, floor_rate = n / m.seconds, n / floor.seconds
         return (
-            f"| {n:,} | {step} | {m.seconds:,.1f} | {rate:,.0f} | {floor_rate:,.0f} | {rate / floor_rate:.2f} "
+            f"| {n:,} | {step} | {m.seconds:,.1f} | {rate:,.0f} | {floor_rate:,.0f} | {rate / floor_rate:.3f} "
             f"| {_gb(m.peak_tree)} | {_gb(m.peak_single)} |"
         )
 
