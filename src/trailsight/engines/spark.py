@@ -170,7 +170,7 @@ def open_events(
     if single_partition:
         frame = frame.coalesce(1)
     frame.createOrReplaceTempView("_ts_events_src")
-    spark.sql("UNCACHE TABLE IF EXISTS events")
+    spark.catalog.dropTempView("events")  # also drops the cached data of an earlier range
     if single_partition:
         spark.sql("CACHE TABLE events AS SELECT * FROM _ts_events_src")
     else:
