@@ -261,7 +261,7 @@ def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
     report = orjson.loads(log.read_bytes().splitlines()[0])
     assert report["event"] == "watch.cycle"
     assert read_watermark(StoreLayout(store), str(source)) == T0
-    assert FileSink  # the file sink is exercised in test_outputs
+    assert FileSink  # the file sink is exercised in test_watch_outputs
 
 
 def test_late_event_that_moves_a_finding_start_supersedes_it(store: Path) -> None:
