@@ -25,6 +25,7 @@ from trailsight.detectors import registry
 from trailsight.detectors.base import Detector
 from trailsight.errors import ConfigError, StoreError
 from trailsight.features.asof import CARRIED_COLUMNS, bounds_table, build_feature_table, build_profiles, prepare
+from trailsight.features.behaviour import CONTEXT_COLUMNS, BehaviourContext, context_aggregates
 from trailsight.features.options import FeatureOptions
 from trailsight.features.source import connect, lake_day_range, open_events, quiet_ibis
 from trailsight.findings.group import group_findings
@@ -35,6 +36,8 @@ from trailsight.store.layout import StoreLayout
 
 #: Feature columns the grouping reads besides the detectors' own.
 _GROUP_COLUMNS = ("api", "p_age_days", "gated_account", "gated_principal")
+#: Feature columns :func:`add_context` reads to pick the rows that need population figures.
+_CANDIDATE_COLUMNS = ("p_api_days", "p_days", "x_api_days")
 
 _RUNS_DDL = """CREATE TABLE IF NOT EXISTS runs(
     run_id VARCHAR PRIMARY KEY, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
@@ -85,10 +88,27 @@ def _chunks(since: datetime, until: datetime, days: int) -> list[tuple[datetime,
 
 
 def _needed_columns(detectors: Sequence[Detector]) -> list[str]:
-    cols = dict.fromkeys([*CARRIED_COLUMNS, *_GROUP_COLUMNS])
+    """The as-of feature columns the detectors and the grouping read (context columns excluded)."""
+    cols = dict.fromkeys([*CARRIED_COLUMNS, *_GROUP_COLUMNS, *_CANDIDATE_COLUMNS])
     for det in detectors:
-        cols.update(dict.fromkeys(det.requires))
+        cols.update(dict.fromkeys(c for c in det.requires if c not in CONTEXT_COLUMNS))
     return list(cols)
+
+
+def needs_context(detectors: Sequence[Detector]) -> bool:
+    """True when some detector reads the peer / automation context columns."""
+    return any(c in CONTEXT_COLUMNS for det in detectors for c in det.requires)
+
+
+def add_context(features: pa.Table, context: BehaviourContext | None) -> pa.Table:
+    """Add the peer / automation / account-usage columns (population figures on thin-history rows only)."""
+    if context is None:
+        return features
+    p_api = np.nan_to_num(features.column("p_api_days").to_numpy(zero_copy_only=False).astype(np.float64))
+    p_days = np.nan_to_num(features.column("p_days").to_numpy(zero_copy_only=False).astype(np.float64))
+    x_api = np.nan_to_num(features.column("x_api_days").to_numpy(zero_copy_only=False).astype(np.float64))
+    thin = (p_api <= 2.0 + 0.1 * p_days) | (x_api <= 2.0)
+    return context.augment(features, thin)
 
 
 def score_table(
@@ -170,7 +190,12 @@ def _detect(
     con = connect()
     unusual: list[dict[str, Any]] = []
     history = open_events(con, layout, since, until, feat_opts.forget_days)
-    profiles = _materialise_profiles(con, history, since, until, feat_opts)
+    profiles, prepared = _materialise_profiles(con, history, since, until, feat_opts)
+    context = (
+        BehaviourContext.from_expressions(context_aggregates(prepared), feat_opts.forget_days)
+        if needs_context(dets)
+        else None
+    )
     sql: str | None = None
     for c_since, c_until in _chunks(since, until, chunk_days):
         try:
@@ -184,7 +209,7 @@ def _detect(
                 events, c_since, c_until, feat_opts, profiles=profiles, bounds=con.table("_ts_bounds")
             )
             sql = str(con.compile(expr.select(*columns)))
-        features = con.con.sql(sql).to_arrow_table()
+        features = add_context(con.con.sql(sql).to_arrow_table(), context)
         rows, _ = score_table(features, dets, scoring)
         unusual += rows
         st.events += features.num_rows
@@ -208,20 +233,23 @@ def _detect(
 
 def _materialise_profiles(
     con: Any, history: Any, since: datetime, until: datetime, opts: FeatureOptions
-) -> dict[str, Any]:
-    """Compute the windowed daily profiles once for the whole range and keep them as temp tables."""
+) -> tuple[dict[str, Any], Any]:
+    """Compute the windowed daily profiles once for the whole range and keep them as temp tables.
+
+    Returns the profiles and the materialised (narrow) history they were computed from.
+    """
     prepared = prepare(history)
     since_day = int(since.timestamp() // 86_400)
     prepared = prepared.filter((prepared.day >= since_day - opts.forget_days) & (prepared.event_time < until))
     # Only what the profiles read, materialised once (the history is scanned once, not per pair).
-    keep = ["event_time", "error_code", "day", "hour_idx", "b15", "_k_msg"]
+    keep = ["event_time", "error_code", "ip_kind", "identity_type", "session_name", "day", "hour_idx", "b15", "_k_msg"]
     keep += [c for c in prepared.columns if c.startswith("_k_") and c not in keep]
     tag = uuid.uuid4().hex[:8]
     prepared = con.create_table(f"_ts_history_{tag}", prepared.select(*keep), temp=True)
     out: dict[str, Any] = {}
     for name, expr in build_profiles(prepared, opts.forget_days).items():
         out[name] = con.create_table(f"_ts_profile_{name}_{tag}", expr, temp=True)
-    return out
+    return out, prepared
 
 
 def _describe(

@@ -12,7 +12,9 @@ from collections.abc import Iterable, Mapping
 from importlib.metadata import entry_points
 
 from trailsight.config import Settings
+from trailsight.detectors.automation_misuse import AutomationMisuseDetector
 from trailsight.detectors.base import Detector
+from trailsight.detectors.behaviour_model import BehaviourModelDetector
 from trailsight.detectors.error_message_spike import ErrorMessageSpikeDetector
 from trailsight.detectors.off_hours import OffHoursDetector
 from trailsight.detectors.rare_api_for_location import RareApiForCityDetector, RareApiForCountryDetector
@@ -38,6 +40,8 @@ BUILTIN: dict[str, type[Detector]] = {
         UnusualUserAgentDetector,
         OffHoursDetector,
         VolumeSpikeDetector,
+        BehaviourModelDetector,
+        AutomationMisuseDetector,
     )
 }
 

@@ -1,0 +1,355 @@
+"""Peer groups, automation likelihood and account-wide usage, as of each event's day.
+
+The pair features of :mod:`trailsight.features.asof` say how often *this* principal did a
+thing. Two more questions need the whole population, and are answered here:
+
+* **Who behaves like this principal?** Peers are learned from behaviour: each principal's
+  APIs over the forget window before the event's day, weighted by ``log(1 + active days)``
+  and by how specific the API is (inverse principal frequency, so ``sts:GetCallerIdentity``
+  says little), compared by cosine similarity; the ``peers`` (5) most similar above
+  ``min_similarity`` (0.1) are its peer group. For an event we then count which peers used
+  its API before it (earlier days of the window, or earlier the same day).
+* **Is this principal a person or a machine?** Automation likelihood, from behaviour only:
+  the share of its calls made with an interactive agent (console, CLI), the share made from
+  AWS networks, how many of the day's hours it is active in, and how regularly it runs. A
+  CI role, a scheduled Lambda or a backup job scores near 1; a person near 0.
+* **How many principals of the account used this API before the event** (earlier days or
+  earlier the same day) — the denominator of the account level of the behaviour model.
+
+Everything is computed from daily aggregates of the history strictly before the event (the
+event's own day contributes only what happened before the event), so scoring stays leak-free
+and scoring a range in pieces gives the same values as scoring it at once. The aggregates are
+portable Ibis expressions (DuckDB or Spark); the small per-day computations run in numpy on
+the driver.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+SECONDS_PER_DAY = 86_400
+#: Identity types that are a person's own (an IAM user's keys or password, the root user).
+PERSON_IDENTITIES = ("IAMUser", "Root")
+AWS_NETWORK_KINDS = ("aws", "aws-service", "internal")
+
+#: Columns :meth:`BehaviourContext.augment` adds to a feature table.
+CONTEXT_COLUMNS: tuple[str, ...] = (
+    "auto_score",
+    "p_interactive_share",
+    "p_aws_share",
+    "p_hour_cover",
+    "peers_n",
+    "peers_sim",
+    "peers_using",
+    "peers_using_sim",
+    "peer_names",
+    "a_api_users",
+    "a_principals",
+)
+
+
+def context_aggregates(prepared: ir.Table) -> dict[str, ir.Table]:
+    """Daily aggregates the context is built from (``prepared``: :func:`~trailsight.features.asof.prepare`).
+
+    ``pday``: per (account, principal, day) the calls, distinct clock hours, console and CLI
+    calls, calls made as a person (an IAM user, root, an SSO permission set, an e-mail session name)
+    and calls from AWS networks. ``papi``: per (account, principal, api, day) the first call.
+    """
+    t = prepared
+    aws = t.ip_kind.fill_null("").isin(AWS_NETWORK_KINDS)
+    person = (
+        t.identity_type.fill_null("").isin(PERSON_IDENTITIES)
+        | t.session_name.fill_null("").contains("@")
+        | t._k_principal.contains("/AWSReservedSSO_")
+    )
+    pday = t.group_by([t._k_account_id, t._k_principal, t.day]).aggregate(
+        n=t.count(),
+        hours=t.hour_idx.nunique(),
+        n_console=(t._k_ua_family == "console").ifelse(1, 0).sum(),
+        n_cli=(t._k_ua_family == "cli").ifelse(1, 0).sum(),
+        n_person=person.ifelse(1, 0).sum(),
+        n_aws=aws.ifelse(1, 0).sum(),
+    )
+    papi = t.group_by([t._k_account_id, t._k_principal, t._k_api, t.day]).aggregate(first=t.event_time.min())
+    return {"pday": pday, "papi": papi}
+
+
+@dataclass(frozen=True)
+class ContextOptions:
+    """Peer-group and automation settings (``[detect.peers]`` in trailsight.toml)."""
+
+    peers: int = 5
+    min_similarity: float = 0.1
+
+
+@dataclass
+class _Day:
+    """Everything known before one day: principals, their peers, who used which API."""
+
+    index: dict[tuple[str, str], int]
+    names: list[str]
+    account: list[str]
+    apis: dict[str, int]
+    used: npt.NDArray[np.bool_]  # principals × apis, used on an earlier day of the window
+    peers: list[list[tuple[int, float]]]
+    auto: dict[tuple[str, str], tuple[float, float, float, float]]
+    principals_by_account: dict[str, int]
+    # Same-day first uses, before the event: (principal, api) → first epoch second.
+    today: dict[tuple[str, str, str], float]
+    # (account, api) → sorted first epoch seconds today of principals new to it in the window.
+    today_new_users: dict[tuple[str, str], list[float]]
+
+
+def _epoch(col: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.float64]:
+    ints = pc.cast(pc.cast(col, pa.timestamp("us", tz="UTC")), pa.int64())
+    out: npt.NDArray[np.float64] = ints.to_numpy(zero_copy_only=False).astype(np.float64) / 1e6
+    return out
+
+
+class BehaviourContext:
+    """Peers, automation likelihood and account usage per day, from :func:`context_aggregates`."""
+
+    def __init__(
+        self, pday: pa.Table, papi: pa.Table, forget_days: int, options: ContextOptions | None = None
+    ) -> None:
+        self.forget = forget_days
+        self.options = options or ContextOptions()
+        self._pday = pday
+        self._papi = papi
+        self._pday_day = pday.column("day").to_numpy(zero_copy_only=False)
+        self._papi_day = papi.column("day").to_numpy(zero_copy_only=False)
+        self._days: dict[int, _Day] = {}
+
+    @classmethod
+    def from_expressions(cls, aggs: dict[str, ir.Table], forget_days: int, options: ContextOptions | None = None) -> Any:
+        """Execute :func:`context_aggregates` expressions and build the context."""
+        return cls(aggs["pday"].to_pyarrow(), aggs["papi"].to_pyarrow(), forget_days, options)
+
+    # -- one day ---------------------------------------------------------------------------
+    def _window(self, table: pa.Table, days: npt.NDArray[Any], lo: int, hi: int) -> pa.Table:
+        mask = (days >= lo) & (days <= hi)
+        return table.filter(pa.array(mask))
+
+    def _day(self, day: int) -> _Day:
+        if day in self._days:
+            return self._days[day]
+        lo, hi = day - self.forget, day - 1
+        papi = self._window(self._papi, self._papi_day, lo, hi)
+        principals = papi.column("_k_principal").to_pylist()
+        accounts = papi.column("_k_account_id").to_pylist()
+        apis_col = papi.column("_k_api").to_pylist()
+        index: dict[tuple[str, str], int] = {}
+        account: list[str] = []
+        for p, a in zip(principals, accounts, strict=True):
+            if (a, p) not in index:
+                index[(a, p)] = len(index)
+                account.append(a)
+        apis: dict[str, int] = {}
+        for api in apis_col:
+            if api not in apis:
+                apis[api] = len(apis)
+        counts = np.zeros((len(index), max(1, len(apis))), dtype=np.float64)
+        if principals:
+            rows = np.fromiter((index[(a, p)] for a, p in zip(accounts, principals, strict=True)), dtype=np.int64, count=len(principals))
+            cols = np.fromiter((apis[a] for a in apis_col), dtype=np.int64, count=len(apis_col))
+            np.add.at(counts, (rows, cols), 1.0)
+        used = counts > 0
+        peers = self._peers(counts, used)
+        principals_by_account: dict[str, int] = defaultdict(int)
+        for a in account:
+            principals_by_account[a] += 1
+        # The event's own day: first uses so far (only those before the event count).
+        today_tab = self._window(self._papi, self._papi_day, day, day)
+        today: dict[tuple[str, str, str], float] = {}
+        new_users: dict[tuple[str, str], list[float]] = defaultdict(list)
+        t_first = _epoch(today_tab.column("first"))
+        for p, acct, api, t in zip(
+            today_tab.column("_k_principal").to_pylist(),
+            today_tab.column("_k_account_id").to_pylist(),
+            today_tab.column("_k_api").to_pylist(),
+            t_first,
+            strict=True,
+        ):
+            today[(acct, p, api)] = float(t)
+            pi, ai = index.get((acct, p)), apis.get(api)
+            if pi is None or ai is None or not used[pi, ai]:
+                new_users[(acct, api)].append(float(t))
+        for values in new_users.values():
+            values.sort()
+        built = _Day(
+            index=index,
+            names=[p for _, p in index],
+            account=account,
+            apis=apis,
+            used=used,
+            peers=peers,
+            auto=self._automation(lo, hi),
+            principals_by_account=dict(principals_by_account),
+            today=today,
+            today_new_users=dict(new_users),
+        )
+        self._days[day] = built
+        return built
+
+    def _peers(self, counts: npt.NDArray[np.float64], used: npt.NDArray[np.bool_]) -> list[list[tuple[int, float]]]:
+        n = counts.shape[0]
+        if n < 2:
+            return [[] for _ in range(n)]
+        df = used.sum(axis=0)
+        idf = np.log((1.0 + n) / (1.0 + df))
+        w = np.log1p(counts) * idf
+        norms = np.linalg.norm(w, axis=1)
+        w = w / np.where(norms > 0, norms, 1.0)[:, None]
+        sim = w @ w.T
+        np.fill_diagonal(sim, -1.0)
+        k = min(self.options.peers, n - 1)
+        top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+        out: list[list[tuple[int, float]]] = []
+        for i in range(n):
+            out.append([(int(j), float(sim[i, j])) for j in top[i] if sim[i, j] >= self.options.min_similarity])
+        return out
+
+    def _automation(self, lo: int, hi: int) -> dict[tuple[str, str], tuple[float, float, float, float]]:
+        """(account, principal) → (automation likelihood, interactive share, AWS-network share, hour cover).
+
+        A principal is a machine to the extent that its calls are neither made as a person
+        (an IAM user, root, a named person behind a shared role) nor from the console; the
+        CLI counts a little towards a person (CI pipelines run it too).
+        """
+        tab = self._window(self._pday, self._pday_day, lo, hi)
+        acc: dict[tuple[str, str], list[float]] = {}
+        for acct, p, n, hours, console, cli, person, aws in zip(
+            tab.column("_k_account_id").to_pylist(),
+            tab.column("_k_principal").to_pylist(),
+            tab.column("n").to_pylist(),
+            tab.column("hours").to_pylist(),
+            tab.column("n_console").to_pylist(),
+            tab.column("n_cli").to_pylist(),
+            tab.column("n_person").to_pylist(),
+            tab.column("n_aws").to_pylist(),
+            strict=True,
+        ):
+            a = acc.setdefault((acct, p), [0.0] * 7)
+            for j, v in enumerate((1, n, hours, console, cli, person, aws)):
+                a[j] += float(v)
+        out: dict[tuple[str, str], tuple[float, float, float, float]] = {}
+        for key, (days, n, hours, console, cli, person, aws) in acc.items():
+            total = max(n, 1.0)
+            likelihood = (1.0 - person / total) * (1.0 - console / total) * (1.0 - 0.2 * cli / total)
+            inter = (console + cli) / total
+            cover = hours / max(days * 24.0, 1.0)
+            out[key] = (round(likelihood, 6), round(inter, 6), round(aws / total, 6), round(min(cover, 1.0), 6))
+        return out
+
+    # -- feature rows ------------------------------------------------------------------------
+    def augment(self, features: pa.Table, candidates: npt.NDArray[np.bool_] | None = None) -> pa.Table:
+        """``features`` with :data:`CONTEXT_COLUMNS` added (peer counts only on ``candidates`` rows).
+
+        Rows outside ``candidates`` (default: all) get null peer and account-usage columns;
+        the behaviour model only needs them where the principal's own history is thin.
+        """
+        n = features.num_rows
+        auto = np.zeros(n)
+        inter = np.ones(n)
+        aws = np.zeros(n)
+        cover = np.zeros(n)
+        peers_n = np.zeros(n, dtype=np.int64)
+        peers_sim = np.zeros(n)
+        using = np.full(n, -1, dtype=np.int64)
+        using_sim = np.full(n, np.nan)
+        names: list[str | None] = [None] * n
+        a_users = np.full(n, -1, dtype=np.int64)
+        a_principals = np.zeros(n, dtype=np.int64)
+        if n:
+            now = _epoch(features.column("event_time"))
+            days = np.floor(now / SECONDS_PER_DAY).astype(np.int64)
+            principal = features.column("principal").to_pylist()
+            account = features.column("account_id").to_pylist()
+            api = features.column("api").to_pylist()
+            want = np.ones(n, dtype=bool) if candidates is None else candidates
+            for i in range(n):
+                ctx = self._day(int(days[i]))
+                p = principal[i] or ""
+                acct = account[i] or ""
+                auto_row = ctx.auto.get((acct, p))
+                if auto_row is not None:
+                    auto[i], inter[i], aws[i], cover[i] = auto_row
+                a_principals[i] = ctx.principals_by_account.get(acct, 0)
+                pi = ctx.index.get((acct, p))
+                plist = ctx.peers[pi] if pi is not None else []
+                peers_n[i] = len(plist)
+                peers_sim[i] = sum(s for _, s in plist)
+                if not want[i]:
+                    continue
+                key = api[i] or ""
+                ai = ctx.apis.get(key)
+                t = float(now[i])
+                cnt, ssum, who = 0, 0.0, []
+                for q, s in plist:
+                    q_acct, q_name = ctx.account[q], ctx.names[q]
+                    earlier = ai is not None and bool(ctx.used[q, ai])
+                    if earlier or ctx.today.get((q_acct, q_name, key), np.inf) < t:
+                        cnt += 1
+                        ssum += s
+                        who.append(q_name)
+                using[i] = cnt
+                using_sim[i] = ssum
+                names[i] = ", ".join(who[:3]) if who else None
+                # Other principals of the account that used the API before this event.
+                users = 0
+                if ai is not None:
+                    users = sum(1 for q in np.flatnonzero(ctx.used[:, ai]) if ctx.account[q] == acct)
+                users += bisect.bisect_left(ctx.today_new_users.get((acct, key), []), t)
+                own_earlier = pi is not None and ai is not None and bool(ctx.used[pi, ai])
+                if own_earlier or ctx.today.get((acct, p, key), np.inf) < t:
+                    users -= 1
+                a_users[i] = max(users, 0)
+        cols: dict[str, pa.Array] = {
+            "auto_score": pa.array(auto, pa.float64()),
+            "p_interactive_share": pa.array(inter, pa.float64()),
+            "p_aws_share": pa.array(aws, pa.float64()),
+            "p_hour_cover": pa.array(cover, pa.float64()),
+            "peers_n": pa.array(peers_n, pa.int64()),
+            "peers_sim": pa.array(peers_sim, pa.float64()),
+            "peers_using": pa.array(np.where(using < 0, None, using).tolist(), pa.int64()),
+            "peers_using_sim": pa.array(using_sim, pa.float64(), mask=np.isnan(using_sim)),
+            "peer_names": pa.array(names, pa.string()),
+            "a_api_users": pa.array(np.where(a_users < 0, None, a_users).tolist(), pa.int64()),
+            "a_principals": pa.array(a_principals, pa.int64()),
+        }
+        out = features
+        for name, arr in cols.items():
+            if name in out.column_names:
+                out = out.drop_columns([name])
+            out = out.append_column(name, arr)
+        return out
+
+    def peers_of(self, account: str, principal: str, day: int) -> list[tuple[str, float]]:
+        """The peer group of ``principal`` as of ``day`` (epoch day number), most similar first."""
+        ctx = self._day(day)
+        pi = ctx.index.get((account, principal))
+        return [] if pi is None else [(ctx.names[q], s) for q, s in ctx.peers[pi]]
+
+    def automation(self, account: str, principal: str, day: int) -> float:
+        """Automation likelihood of ``principal`` as of ``day`` (0 = person, 1 = machine)."""
+        a = self._day(day).auto.get((account, principal))
+        return 0.0 if a is None else a[0]
+
+
+__all__ = [
+    "CONTEXT_COLUMNS",
+    "BehaviourContext",
+    "ContextOptions",
+    "context_aggregates",
+    "ibis",
+]
