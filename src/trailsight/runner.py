@@ -124,6 +124,7 @@ def score_table(
         row["_risk"] = float(combined.risk[i])
         row["_what"] = float(combined.what[i])
         row["_ctx"] = float(combined.context[i])
+        row["_corroborated"] = bool(combined.corroborated[i])
         row["_gated"] = bool(combined.gated[i])
         row["_reasons"] = combined.reasons(int(i))
     return rows, len(rows)

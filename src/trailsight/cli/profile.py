@@ -80,6 +80,21 @@ def profile_view(p: Mapping[str, Any], *, limit: int = 20) -> Group:
     others = [m for m in p.get("matches", [])[1:]]
     if others:
         parts.append(Text("also matching: " + ", ".join(safe(m, 120) for m in others[:5]), style="dim"))
+    auto = p.get("automation")
+    if auto:
+        kind = "automation (a machine identity)" if auto.get("is_automation") else "a person"
+        parts.append(
+            Text(
+                f"Behaves like {kind}: automation likelihood {auto['likelihood']:.2f}; "
+                f"{auto['interactive_share']:.0%} of calls from the console or CLI, "
+                f"{auto['aws_network_share']:.0%} from AWS networks",
+                style="",
+            )
+        )
+    peers = p.get("peers") or []
+    if peers:
+        names = ", ".join(f"{short_principal(str(x['principal']))} ({x['similarity']:.2f})" for x in peers)
+        parts.append(Text(f"Similar principals: {safe(names, 400)}", style=""))
     parts.append(Text("\nWorking hours", style="bold"))
     parts.append(heatmap(p.get("heatmap") or [[0] * 24 for _ in range(7)]))
     for key, title in (

@@ -81,16 +81,19 @@ class AutomationMisuseDetector(Detector):
                     f"an automation identity ({auto[i]:.0%} likely a machine) that calls from AWS networks "
                     f"was used from {cols.text('as_org')[i] or 'a public network'} outside AWS"
                 )
-                out.append(Reason(detector=self.name, code="automation_outside_aws", score=s, message=msg, details=details))
+                out.append(self._reason("automation_outside_aws", s, msg, details))
             if interactive[i]:
                 msg = f"an automation identity ({auto[i]:.0%} likely a machine) was used from the {family[i]}"
-                out.append(Reason(detector=self.name, code="automation_interactive", score=s, message=msg, details=details))
+                out.append(self._reason("automation_interactive", s, msg, details))
             if new_asn[i] and not out:
                 msg = (
                     f"an automation identity ({auto[i]:.0%} likely a machine) was used from a network it never "
                     f"used: {cols.text('as_org')[i] or 'unknown'}"
                 )
-                out.append(Reason(detector=self.name, code="automation_new_network", score=s, message=msg, details=details))
+                out.append(self._reason("automation_new_network", s, msg, details))
             return out
 
         return score, explain
+
+    def _reason(self, code: str, score: float, message: str, details: dict[str, Any]) -> Reason:
+        return Reason(detector=self.name, code=code, score=score, message=message, details=details)

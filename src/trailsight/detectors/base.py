@@ -44,6 +44,7 @@ class DetectorScores:
     fired: BoolArray
     reasons: list[tuple[Reason, ...]]
     kind: str = "context"
+    people_only: bool = False
 
     @property
     def anomaly(self) -> npt.NDArray[np.int64]:
@@ -134,6 +135,13 @@ class Detector(ABC):
     #: how or when it was done is unusual (network, agent, hour, volume). Scoring corroborates one
     #: kind with the other.
     kind: ClassVar[str] = "context"
+    #: Whether ``trailsight detect`` runs it when no detectors are named. The seed rules whose
+    #: job the behaviour model does better (first-seen / rare API, by principal and by place)
+    #: stay available by name or with ``enabled = true`` in ``[detectors.<name>]``.
+    default_enabled: ClassVar[bool] = True
+    #: True for signals that only mean something for people (working hours): the combination
+    #: weighs them by ``1 − automation likelihood``.
+    people_only: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.defaults))
@@ -168,14 +176,15 @@ class Detector(ABC):
         cols = Columns(features)
         n = features.num_rows
         if n == 0:
-            return DetectorScores(self.name, [], np.zeros(0), np.zeros(0, dtype=bool), [], self.kind)
+            return DetectorScores(self.name, [], np.zeros(0), np.zeros(0, dtype=bool), [], self.kind, self.people_only)
         raw, explain = self._score(cols)
         score = np.clip(np.nan_to_num(np.asarray(raw, dtype=np.float64), nan=0.0), 0.0, 1.0)
         fired = np.rint(score * 100.0) >= self.threshold
         reasons: list[tuple[Reason, ...]] = [_NO_REASONS] * n
         for i in np.flatnonzero(fired):
             reasons[int(i)] = tuple(explain(int(i), float(score[i])))
-        return DetectorScores(self.name, features.column("event_id").to_pylist(), score, fired, reasons, self.kind)
+        ids = features.column("event_id").to_pylist()
+        return DetectorScores(self.name, ids, score, fired, reasons, self.kind, self.people_only)
 
     @abstractmethod
     def _score(self, cols: Columns) -> tuple[FloatArray, Any]:

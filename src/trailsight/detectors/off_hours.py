@@ -24,6 +24,7 @@ class OffHoursDetector(Detector):
     """Outside the principal's learned working hours (Sophos)."""
 
     name: ClassVar[str] = "off_hours"
+    people_only: ClassVar[bool] = True
     source: ClassVar[str] = "Sophos learned working hours"
     requires: ClassVar[tuple[str, ...]] = ("event_time", "hour", "p_hour_days", "p_hour_last", "p_days", "p_last")
     defaults: ClassVar[dict[str, float | int | bool]] = {"threshold": 50, "min_days": 7, "usual_share": 0.1}

@@ -25,6 +25,7 @@ from trailsight.findings.model import Reason
 
 class _RareApiForPlace(Detector):
     kind: ClassVar[str] = "what"
+    default_enabled: ClassVar[bool] = False
     place: ClassVar[str] = "city"
     defaults: ClassVar[dict[str, float | int | bool]] = {"threshold": 50, "min_hours": 20, "rare_share": 0.01}
 

@@ -28,6 +28,7 @@ class RareApiForPrincipalDetector(Detector):
     """New or rare API for the principal / actor (Elastic rare_method_for_a_username, Splunk first seen)."""
 
     kind: ClassVar[str] = "what"
+    default_enabled: ClassVar[bool] = False
     name: ClassVar[str] = "rare_api_for_principal"
     version: ClassVar[str] = "1"
     source: ClassVar[str] = "Elastic rare_method_for_a_username; Splunk previously unseen API call per user role"

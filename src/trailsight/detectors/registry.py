@@ -96,7 +96,7 @@ def create(
         cls = get(name, reg)
         params = dict(settings.section(f"detectors.{name}")) if settings is not None else {}
         params.pop("enabled", None) if names is not None else None
-        if names is None and params.pop("enabled", True) is False:
+        if names is None and params.pop("enabled", cls.default_enabled) is False:
             continue
         try:
             out.append(cls(**params))

@@ -119,19 +119,20 @@ def _epoch(col: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.float64]:
 class BehaviourContext:
     """Peers, automation likelihood and account usage per day, from :func:`context_aggregates`."""
 
-    def __init__(
-        self, pday: pa.Table, papi: pa.Table, forget_days: int, options: ContextOptions | None = None
-    ) -> None:
+    def __init__(self, pday: pa.Table, papi: pa.Table, forget_days: int, options: ContextOptions | None = None) -> None:
         self.forget = forget_days
         self.options = options or ContextOptions()
-        self._pday = pday
-        self._papi = papi
+        # Sorted, so that peers and ties come out the same whatever engine produced the tables.
+        self._pday = pday.sort_by([(c, "ascending") for c in ("_k_account_id", "_k_principal", "day")])
+        self._papi = papi.sort_by([(c, "ascending") for c in ("_k_account_id", "_k_principal", "_k_api", "day")])
         self._pday_day = pday.column("day").to_numpy(zero_copy_only=False)
         self._papi_day = papi.column("day").to_numpy(zero_copy_only=False)
         self._days: dict[int, _Day] = {}
 
     @classmethod
-    def from_expressions(cls, aggs: dict[str, ir.Table], forget_days: int, options: ContextOptions | None = None) -> Any:
+    def from_expressions(
+        cls, aggs: dict[str, ir.Table], forget_days: int, options: ContextOptions | None = None
+    ) -> BehaviourContext:
         """Execute :func:`context_aggregates` expressions and build the context."""
         return cls(aggs["pday"].to_pyarrow(), aggs["papi"].to_pyarrow(), forget_days, options)
 
@@ -160,7 +161,8 @@ class BehaviourContext:
                 apis[api] = len(apis)
         counts = np.zeros((len(index), max(1, len(apis))), dtype=np.float64)
         if principals:
-            rows = np.fromiter((index[(a, p)] for a, p in zip(accounts, principals, strict=True)), dtype=np.int64, count=len(principals))
+            keys = zip(accounts, principals, strict=True)
+            rows = np.fromiter((index[k] for k in keys), dtype=np.int64, count=len(principals))
             cols = np.fromiter((apis[a] for a in apis_col), dtype=np.int64, count=len(apis_col))
             np.add.at(counts, (rows, cols), 1.0)
         used = counts > 0
@@ -321,10 +323,10 @@ class BehaviourContext:
             "p_hour_cover": pa.array(cover, pa.float64()),
             "peers_n": pa.array(peers_n, pa.int64()),
             "peers_sim": pa.array(peers_sim, pa.float64()),
-            "peers_using": pa.array(np.where(using < 0, None, using).tolist(), pa.int64()),
+            "peers_using": pa.array(using, pa.int64(), mask=using < 0),
             "peers_using_sim": pa.array(using_sim, pa.float64(), mask=np.isnan(using_sim)),
             "peer_names": pa.array(names, pa.string()),
-            "a_api_users": pa.array(np.where(a_users < 0, None, a_users).tolist(), pa.int64()),
+            "a_api_users": pa.array(a_users, pa.int64(), mask=a_users < 0),
             "a_principals": pa.array(a_principals, pa.int64()),
         }
         out = features
@@ -339,6 +341,10 @@ class BehaviourContext:
         ctx = self._day(day)
         pi = ctx.index.get((account, principal))
         return [] if pi is None else [(ctx.names[q], s) for q, s in ctx.peers[pi]]
+
+    def automation_figures(self, account: str, principal: str, day: int) -> tuple[float, float, float, float] | None:
+        """(likelihood, interactive share, AWS-network share, hour cover) of ``principal`` as of ``day``."""
+        return self._day(day).auto.get((account, principal))
 
     def automation(self, account: str, principal: str, day: int) -> float:
         """Automation likelihood of ``principal`` as of ``day`` (0 = person, 1 = machine)."""

@@ -145,10 +145,25 @@ def severity_label(severity: float) -> str:
     return "Low"
 
 
-def confidence_for(history_days: float, unusual_attributes: int, detectors: int, gated: bool) -> str:
-    """Low / Medium / High: how sure we are that this is unusual (history length, corroboration)."""
+#: Finding scores at which confidence becomes High and Medium (calibrated on the dev benchmark:
+#: docs/model.md gives the daily volume and precision of each band).
+CONFIDENCE_BANDS: tuple[float, float] = (0.75, 0.6)
+
+
+def confidence_for(
+    history_days: float, unusual_attributes: int, detectors: int, gated: bool, score: float | None = None
+) -> str:
+    """Low / Medium / High: how sure we are that this is unusual.
+
+    With the finding's ``score``, the bands of :data:`CONFIDENCE_BANDS` decide (so "raise only
+    High" gives a predictable daily volume); without it, history length and corroboration do.
+    Gated findings and principals with under three days of history are always Low.
+    """
     if gated or history_days < 3:
         return "Low"
+    if score is not None:
+        high, medium = CONFIDENCE_BANDS
+        return "High" if score >= high else "Medium" if score >= medium else "Low"
     corroboration = unusual_attributes + max(0, detectors - 1)
     if history_days >= 14 and corroboration >= 2:
         return "High"

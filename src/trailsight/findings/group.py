@@ -10,7 +10,9 @@ best API-novelty score times its risk factor, combine like independent evidence 
 strongest counts fully and each further one (up to four) counts half; *context* — the
 strongest new network / agent / hour / volume signal among the events. Unusual APIs with no
 unusual context keep 40 % of their weight (``1 − context_weight``), with full context all of
-it; context without unusual APIs counts a third of the top API risk. New dangerous calls from
+it; context without unusual APIs counts a third of the top API risk — or, where two or more
+context signals corroborate each other on one event, that event's context score weighted by
+its API risk. New dangerous calls from
 a new place at an odd hour rank first; a team trying a new service from the office ranks low.
 A group whose events are all *gated* (too little history) scores half its top API risk, and
 says so.
@@ -68,7 +70,14 @@ def finding_score(events: Sequence[Mapping[str, Any]], context_weight: float = 0
     what = 1.0 - keep
     context = max(float(e["_ctx"]) for e in events)
     top_risk = max(float(e["_risk"]) for e in events)
-    score = what * ((1.0 - context_weight) + context_weight * context) + (1.0 - what) * context * 0.35 * top_risk
+    # Corroborated context (two or more context signals on one event) stands on its own,
+    # weighted by that event's API risk like an unusual API would be.
+    corroborated = max(
+        (float(e["_ctx"]) * (0.35 + 0.65 * float(e["_risk"])) for e in events if e.get("_corroborated")),
+        default=0.0,
+    )
+    alone = max(context * 0.35 * top_risk, corroborated)
+    score = what * ((1.0 - context_weight) + context_weight * context) + (1.0 - what) * alone
     return round(min(1.0, max(0.0, score)), 6)
 
 
@@ -171,7 +180,7 @@ def build_finding(events: Sequence[Mapping[str, Any]], context_weight: float = 0
     severity = d.severity_for(tactic, score)
     history_days = float(first.get("p_age_days") or 0.0)
     unusual_kinds = {r.code for e in events for r in e["_reasons"]}
-    confidence = d.confidence_for(history_days, len(unusual_kinds), len(detectors), gated)
+    confidence = d.confidence_for(history_days, len(unusual_kinds), len(detectors), gated, score)
     name = d.short_name(principal)
     apis = _apis(events)
     top_api = max(events, key=lambda e: (float(e["_risk"]), float(e["_score"])))

@@ -107,4 +107,40 @@ def principal_profile(
     ).fetchall():
         heat[int(dow)][int(hour)] = int(count)
     profile["heatmap"] = heat
+    profile.update(behaviour_summary(con, str(account or ""), str(arn or ""), until or last_t))
     return profile
+
+
+def behaviour_summary(
+    con: duckdb.DuckDBPyConnection, account: str, principal: str, at: datetime | None, *, forget_days: int = 90
+) -> dict[str, Any]:
+    """Peers (most similar principals by behaviour) and automation status of ``principal`` as of ``at``.
+
+    The same figures detection uses (:mod:`trailsight.features.behaviour`), from the
+    ``forget_days`` before ``at``'s day: ``{"peers": [{principal, similarity}], "automation":
+    {likelihood, is_automation, interactive_share, aws_network_share, hour_cover}}``.
+    """
+    import ibis
+
+    from trailsight.features.asof import SECONDS_PER_DAY, prepare
+    from trailsight.features.behaviour import BehaviourContext, context_aggregates
+
+    if at is None:
+        return {"peers": [], "automation": None}
+    day = int(at.timestamp() // SECONDS_PER_DAY) + 1  # as of the end of the last day seen
+    events = prepare(ibis.duckdb.from_connection(con).table("events"))
+    events = events.filter(events.day >= day - forget_days)
+    ctx = BehaviourContext.from_expressions(context_aggregates(events), forget_days)
+    figures = ctx.automation_figures(account, principal, day)
+    automation = None
+    if figures is not None:
+        likelihood, inter, aws, cover = figures
+        automation = {
+            "likelihood": likelihood,
+            "is_automation": likelihood >= 0.6,
+            "interactive_share": inter,
+            "aws_network_share": aws,
+            "hour_cover": cover,
+        }
+    peers = [{"principal": p, "similarity": round(sim, 3)} for p, sim in ctx.peers_of(account, principal, day)]
+    return {"peers": peers, "automation": automation}

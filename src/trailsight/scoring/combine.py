@@ -6,7 +6,11 @@ times its weight ``w``; the contributions combine like independent pieces of evi
 detectors: ``what``) and novelty of *where/how* it was done (network, agent, hour, volume:
 ``context``). The location-partitioned API detectors and the error detectors mostly restate
 the principal-level novelty, so they weigh 0.5–0.6 by default, as does a volume spike. When
-both kinds fired they combine fully; context alone counts half. The result is scaled by the
+both kinds fired they combine fully; context alone counts half — unless two or more context
+detectors fired (each at ``corroboration`` or more after weighting, 0.8), which counts fully:
+a new network *and* an hour never worked is how a person's stolen credentials look even when
+the APIs are the usual ones. Detectors marked ``people_only`` (working hours) count in
+proportion to how much the principal behaves like a person (``1 − automation likelihood``). The result is scaled by the
 API's risk weight from the catalog (``0.35 + 0.65 · risk``): a new ``StopLogging`` weighs far
 more than a new ``DescribeInstances``.
 
@@ -66,6 +70,7 @@ class EventScores:
     risk: FloatArray
     unusual: BoolArray
     gated: BoolArray
+    corroborated: BoolArray
     detectors: dict[str, DetectorScores]
 
     def reasons(self, i: int) -> list[Reason]:
@@ -85,6 +90,11 @@ def _noisy_or(parts: Sequence[FloatArray], n: int) -> FloatArray:
 def combine(features: pa.Table, scores: Sequence[DetectorScores], options: ScoringOptions) -> EventScores:
     """Event scores from detector scores (see the module docstring)."""
     n = features.num_rows
+    automation = (
+        np.nan_to_num(features.column("auto_score").to_numpy(zero_copy_only=False).astype(np.float64))
+        if "auto_score" in features.column_names
+        else None
+    )
     what: list[FloatArray] = []
     context: list[FloatArray] = []
     for s in scores:
@@ -92,11 +102,18 @@ def combine(features: pa.Table, scores: Sequence[DetectorScores], options: Scori
             raise ValueError(f"detector {s.detector} scored {len(s)} rows, expected {n}")
         weight = options.weights.get(s.detector, DEFAULT_WEIGHTS.get(s.detector, 1.0))
         part = np.where(s.fired, s.score * weight, 0.0)
+        if s.people_only and automation is not None:
+            # Working hours mean nothing for a pipeline (Sophos scores automation roles apart).
+            part = part * (1.0 - automation)
         (what if s.kind == "what" or s.detector in WHAT_DETECTORS else context).append(part)
     what_s = _noisy_or(what, n)
     ctx_s = _noisy_or(context, n)
+    # Two or more independent context signals (a new network *and* an hour never worked, say)
+    # corroborate each other: a person's credentials used by someone else, even for usual APIs.
+    corroborated = np.sum([p >= options.corroboration for p in context], axis=0) >= 2 if context else np.zeros(n, bool)
     both = (what_s > 0) & (ctx_s > 0)
-    surprise = np.where(both, 1.0 - (1.0 - what_s) * (1.0 - ctx_s), np.maximum(what_s, 0.5 * ctx_s))
+    alone = np.where(corroborated, ctx_s, 0.5 * ctx_s)
+    surprise = np.where(both, 1.0 - (1.0 - what_s) * (1.0 - ctx_s), np.maximum(what_s, alone))
     risk_col = features.column("api_risk") if "api_risk" in features.column_names else pa.nulls(n, pa.float64())
     risk = risk_col.to_numpy(zero_copy_only=False).astype(np.float64)
     risk = np.where(np.isnan(risk), options.default_risk, np.clip(risk, 0.0, 1.0))
@@ -114,5 +131,6 @@ def combine(features: pa.Table, scores: Sequence[DetectorScores], options: Scori
         risk=risk,
         unusual=np.asarray(unusual, dtype=bool),
         gated=gated,
+        corroborated=np.asarray(corroborated, dtype=bool),
         detectors={s.detector: s for s in scores},
     )

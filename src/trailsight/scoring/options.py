@@ -19,6 +19,8 @@ class ScoringOptions:
     * ``gated_risk`` — a gated event (too little history) still raises a finding when its
       API's risk weight reaches this.
     * ``default_risk`` — risk weight of an API the catalog does not know.
+    * ``corroboration`` — a context detector's weighted score at which it corroborates another
+      context detector (two such make context alone count fully).
     * ``context_weight`` — how much of a finding's score depends on context corroboration
       (new network, agent, hour, volume) when its APIs are unusual.
     * ``min_score`` — findings scoring below this are not raised (the alert threshold); gated
@@ -28,6 +30,7 @@ class ScoringOptions:
     """
 
     event_threshold: float = 0.3
+    corroboration: float = 0.8
     context_weight: float = 0.6
     min_score: float = 0.5
     gap_minutes: float = 30.0
