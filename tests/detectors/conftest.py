@@ -9,7 +9,10 @@ import pyarrow as pa
 import pytest
 
 from trailsight.features import build_feature_table
+from trailsight.features.asof import prepare
+from trailsight.features.behaviour import BehaviourContext, context_aggregates
 from trailsight.features.sample import scenario_events
+from trailsight.runner import add_context
 
 START = datetime(2025, 1, 6, tzinfo=UTC)
 TEST_DAY = START + timedelta(days=21)
@@ -19,5 +22,8 @@ TEST_DAY = START + timedelta(days=21)
 def scenario_features() -> pa.Table:
     con = ibis.duckdb.connect()
     con.raw_sql("SET TimeZone = 'UTC'")
-    expr = build_feature_table(ibis.memtable(scenario_events()), START, TEST_DAY + timedelta(days=1))
-    return con.to_pyarrow(expr)
+    events = ibis.memtable(scenario_events())
+    expr = build_feature_table(events, START, TEST_DAY + timedelta(days=1))
+    aggs = {name: con.to_pyarrow(e) for name, e in context_aggregates(prepare(events)).items()}
+    context = BehaviourContext(aggs["pday"], aggs["papi"], forget_days=90)
+    return add_context(con.to_pyarrow(expr), context)
