@@ -286,7 +286,8 @@ def _suppress(layout: StoreLayout, findings: list[Finding], settings: Settings |
         rules += suppress.load_rules(base / str(path))
     if not rules:
         return findings
-    return suppress.apply_suppressions(findings, rules, datetime.now(UTC))
+    # Expiry is judged at each finding's time, not the wall clock: a backfill meets the rules as they stood.
+    return suppress.apply_suppressions(findings, rules)
 
 
 def _save(layout: StoreLayout, findings: list[Finding], st: RunStats, started_at: datetime) -> None:

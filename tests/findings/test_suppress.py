@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from trailsight.errors import ConfigError
-from trailsight.findings.model import ApiCall, Finding, NetworkInfo
+from trailsight.findings.model import ApiCall, Finding, NetworkInfo, UnusualAttribute
 from trailsight.findings.suppress import (
     apply_suppressions,
     feedback_rules,
@@ -202,3 +202,78 @@ def test_rule_from_finding_escapes_glob_characters() -> None:
     g = make_finding(anomalous_apis=[ApiCall(service="x", event_name="GetAnything[x]", success=1, failure=0)])
     assert not rule.matches(g)
     assert finding_apis(f) == ["Get*[x]"]
+
+
+def _calls(*names: str) -> list[ApiCall]:
+    return [ApiCall(service="x", event_name=n, success=1, failure=0) for n in names]
+
+
+def _unusual(*pairs: tuple[str, str]) -> list[UnusualAttribute]:
+    return [
+        UnusualAttribute(attribute=a, value=v, unusual_for_principal=True, unusual_for_account=False) for a, v in pairs
+    ]
+
+
+def test_feedback_suppresses_the_next_session_of_a_dismissed_traveller(tmp_path: Path) -> None:
+    # A traveller's finding: unusual only for where it came from; its API list is every everyday
+    # call made from the hotel. The next session calls a few other everyday APIs: same pattern.
+    toronto = [NetworkInfo(ip="64.87.104.48", asn=812)]
+    where = _unusual(("asn", "AS812 Rogers"), ("city", "Toronto, CA"))
+    first = make_finding(
+        "t1", anomalous_apis=_calls("ListTables", "DescribeTable", "GetBucketAcl"), networks=toronto, unusual=where
+    )
+    save_findings(tmp_path, [first])
+    set_status(tmp_path, "t1", "Dismissed", "travelling to Toronto")
+    rules = feedback_rules(tmp_path)
+    later = T0 + timedelta(hours=3)
+    again = make_finding(
+        "t2",
+        first_seen=later,
+        last_seen=later,
+        networks=[NetworkInfo(ip="66.242.103.35", asn=812)],
+        anomalous_apis=_calls("ListTables", "DescribeImages", "GetCallerIdentity"),
+        unusual=where,
+    )
+    # Something new for the principal from the same place: raised.
+    new_api = replace(
+        again,
+        id="t3",
+        anomalous_apis=_calls("ListTables", "CreateAccessKey"),
+        unusual=[*where, *_unusual(("api", "CreateAccessKey"))],
+    )
+    # The same calls from a new network: raised.
+    new_net = replace(again, id="t4", networks=[NetworkInfo(ip="91.121.126.86", asn=16276)])
+    # Not described (no unusual attributes): every API must be among the dismissed ones, as before.
+    bare = replace(again, id="t5", unusual=[])
+    out = {f.id: f.status for f in apply_suppressions([again, new_api, new_net, bare], rules, NOW)}
+    assert out == {"t2": "Suppressed", "t3": "Open", "t4": "Open", "t5": "Open"}
+
+
+def test_runner_judges_expiry_at_the_findings_time(tmp_path: Path) -> None:
+    rules = load_rules(write(tmp_path, '[[suppress]]\naccount = "111122223333"\nexpires = 2024-03-31\n'))
+    march, april = (
+        make_finding("m"),
+        make_finding("a", first_seen=T0 + timedelta(days=40), last_seen=T0 + timedelta(days=40)),
+    )
+    # A re-run today over March's logs meets the rule as it stood in March.
+    assert [f.status for f in apply_suppressions([march, april], rules)] == ["Suppressed", "Open"]
+    assert [f.status for f in apply_suppressions([march, april], rules, NOW)] == ["Open", "Open"]
+
+
+def test_verdict_on_a_shared_role_burst_does_not_hide_one_persons_findings() -> None:
+    role = "arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Dev_0123"
+    where = _unusual(("asn", "AS7018 AT&T"))
+    both = make_finding(
+        "r1",
+        principal=role,
+        actor=role,
+        session_names=["ava@example.com", "bob@example.com"],
+        networks=[NetworkInfo(ip="32.28.234.27", asn=7018)],
+        unusual=where,
+    )
+    rule = rule_from_finding(both)
+    later = T0 + timedelta(hours=2)
+    ava = replace(both, id="r2", actor=f"{role}/ava@example.com", first_seen=later, last_seen=later)
+    again = replace(both, id="r3", first_seen=later, last_seen=later)
+    out = {f.id: f.status for f in apply_suppressions([ava, again], [rule], NOW)}
+    assert out == {"r2": "Open", "r3": "Suppressed"}

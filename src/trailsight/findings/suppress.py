@@ -67,6 +67,9 @@ class SuppressionRule:
     reason: str = ""
     expires: datetime | None = None
     source: str = ""  # "rules.toml#2" or "feedback:<finding id>"
+    # A verdict's rule (rule_from_finding): ``principal`` is compared with the finding's actor only,
+    # and only the finding's *unusual* APIs must be among ``api``.
+    from_feedback: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def active(self, now: datetime) -> bool:
@@ -75,14 +78,26 @@ class SuppressionRule:
 
     def matches(self, finding: Finding) -> bool:
         """Whether every field this rule sets matches the finding (all of the finding's values)."""
-        if self.principal and not any(_principal_matches(p, finding) for p in self.principal):
+        if self.from_feedback:
+            # That actor exactly: a verdict on a finding whose actor is a shared SSO role (several
+            # people in one burst) must not hide one person's findings on that role.
+            if not any(fnmatch.fnmatchcase(finding.actor or finding.principal, p) for p in self.principal):
+                return False
+        elif self.principal and not any(_principal_matches(p, finding) for p in self.principal):
             return False
         if self.account and finding.account_id not in self.account:
             return False
         if self.api:
-            apis = finding_apis(finding)
-            if not apis or not all(any(fnmatch.fnmatchcase(a, pat) for pat in self.api) for a in apis):
-                return False
+            if self.from_feedback and finding.unusual:
+                # Described: what is new in the finding must be among the APIs the verdict covered;
+                # nothing new about its APIs (a traveller's everyday calls) passes this field.
+                apis = _unusual_apis(finding)
+                if not all(any(fnmatch.fnmatchcase(a, pat) for pat in self.api) for a in apis):
+                    return False
+            else:
+                apis = finding_apis(finding)
+                if not apis or not all(any(fnmatch.fnmatchcase(a, pat) for pat in self.api) for a in apis):
+                    return False
         if self.networks or self.asn:
             nets = finding.networks
             if not nets or not all(self._network_matches(n.ip, n.asn) for n in nets):
@@ -117,6 +132,10 @@ def _principal_matches(pattern: str, finding: Finding) -> bool:
         if fnmatch.fnmatchcase(name, pattern):
             return True
     return False
+
+
+def _unusual_apis(finding: Finding) -> list[str]:
+    return list(dict.fromkeys(u.value for u in finding.unusual if u.attribute == "api"))
 
 
 def finding_apis(finding: Finding) -> list[str]:
@@ -222,15 +241,21 @@ def _expiry(value: Any, where: str) -> datetime | None:
 # --------------------------------------------------------------------------- applying
 
 
-def apply_suppressions(findings: Sequence[Finding], rules: Iterable[SuppressionRule], now: datetime) -> list[Finding]:
+def apply_suppressions(
+    findings: Sequence[Finding], rules: Iterable[SuppressionRule], now: datetime | None = None
+) -> list[Finding]:
     """Return the findings with every Open one that an active rule matches set to Suppressed.
 
     Nothing is dropped. The first matching rule is named in a last explanation line.
-    Findings an analyst already triaged keep their status.
+    Findings an analyst already triaged keep their status. ``now`` is when expiry is judged;
+    None (what the runner passes) judges each finding at its ``last_seen``, when the behaviour
+    happened, so a re-run over last month's logs meets the rules as they stood then.
     """
-    active = [r for r in rules if r.active(now)]
+    rules = list(rules)
+    fixed = [r for r in rules if r.active(now)] if now is not None else None
     result: list[Finding] = []
     for finding in findings:
+        active = fixed if fixed is not None else [r for r in rules if r.active(finding.last_seen)]
         rule = next((r for r in active if r.matches(finding)), None) if finding.status == "Open" else None
         if rule is None:
             result.append(finding)
@@ -245,7 +270,12 @@ def rule_from_finding(finding: Finding, reason: str = "") -> SuppressionRule:
 
     Same actor (exact ARN: the principal itself, or the person behind an SSO role), same account,
     the finding's APIs, and its networks (by ASN where known, else by address): a later finding of
-    that actor doing only those things from those networks is suppressed; anything more is raised.
+    that actor from those networks whose *unusual* APIs are all among this finding's APIs is
+    suppressed; a new unusual API or a new network is raised. Only the unusual APIs are compared
+    because a finding's API list holds every call of its unusual events: a traveller's finding
+    lists the dozens of everyday APIs called from the hotel, and the next session calls a few
+    others, which is the same pattern. A later finding without describe's unusual attributes is
+    compared on all its APIs, as a rules-file ``api`` is.
     """
     networks: list[IpNetwork] = []
     asns: list[int] = []
@@ -267,6 +297,7 @@ def rule_from_finding(finding: Finding, reason: str = "") -> SuppressionRule:
         asn=tuple(dict.fromkeys(asns)),
         reason=f"dismissed as benign{': ' + reason if reason else ''}",
         source=f"feedback:{finding.id}",
+        from_feedback=True,
     )
 
 

@@ -46,6 +46,7 @@ def similar_rule(finding: dict[str, Any], *, scope: Sequence[str], reason: str) 
         base,
         account=base.account if "account" in scope else (),
         api=base.api if "apis" in scope else (),
+        from_feedback=False,  # read as a rules-file rule (principal, all APIs): what is saved is what matches
         networks=base.networks if "networks" in scope else (),
         asn=base.asn if "networks" in scope else (),
         reason=reason or f"similar to finding {finding['id']} (suppressed from the web UI)",
