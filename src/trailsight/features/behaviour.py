@@ -125,8 +125,8 @@ class BehaviourContext:
         # Sorted, so that peers and ties come out the same whatever engine produced the tables.
         self._pday = pday.sort_by([(c, "ascending") for c in ("_k_account_id", "_k_principal", "day")])
         self._papi = papi.sort_by([(c, "ascending") for c in ("_k_account_id", "_k_principal", "_k_api", "day")])
-        self._pday_day = pday.column("day").to_numpy(zero_copy_only=False)
-        self._papi_day = papi.column("day").to_numpy(zero_copy_only=False)
+        self._pday_day = self._pday.column("day").to_numpy(zero_copy_only=False)
+        self._papi_day = self._papi.column("day").to_numpy(zero_copy_only=False)
         self._days: dict[int, _Day] = {}
 
     @classmethod
