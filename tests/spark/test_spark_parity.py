@@ -10,7 +10,6 @@ scoring and grouping as ``trailsight.runner.detect``, whose findings it must rep
 from __future__ import annotations
 
 import math
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,10 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-
-pytest.importorskip("pyspark")
-if shutil.which("java") is None:  # pragma: no cover - CI installs a JRE
-    pytest.skip("Spark needs Java 17 (java not on PATH)", allow_module_level=True)
+from spark_env import require_spark, skip_or_fail
 
 from trailsight import runner
 from trailsight.detectors import registry
@@ -33,6 +29,8 @@ from trailsight.ingest import ingest
 from trailsight.simulate.generate import simulate
 from trailsight.store.layout import StoreLayout
 
+require_spark()  # skips here without pyspark or java, fails where TRAILSIGHT_REQUIRE_SPARK=1 (CI)
+
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 INVICTUS = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "invictus-ir_aws_dataset" / "CloudTrail"
@@ -43,7 +41,7 @@ UNTIL = datetime(2023, 7, 11, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> StoreLayout:
     if not INVICTUS.is_dir():
-        pytest.skip(f"real captures not found at {INVICTUS}")
+        skip_or_fail(f"real captures not found at {INVICTUS}")
     root = tmp_path_factory.mktemp("parity")
     simulate(root / "sim", days=8, principals=6, seed=3, start=date(2023, 7, 2))
     layout = StoreLayout(root / "store")
