@@ -99,3 +99,17 @@ def test_user_errors_are_one_line(store: Path, tmp_path: Path, capsys: pytest.Ca
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "unknown detector 'nope'" in err
+
+
+def test_bad_usage_exits_2_with_clicks_message(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for args, said in (
+        (["--format", "bogus"], "Invalid value for '--format'"),
+        (["--max-findings", "-3"], "Invalid value for '--max-findings'"),
+        (["--bogus"], "No such option: --bogus"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["detect", "--store", str(store), *args])
+        assert exit_info.value.code == 2, args
+        err = capsys.readouterr().err
+        assert f"Error: {said}" in err
+        assert "unexpected error" not in err

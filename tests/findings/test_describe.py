@@ -235,3 +235,37 @@ def test_peer_and_automation_reasons_are_marked(con: duckdb.DuckDBPyConnection) 
     d = describe([replace(_attack(con), reasons=reasons)], con)[0]
     assert "(peer comparison) 2 of 11 developers call StopLogging" in d.explanation
     assert "(automation) looks scripted" in d.explanation
+
+
+def test_detect_over_the_detonation_raises_bert_jan_gated(store: Path, con: duckdb.DuckDBPyConnection) -> None:
+    from datetime import timedelta
+
+    from trailsight.features.source import lake_day_range
+    from trailsight.runner import detect
+    from trailsight.store.layout import StoreLayout
+
+    days = lake_day_range(StoreLayout(store))
+    assert days is not None
+    since = datetime(days[0].year, days[0].month, days[0].day, tzinfo=UTC)
+    until = datetime(days[1].year, days[1].month, days[1].day, tzinfo=UTC) + timedelta(days=1)
+    findings = detect(store, since, until, save=False)
+    bert = [f for f in findings if f.principal == BERT]
+    assert len(bert) == 1
+    f = bert[0]
+    # Minutes of history only: raised through the enough-data gate, because the APIs are high-risk.
+    assert f.gated
+    assert f.confidence == "Low"
+    assert any("enough-data gate" in line for line in f.explanation)
+    ids = {r[0] for r in con.execute("SELECT event_id FROM events WHERE principal = ?", [BERT]).fetchall()}
+    assert f.event_ids
+    assert len(set(f.event_ids)) == len(f.event_ids) == f.count
+    assert set(f.event_ids) <= ids
+    apis = {
+        r[0]
+        for r in con.execute(
+            f"SELECT DISTINCT event_name FROM events WHERE event_id IN ({', '.join('?' * len(f.event_ids))})",
+            f.event_ids,
+        ).fetchall()
+    }
+    assert {"DeleteTrail", "StopLogging", "CreateAccessKey"} <= apis
+    assert since <= f.first_seen <= f.last_seen < until

@@ -10,18 +10,13 @@ scoring and grouping as ``trailsight.runner.detect``, whose findings it must rep
 from __future__ import annotations
 
 import math
-import shutil
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 import pytest
-
-pytest.importorskip("pyspark")
-if shutil.which("java") is None:  # pragma: no cover - CI installs a JRE
-    pytest.skip("Spark needs Java 17 (java not on PATH)", allow_module_level=True)
+from spark_env import build_store, require_spark
 
 from trailsight import runner
 from trailsight.detectors import registry
@@ -29,27 +24,23 @@ from trailsight.engines import spark
 from trailsight.features.asof import build_feature_table
 from trailsight.features.options import FeatureOptions
 from trailsight.features.source import connect, open_events, quiet_ibis
-from trailsight.ingest import ingest
-from trailsight.simulate.generate import simulate
 from trailsight.store.layout import StoreLayout
+
+require_spark()  # skips here without pyspark or java, fails where TRAILSIGHT_REQUIRE_SPARK=1 (CI)
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
-INVICTUS = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "invictus-ir_aws_dataset" / "CloudTrail"
 SINCE = datetime(2023, 7, 9, tzinfo=UTC)
 UNTIL = datetime(2023, 7, 11, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> StoreLayout:
-    if not INVICTUS.is_dir():
-        pytest.skip(f"real captures not found at {INVICTUS}")
-    root = tmp_path_factory.mktemp("parity")
-    simulate(root / "sim", days=8, principals=6, seed=3, start=date(2023, 7, 2))
-    layout = StoreLayout(root / "store")
-    summary = ingest([root / "sim" / "AWSLogs", INVICTUS], layout, None, workers=0)
-    assert summary.quarantined == 0
-    assert summary.new > 10_000
+    layout = build_store(tmp_path_factory.mktemp("parity"), sim_days=8)
+    with quiet_ibis():
+        con = connect()
+        events = open_events(con, layout, datetime(2023, 7, 2, tzinfo=UTC), UNTIL, 0)
+        assert events.count().to_pyarrow().as_py() > 10_000
     return layout
 
 

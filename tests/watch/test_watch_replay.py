@@ -1,11 +1,14 @@
 """An hour of CloudTrail delivered file by file to a running ``trailsight watch``, killed half-way.
 
 The real invictus-ir capture (55 trail files, 2023-07-10 11:42–12:37Z) is copied into the
-watched folder on a simulated clock: each file appears five minutes after the time in its
-name, as CloudTrail delivers, and every seventh file ten minutes later still (a late
-delivery). The watch process reads the time from a clock file the test advances five
-minutes at a time and runs a cycle every ten, so the hour runs in seconds. Half-way through it is killed with
-SIGKILL in the middle of a cycle and started again. At the end the findings it raised
+watched folder on a simulated clock that the test advances one minute at a time, so the
+folder grows minute by minute, between the watch's cycles as well as at them: each file
+appears one to five minutes after the time in its name (CloudTrail delivers within about
+five), spread over those minutes by its position, and every seventh file ten minutes later
+still (a late delivery). The delivery delay does not depend on the step. The watch process
+reads the time from the clock file and runs a cycle every ten simulated minutes, so the hour
+runs in about a minute and a half. Half-way through it is killed with SIGKILL in the middle of a cycle
+and started again. At the end the findings it raised
 must be exactly those one batch ``detect`` over the whole hour raises: none missed, none
 raised twice, each with the same events.
 """
@@ -37,7 +40,9 @@ _STAMP = re.compile(r"_(\d{8}T\d{4})Z_")
 START = datetime(2023, 7, 10, 11, 45, tzinfo=UTC)
 END = datetime(2023, 7, 10, 12, 55, tzinfo=UTC)
 KILL_AT = datetime(2023, 7, 10, 12, 15, tzinfo=UTC)
-STEP = timedelta(minutes=5)  # the folder grows every five minutes
+STEP = timedelta(minutes=1)  # the clock advances, and the folder grows, a minute at a time
+DELAY = 5  # a file appears 1..DELAY minutes after its stamp (by its position)
+LATE_BY = timedelta(minutes=10)  # every seventh file is delivered this much later still
 EVERY = timedelta(minutes=10)  # watch runs every ten
 LATE = os.environ.get("TS_LATE", "1") == "1"
 
@@ -49,7 +54,7 @@ def _deliveries() -> list[tuple[datetime, Path]]:
         match = _STAMP.search(path.name)
         assert match, path.name
         stamp = datetime.strptime(match.group(1), "%Y%m%dT%H%M").replace(tzinfo=UTC)
-        delay = STEP + (2 * STEP if i % 7 == 3 and LATE else timedelta(0))
+        delay = timedelta(minutes=1 + i % DELAY) + (LATE_BY if i % 7 == 3 and LATE else timedelta(0))
         out.append((stamp + delay, path))
     return out
 
@@ -119,6 +124,10 @@ def test_watch_hour_with_kill_matches_batch(tmp_path: Path) -> None:
         pending.sort()
 
     pending.sort()
+    minutes = {at for at, _ in pending}
+    # The folder grows on many minutes, most of them off the watch's ten-minute ticks.
+    assert len(minutes) >= 30
+    assert sum(1 for at in minutes if (at - START) % EVERY != timedelta(0)) >= 25
     now = START
     deliver(now)
     clock.write_text(now.isoformat())

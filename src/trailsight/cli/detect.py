@@ -2,13 +2,18 @@
 
 Scores every event of ``[--since, --until)`` against everything before it, groups the unusual
 ones into findings, saves them in the store's state database and prints the best ones as JSON
-lines (default) or a table. See docs/detect.md.
+lines (default) or a table. ``--engine spark`` computes the features on Apache Spark instead of
+DuckDB (:mod:`trailsight.engines.spark`, same findings). See docs/detect.md and docs/spark.md.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
+import shutil
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -17,10 +22,13 @@ from typing import IO, Annotated
 import orjson
 import typer
 
-from trailsight.config import load_settings
+from trailsight.config import Settings, load_settings
 from trailsight.errors import ConfigError
 from trailsight.findings.model import Finding
 from trailsight.runner import RunStats, detect, top_findings
+
+_NO_PYSPARK = "--engine spark: PySpark is not installed; run `pip install trailsight[spark]` (needs Java 17)"
+_NO_JAVA = "--engine spark: Java is not installed; Spark needs Java 17 (java on PATH or JAVA_HOME)"
 
 _RELATIVE = re.compile(r"^(\d+)([dhm])$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
@@ -31,6 +39,13 @@ class OutputFormat(StrEnum):
 
     jsonl = "jsonl"
     table = "table"
+
+
+class Engine(StrEnum):
+    """Engines that compute the features of ``detect``."""
+
+    duckdb = "duckdb"
+    spark = "spark"
 
 
 def parse_time(value: str | None, flag: str, now: datetime | None = None) -> datetime | None:
@@ -46,6 +61,36 @@ def parse_time(value: str | None, flag: str, now: datetime | None = None) -> dat
     except ValueError:
         raise ConfigError(f"{flag} {value!r}: expected an ISO date/time (2025-03-03T12:00Z) or 7d, 24h, 30m") from None
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def detect_on_spark(
+    store: Path,
+    since: datetime | None,
+    until: datetime | None,
+    settings: Settings,
+    detectors: Sequence[str] | None,
+    *,
+    save: bool,
+    min_score: float | None,
+    stats: RunStats,
+) -> list[Finding]:
+    """:func:`trailsight.engines.spark.detect` on a Spark session of its own, stopped afterwards.
+
+    The session is local (``local[2]``) unless ``$TRAILSIGHT_SPARK_MASTER`` names another master.
+    """
+    if importlib.util.find_spec("pyspark") is None:
+        raise ConfigError(_NO_PYSPARK)
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        raise ConfigError(_NO_JAVA)
+    from trailsight.engines import spark
+
+    con = spark.connect()
+    try:
+        return spark.detect(
+            store, since, until, settings, detectors, save=save, min_score=min_score, stats=stats, con=con
+        )
+    finally:
+        spark.stop(con)
 
 
 def write_jsonl(findings: list[Finding], out: IO[bytes]) -> None:
@@ -92,6 +137,9 @@ def detect_command(
     no_save: Annotated[
         bool, typer.Option("--no-save", help="Do not store the findings in the state database.")
     ] = False,
+    engine: Annotated[
+        Engine, typer.Option("--engine", help="Engine that computes the features (spark needs trailsight[spark]).")
+    ] = Engine.duckdb,
 ) -> None:
     """Score [--since, --until) against all history before it and raise findings.
 
@@ -100,7 +148,8 @@ def detect_command(
     settings = load_settings(config)
     names = [n.strip() for n in detectors.split(",") if n.strip()] if detectors else None
     stats = RunStats()
-    findings = detect(
+    run = detect_on_spark if engine is Engine.spark else detect
+    findings = run(
         store,
         parse_time(since, "--since"),
         parse_time(until, "--until"),

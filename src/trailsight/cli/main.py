@@ -101,11 +101,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except Exception as exc:  # click usage errors and the like
         import click
+        from typer._click import exceptions as typer_click  # typer 0.29 raises its own copy of click's
 
-        if isinstance(exc, click.exceptions.ClickException):
+        if isinstance(exc, click.exceptions.ClickException | typer_click.ClickException):
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, click.exceptions.Abort | typer.Abort):
             sys.exit(EXIT_ERROR)
         if debug:
             raise
