@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from trailsight.config import Settings, load_settings
 from trailsight.detectors.registry import available
 from trailsight.runner import detect
 from trailsight.store.layout import StoreLayout
@@ -60,12 +61,18 @@ def _iso(text: str) -> datetime:
 
 
 def run_one(
-    store: Path, truth: dict[str, Any], names: list[str] | None, out: Path, budget: int, min_score: float | None
+    store: Path,
+    truth: dict[str, Any],
+    names: list[str] | None,
+    out: Path,
+    budget: int,
+    min_score: float | None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Detect with ``names`` over the test period, write JSON lines to ``out`` and score them."""
     started = time.perf_counter()
     since, until = _iso(truth["test_start"]), _iso(truth["test_end"])
-    findings = detect(store, since, until, None, names, save=False, describe=False, min_score=min_score)
+    findings = detect(store, since, until, settings, names, save=False, describe=False, min_score=min_score)
     seconds = time.perf_counter() - started
     with out.open("w", encoding="utf-8") as fh:
         for f in findings:
@@ -130,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=int, default=5, help="findings per day for recall@budget")
     ap.add_argument("--combined-only", action="store_true", help="only the full system's row")
     ap.add_argument("--keep", type=Path, help="folder to keep each run's findings JSON lines in")
+    ap.add_argument("--config", type=Path, help="a trailsight.toml to detect with (default: built-in settings)")
     args = ap.parse_args(argv)
+    settings = load_settings(args.config) if args.config else None
     truth = json.loads(args.truth.read_text(encoding="utf-8"))
     days = max(1, round((_iso(truth["test_end"]) - _iso(truth["test_start"])).total_seconds() / 86400))
     tmp = tempfile.TemporaryDirectory(prefix="ts-quality-")
@@ -154,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
 
     def run(label: str, chosen: list[str] | None, floor: float | None) -> None:
-        res = run_one(store, truth, chosen, keep / f"{label}.jsonl", args.budget, floor)
+        res = run_one(store, truth, chosen, keep / f"{label}.jsonl", args.budget, floor, settings)
         res["high_per_day"] = _high_per_day(keep / f"{label}.jsonl", truth)
         results[label] = res
         print(_row(label, res, args.budget, days), flush=True)

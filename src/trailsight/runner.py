@@ -25,7 +25,7 @@ from trailsight.detectors import registry
 from trailsight.detectors.base import Detector
 from trailsight.errors import ConfigError, StoreError
 from trailsight.features.asof import CARRIED_COLUMNS, bounds_table, build_feature_table, build_profiles, prepare
-from trailsight.features.behaviour import CONTEXT_COLUMNS, BehaviourContext, context_aggregates
+from trailsight.features.behaviour import CONTEXT_COLUMNS, BehaviourContext, ContextOptions, context_aggregates
 from trailsight.features.options import FeatureOptions
 from trailsight.features.source import connect, lake_day_range, open_events, quiet_ibis
 from trailsight.findings.group import group_findings
@@ -193,7 +193,9 @@ def _detect(
     history = open_events(con, layout, since, until, feat_opts.forget_days)
     profiles, prepared = _materialise_profiles(con, history, since, until, feat_opts)
     context = (
-        BehaviourContext.from_expressions(context_aggregates(prepared), feat_opts.forget_days)
+        BehaviourContext.from_expressions(
+            context_aggregates(prepared), feat_opts.forget_days, ContextOptions.from_settings(settings)
+        )
         if needs_context(dets)
         else None
     )

@@ -32,7 +32,12 @@ def user(name: str) -> str:
 
 
 ROLE = f"arn:aws:iam::{ACCT}:role/nightly-export"
-DATA_APIS = [("athena", "StartQueryExecution"), ("glue", "GetTable"), ("s3", "GetObject"), ("athena", "GetQueryResults")]
+DATA_APIS = [
+    ("athena", "StartQueryExecution"),
+    ("glue", "GetTable"),
+    ("s3", "GetObject"),
+    ("athena", "GetQueryResults"),
+]
 WEB_APIS = [("lambda", "UpdateFunctionCode"), ("apigateway", "GetRestApis"), ("logs", "FilterLogEvents")]
 AWS_NET: dict[str, Any] = {
     "asn": 16509,
@@ -113,7 +118,7 @@ def test_peers_are_the_principals_that_behave_alike() -> None:
     ana = [p for p, _ in ctx.peers_of(ACCT, user("ana"), day)]
     assert set(ana[:2]) == {user("ben"), user("cy")}
     assert user("dee") not in ana  # the web team shares no API with the data team
-    assert [p for p, _ in ctx.peers_of(ACCT, user("dee"), day)][0] == user("eli")
+    assert next(p for p, _ in ctx.peers_of(ACCT, user("dee"), day)) == user("eli")
 
 
 def test_automation_likelihood_tells_machines_from_people(test_day: pa.Table) -> None:
@@ -125,16 +130,21 @@ def test_automation_likelihood_tells_machines_from_people(test_day: pa.Table) ->
 def test_peer_use_softens_a_new_api_and_nobody_using_it_does_not(test_day: pa.Table) -> None:
     soft = _row(test_day, user("ana"), "bedrock:InvokeModel")
     hard = _row(test_day, user("ana"), "kms:ScheduleKeyDeletion")
-    assert soft["p_api_n"] == 0 and hard["p_api_n"] == 0  # both new for ana
-    assert soft["peers_using"] == 2 and hard["peers_using"] == 0
-    assert soft["a_api_users"] == 2 and hard["a_api_users"] == 0
-    assert "ben" in soft["peer_names"] and "cy" in soft["peer_names"]
+    assert soft["p_api_n"] == 0
+    assert hard["p_api_n"] == 0
+    assert soft["peers_using"] == 2
+    assert hard["peers_using"] == 0
+    assert soft["a_api_users"] == 2
+    assert hard["a_api_users"] == 0
+    assert "ben" in soft["peer_names"]
+    assert "cy" in soft["peer_names"]
     scores = BehaviourModelDetector().score(test_day)
     by_id = dict(zip(scores.event_ids, scores.score, strict=True))
     assert by_id[hard["event_id"]] > 0.9  # one in a thousand or rarer
     assert by_id[soft["event_id"]] < 0.5 < by_id[hard["event_id"]]
     fired = dict(zip(scores.event_ids, scores.reasons, strict=True))[hard["event_id"]]
-    assert "0 of its" in fired[0].message and "0 other principal" in fired[0].message
+    assert "0 of its" in fired[0].message
+    assert "0 other principal" in fired[0].message
 
 
 def test_same_day_use_by_a_peer_counts_only_before_the_event() -> None:
@@ -146,7 +156,8 @@ def test_same_day_use_by_a_peer_counts_only_before_the_event() -> None:
         _ev(at + timedelta(hours=2), user("cy"), "bedrock", "InvokeModel"),
     ]
     table = features_for(rows, TEST, TEST + timedelta(days=1))
-    seen = {r["principal"]: (r["peers_using"], r["a_api_users"]) for r in table.to_pylist() if r["api"] == "bedrock:InvokeModel"}
+    rows_out = [r for r in table.to_pylist() if r["api"] == "bedrock:InvokeModel"]
+    seen = {r["principal"]: (r["peers_using"], r["a_api_users"]) for r in rows_out}
     assert seen[user("ana")] == (0, 0)  # first in the account: nobody before her
     assert seen[user("ben")] == (1, 1)  # ana, an hour earlier
     assert seen[user("cy")] == (2, 2)
@@ -170,9 +181,12 @@ def test_automation_misuse_fires_outside_aws_and_from_the_console(test_day: pa.T
     outside = by_id[_row(test_day, ROLE, "s3:ListBuckets")["event_id"]]
     console = by_id[_row(test_day, ROLE, "s3:GetObject")["event_id"]]
     person = by_id[_row(test_day, user("ana"), "kms:ScheduleKeyDeletion")["event_id"]]
-    assert not usual[0] and not person[0]
-    assert outside[0] and outside[1][0].code == "automation_outside_aws"
-    assert console[0] and any(r.code == "automation_interactive" for r in console[1])
+    assert not usual[0]
+    assert not person[0]
+    assert outside[0]
+    assert outside[1][0].code == "automation_outside_aws"
+    assert console[0]
+    assert any(r.code == "automation_interactive" for r in console[1])
 
 
 def test_working_hours_count_for_people_only(test_day: pa.Table) -> None:

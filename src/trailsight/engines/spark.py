@@ -243,18 +243,21 @@ def behaviour_context(
     since: datetime,
     until: datetime,
     opts: Any,
+    settings: Settings | None = None,
     *,
     paths: Sequence[str] | None = None,
 ) -> Any:
     """The peer / automation context (:mod:`trailsight.features.behaviour`) aggregated on Spark."""
     from trailsight.features.asof import SECONDS_PER_DAY, prepare
-    from trailsight.features.behaviour import BehaviourContext, context_aggregates
+    from trailsight.features.behaviour import BehaviourContext, ContextOptions, context_aggregates
 
     events = prepare(open_events(con, layout, since, until, opts.forget_days, paths=paths))
     since_day = int(since.timestamp() // SECONDS_PER_DAY)
     events = events.filter((events.day >= since_day - opts.forget_days) & (events.event_time < until))
     aggs = {name: expr.to_pyarrow() for name, expr in context_aggregates(events).items()}
-    return BehaviourContext(to_utc_arrow(aggs["pday"]), to_utc_arrow(aggs["papi"]), opts.forget_days)
+    return BehaviourContext(
+        to_utc_arrow(aggs["pday"]), to_utc_arrow(aggs["papi"]), opts.forget_days, ContextOptions.from_settings(settings)
+    )
 
 
 def detect(
@@ -311,7 +314,7 @@ def detect(
     if runner.needs_context(dets):
         backend = con if con is not None else connect()
         features = runner.add_context(
-            features, behaviour_context(backend, layout, since, until, feat_opts, paths=paths)
+            features, behaviour_context(backend, layout, since, until, feat_opts, settings, paths=paths)
         )
     unusual, _ = runner.score_table(features, dets, scoring)
     st.events, st.unusual_events, st.chunks = features.num_rows, len(unusual), 1

@@ -37,6 +37,9 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from trailsight.config import Settings
+from trailsight.errors import ConfigError
+
 SECONDS_PER_DAY = 86_400
 #: Identity types that are a person's own (an IAM user's keys or password, the root user).
 PERSON_IDENTITIES = ("IAMUser", "Root")
@@ -86,10 +89,24 @@ def context_aggregates(prepared: ir.Table) -> dict[str, ir.Table]:
 
 @dataclass(frozen=True)
 class ContextOptions:
-    """Peer-group and automation settings (``[detect.peers]`` in trailsight.toml)."""
+    """Peer-group settings (``[detect.peers]`` in trailsight.toml): group size and least similarity."""
 
     peers: int = 5
     min_similarity: float = 0.1
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None) -> ContextOptions:
+        """Read ``[detect.peers]`` (``peers``, ``min_similarity``)."""
+        if settings is None:
+            return cls()
+        section = settings.section("detect.peers")
+        peers = section.get("peers", cls.peers)
+        sim = section.get("min_similarity", cls.min_similarity)
+        if isinstance(peers, bool) or not isinstance(peers, int) or peers < 1:
+            raise ConfigError(f"{settings.path}: [detect.peers] peers must be a positive integer")
+        if isinstance(sim, bool) or not isinstance(sim, int | float) or not 0 <= sim <= 1:
+            raise ConfigError(f"{settings.path}: [detect.peers] min_similarity must be a number in [0, 1]")
+        return cls(peers=peers, min_similarity=float(sim))
 
 
 @dataclass
