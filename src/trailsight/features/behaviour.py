@@ -56,6 +56,7 @@ CONTEXT_COLUMNS: tuple[str, ...] = (
     "peers_using",
     "peers_using_sim",
     "peer_names",
+    "peer_group",
     "a_api_users",
     "a_principals",
 )
@@ -287,6 +288,7 @@ class BehaviourContext:
         using = np.full(n, -1, dtype=np.int64)
         using_sim = np.full(n, np.nan)
         names: list[str | None] = [None] * n
+        group: list[str | None] = [None] * n
         a_users = np.full(n, -1, dtype=np.int64)
         a_principals = np.zeros(n, dtype=np.int64)
         if n:
@@ -324,6 +326,7 @@ class BehaviourContext:
                 using[i] = cnt
                 using_sim[i] = ssum
                 names[i] = ", ".join(who[:3]) if who else None
+                group[i] = ", ".join(ctx.names[q] for q, _ in plist[:3]) if plist else None
                 # Other principals of the account that used the API before this event.
                 users = 0
                 if ai is not None:
@@ -343,6 +346,7 @@ class BehaviourContext:
             "peers_using": pa.array(using, pa.int64(), mask=using < 0),
             "peers_using_sim": pa.array(using_sim, pa.float64(), mask=np.isnan(using_sim)),
             "peer_names": pa.array(names, pa.string()),
+            "peer_group": pa.array(group, pa.string()),
             "a_api_users": pa.array(a_users, pa.int64(), mask=a_users < 0),
             "a_principals": pa.array(a_principals, pa.int64()),
         }

@@ -805,8 +805,12 @@ def _tactic_words(tactic: str) -> str:
 def _their_lines(f: Finding, explained: list[UnusualAttribute], name: str) -> list[str]:
     """The detection stage's own explanation lines, less those our lines already say."""
     apis = {u.value for u in explained if u.attribute == "api"}
+    # The behaviour model's per-API lines are summed up in the "(peers)" lines.
+    modelled = {r.message for r in f.reasons if r.detector == "behaviour_model"}
     kept = []
     for line in f.explanation:
+        if line in modelled:
+            continue
         words = set(re.split(r"[^A-Za-z0-9_]+", line))
         if apis & words and "never" in line:
             continue  # "cloudtrail:DeleteTrail was never called by this principal before"
@@ -818,15 +822,44 @@ def _their_lines(f: Finding, explained: list[UnusualAttribute], name: str) -> li
     return kept
 
 
+def _short_names(text: str | None) -> str:
+    return ", ".join(short_name(p.strip()) for p in (text or "").split(",") if p.strip())
+
+
 def _peer_notes(f: Finding) -> list[str]:
-    notes = []
+    """One line on what the principal's peers do, one on its automation status, where they shaped the score."""
+    name = short_name(f.principal)
+    none_use: list[str] = []
+    some_use: list[tuple[str, int, str]] = []
+    peers, group = 0, ""
+    auto_lines: list[str] = []
+    likelihood = 0.0
     for r in f.reasons:
-        details = r.details or {}
-        if any("peer" in str(k) for k in details) or "peer" in r.code:
-            notes.append(f"(peer comparison) {r.message}")
-        elif any("automation" in str(k) for k in details) or "automation" in r.code:
-            notes.append(f"(automation) {r.message}")
-    return list(dict.fromkeys(notes))
+        d = r.details or {}
+        if r.detector == "behaviour_model":
+            peers = max(peers, int(d.get("peers") or 0))
+            group = group or _short_names(d.get("peer_group"))
+            api = str(d.get("api") or "").split(":")[-1]
+            if int(d.get("peers_using") or 0):
+                some_use.append((api, int(d["peers_using"]), _short_names(d.get("peers_using_names"))))
+            elif api:
+                none_use.append(api)
+        elif r.detector == "automation_misuse":
+            likelihood = max(likelihood, float(d.get("automation") or 0.0))
+            auto_lines.append(r.message.split(" was used ", 1)[-1])
+    notes = []
+    if peers and none_use:
+        listed = ", ".join(none_use[:4]) + (f" and {len(none_use) - 4} more" if len(none_use) > 4 else "")
+        notes.append(f"(peers) none of {name}'s {peers} closest peers ({group}) call {listed}")
+    for api, using, who in some_use[:2]:
+        notes.append(f"(peers) {using} of {name}'s {peers} closest peers ({who}) call {api}, so it weighs less")
+    if auto_lines:
+        how = "; ".join(dict.fromkeys(auto_lines))
+        notes.append(
+            f"(automation) {name} behaves like automation ({likelihood:.0%} likely a machine, from its history): "
+            f"used {how}; its working hours are not held against it"
+        )
+    return notes
 
 
 def _describe_one(f: Finding, ctx: _Context) -> Finding:
