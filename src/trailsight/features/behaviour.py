@@ -122,6 +122,7 @@ class _Day:
     peers: list[list[tuple[int, float]]]
     auto: dict[tuple[str, str], tuple[float, float, float, float]]
     principals_by_account: dict[str, int]
+    users_by_account: dict[str, npt.NDArray[np.int64]]  # account → principals that used each api
     # Same-day first uses, before the event: (principal, api) → first epoch second.
     today: dict[tuple[str, str, str], float]
     # (account, api) → sorted first epoch seconds today of principals new to it in the window.
@@ -188,6 +189,8 @@ class BehaviourContext:
         principals_by_account: dict[str, int] = defaultdict(int)
         for a in account:
             principals_by_account[a] += 1
+        acct_of = np.array(account, dtype=object)
+        users_by_account = {a: used[acct_of == a].sum(axis=0).astype(np.int64) for a in principals_by_account}
         # The event's own day: first uses so far (only those before the event count).
         today_tab = self._window(self._papi, self._papi_day, day, day)
         today: dict[tuple[str, str, str], float] = {}
@@ -215,6 +218,7 @@ class BehaviourContext:
             peers=peers,
             auto=self._automation(lo, hi),
             principals_by_account=dict(principals_by_account),
+            users_by_account=users_by_account,
             today=today,
             today_new_users=dict(new_users),
         )
@@ -294,25 +298,37 @@ class BehaviourContext:
         if n:
             now = _epoch(features.column("event_time"))
             days = np.floor(now / SECONDS_PER_DAY).astype(np.int64)
-            principal = features.column("principal").to_pylist()
-            account = features.column("account_id").to_pylist()
-            api = features.column("api").to_pylist()
-            want = np.ones(n, dtype=bool) if candidates is None else candidates
-            for i in range(n):
-                ctx = self._day(int(days[i]))
-                p = principal[i] or ""
-                acct = account[i] or ""
-                auto_row = ctx.auto.get((acct, p))
-                if auto_row is not None:
-                    auto[i], inter[i], aws[i], cover[i] = auto_row
-                a_principals[i] = ctx.principals_by_account.get(acct, 0)
+            acct_col = features.column("account_id").fill_null("")
+            princ_col = features.column("principal").fill_null("")
+            # Per (day, account, principal) once, not per row: most rows share their principal's day.
+            owner = pc.binary_join_element_wise(pc.cast(pa.array(days), pa.string()), acct_col, princ_col, "\x1f")
+            encoded = pc.dictionary_encode(owner).combine_chunks()
+            codes = encoded.indices.to_numpy(zero_copy_only=False)
+            per_owner = np.zeros((len(encoded.dictionary), 8))
+            for k, text in enumerate(encoded.dictionary.to_pylist()):
+                day_s, acct, p = text.split("\x1f", 2)
+                ctx = self._day(int(day_s))
+                figures = ctx.auto.get((acct, p), (0.0, 1.0, 0.0, 0.0))
                 pi = ctx.index.get((acct, p))
                 plist = ctx.peers[pi] if pi is not None else []
-                peers_n[i] = len(plist)
-                peers_sim[i] = sum(s for _, s in plist)
-                if not want[i]:
-                    continue
-                key = api[i] or ""
+                n_acct = ctx.principals_by_account.get(acct, 0)
+                per_owner[k] = (*figures, n_acct, len(plist), sum(x for _, x in plist), 0)
+            auto, inter, aws, cover = (per_owner[codes, j] for j in range(4))
+            a_principals = per_owner[codes, 4].astype(np.int64)
+            peers_n = per_owner[codes, 5].astype(np.int64)
+            peers_sim = per_owner[codes, 6]
+            want = np.ones(n, dtype=bool) if candidates is None else candidates
+            rows = np.flatnonzero(want)
+            principal = features.column("principal").take(pa.array(rows)).to_pylist()
+            account = features.column("account_id").take(pa.array(rows)).to_pylist()
+            api = features.column("api").take(pa.array(rows)).to_pylist()
+            for j, i in enumerate(rows.tolist()):
+                ctx = self._day(int(days[i]))
+                p = principal[j] or ""
+                acct = account[j] or ""
+                pi = ctx.index.get((acct, p))
+                plist = ctx.peers[pi] if pi is not None else []
+                key = api[j] or ""
                 ai = ctx.apis.get(key)
                 t = float(now[i])
                 cnt, ssum, who = 0, 0.0, []
@@ -329,8 +345,8 @@ class BehaviourContext:
                 group[i] = ", ".join(ctx.names[q] for q, _ in plist[:3]) if plist else None
                 # Other principals of the account that used the API before this event.
                 users = 0
-                if ai is not None:
-                    users = sum(1 for q in np.flatnonzero(ctx.used[:, ai]) if ctx.account[q] == acct)
+                if ai is not None and acct in ctx.users_by_account:
+                    users = int(ctx.users_by_account[acct][ai])
                 users += bisect.bisect_left(ctx.today_new_users.get((acct, key), []), t)
                 own_earlier = pi is not None and ai is not None and bool(ctx.used[pi, ai])
                 if own_earlier or ctx.today.get((acct, p, key), np.inf) < t:
