@@ -153,7 +153,10 @@ class BehaviourContext:
         cls, aggs: dict[str, ir.Table], forget_days: int, options: ContextOptions | None = None
     ) -> BehaviourContext:
         """Execute :func:`context_aggregates` expressions and build the context."""
-        return cls(aggs["pday"].to_pyarrow(), aggs["papi"].to_pyarrow(), forget_days, options)
+        from trailsight.features.source import quiet_ibis
+
+        with quiet_ibis():
+            return cls(aggs["pday"].to_pyarrow(), aggs["papi"].to_pyarrow(), forget_days, options)
 
     # -- one day ---------------------------------------------------------------------------
     def _window(self, table: pa.Table, days: npt.NDArray[Any], lo: int, hi: int) -> pa.Table:

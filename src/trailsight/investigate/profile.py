@@ -125,12 +125,15 @@ def behaviour_summary(
     from trailsight.features.asof import SECONDS_PER_DAY, prepare
     from trailsight.features.behaviour import BehaviourContext, context_aggregates
 
+    from trailsight.features.source import quiet_ibis
+
     if at is None:
         return {"peers": [], "automation": None}
     day = int(at.timestamp() // SECONDS_PER_DAY) + 1  # as of the end of the last day seen
-    events = prepare(ibis.duckdb.from_connection(con).table("events"))
-    events = events.filter(events.day >= day - forget_days)
-    ctx = BehaviourContext.from_expressions(context_aggregates(events), forget_days)
+    with quiet_ibis():
+        events = prepare(ibis.duckdb.from_connection(con).table("events"))
+        events = events.filter(events.day >= day - forget_days)
+        ctx = BehaviourContext.from_expressions(context_aggregates(events), forget_days)
     figures = ctx.automation_figures(account, principal, day)
     automation = None
     if figures is not None:
