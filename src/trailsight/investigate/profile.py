@@ -124,7 +124,6 @@ def behaviour_summary(
 
     from trailsight.features.asof import SECONDS_PER_DAY, prepare
     from trailsight.features.behaviour import BehaviourContext, context_aggregates
-
     from trailsight.features.source import quiet_ibis
 
     if at is None:
