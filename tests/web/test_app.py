@@ -252,6 +252,8 @@ def test_principal_profile(client: Any) -> None:
     assert "frequent" in body
     assert "bert-jan was denied AssumeRole 13 times" in body  # findings history
     assert "192.168.10.20" in body
+    assert "Behaves like a person" in body  # an IAM user's own keys: automation likelihood 0
+    assert "Similar principals" in body
 
 
 def test_principal_without_events(client: Any) -> None:

@@ -513,6 +513,8 @@ def create_app(
     def principal_page(request: Request, arn: str = Query(..., min_length=1, max_length=2048)) -> HTMLResponse:
         with open_lake() as lake:
             prof = queries.profile(lake, arn)
+            account = prof.accounts[0] if prof.accounts else ""
+            behaviour = lake.behaviour(account, arn, prof.last_seen) if prof.events else {"peers": []}
         history: list[dict[str, Any]] = []
         with reader() as con:
             if con is not None:
@@ -522,6 +524,7 @@ def create_app(
             request,
             "principal.html",
             p=prof,
+            behaviour=behaviour,
             history=history,
             heat=[[_heat_level(n, peak) for n in row] for row in prof.heatmap],
             weekdays=queries.WEEKDAYS,

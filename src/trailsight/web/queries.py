@@ -229,6 +229,14 @@ class Lake:
         """Whether the lake has no files."""
         return not self.files
 
+    def behaviour(self, account: str, principal: str, at: datetime | None) -> dict[str, Any]:
+        """Peers and automation status of ``principal`` as of ``at`` (see investigate.profile.behaviour_summary)."""
+        if self.empty or at is None:
+            return {"peers": [], "automation": None}
+        from trailsight.investigate.profile import behaviour_summary
+
+        return behaviour_summary(self._connection(), account, principal, at)
+
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             con = duckdb.connect(":memory:")
