@@ -269,3 +269,38 @@ def test_detect_over_the_detonation_raises_bert_jan_gated(store: Path, con: duck
     }
     assert {"DeleteTrail", "StopLogging", "CreateAccessKey"} <= apis
     assert since <= f.first_seen <= f.last_seen < until
+
+
+def test_behaviour_model_reasons_become_one_peer_line_and_one_automation_line(con: duckdb.DuckDBPyConnection) -> None:
+    from trailsight.findings.model import Reason
+
+    def model(api: str, using: int) -> Reason:
+        details = {"api": api, "peers": 5, "peers_using": using, "peer_group": "u/ana, u/ben, u/cy"}
+        if using:
+            details["peers_using_names"] = "u/ben"
+        return Reason(
+            detector="behaviour_model", code="unlikely_api", score=0.9, message=f"{api} per-API", details=details
+        )
+
+    reasons = [
+        model("cloudtrail:StopLogging", 0),
+        model("iam:CreateUser", 0),
+        model("ec2:DescribeInstances", 1),
+        Reason(
+            detector="automation_misuse",
+            code="automation_outside_aws",
+            score=0.95,
+            message="an automation identity (100% likely a machine) was used from OVH outside AWS",
+            details={"automation": 1.0},
+        ),
+    ]
+    f = replace(_attack(con), reasons=reasons, explanation=[r.message for r in reasons])
+    lines = describe([f], con)[0].explanation
+    assert "(peers) none of bert-jan's 5 closest peers (ana, ben, cy …) call StopLogging, CreateUser" in lines
+    assert "(peers) 1 of bert-jan's 5 closest peers (ben) calls DescribeInstances, so it weighs less" in lines
+    auto = [line for line in lines if line.startswith("(automation)")]
+    assert auto == [
+        "(automation) bert-jan behaves like automation (100% likely a machine, from its history): "
+        "used from OVH outside AWS; its working hours are not held against it"
+    ]
+    assert not any(line.endswith("per-API") for line in lines)  # summed up, not repeated

@@ -254,7 +254,12 @@ def behaviour_context(
     events = prepare(open_events(con, layout, since, until, opts.forget_days, paths=paths))
     since_day = int(since.timestamp() // SECONDS_PER_DAY)
     events = events.filter((events.day >= since_day - opts.forget_days) & (events.event_time < until))
-    aggs = {name: expr.to_pyarrow() for name, expr in context_aggregates(events).items()}
+    spark = _spark(con)
+    aggs = {
+        # Spark's own Arrow export (as for the feature table), cast to the expression's schema.
+        name: spark.sql(str(con.compile(expr))).toArrow().cast(expr.schema().to_pyarrow())
+        for name, expr in context_aggregates(events).items()
+    }
     return BehaviourContext(
         to_utc_arrow(aggs["pday"]), to_utc_arrow(aggs["papi"]), opts.forget_days, ContextOptions.from_settings(settings)
     )

@@ -833,6 +833,7 @@ def _peer_notes(f: Finding) -> list[str]:
     some_use: list[tuple[str, int, str]] = []
     peers, group = 0, ""
     auto_lines: list[str] = []
+    other: list[str] = []
     likelihood = 0.0
     for r in f.reasons:
         d = r.details or {}
@@ -847,19 +848,25 @@ def _peer_notes(f: Finding) -> list[str]:
         elif r.detector == "automation_misuse":
             likelihood = max(likelihood, float(d.get("automation") or 0.0))
             auto_lines.append(r.message.split(" was used ", 1)[-1])
+        elif any("peer" in str(k) for k in d) or "peer" in r.code:
+            other.append(f"(peer comparison) {r.message}")  # a plug-in detector's own peer evidence
+        elif any("automation" in str(k) for k in d) or "automation" in r.code:
+            other.append(f"(automation) {r.message}")
     notes = []
     if peers and none_use:
         listed = ", ".join(none_use[:4]) + (f" and {len(none_use) - 4} more" if len(none_use) > 4 else "")
-        notes.append(f"(peers) none of {name}'s {peers} closest peers ({group}) call {listed}")
+        shown = group if peers <= 3 else f"{group} …"
+        notes.append(f"(peers) none of {name}'s {peers} closest peers ({shown}) call {listed}")
     for api, using, who in some_use[:2]:
-        notes.append(f"(peers) {using} of {name}'s {peers} closest peers ({who}) call {api}, so it weighs less")
+        verb = "calls" if using == 1 else "call"
+        notes.append(f"(peers) {using} of {name}'s {peers} closest peers ({who}) {verb} {api}, so it weighs less")
     if auto_lines:
         how = "; ".join(dict.fromkeys(auto_lines))
         notes.append(
             f"(automation) {name} behaves like automation ({likelihood:.0%} likely a machine, from its history): "
             f"used {how}; its working hours are not held against it"
         )
-    return notes
+    return notes + list(dict.fromkeys(other))
 
 
 def _describe_one(f: Finding, ctx: _Context) -> Finding:
