@@ -30,7 +30,6 @@ with ``--store`` is only read.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import shutil
 import sys
@@ -42,6 +41,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+# bench/ is on sys.path when this runs as a script: the benchmark paths and scorer live in quality.py.
+from quality import DEFAULT_LOGS, DEFAULT_TRUTH, _scorer
 from trailsight.config import Settings
 from trailsight.findings.model import Finding
 from trailsight.findings.suppress import apply_suppressions, finding_apis, load_rules, rule_from_finding
@@ -49,24 +50,8 @@ from trailsight.runner import detect
 from trailsight.store.findings import set_status
 from trailsight.store.layout import StoreLayout
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-if not SHARED.is_dir():  # running from another checkout: fall back to the usual place
-    SHARED = Path("/work/shared")
-DEFAULT_LOGS = SHARED / "bench" / "dev" / "logs"
-DEFAULT_TRUTH = SHARED / "bench" / "dev" / "truth.json"
-SCORER = SHARED / "bench" / "score.py"
-
 RULE_DAYS = 30
 """How long the day-1 rules hold (their ``expires``)."""
-
-
-def _scorer() -> Any:
-    spec = importlib.util.spec_from_file_location("ts_bench_score", SCORER)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"cannot load the scorer {SCORER}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _iso(text: str) -> datetime:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from trailsight.config import Settings, load_settings
-from trailsight.detectors.registry import available
+from trailsight.detectors.registry import SEEDS, available
 from trailsight.runner import detect
 from trailsight.store.layout import StoreLayout
 
@@ -83,18 +83,6 @@ def run_one(
     return res
 
 
-#: The seed detectors: the four commercial systems' rules, reproduced (issue 4).
-SEEDS = (
-    "rare_api_for_principal",
-    "rare_api_for_city",
-    "rare_api_for_country",
-    "rare_error_code",
-    "error_message_spike",
-    "unusual_network",
-    "unusual_user_agent",
-    "off_hours",
-    "volume_spike",
-)
 MODEL = "behaviour_model"
 
 

@@ -46,6 +46,20 @@ BUILTIN: dict[str, type[Detector]] = {
 }
 
 
+#: The seed detectors: the rules of Elastic, Splunk, Sophos and GuardDuty, reproduced.
+SEEDS: tuple[str, ...] = (
+    "rare_api_for_principal",
+    "rare_api_for_city",
+    "rare_api_for_country",
+    "rare_error_code",
+    "error_message_spike",
+    "unusual_network",
+    "unusual_user_agent",
+    "off_hours",
+    "volume_spike",
+)
+
+
 def available(include_plugins: bool = True) -> dict[str, type[Detector]]:
     """Every detector class by name: built-ins, then entry points (duplicates rejected)."""
     found: dict[str, type[Detector]] = dict(BUILTIN)
