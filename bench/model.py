@@ -51,12 +51,13 @@ def history(con: duckdb.DuckDBPyConnection, principals: int, events: int, days: 
             CASE WHEN p % 4 = 0 THEN 'AssumedRole' ELSE 'IAMUser' END AS identity_type,
             CAST(NULL AS VARCHAR) AS session_name,
             day,
-            day * 24 + CAST(hash(i, 3) % 24 AS BIGINT) AS hour_idx,
-            to_timestamp(day * {SECONDS_PER_DAY} + CAST(hash(i, 4) % {SECONDS_PER_DAY} AS BIGINT)) AS event_time
+            day * 24 + sec // 3600 AS hour_idx,
+            to_timestamp(day * {SECONDS_PER_DAY} + sec) AS event_time
         FROM (
             SELECT i,
-                   CAST(hash(i, 1) % {principals} AS BIGINT) AS p,
-                   CAST(hash(i, 2) % 40 AS BIGINT) AS a,
+                   CAST(hash(i) % {principals} AS BIGINT) AS p,
+                   CAST(hash(i * 7919 + 13) % 40 AS BIGINT) AS a,
+                   CAST(hash(i * 1299709 + 3) % {SECONDS_PER_DAY} AS BIGINT) AS sec,
                    {end_day} - {days} + CAST(i % {days} AS BIGINT) AS day
             FROM range({events}) t(i)
         )
