@@ -44,6 +44,7 @@ from typing import Any
 # bench/ is on sys.path when this runs as a script: the benchmark paths and scorer live in quality.py.
 from quality import DEFAULT_LOGS, DEFAULT_TRUTH, _scorer
 from trailsight.config import Settings
+from trailsight.detectors.registry import SEEDS
 from trailsight.findings.model import Finding
 from trailsight.findings.suppress import apply_suppressions, finding_apis, load_rules, rule_from_finding
 from trailsight.runner import detect
@@ -148,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--truth", type=Path, default=DEFAULT_TRUTH)
     ap.add_argument("--budget", type=int, default=5, help="findings per day for recall@budget")
     ap.add_argument("--keep", type=Path, help="folder to keep the findings JSON lines and the rules file in")
+    ap.add_argument(
+        "--detectors",
+        help="detectors to run, comma-separated (default: trailsight detect's; 'seeds': the nine seed rules)",
+    )
     args = ap.parse_args(argv)
     truth = json.loads(args.truth.read_text(encoding="utf-8"))
     scorer = _scorer()
@@ -164,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         ingest([str(args.logs)], source, None)
 
     campaign_events = {e for c in truth["campaigns"] for e in c["event_ids"]}
+    names: list[str] | None = None
+    if args.detectors:
+        names = list(SEEDS) if args.detectors == "seeds" else args.detectors.split(",")
 
     def is_campaign(f: Finding) -> bool:
         return not campaign_events.isdisjoint(f.event_ids)
@@ -175,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     week = Row("no feedback")
     started = time.perf_counter()
     store = _copy_store(source, work / "week")
-    week.add(detect(store, since, until, None, save=True), is_campaign)
+    week.add(detect(store, since, until, None, names, save=True), is_campaign)
     week.seconds = time.perf_counter() - started
     print(f"no feedback: {len(week.raised)} findings ({week.seconds:.0f} s)", file=sys.stderr)
 
@@ -188,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     day1_found: list[Finding] = []
     started = time.perf_counter()
     for n, (d_since, d_until) in enumerate(days, start=1):
-        found = detect(store, d_since, d_until, None, save=True)
+        found = detect(store, d_since, d_until, None, names, save=True)
         analyst.add(found, is_campaign)
         plain.add([_open(f) for f in found], is_campaign)
         if n == 1:
@@ -222,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     rules_row.add(day1_found, is_campaign)  # day 1 is before the rules: the analyst's day-1 run
     for d_since, d_until in days[1:]:
-        rules_row.add(detect(store, d_since, d_until, settings, save=True), is_campaign)
+        rules_row.add(detect(store, d_since, d_until, settings, names, save=True), is_campaign)
     rules_row.seconds = time.perf_counter() - started
 
     # 4. Replay: the same verdicts, each applied as soon as its finding closes (not at the end of the
@@ -280,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"rules file: {n_rules} rules from {len(day1_dismissed)} day-1 dismissals, kept in {rules_file}")
     store_arg = f" --store {args.store}" if args.store else ""
-    print(f"reproduce: PYTHONPATH=src .venv/bin/python bench/feedback.py{store_arg} --budget {args.budget}")
+    dets = f" --detectors {args.detectors}" if args.detectors else ""
+    print(f"reproduce: .venv/bin/python bench/feedback.py{store_arg} --budget {args.budget}{dets}")
     return 0
 
 
