@@ -388,10 +388,22 @@ def build_feature_table(
     cur = hist.filter((hist.day >= d_lo) & (hist.day <= d_hi))
     if profiles is None:
         profiles = build_profiles(hist, forget)
+    # Only the profile rows of the scored days can match an event: cutting the rest before the
+    # joins keeps each chunk's cost to its own days, however long the history behind it.
+    if bounds is None:
+        s_lo: Any = ibis.literal(since_day)
+        s_hi: Any = ibis.literal(until_day)
+    else:
+        s_lo, s_hi = bounds._b_since_day.as_scalar(), bounds._b_until_day.as_scalar()
 
-    parts: list[tuple[str, ir.Table]] = [(p.name, _pair_part(cur, p, profiles[p.name])) for p in PAIRS]
-    parts.append(("vol", _volume_part(cur, profiles["vol"])))
-    parts.append(("err", _error_part(cur, profiles["err"])))
+    def scored(profile: ir.Table, col: str, per_day: int) -> ir.Table:
+        return profile.filter((profile[col] >= s_lo * per_day) & (profile[col] < (s_hi + 1) * per_day))
+
+    parts: list[tuple[str, ir.Table]] = [
+        (p.name, _pair_part(cur, p, scored(profiles[p.name], "day", 1))) for p in PAIRS
+    ]
+    parts.append(("vol", _volume_part(cur, scored(profiles["vol"], "hour_idx", 24))))
+    parts.append(("err", _error_part(cur, scored(profiles["err"], "b15", 96))))
     parts.append(("users", _users_part(cur, profiles["used"], forget)))
 
     base = cur.filter(
