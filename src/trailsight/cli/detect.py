@@ -122,7 +122,11 @@ def detect_command(
     ] = None,
     until: Annotated[str | None, typer.Option("--until", help="End of the range, exclusive (same forms).")] = None,
     detectors: Annotated[
-        str | None, typer.Option("--detectors", help="Comma-separated detector names (default: all enabled).")
+        str | None,
+        typer.Option(
+            "--detectors",
+            help="Comma-separated detector names (default: the default set, as changed by [detectors.NAME] enabled).",
+        ),
     ] = None,
     output_format: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.jsonl,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the output to FILE.")] = None,
