@@ -6,6 +6,7 @@ real ingest pipeline (enrichment included), and findings built by hand from its 
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -304,3 +305,70 @@ def test_behaviour_model_reasons_become_one_peer_line_and_one_automation_line(co
         "used from OVH outside AWS; its working hours are not held against it"
     ]
     assert not any(line.endswith("per-API") for line in lines)  # summed up, not repeated
+
+
+def _hour_context(hours: dict[str, tuple[int, int, int]], history_days: float, active_days: int) -> Any:
+    """A describe context with only the principal's hour history: hour -> (events, days, weeks)."""
+    from trailsight.findings.describe import _Context, _Stats
+
+    return _Context(
+        events=[],
+        values={"hour": Counter({"08": 1})},
+        event_values={},
+        principal_stats={("hour", h): _Stats(n, d, w) for h, (n, d, w) in hours.items()},
+        account_stats={("hour", "08"): _Stats(100, 11, 2, 7)},
+        account_usual={},
+        history_days=history_days,
+        history_events=sum(n for n, _, _ in hours.values()),
+        active_days=active_days,
+        account_history_days=history_days,
+        account_principals=31,
+    )
+
+
+# jonas.vogel in the demo store: 10 active days in 10.6 days of history, never at 08:00 UTC.
+JONAS_HOURS = {
+    "15": (86, 3, 2),
+    "19": (63, 2, 2),
+    "17": (62, 4, 2),
+    "00": (56, 3, 2),
+    "23": (22, 3, 2),
+    "22": (12, 2, 1),
+}
+
+
+def _hour_line(ctx: Any) -> str:
+    from trailsight.findings.describe import _attribute_lines, _unusual_attributes
+
+    f = Finding(
+        id="h",
+        finding_type="",
+        title="",
+        principal="arn:aws:iam::1:user/jonas",
+        actor="arn:aws:iam::1:user/jonas",
+        account_id="1",
+        identity_type="IAMUser",
+        first_seen=datetime(2025, 2, 14, 8, 42, tzinfo=UTC),
+        last_seen=datetime(2025, 2, 14, 8, 44, tzinfo=UTC),
+        count=1,
+        score=0.9,
+        risk_score=90,
+        severity=0.0,
+        severity_label="",
+        confidence="",
+        tactic=None,
+        tactic_id=None,
+        technique=None,
+        event_ids=[],
+        reasons=[],
+    )
+    unusual = _unusual_attributes(f, ctx)
+    (line,) = _attribute_lines(f, ctx, unusual, "jonas")
+    return line
+
+
+def test_hour_line_counts_history_in_calendar_days_and_says_active_days() -> None:
+    line = _hour_line(_hour_context(JONAS_HOURS, 10.6, 10))
+    assert line.startswith("active at 08:00 UTC, an hour jonas has never worked in 11 days of history (10 active days)")
+    rarely = _hour_line(_hour_context({**JONAS_HOURS, "08": (1, 1, 1)}, 40.0, 20))
+    assert rarely.startswith("active at 08:00 UTC, an hour jonas worked in on only 1 of its 20 active days in 40 days")

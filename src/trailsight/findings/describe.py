@@ -249,6 +249,7 @@ class _Context:
     account_usual: dict[str, list[tuple[str, _Stats]]]  # attribute -> top values
     history_days: float
     history_events: int
+    active_days: int  # distinct UTC days with activity in the history (the calendar span is history_days)
     account_history_days: float
     account_principals: int
 
@@ -479,9 +480,10 @@ def _gather_registered(con: duckdb.DuckDBPyConnection, events: str, findings: Se
         account_usual_raw[fid][(attribute, value)] = (merged, True)
     # Spans of history and the number of principals in each account before each finding.
     spans = {
-        fid: (first, n)
-        for fid, first, n in con.execute(
-            f"SELECT k.finding_id, epoch_us(min(e.event_time)), count(*) FROM _ts_keys k JOIN {events} e "
+        fid: (first, n, active)
+        for fid, first, n, active in con.execute(
+            "SELECT k.finding_id, epoch_us(min(e.event_time)), count(*), "
+            f"count(DISTINCT CAST(timezone('UTC', e.event_time) AS DATE)) FROM _ts_keys k JOIN {events} e "
             "ON e.account_id = k.account_id AND e.actor = k.principal AND e.event_time < k.first_seen GROUP BY 1"
         ).fetchall()
     }
@@ -496,7 +498,7 @@ def _gather_registered(con: duckdb.DuckDBPyConnection, events: str, findings: Se
     }
     contexts: dict[str, _Context] = {}
     for f in findings:
-        first_us, n_events = spans.get(f.id, (None, 0))
+        first_us, n_events, active_days = spans.get(f.id, (None, 0, 0))
         history_days = (
             (f.first_seen - datetime.fromtimestamp(first_us / 1_000_000, tz=UTC)).total_seconds() / 86400
             if first_us is not None
@@ -523,6 +525,7 @@ def _gather_registered(con: duckdb.DuckDBPyConnection, events: str, findings: Se
             account_usual=dict(usual),
             history_days=max(0.0, history_days),
             history_events=int(n_events),
+            active_days=int(active_days),
             account_history_days=max(0.0, account_days),
             account_principals=int(principals),
         )
@@ -717,8 +720,13 @@ def _line(f: Finding, ctx: _Context, u: UnusualAttribute, name: str) -> str:
         hours = sorted((e for e in u.principal_usual if e.frequency != "unseen"), key=lambda e: -e.count)[:3]
         usual_hours = ", ".join(f"{e.value}:00" for e in sorted(hours, key=lambda e: e.value))
         tail = f"; usually active around {usual_hours} UTC" if usual_hours else ""
-        never = "has never" if p.count == 0 else "has rarely"
-        return f"active at {value} UTC, an hour {name} {never} worked in {hist}{tail}"
+        active = f"{ctx.active_days} active day{'s' if ctx.active_days != 1 else ''}"
+        if p.count == 0:
+            return f"active at {value} UTC, an hour {name} has never worked in {hist} of history ({active}){tail}"
+        return (
+            f"active at {value} UTC, an hour {name} worked in on only {p.days} of its {active} "
+            f"in {hist} of history{tail}"
+        )
     return f"unusual {_ATTRIBUTE_WORDS.get(u.attribute, u.attribute)} {value}"
 
 
