@@ -207,6 +207,13 @@ def test_pure_helpers() -> None:
     assert frequency_class(50, 40, 9, 62) == "frequent"  # most weeks
     assert frequency_class(3, 3, 3, 62) == "infrequent"  # ~1.5 days a month
     assert frequency_class(1, 1, 1, 62) == "rare"
+    # Under a month of history, "4+ days a month" takes 4+ days: not 2-3 days of 11 (jonas's hours).
+    assert frequency_class(86, 3, 2, 10.6) == "infrequent"
+    assert frequency_class(63, 2, 1, 10.6) == "infrequent"
+    assert frequency_class(62, 4, 2, 10.6) == "frequent"
+    assert frequency_class(1, 1, 1, 10.6) == "infrequent"  # never rare: rare/unseen decide "unusual"
+    assert frequency_class(9, 1, 1, 0.03) == "frequent"  # every day of 40 minutes of history
+    assert frequency_class(9, 3, 1, 2.5) == "frequent"  # every day of a 3-day history
     assert severity_for("Impact", 1.0) == 8.9
     assert 4.0 <= severity_for("Discovery", 0.9) < 7.0
     assert severity_for(None, 0.1) < 4.0

@@ -17,7 +17,8 @@ Usual behaviour is computed from history **strictly before** each finding's ``fi
 itself), and for the account; "principals in this account" counts actors. Frequency
 classes (of a value for a principal or an account), with ``D`` days of history and ``W = ceil(D/7)`` weeks:
 
-* *frequent* — seen in at least half of the weeks and on 4+ days a month on average;
+* *frequent* — seen in at least half of the weeks and on 4+ days a month on average (a history
+  shorter than a month counts as one month: 4+ days in it, or every day of a history under 4 days);
 * *infrequent* — seen on at least one day a month on average;
 * *rare* — seen, but on less than one day a month;
 * *unseen* — never seen before.
@@ -115,14 +116,17 @@ _MIN_DAYS_FOR_HOUR = 7  # working hours mean little with less history
 def frequency_class(count: int, days: int, weeks: int, history_days: float) -> str:
     """Frequency class of a value seen ``count`` times on ``days`` days in ``weeks`` weeks of history.
 
-    ``history_days`` is the length of the history the counts come from.
+    ``history_days`` is the length of the history the counts come from. "4+ days a month" is
+    averaged over at least a month: a value seen on 3 days of an 11-day history is not frequent yet
+    (4+ days are needed), unless the history is so short that it was seen on every day of it.
     """
     if count <= 0 or days <= 0:
         return "unseen"
     span = max(history_days, 1.0)
     total_weeks = max(1, math.ceil(span / 7))
     days_per_month = days * 30.0 / span
-    if weeks * 2 >= total_weeks and days_per_month >= 4:
+    frequent_days = min(4.0 * max(span, 30.0) / 30.0, float(math.ceil(span)))
+    if weeks * 2 >= total_weeks and days >= frequent_days:
         return "frequent"
     if days_per_month >= 1:
         return "infrequent"
