@@ -344,31 +344,34 @@ JONAS_HOURS = {
 }
 
 
+_JONAS = Finding(
+    id="h",
+    finding_type="",
+    title="",
+    principal="arn:aws:iam::1:user/jonas",
+    actor="arn:aws:iam::1:user/jonas",
+    account_id="1",
+    identity_type="IAMUser",
+    first_seen=datetime(2025, 2, 14, 8, 42, tzinfo=UTC),
+    last_seen=datetime(2025, 2, 14, 8, 44, tzinfo=UTC),
+    count=1,
+    score=0.9,
+    risk_score=90,
+    severity=0.0,
+    severity_label="",
+    confidence="",
+    tactic=None,
+    tactic_id=None,
+    technique=None,
+    event_ids=[],
+    reasons=[],
+)
+
+
 def _hour_line(ctx: Any) -> str:
     from trailsight.findings.describe import _attribute_lines, _unusual_attributes
 
-    f = Finding(
-        id="h",
-        finding_type="",
-        title="",
-        principal="arn:aws:iam::1:user/jonas",
-        actor="arn:aws:iam::1:user/jonas",
-        account_id="1",
-        identity_type="IAMUser",
-        first_seen=datetime(2025, 2, 14, 8, 42, tzinfo=UTC),
-        last_seen=datetime(2025, 2, 14, 8, 44, tzinfo=UTC),
-        count=1,
-        score=0.9,
-        risk_score=90,
-        severity=0.0,
-        severity_label="",
-        confidence="",
-        tactic=None,
-        tactic_id=None,
-        technique=None,
-        event_ids=[],
-        reasons=[],
-    )
+    f = _JONAS
     unusual = _unusual_attributes(f, ctx)
     (line,) = _attribute_lines(f, ctx, unusual, "jonas")
     return line
@@ -376,6 +379,23 @@ def _hour_line(ctx: Any) -> str:
 
 def test_hour_line_counts_history_in_calendar_days_and_says_active_days() -> None:
     line = _hour_line(_hour_context(JONAS_HOURS, 10.6, 10))
-    assert line.startswith("active at 08:00 UTC, an hour jonas has never worked in 11 days of history (10 active days)")
+    assert line.startswith("active at 08:00 UTC, an hour jonas has never worked in 11 days of history;")
+    assert line.endswith("of its 10 active days)")
     rarely = _hour_line(_hour_context({**JONAS_HOURS, "08": (1, 1, 1)}, 40.0, 20))
     assert rarely.startswith("active at 08:00 UTC, an hour jonas worked in on only 1 of its 20 active days in 40 days")
+    assert _hour_line(_hour_context({"08": (1, 1, 1)}, 40.0, 20)).endswith(
+        "of its 20 active days in 40 days of history"
+    )
+
+
+def test_usual_hours_are_the_hours_of_most_active_days_as_in_the_table() -> None:
+    ctx = _hour_context(JONAS_HOURS, 10.6, 10)
+    # 15:00 has the most calls (86 on 3 days) but 17:00 is seen on the most days (4); ties go by calls.
+    assert _hour_line(ctx).endswith(
+        "; usually active around 17:00, 15:00 and 00:00 UTC (on 4, 3 and 3 of its 10 active days)"
+    )
+    from trailsight.findings.describe import _unusual_attributes
+
+    (hour,) = [u for u in _unusual_attributes(replace(_JONAS, id="t"), ctx) if u.attribute == "hour"]
+    table = [(e.value, e.days, e.frequency) for e in hour.principal_usual]
+    assert table[:3] == [("17", 4, "frequent"), ("15", 3, "infrequent"), ("00", 3, "infrequent")]

@@ -224,6 +224,11 @@ def _clip_middle(text: str, limit: int) -> str:
     return text[:head] + "…" + text[-(limit - head - 1) :]
 
 
+def _and(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _times(n: int) -> str:
     return "once" if n == 1 else "twice" if n == 2 else f"{n} times"
 
@@ -539,8 +544,14 @@ def _gather_registered(con: duckdb.DuckDBPyConnection, events: str, findings: Se
 # --------------------------------------------------------------------------- building the description
 
 
-def _evidence(values: Iterable[tuple[str, _Stats]], history_days: float, limit: int) -> list[Evidence]:
-    ranked = sorted(values, key=lambda item: (-item[1].count, item[0]))[:limit]
+def _evidence(
+    values: Iterable[tuple[str, _Stats]], history_days: float, limit: int, by_days: bool = False
+) -> list[Evidence]:
+    """The top values with their classes: by calls, or ``by_days`` by active days (for hours of the day)."""
+    if by_days:
+        ranked = sorted(values, key=lambda item: (-item[1].days, -item[1].count, item[0]))[:limit]
+    else:
+        ranked = sorted(values, key=lambda item: (-item[1].count, item[0]))[:limit]
     return [
         Evidence(
             value=v,
@@ -564,8 +575,10 @@ def _unusual_attributes(f: Finding, ctx: _Context) -> list[UnusualAttribute]:
         observed = ctx.values.get(attribute, Counter())
         if not observed:
             continue
-        principal_usual = _evidence(_principal_values(ctx, attribute), ctx.history_days, _USUAL_SHOWN)
-        account_usual = _evidence(ctx.account_usual.get(attribute, []), ctx.account_history_days, _USUAL_SHOWN)
+        # The usual hours are the ones seen on the most days (a busy afternoon is not a habit).
+        by_days = attribute == "hour"
+        principal_usual = _evidence(_principal_values(ctx, attribute), ctx.history_days, _USUAL_SHOWN, by_days)
+        account_usual = _evidence(ctx.account_usual.get(attribute, []), ctx.account_history_days, _USUAL_SHOWN, by_days)
         for value, _ in sorted(observed.items(), key=lambda item: (-item[1], item[0])):
             p = ctx.principal_stats.get((attribute, value), _Stats())
             a = ctx.account_stats.get((attribute, value), _Stats())
@@ -721,16 +734,25 @@ def _line(f: Finding, ctx: _Context, u: UnusualAttribute, name: str) -> str:
         prior = "never before for " + name if p.count == 0 else f"only {_times(p.count)} before for {name}"
         return f"{lead}, {prior}"
     if u.attribute == "hour":
-        hours = sorted((e for e in u.principal_usual if e.frequency != "unseen"), key=lambda e: -e.count)[:3]
-        usual_hours = ", ".join(f"{e.value}:00" for e in sorted(hours, key=lambda e: e.value))
-        tail = f"; usually active around {usual_hours} UTC" if usual_hours else ""
+        # The hours seen on the most active days, as the table ranks them.
+        hours = sorted(
+            (e for e in u.principal_usual if e.frequency != "unseen" and e.value != u.value),
+            key=lambda e: (-e.days, -e.count, e.value),
+        )[:3]
         active = f"{ctx.active_days} active day{'s' if ctx.active_days != 1 else ''}"
         if p.count == 0:
-            return f"active at {value} UTC, an hour {name} has never worked in {hist} of history ({active}){tail}"
-        return (
-            f"active at {value} UTC, an hour {name} worked in on only {p.days} of its {active} "
-            f"in {hist} of history{tail}"
-        )
+            lead = f"active at {value} UTC, an hour {name} has never worked in {hist} of history"
+            of_days = f"of its {active}"
+        else:
+            lead = (
+                f"active at {value} UTC, an hour {name} worked in on only {p.days} of its {active} in {hist} of history"
+            )
+            of_days = "of them"
+        if not hours:
+            return lead if p.count else f"{lead} ({active})"
+        usual_hours = _and([f"{e.value}:00" for e in hours])
+        on_days = _and([str(e.days) for e in hours])
+        return f"{lead}; usually active around {usual_hours} UTC (on {on_days} {of_days})"
     return f"unusual {_ATTRIBUTE_WORDS.get(u.attribute, u.attribute)} {value}"
 
 
