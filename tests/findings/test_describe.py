@@ -304,7 +304,7 @@ def test_behaviour_model_reasons_become_one_peer_line_and_one_automation_line(co
     ]
     f = replace(_attack(con), reasons=reasons, explanation=[r.message for r in reasons])
     lines = describe([f], con)[0].explanation
-    assert "(peers) none of bert-jan's 5 closest peers (ana, ben, cy …) call StopLogging, CreateUser" in lines
+    assert "(peers) none of bert-jan's 5 closest peers (ana, ben, cy and 2 more) call StopLogging, CreateUser" in lines
     assert "(peers) 1 of bert-jan's 5 closest peers (ben) calls DescribeInstances, so it weighs less" in lines
     auto = [line for line in lines if line.startswith("(automation)")]
     assert auto == [
@@ -399,3 +399,27 @@ def test_usual_hours_are_the_hours_of_most_active_days_as_in_the_table() -> None
     (hour,) = [u for u in _unusual_attributes(replace(_JONAS, id="t"), ctx) if u.attribute == "hour"]
     table = [(e.value, e.days, e.frequency) for e in hour.principal_usual]
     assert table[:3] == [("17", 4, "frequent"), ("15", 3, "infrequent"), ("00", 3, "infrequent")]
+
+
+def test_peer_lines_say_when_the_group_is_cut_and_agree_in_number() -> None:
+    from trailsight.findings.describe import _peer_notes
+    from trailsight.findings.model import Reason
+
+    def model(api: str, peers: int, group: str, using: int = 0, names: str = "") -> Reason:
+        details = {"api": api, "peers": peers, "peers_using": using, "peer_group": group, "peers_using_names": names}
+        return Reason(detector="behaviour_model", code="unlikely_api", score=0.9, message=api, details=details)
+
+    def notes(*reasons: Reason) -> list[str]:
+        return _peer_notes(replace(_JONAS, reasons=list(reasons)))
+
+    assert notes(model("iam:CreateUser", 3, "u/ana, u/ben, u/cy")) == [
+        "(peers) none of jonas's 3 closest peers (ana, ben, cy) call CreateUser"
+    ]
+    assert notes(model("iam:CreateUser", 1, "u/ana"), model("ec2:DescribeVpcs", 1, "u/ana", 1, "u/ana")) == [
+        "(peers) jonas's one close peer (ana) does not call CreateUser",
+        "(peers) jonas's one close peer (ana) calls DescribeVpcs, so it weighs less",
+    ]
+    # Four of five peers use it, three are named: the line says so.
+    assert notes(model("ec2:DescribeVpcs", 5, "u/ana, u/ben, u/cy", 4, "u/ana, u/ben, u/cy")) == [
+        "(peers) 4 of jonas's 5 closest peers (ana, ben, cy and 1 more) call DescribeVpcs, so it weighs less"
+    ]

@@ -860,6 +860,14 @@ def _short_names(text: str | None) -> str:
     return ", ".join(short_name(p.strip()) for p in (text or "").split(",") if p.strip())
 
 
+def _listed(names: str, total: int) -> str:
+    """``ana, ben, cy`` when all ``total`` are named, ``ana, ben, cy and 2 more`` when the list was cut."""
+    shown = len([n for n in names.split(", ") if n]) if names else 0
+    if not shown:
+        return ""
+    return names if total <= shown else f"{names} and {total - shown} more"
+
+
 def _peer_notes(f: Finding) -> list[str]:
     """One line on what the principal's peers do, one on its automation status, where they shaped the score."""
     name = short_name(f.principal)
@@ -887,13 +895,23 @@ def _peer_notes(f: Finding) -> list[str]:
         elif any("automation" in str(k) for k in d) or "automation" in r.code:
             other.append(f"(automation) {r.message}")
     notes = []
+    shown = _listed(group, peers)
+    in_group = f" ({shown})" if shown else ""
     if peers and none_use:
         listed = ", ".join(none_use[:4]) + (f" and {len(none_use) - 4} more" if len(none_use) > 4 else "")
-        shown = group if peers <= 3 else f"{group} …"
-        notes.append(f"(peers) none of {name}'s {peers} closest peers ({shown}) call {listed}")
+        if peers == 1:
+            notes.append(f"(peers) {name}'s one close peer{in_group} does not call {listed}")
+        else:
+            notes.append(f"(peers) none of {name}'s {peers} closest peers{in_group} call {listed}")
     for api, using, who in some_use[:2]:
         verb = "calls" if using == 1 else "call"
-        notes.append(f"(peers) {using} of {name}'s {peers} closest peers ({who}) {verb} {api}, so it weighs less")
+        users = _listed(who, using)
+        users = f" ({users})" if users else ""
+        if peers == 1:
+            notes.append(f"(peers) {name}'s one close peer{users} calls {api}, so it weighs less")
+        else:
+            closest = f"{name}'s {peers} closest peers" if peers else f"{name}'s closest peers"
+            notes.append(f"(peers) {using} of {closest}{users} {verb} {api}, so it weighs less")
     if auto_lines:
         how = "; ".join(dict.fromkeys(auto_lines))
         notes.append(
