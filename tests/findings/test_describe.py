@@ -423,3 +423,17 @@ def test_peer_lines_say_when_the_group_is_cut_and_agree_in_number() -> None:
     assert notes(model("ec2:DescribeVpcs", 5, "u/ana, u/ben, u/cy", 4, "u/ana, u/ben, u/cy")) == [
         "(peers) 4 of jonas's 5 closest peers (ana, ben, cy and 1 more) call DescribeVpcs, so it weighs less"
     ]
+
+
+def test_peers_in_other_accounts_say_which_account() -> None:
+    from trailsight.findings.describe import _peer_notes
+    from trailsight.findings.model import Reason
+
+    group = "arn:aws:iam::2:role/terraform-apply, arn:aws:iam::1:user/ken"
+    details = {"api": "iam:AttachUserPolicy", "peers": 2, "peers_using": 0, "peer_group": group}
+    reason = Reason(detector="behaviour_model", code="unlikely_api", score=0.9, message="m", details=details)
+    f = replace(_JONAS, principal="arn:aws:iam::1:role/terraform-apply", reasons=[reason])
+    assert _peer_notes(f) == [
+        "(peers) none of role terraform-apply's 2 closest peers (role terraform-apply (account 2), ken) "
+        "call AttachUserPolicy"
+    ]

@@ -856,8 +856,16 @@ def _their_lines(f: Finding, explained: list[UnusualAttribute], name: str) -> li
     return kept
 
 
-def _short_names(text: str | None) -> str:
-    return ", ".join(short_name(p.strip()) for p in (text or "").split(",") if p.strip())
+def _short_names(text: str | None, account_id: str = "") -> str:
+    """Readable peer names; a peer in another account says which (``role deploy (account 1234)``)."""
+    names = []
+    for arn in (p.strip() for p in (text or "").split(",")):
+        if not arn:
+            continue
+        parts = arn.split(":")
+        other = parts[4] if len(parts) > 5 and parts[4] and account_id and parts[4] != str(account_id) else ""
+        names.append(short_name(arn) + (f" (account {other})" if other else ""))
+    return ", ".join(names)
 
 
 def _listed(names: str, total: int) -> str:
@@ -881,10 +889,10 @@ def _peer_notes(f: Finding) -> list[str]:
         d = r.details or {}
         if r.detector == "behaviour_model":
             peers = max(peers, int(d.get("peers") or 0))
-            group = group or _short_names(d.get("peer_group"))
+            group = group or _short_names(d.get("peer_group"), f.account_id)
             api = str(d.get("api") or "").split(":")[-1]
             if int(d.get("peers_using") or 0):
-                some_use.append((api, int(d["peers_using"]), _short_names(d.get("peers_using_names"))))
+                some_use.append((api, int(d["peers_using"]), _short_names(d.get("peers_using_names"), f.account_id)))
             elif api:
                 none_use.append(api)
         elif r.detector == "automation_misuse":
