@@ -398,6 +398,9 @@ def test_usual_hours_are_the_hours_of_most_active_days_as_in_the_table() -> None
 
     (hour,) = [u for u in _unusual_attributes(replace(_JONAS, id="t"), ctx) if u.attribute == "hour"]
     table = [(e.value, e.days, e.frequency) for e in hour.principal_usual]
+    # No hour seen on 4+ days: the hours seen most are not called "usual".
+    few = _hour_context({"21": (51, 3, 2), "20": (50, 2, 2)}, 11.5, 9)
+    assert _hour_line(few).endswith("; most often active around 21:00 and 20:00 UTC (on 3 and 2 of its 9 active days)")
     assert table[:3] == [("17", 4, "frequent"), ("15", 3, "infrequent"), ("00", 3, "infrequent")]
 
 

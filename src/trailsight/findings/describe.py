@@ -752,7 +752,9 @@ def _line(f: Finding, ctx: _Context, u: UnusualAttribute, name: str) -> str:
             return lead if p.count else f"{lead} ({active})"
         usual_hours = _and([f"{e.value}:00" for e in hours])
         on_days = _and([str(e.days) for e in hours])
-        return f"{lead}; usually active around {usual_hours} UTC (on {on_days} {of_days})"
+        # "usually" only when the top hour is a habit (frequent); else the hours it was seen most.
+        usually = "usually" if hours[0].frequency == "frequent" else "most often"
+        return f"{lead}; {usually} active around {usual_hours} UTC (on {on_days} {of_days})"
     return f"unusual {_ATTRIBUTE_WORDS.get(u.attribute, u.attribute)} {value}"
 
 
