@@ -6,6 +6,7 @@ real ingest pipeline (enrichment included), and findings built by hand from its 
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -206,6 +207,13 @@ def test_pure_helpers() -> None:
     assert frequency_class(50, 40, 9, 62) == "frequent"  # most weeks
     assert frequency_class(3, 3, 3, 62) == "infrequent"  # ~1.5 days a month
     assert frequency_class(1, 1, 1, 62) == "rare"
+    # Under a month of history, "4+ days a month" takes 4+ days: not 2-3 days of 11 (jonas's hours).
+    assert frequency_class(86, 3, 2, 10.6) == "infrequent"
+    assert frequency_class(63, 2, 1, 10.6) == "infrequent"
+    assert frequency_class(62, 4, 2, 10.6) == "frequent"
+    assert frequency_class(1, 1, 1, 10.6) == "infrequent"  # never rare: rare/unseen decide "unusual"
+    assert frequency_class(9, 1, 1, 0.03) == "frequent"  # every day of 40 minutes of history
+    assert frequency_class(9, 3, 1, 2.5) == "frequent"  # every day of a 3-day history
     assert severity_for("Impact", 1.0) == 8.9
     assert 4.0 <= severity_for("Discovery", 0.9) < 7.0
     assert severity_for(None, 0.1) < 4.0
@@ -296,7 +304,7 @@ def test_behaviour_model_reasons_become_one_peer_line_and_one_automation_line(co
     ]
     f = replace(_attack(con), reasons=reasons, explanation=[r.message for r in reasons])
     lines = describe([f], con)[0].explanation
-    assert "(peers) none of bert-jan's 5 closest peers (ana, ben, cy …) call StopLogging, CreateUser" in lines
+    assert "(peers) none of bert-jan's 5 closest peers (ana, ben, cy and 2 more) call StopLogging, CreateUser" in lines
     assert "(peers) 1 of bert-jan's 5 closest peers (ben) calls DescribeInstances, so it weighs less" in lines
     auto = [line for line in lines if line.startswith("(automation)")]
     assert auto == [
@@ -304,3 +312,131 @@ def test_behaviour_model_reasons_become_one_peer_line_and_one_automation_line(co
         "used from OVH outside AWS; its working hours are not held against it"
     ]
     assert not any(line.endswith("per-API") for line in lines)  # summed up, not repeated
+
+
+def _hour_context(hours: dict[str, tuple[int, int, int]], history_days: float, active_days: int) -> Any:
+    """A describe context with only the principal's hour history: hour -> (events, days, weeks)."""
+    from trailsight.findings.describe import _Context, _Stats
+
+    return _Context(
+        events=[],
+        values={"hour": Counter({"08": 1})},
+        event_values={},
+        principal_stats={("hour", h): _Stats(n, d, w) for h, (n, d, w) in hours.items()},
+        account_stats={("hour", "08"): _Stats(100, 11, 2, 7)},
+        account_usual={},
+        history_days=history_days,
+        history_events=sum(n for n, _, _ in hours.values()),
+        active_days=active_days,
+        account_history_days=history_days,
+        account_principals=31,
+    )
+
+
+# jonas.vogel in the demo store: 10 active days in 10.6 days of history, never at 08:00 UTC.
+JONAS_HOURS = {
+    "15": (86, 3, 2),
+    "19": (63, 2, 2),
+    "17": (62, 4, 2),
+    "00": (56, 3, 2),
+    "23": (22, 3, 2),
+    "22": (12, 2, 1),
+}
+
+
+_JONAS = Finding(
+    id="h",
+    finding_type="",
+    title="",
+    principal="arn:aws:iam::1:user/jonas",
+    actor="arn:aws:iam::1:user/jonas",
+    account_id="1",
+    identity_type="IAMUser",
+    first_seen=datetime(2025, 2, 14, 8, 42, tzinfo=UTC),
+    last_seen=datetime(2025, 2, 14, 8, 44, tzinfo=UTC),
+    count=1,
+    score=0.9,
+    risk_score=90,
+    severity=0.0,
+    severity_label="",
+    confidence="",
+    tactic=None,
+    tactic_id=None,
+    technique=None,
+    event_ids=[],
+    reasons=[],
+)
+
+
+def _hour_line(ctx: Any) -> str:
+    from trailsight.findings.describe import _attribute_lines, _unusual_attributes
+
+    f = _JONAS
+    unusual = _unusual_attributes(f, ctx)
+    (line,) = _attribute_lines(f, ctx, unusual, "jonas")
+    return line
+
+
+def test_hour_line_counts_history_in_calendar_days_and_says_active_days() -> None:
+    line = _hour_line(_hour_context(JONAS_HOURS, 10.6, 10))
+    assert line.startswith("active at 08:00 UTC, an hour jonas has never worked in 11 days of history;")
+    assert line.endswith("of its 10 active days)")
+    rarely = _hour_line(_hour_context({**JONAS_HOURS, "08": (1, 1, 1)}, 40.0, 20))
+    assert rarely.startswith("active at 08:00 UTC, an hour jonas worked in on only 1 of its 20 active days in 40 days")
+    assert _hour_line(_hour_context({"08": (1, 1, 1)}, 40.0, 20)).endswith(
+        "of its 20 active days in 40 days of history"
+    )
+
+
+def test_usual_hours_are_the_hours_of_most_active_days_as_in_the_table() -> None:
+    ctx = _hour_context(JONAS_HOURS, 10.6, 10)
+    # 15:00 has the most calls (86 on 3 days) but 17:00 is seen on the most days (4); ties go by calls.
+    assert _hour_line(ctx).endswith(
+        "; usually active around 17:00, 15:00 and 00:00 UTC (on 4, 3 and 3 of its 10 active days)"
+    )
+    from trailsight.findings.describe import _unusual_attributes
+
+    (hour,) = [u for u in _unusual_attributes(replace(_JONAS, id="t"), ctx) if u.attribute == "hour"]
+    table = [(e.value, e.days, e.frequency) for e in hour.principal_usual]
+    # No hour seen on 4+ days: the hours seen most are not called "usual".
+    few = _hour_context({"21": (51, 3, 2), "20": (50, 2, 2)}, 11.5, 9)
+    assert _hour_line(few).endswith("; most often active around 21:00 and 20:00 UTC (on 3 and 2 of its 9 active days)")
+    assert table[:3] == [("17", 4, "frequent"), ("15", 3, "infrequent"), ("00", 3, "infrequent")]
+
+
+def test_peer_lines_say_when_the_group_is_cut_and_agree_in_number() -> None:
+    from trailsight.findings.describe import _peer_notes
+    from trailsight.findings.model import Reason
+
+    def model(api: str, peers: int, group: str, using: int = 0, names: str = "") -> Reason:
+        details = {"api": api, "peers": peers, "peers_using": using, "peer_group": group, "peers_using_names": names}
+        return Reason(detector="behaviour_model", code="unlikely_api", score=0.9, message=api, details=details)
+
+    def notes(*reasons: Reason) -> list[str]:
+        return _peer_notes(replace(_JONAS, reasons=list(reasons)))
+
+    assert notes(model("iam:CreateUser", 3, "u/ana, u/ben, u/cy")) == [
+        "(peers) none of jonas's 3 closest peers (ana, ben, cy) call CreateUser"
+    ]
+    assert notes(model("iam:CreateUser", 1, "u/ana"), model("ec2:DescribeVpcs", 1, "u/ana", 1, "u/ana")) == [
+        "(peers) jonas's one close peer (ana) does not call CreateUser",
+        "(peers) jonas's one close peer (ana) calls DescribeVpcs, so it weighs less",
+    ]
+    # Four of five peers use it, three are named: the line says so.
+    assert notes(model("ec2:DescribeVpcs", 5, "u/ana, u/ben, u/cy", 4, "u/ana, u/ben, u/cy")) == [
+        "(peers) 4 of jonas's 5 closest peers (ana, ben, cy and 1 more) call DescribeVpcs, so it weighs less"
+    ]
+
+
+def test_peers_in_other_accounts_say_which_account() -> None:
+    from trailsight.findings.describe import _peer_notes
+    from trailsight.findings.model import Reason
+
+    group = "arn:aws:iam::2:role/terraform-apply, arn:aws:iam::1:user/ken"
+    details = {"api": "iam:AttachUserPolicy", "peers": 2, "peers_using": 0, "peer_group": group}
+    reason = Reason(detector="behaviour_model", code="unlikely_api", score=0.9, message="m", details=details)
+    f = replace(_JONAS, principal="arn:aws:iam::1:role/terraform-apply", reasons=[reason])
+    assert _peer_notes(f) == [
+        "(peers) none of role terraform-apply's 2 closest peers (role terraform-apply (account 2), ken) "
+        "call AttachUserPolicy"
+    ]

@@ -30,7 +30,8 @@ def csrf_of(html: str) -> str:
 
 
 def text_of(html: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+    # <wbr> (a wrap point inside a name) shows no text; other tags separate words.
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html.replace("<wbr>", "")))
 
 
 # --------------------------------------------------------------------------- findings list

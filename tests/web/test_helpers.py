@@ -79,3 +79,16 @@ def test_heat_level() -> None:
     assert _heat_level(1, 100) == 1
     assert _heat_level(10, 10) == 5
     assert _heat_level(3, 0) == 0
+
+
+def test_soft_breaks_puts_wrap_points_between_words_and_escapes() -> None:
+    from trailsight.web.app import soft_breaks
+
+    assert soft_breaks("DefenseEvasion:IAMUser/AnomalousBehavior") == (
+        "DefenseEvasion:<wbr>IAMUser/<wbr>AnomalousBehavior"  # never inside AnomalousBehavior
+    )
+    assert soft_breaks("StopConfigurationRecorder", camel=True) == "Stop<wbr>Configuration<wbr>Recorder"
+    assert soft_breaks("securityhub") == "securityhub"
+    assert soft_breaks("<script>x") == "&lt;script&gt;x"
+    hostile = soft_breaks("A" * 100_000)
+    assert max(len(run) for run in hostile.split("<wbr>")) <= 24  # a 100 kB name cannot widen a column

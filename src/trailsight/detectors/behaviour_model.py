@@ -109,7 +109,7 @@ class BehaviourModelDetector(Detector):
             if peers and using:
                 who += f" ({names})"
             if own == 0:
-                msg = f"{api} is new for this principal in {days} active days; {who} use it"
+                msg = f"{api} is new for this principal: not used on any of its {days} active days; {who} use it"
             else:
                 msg = f"{api} was used on only {own} of this principal's {days} active days; {who} use it"
             if peers == 0:

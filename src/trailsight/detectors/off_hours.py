@@ -45,7 +45,10 @@ class OffHoursDetector(Detector):
                 "active_days": int(days[i]),
             }
             used = int(hour_days[i])
-            msg = f"active at {h:02d}:00 UTC, an hour it used on {used} of {int(days[i])} active days"
+            msg = (
+                f"active at {h:02d}:00 UTC, an hour it worked in on {used} of its {int(days[i])} "
+                "active days before this day"
+            )
             return [Reason(detector=self.name, code="off_hours", score=s, message=msg, details=details)]
 
         return score, explain

@@ -17,7 +17,8 @@ Usual behaviour is computed from history **strictly before** each finding's ``fi
 itself), and for the account; "principals in this account" counts actors. Frequency
 classes (of a value for a principal or an account), with ``D`` days of history and ``W = ceil(D/7)`` weeks:
 
-* *frequent* — seen in at least half of the weeks and on 4+ days a month on average;
+* *frequent* — seen in at least half of the weeks and on 4+ days a month on average (a history
+  shorter than a month counts as one month: 4+ days in it, or every day of a history under 4 days);
 * *infrequent* — seen on at least one day a month on average;
 * *rare* — seen, but on less than one day a month;
 * *unseen* — never seen before.
@@ -115,14 +116,17 @@ _MIN_DAYS_FOR_HOUR = 7  # working hours mean little with less history
 def frequency_class(count: int, days: int, weeks: int, history_days: float) -> str:
     """Frequency class of a value seen ``count`` times on ``days`` days in ``weeks`` weeks of history.
 
-    ``history_days`` is the length of the history the counts come from.
+    ``history_days`` is the length of the history the counts come from. "4+ days a month" is
+    averaged over at least a month: a value seen on 3 days of an 11-day history is not frequent yet
+    (4+ days are needed), unless the history is so short that it was seen on every day of it.
     """
     if count <= 0 or days <= 0:
         return "unseen"
     span = max(history_days, 1.0)
     total_weeks = max(1, math.ceil(span / 7))
     days_per_month = days * 30.0 / span
-    if weeks * 2 >= total_weeks and days_per_month >= 4:
+    frequent_days = min(4.0 * max(span, 30.0) / 30.0, float(math.ceil(span)))
+    if weeks * 2 >= total_weeks and days >= frequent_days:
         return "frequent"
     if days_per_month >= 1:
         return "infrequent"
@@ -220,6 +224,11 @@ def _clip_middle(text: str, limit: int) -> str:
     return text[:head] + "…" + text[-(limit - head - 1) :]
 
 
+def _and(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _times(n: int) -> str:
     return "once" if n == 1 else "twice" if n == 2 else f"{n} times"
 
@@ -249,6 +258,7 @@ class _Context:
     account_usual: dict[str, list[tuple[str, _Stats]]]  # attribute -> top values
     history_days: float
     history_events: int
+    active_days: int  # distinct UTC days with activity in the history (the calendar span is history_days)
     account_history_days: float
     account_principals: int
 
@@ -479,9 +489,10 @@ def _gather_registered(con: duckdb.DuckDBPyConnection, events: str, findings: Se
         account_usual_raw[fid][(attribute, value)] = (merged, True)
     # Spans of history and the number of principals in each account before each finding.
     spans = {
-        fid: (first, n)
-        for fid, first, n in con.execute(
-            f"SELECT k.finding_id, epoch_us(min(e.event_time)), count(*) FROM _ts_keys k JOIN {events} e "
+        fid: (first, n, active)
+        for fid, first, n, active in con.execute(
+            "SELECT k.finding_id, epoch_us(min(e.event_time)), count(*), "
+            f"count(DISTINCT CAST(timezone('UTC', e.event_time) AS DATE)) FROM _ts_keys k JOIN {events} e "
             "ON e.account_id = k.account_id AND e.actor = k.principal AND e.event_time < k.first_seen GROUP BY 1"
         ).fetchall()
     }
@@ -496,7 +507,7 @@ def _gather_registered(con: duckdb.DuckDBPyConnection, events: str, findings: Se
     }
     contexts: dict[str, _Context] = {}
     for f in findings:
-        first_us, n_events = spans.get(f.id, (None, 0))
+        first_us, n_events, active_days = spans.get(f.id, (None, 0, 0))
         history_days = (
             (f.first_seen - datetime.fromtimestamp(first_us / 1_000_000, tz=UTC)).total_seconds() / 86400
             if first_us is not None
@@ -523,6 +534,7 @@ def _gather_registered(con: duckdb.DuckDBPyConnection, events: str, findings: Se
             account_usual=dict(usual),
             history_days=max(0.0, history_days),
             history_events=int(n_events),
+            active_days=int(active_days),
             account_history_days=max(0.0, account_days),
             account_principals=int(principals),
         )
@@ -532,8 +544,14 @@ def _gather_registered(con: duckdb.DuckDBPyConnection, events: str, findings: Se
 # --------------------------------------------------------------------------- building the description
 
 
-def _evidence(values: Iterable[tuple[str, _Stats]], history_days: float, limit: int) -> list[Evidence]:
-    ranked = sorted(values, key=lambda item: (-item[1].count, item[0]))[:limit]
+def _evidence(
+    values: Iterable[tuple[str, _Stats]], history_days: float, limit: int, by_days: bool = False
+) -> list[Evidence]:
+    """The top values with their classes: by calls, or ``by_days`` by active days (for hours of the day)."""
+    if by_days:
+        ranked = sorted(values, key=lambda item: (-item[1].days, -item[1].count, item[0]))[:limit]
+    else:
+        ranked = sorted(values, key=lambda item: (-item[1].count, item[0]))[:limit]
     return [
         Evidence(
             value=v,
@@ -557,8 +575,10 @@ def _unusual_attributes(f: Finding, ctx: _Context) -> list[UnusualAttribute]:
         observed = ctx.values.get(attribute, Counter())
         if not observed:
             continue
-        principal_usual = _evidence(_principal_values(ctx, attribute), ctx.history_days, _USUAL_SHOWN)
-        account_usual = _evidence(ctx.account_usual.get(attribute, []), ctx.account_history_days, _USUAL_SHOWN)
+        # The usual hours are the ones seen on the most days (a busy afternoon is not a habit).
+        by_days = attribute == "hour"
+        principal_usual = _evidence(_principal_values(ctx, attribute), ctx.history_days, _USUAL_SHOWN, by_days)
+        account_usual = _evidence(ctx.account_usual.get(attribute, []), ctx.account_history_days, _USUAL_SHOWN, by_days)
         for value, _ in sorted(observed.items(), key=lambda item: (-item[1], item[0])):
             p = ctx.principal_stats.get((attribute, value), _Stats())
             a = ctx.account_stats.get((attribute, value), _Stats())
@@ -714,11 +734,27 @@ def _line(f: Finding, ctx: _Context, u: UnusualAttribute, name: str) -> str:
         prior = "never before for " + name if p.count == 0 else f"only {_times(p.count)} before for {name}"
         return f"{lead}, {prior}"
     if u.attribute == "hour":
-        hours = sorted((e for e in u.principal_usual if e.frequency != "unseen"), key=lambda e: -e.count)[:3]
-        usual_hours = ", ".join(f"{e.value}:00" for e in sorted(hours, key=lambda e: e.value))
-        tail = f"; usually active around {usual_hours} UTC" if usual_hours else ""
-        never = "has never" if p.count == 0 else "has rarely"
-        return f"active at {value} UTC, an hour {name} {never} worked in {hist}{tail}"
+        # The hours seen on the most active days, as the table ranks them.
+        hours = sorted(
+            (e for e in u.principal_usual if e.frequency != "unseen" and e.value != u.value),
+            key=lambda e: (-e.days, -e.count, e.value),
+        )[:3]
+        active = f"{ctx.active_days} active day{'s' if ctx.active_days != 1 else ''}"
+        if p.count == 0:
+            lead = f"active at {value} UTC, an hour {name} has never worked in {hist} of history"
+            of_days = f"of its {active}"
+        else:
+            lead = (
+                f"active at {value} UTC, an hour {name} worked in on only {p.days} of its {active} in {hist} of history"
+            )
+            of_days = "of them"
+        if not hours:
+            return lead if p.count else f"{lead} ({active})"
+        usual_hours = _and([f"{e.value}:00" for e in hours])
+        on_days = _and([str(e.days) for e in hours])
+        # "usually" only when the top hour is a habit (frequent); else the hours it was seen most.
+        usually = "usually" if hours[0].frequency == "frequent" else "most often"
+        return f"{lead}; {usually} active around {usual_hours} UTC (on {on_days} {of_days})"
     return f"unusual {_ATTRIBUTE_WORDS.get(u.attribute, u.attribute)} {value}"
 
 
@@ -822,8 +858,24 @@ def _their_lines(f: Finding, explained: list[UnusualAttribute], name: str) -> li
     return kept
 
 
-def _short_names(text: str | None) -> str:
-    return ", ".join(short_name(p.strip()) for p in (text or "").split(",") if p.strip())
+def _short_names(text: str | None, account_id: str = "") -> str:
+    """Readable peer names; a peer in another account says which (``role deploy (account 1234)``)."""
+    names = []
+    for arn in (p.strip() for p in (text or "").split(",")):
+        if not arn:
+            continue
+        parts = arn.split(":")
+        other = parts[4] if len(parts) > 5 and parts[4] and account_id and parts[4] != str(account_id) else ""
+        names.append(short_name(arn) + (f" (account {other})" if other else ""))
+    return ", ".join(names)
+
+
+def _listed(names: str, total: int) -> str:
+    """``ana, ben, cy`` when all ``total`` are named, ``ana, ben, cy and 2 more`` when the list was cut."""
+    shown = len([n for n in names.split(", ") if n]) if names else 0
+    if not shown:
+        return ""
+    return names if total <= shown else f"{names} and {total - shown} more"
 
 
 def _peer_notes(f: Finding) -> list[str]:
@@ -839,10 +891,10 @@ def _peer_notes(f: Finding) -> list[str]:
         d = r.details or {}
         if r.detector == "behaviour_model":
             peers = max(peers, int(d.get("peers") or 0))
-            group = group or _short_names(d.get("peer_group"))
+            group = group or _short_names(d.get("peer_group"), f.account_id)
             api = str(d.get("api") or "").split(":")[-1]
             if int(d.get("peers_using") or 0):
-                some_use.append((api, int(d["peers_using"]), _short_names(d.get("peers_using_names"))))
+                some_use.append((api, int(d["peers_using"]), _short_names(d.get("peers_using_names"), f.account_id)))
             elif api:
                 none_use.append(api)
         elif r.detector == "automation_misuse":
@@ -853,13 +905,23 @@ def _peer_notes(f: Finding) -> list[str]:
         elif any("automation" in str(k) for k in d) or "automation" in r.code:
             other.append(f"(automation) {r.message}")
     notes = []
+    shown = _listed(group, peers)
+    in_group = f" ({shown})" if shown else ""
     if peers and none_use:
         listed = ", ".join(none_use[:4]) + (f" and {len(none_use) - 4} more" if len(none_use) > 4 else "")
-        shown = group if peers <= 3 else f"{group} …"
-        notes.append(f"(peers) none of {name}'s {peers} closest peers ({shown}) call {listed}")
+        if peers == 1:
+            notes.append(f"(peers) {name}'s one close peer{in_group} does not call {listed}")
+        else:
+            notes.append(f"(peers) none of {name}'s {peers} closest peers{in_group} call {listed}")
     for api, using, who in some_use[:2]:
         verb = "calls" if using == 1 else "call"
-        notes.append(f"(peers) {using} of {name}'s {peers} closest peers ({who}) {verb} {api}, so it weighs less")
+        users = _listed(who, using)
+        users = f" ({users})" if users else ""
+        if peers == 1:
+            notes.append(f"(peers) {name}'s one close peer{users} calls {api}, so it weighs less")
+        else:
+            closest = f"{name}'s {peers} closest peers" if peers else f"{name}'s closest peers"
+            notes.append(f"(peers) {using} of {closest}{users} {verb} {api}, so it weighs less")
     if auto_lines:
         how = "; ".join(dict.fromkeys(auto_lines))
         notes.append(

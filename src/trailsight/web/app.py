@@ -39,6 +39,7 @@ from fastapi import FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 
 from trailsight import __version__
 from trailsight.errors import ConfigError, StoreError
@@ -162,6 +163,26 @@ def clip_mid(value: Any, limit: int = 90) -> str:
     return text[:head] + "…" + text[len(text) - (limit - 1 - head) :]
 
 
+_SOFT_BREAK = re.compile(r"(?<=[:/._-])(?=.)")
+_CAMEL_BREAK = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_RUN = 24  # longest run of characters left without a break opportunity
+
+
+def soft_breaks(value: Any, camel: bool = False) -> Markup:
+    """``value`` escaped, with ``<wbr>`` where a name may wrap: after ``:`` ``/`` ``.`` ``_`` ``-``, with
+    ``camel`` between the words of a CamelCase name, and every 24 characters of a longer unbroken run.
+
+    Styled ``overflow-wrap: break-word`` (class ``names``), so names wrap there and not mid-word;
+    a hostile 100 kB value still cannot widen the page.
+    """
+    text = "" if value is None else str(value)
+    pieces = _SOFT_BREAK.split(text)
+    if camel:
+        pieces = [p for piece in pieces for p in _CAMEL_BREAK.split(piece)]
+    runs = [piece[i : i + _RUN] for piece in pieces for i in range(0, max(len(piece), 1), _RUN)]
+    return Markup("<wbr>").join(escape(run) for run in runs)
+
+
 def number(value: Any) -> str:
     """``12,345``."""
     try:
@@ -183,7 +204,15 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        {"when": fmt_time, "short_arn": short_arn, "clip": clip, "clip_mid": clip_mid, "number": number, "slug": _slug}
+        {
+            "when": fmt_time,
+            "short_arn": short_arn,
+            "clip": clip,
+            "clip_mid": clip_mid,
+            "number": number,
+            "slug": _slug,
+            "soft_breaks": soft_breaks,
+        }
     )
     env.globals.update(
         {

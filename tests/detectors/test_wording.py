@@ -1,0 +1,59 @@
+"""The detectors' reason messages say which history they count: "active days", never bare "days"."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pyarrow as pa
+
+from trailsight.detectors.base import Columns
+from trailsight.detectors.behaviour_model import BehaviourModelDetector
+from trailsight.detectors.off_hours import OffHoursDetector
+
+NOW = datetime(2025, 2, 14, 8, 42, tzinfo=UTC)
+YESTERDAY = datetime(2025, 2, 13, 17, 0, tzinfo=UTC)
+EARLIER_TODAY = datetime(2025, 2, 14, 0, 30, tzinfo=UTC)
+
+
+def _messages(detector: BehaviourModelDetector | OffHoursDetector, **columns: list[object]) -> list[str]:
+    cols = Columns(pa.table(columns))
+    score, explain = detector._score(cols)
+    return [r.message for i, s in enumerate(score) for r in explain(i, float(s))]
+
+
+def test_behaviour_model_says_active_days() -> None:
+    new, used = _messages(
+        BehaviourModelDetector(),
+        api=["cloudtrail:StopLogging", "ec2:DescribeInstances"],
+        principal=["u/jonas", "u/jonas"],
+        actor=["u/jonas", "u/jonas"],
+        p_api_days=[0.0, 2.0],
+        p_days=[10.0, 10.0],
+        x_api_days=[0.0, 2.0],
+        x_days=[10.0, 10.0],
+        peers_n=[5.0, 5.0],
+        peers_sim=[2.0, 2.0],
+        peers_using=[0.0, 1.0],
+        peers_using_sim=[0.0, 0.5],
+        peer_names=["", "u/gus"],
+        peer_group=["u/gus, u/ana", "u/gus, u/ana"],
+        a_api_users=[0.0, 3.0],
+        a_principals=[31.0, 31.0],
+        auto_score=[0.0, 0.0],
+    )
+    assert new.startswith("cloudtrail:StopLogging is new for this principal: not used on any of its 10 active days;")
+    assert used.startswith("ec2:DescribeInstances was used on only 2 of this principal's 10 active days;")
+
+
+def test_off_hours_says_active_days_before_the_event_day() -> None:
+    (msg,) = _messages(
+        OffHoursDetector(),
+        event_time=pa.array([NOW], pa.timestamp("us", tz="UTC")),
+        hour=[8.0],
+        p_hour_days=[0.0],
+        p_hour_last=pa.array([None], pa.timestamp("us", tz="UTC")),
+        p_days=[10.0],
+        p_last=pa.array([EARLIER_TODAY], pa.timestamp("us", tz="UTC")),
+    )
+    # Ten active days counting today's earlier calls; the hours are learned from the nine before today.
+    assert msg == "active at 08:00 UTC, an hour it worked in on 0 of its 9 active days before this day"
