@@ -9,6 +9,7 @@ that crosses midnight is still one finding.
 
 from __future__ import annotations
 
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -188,44 +189,54 @@ def _detect(
     st.since, st.until, st.detectors = since, until, [d.name for d in dets]
     columns = _needed_columns(dets)
 
-    con = connect()
-    unusual: list[dict[str, Any]] = []
-    history = open_events(con, layout, since, until, feat_opts.forget_days)
-    profiles, prepared = _materialise_profiles(con, history, since, until, feat_opts)
-    context = (
-        BehaviourContext.from_expressions(
-            context_aggregates(prepared), feat_opts.forget_days, ContextOptions.from_settings(settings)
-        )
-        if needs_context(dets)
-        else None
-    )
-    sql: str | None = None
-    for c_since, c_until in _chunks(since, until, chunk_days):
-        try:
-            events = open_events(con, layout, c_since, c_until, 0, table_name="chunk_events")
-        except StoreError:
-            continue  # no events in this chunk
-        con.con.register("_ts_bounds", bounds_table(c_since, c_until))
-        if sql is None:
-            # Compiled once per run: chunks differ only in the view and the bounds row.
-            expr = build_feature_table(
-                events, c_since, c_until, feat_opts, profiles=profiles, bounds=con.table("_ts_bounds")
+    # A scratch database on disk (compressed, evictable) rather than in memory: the narrow history
+    # and the profiles of a long range then cost disk, not RAM. It goes when the run ends.
+    work_dir = settings.section("detect").get("work_dir") if settings is not None else None
+    if work_dir is not None and not isinstance(work_dir, str):
+        raise ConfigError("[detect] work_dir must be a folder path (text)")
+    scratch = tempfile.TemporaryDirectory(prefix="trailsight-detect-", dir=work_dir)
+    con = connect(database=Path(scratch.name) / "work.duckdb")
+    try:
+        unusual: list[dict[str, Any]] = []
+        history = open_events(con, layout, since, until, feat_opts.forget_days)
+        profiles, prepared = _materialise_profiles(con, history, since, until, feat_opts)
+        context = (
+            BehaviourContext.from_expressions(
+                context_aggregates(prepared), feat_opts.forget_days, ContextOptions.from_settings(settings)
             )
-            sql = str(con.compile(expr.select(*columns)))
-        features = add_context(con.con.sql(sql).to_arrow_table(), context)
-        rows, _ = score_table(features, dets, scoring)
-        unusual += rows
-        st.events += features.num_rows
-        st.chunks += 1
-        if progress is not None:
-            progress(f"{c_since:%Y-%m-%d %H:%M}: {features.num_rows} events, {len(rows)} unusual")
-    st.unusual_events = len(unusual)
-    findings = group_findings(unusual, timedelta(minutes=scoring.gap_minutes), scoring.context_weight)
-    floor = scoring.min_score if min_score is None else min_score
-    # Gated findings (a newcomer calling high-risk APIs) are raised whatever their score.
-    findings = [f for f in findings if f.gated or f.score >= floor]
-    if findings and describe:
-        findings = _describe(con, layout, findings, since, until, feat_opts, settings)
+            if needs_context(dets)
+            else None
+        )
+        sql: str | None = None
+        for c_since, c_until in _chunks(since, until, chunk_days):
+            try:
+                events = open_events(con, layout, c_since, c_until, 0, table_name="chunk_events")
+            except StoreError:
+                continue  # no events in this chunk
+            con.con.register("_ts_bounds", bounds_table(c_since, c_until))
+            if sql is None:
+                # Compiled once per run: chunks differ only in the view and the bounds row.
+                expr = build_feature_table(
+                    events, c_since, c_until, feat_opts, profiles=profiles, bounds=con.table("_ts_bounds")
+                )
+                sql = str(con.compile(expr.select(*columns)))
+            features = add_context(con.con.sql(sql).to_arrow_table(), context)
+            rows, _ = score_table(features, dets, scoring)
+            unusual += rows
+            st.events += features.num_rows
+            st.chunks += 1
+            if progress is not None:
+                progress(f"{c_since:%Y-%m-%d %H:%M}: {features.num_rows} events, {len(rows)} unusual")
+        st.unusual_events = len(unusual)
+        findings = group_findings(unusual, timedelta(minutes=scoring.gap_minutes), scoring.context_weight)
+        floor = scoring.min_score if min_score is None else min_score
+        # Gated findings (a newcomer calling high-risk APIs) are raised whatever their score.
+        findings = [f for f in findings if f.gated or f.score >= floor]
+        if findings and describe:
+            findings = _describe(con, layout, findings, since, until, feat_opts, settings)
+    finally:
+        con.disconnect()
+        scratch.cleanup()
     findings = _suppress(layout, findings, settings)
     st.findings = len(findings)
     st.seconds = time.perf_counter() - started
@@ -248,10 +259,10 @@ def _materialise_profiles(
     keep = ["event_time", "error_code", "ip_kind", "identity_type", "session_name", "day", "hour_idx", "b15", "_k_msg"]
     keep += [c for c in prepared.columns if c.startswith("_k_") and c not in keep]
     tag = uuid.uuid4().hex[:8]
-    prepared = con.create_table(f"_ts_history_{tag}", prepared.select(*keep), temp=True)
+    prepared = con.create_table(f"_ts_history_{tag}", prepared.select(*keep))
     out: dict[str, Any] = {}
     for name, expr in build_profiles(prepared, opts.forget_days).items():
-        out[name] = con.create_table(f"_ts_profile_{name}_{tag}", expr, temp=True)
+        out[name] = con.create_table(f"_ts_profile_{name}_{tag}", expr)
     return out, prepared
 
 

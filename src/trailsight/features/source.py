@@ -90,9 +90,18 @@ def quiet_ibis() -> Iterator[None]:
         yield
 
 
-def connect(threads: int | None = None, memory_limit: str | None = None) -> DuckDBBackend:
-    """An in-memory DuckDB backend for feature computation."""
-    con = ibis.duckdb.connect()
+def connect(threads: int | None = None, memory_limit: str | None = None, database: Path | None = None) -> DuckDBBackend:
+    """A DuckDB backend for feature computation: in memory, or a scratch ``database`` file.
+
+    With ``database``, tables live in that file (compressed; DuckDB evicts them from memory as it
+    needs) and operators spill beside it, so large ranges cost disk rather than RAM.
+    """
+    if database is None:
+        con = ibis.duckdb.connect()
+    else:
+        con = ibis.duckdb.connect(database=str(database))
+        spill = str(database.parent / "spill").replace("'", "''")
+        con.raw_sql(f"SET temp_directory = '{spill}'")
     # Day and hour numbers come from UTC epochs; keep DuckDB's session in UTC whatever the host says.
     con.raw_sql("SET TimeZone = 'UTC'")
     if threads is not None:
