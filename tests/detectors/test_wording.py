@@ -45,6 +45,29 @@ def test_behaviour_model_says_active_days() -> None:
     assert used.startswith("ec2:DescribeInstances was used on only 2 of this principal's 10 active days;")
 
 
+def test_behaviour_model_counts_the_persons_days_behind_a_shared_role() -> None:
+    (msg,) = _messages(
+        BehaviourModelDetector(),
+        api=["secretsmanager:GetSecretValue"],
+        principal=["role/AWSReservedSSO_Dev"],
+        actor=["role/AWSReservedSSO_Dev/ana@example.com"],
+        p_api_days=[12.0],
+        p_days=[30.0],
+        x_api_days=[0.0],
+        x_days=[8.0],
+        peers_n=[5.0],
+        peers_sim=[2.0],
+        peers_using=[0.0],
+        peers_using_sim=[0.0],
+        peer_names=[""],
+        peer_group=["u/gus"],
+        a_api_users=[0.0],
+        a_principals=[31.0],
+        auto_score=[0.0],
+    )
+    assert msg.startswith("secretsmanager:GetSecretValue is new for this person: not used on any of its 8 active days;")
+
+
 def test_off_hours_says_active_days_before_the_event_day() -> None:
     (msg,) = _messages(
         OffHoursDetector(),

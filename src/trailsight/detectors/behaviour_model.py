@@ -82,6 +82,7 @@ class BehaviourModelDetector(Detector):
 
     def _score(self, cols: Columns) -> tuple[FloatArray, Any]:
         prob = self.probability(cols)
+        shared = [a != p for a, p in zip(cols.text("actor"), cols.text("principal"), strict=True)]
         score = -np.log10(prob) / self.p("surprise_scale")
 
         def explain(i: int, s: float) -> list[Reason]:
@@ -92,6 +93,11 @@ class BehaviourModelDetector(Detector):
             names = cols.text("peer_names")[i]
             days = int(cols.num("p_days")[i])
             own = int(cols.num("p_api_days")[i])
+            # For a person behind a shared role the score is theirs: say their own days.
+            subject = "this principal"
+            if shared[i]:
+                subject = "this person"
+                days, own = int(cols.num("x_days")[i]), int(cols.num("x_api_days")[i])
             details: dict[str, Any] = {
                 "api": api,
                 "probability": float(f"{prob[i]:.3g}"),
@@ -109,9 +115,9 @@ class BehaviourModelDetector(Detector):
             if peers and using:
                 who += f" ({names})"
             if own == 0:
-                msg = f"{api} is new for this principal: not used on any of its {days} active days; {who} use it"
+                msg = f"{api} is new for {subject}: not used on any of its {days} active days; {who} use it"
             else:
-                msg = f"{api} was used on only {own} of this principal's {days} active days; {who} use it"
+                msg = f"{api} was used on only {own} of {subject}'s {days} active days; {who} use it"
             if peers == 0:
                 msg = msg.replace("; it has no close peers yet; use it", "; it has no close peers yet")
             msg += f", {users} other principal(s) of the account do (chance ≈ {prob[i]:.2g} a day)"
