@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from trailsight.config import Settings
 from trailsight.detectors import registry
-from trailsight.detectors.base import Detector
+from trailsight.detectors.base import Columns, Detector
 from trailsight.errors import ConfigError, StoreError
 from trailsight.features.asof import CARRIED_COLUMNS, bounds_table, build_feature_table, build_profiles, prepare
 from trailsight.features.behaviour import CONTEXT_COLUMNS, BehaviourContext, ContextOptions, context_aggregates
@@ -105,10 +105,8 @@ def add_context(features: pa.Table, context: BehaviourContext | None) -> pa.Tabl
     """Add the peer / automation / account-usage columns (population figures on thin-history rows only)."""
     if context is None:
         return features
-    p_api = np.nan_to_num(features.column("p_api_days").to_numpy(zero_copy_only=False).astype(np.float64))
-    p_days = np.nan_to_num(features.column("p_days").to_numpy(zero_copy_only=False).astype(np.float64))
-    x_api = np.nan_to_num(features.column("x_api_days").to_numpy(zero_copy_only=False).astype(np.float64))
-    thin = (p_api <= 2.0 + 0.1 * p_days) | (x_api <= 2.0)
+    cols = Columns(features)
+    thin = (cols.num("p_api_days") <= 2.0 + 0.1 * cols.num("p_days")) | (cols.num("x_api_days") <= 2.0)
     return context.augment(features, thin)
 
 

@@ -299,7 +299,7 @@ def test_behaviour_model_reasons_become_one_peer_line_and_one_automation_line(co
             code="automation_outside_aws",
             score=0.95,
             message="an automation identity (100% likely a machine) was used from OVH outside AWS",
-            details={"automation": 1.0},
+            details={"automation": 1.0, "how": "from OVH outside AWS"},
         ),
     ]
     f = replace(_attack(con), reasons=reasons, explanation=[r.message for r in reasons])

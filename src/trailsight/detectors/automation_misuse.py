@@ -75,25 +75,27 @@ class AutomationMisuseDetector(Detector):
                 "as_org": cols.text("as_org")[i],
                 "earlier_share_from_aws": round(float(cols.num("p_aws_share")[i]), 3),
             }
-            out = []
+            who = f"an automation identity ({auto[i]:.0%} likely a machine)"
+            found: list[tuple[str, str, str]] = []  # (code, who-clause, how it was used)
             if off_aws[i]:
-                msg = (
-                    f"an automation identity ({auto[i]:.0%} likely a machine) that calls from AWS networks "
-                    f"was used from {cols.text('as_org')[i] or 'a public network'} outside AWS"
-                )
-                out.append(self._reason("automation_outside_aws", s, msg, details))
+                org = cols.text("as_org")[i] or "a public network"
+                clause = f"{who} that calls from AWS networks"
+                found.append(("automation_outside_aws", clause, f"from {org} outside AWS"))
             if interactive[i]:
-                msg = f"an automation identity ({auto[i]:.0%} likely a machine) was used from the {family[i]}"
-                out.append(self._reason("automation_interactive", s, msg, details))
-            if new_asn[i] and not out:
-                msg = (
-                    f"an automation identity ({auto[i]:.0%} likely a machine) was used from a network it never "
-                    f"used: {cols.text('as_org')[i] or 'unknown'}"
-                )
-                out.append(self._reason("automation_new_network", s, msg, details))
-            return out
+                found.append(("automation_interactive", who, f"from the {family[i]}"))
+            if new_asn[i] and not found:
+                org = cols.text("as_org")[i] or "unknown"
+                found.append(("automation_new_network", who, f"from a network it never used: {org}"))
+            # ``how`` lets a finding's explanation say it once, without re-reading the message.
+            return [self._reason(code, s, clause, how, details) for code, clause, how in found]
 
         return score, explain
 
-    def _reason(self, code: str, score: float, message: str, details: dict[str, Any]) -> Reason:
-        return Reason(detector=self.name, code=code, score=score, message=message, details=details)
+    def _reason(self, code: str, score: float, clause: str, how: str, details: dict[str, Any]) -> Reason:
+        return Reason(
+            detector=self.name,
+            code=code,
+            score=score,
+            message=f"{clause} was used {how}",
+            details={**details, "how": how},
+        )

@@ -899,7 +899,7 @@ def _peer_notes(f: Finding) -> list[str]:
                 none_use.append(api)
         elif r.detector == "automation_misuse":
             likelihood = max(likelihood, float(d.get("automation") or 0.0))
-            auto_lines.append(r.message.split(" was used ", 1)[-1])
+            auto_lines.append(str(d.get("how") or r.message))
         elif any("peer" in str(k) for k in d) or "peer" in r.code:
             other.append(f"(peer comparison) {r.message}")  # a plug-in detector's own peer evidence
         elif any("automation" in str(k) for k in d) or "automation" in r.code:
