@@ -25,7 +25,14 @@ from trailsight.config import Settings
 from trailsight.detectors import registry
 from trailsight.detectors.base import Columns, Detector
 from trailsight.errors import ConfigError, StoreError
-from trailsight.features.asof import CARRIED_COLUMNS, bounds_table, build_feature_table, build_profiles, prepare
+from trailsight.features.asof import (
+    CARRIED_COLUMNS,
+    bounds_table,
+    build_feature_table,
+    build_profiles,
+    history_window,
+    prepare,
+)
 from trailsight.features.behaviour import CONTEXT_COLUMNS, BehaviourContext, ContextOptions, context_aggregates
 from trailsight.features.options import FeatureOptions
 from trailsight.features.source import connect, lake_day_range, open_events, quiet_ibis
@@ -250,9 +257,7 @@ def _materialise_profiles(
 
     Returns the profiles and the materialised (narrow) history they were computed from.
     """
-    prepared = prepare(history)
-    since_day = int(since.timestamp() // 86_400)
-    prepared = prepared.filter((prepared.day >= since_day - opts.forget_days) & (prepared.event_time < until))
+    prepared = history_window(prepare(history), since, until, opts.forget_days)
     # Only what the profiles read, materialised once (the history is scanned once, not per pair).
     keep = ["event_time", "error_code", "ip_kind", "identity_type", "session_name", "day", "hour_idx", "b15", "_k_msg"]
     keep += [c for c in prepared.columns if c.startswith("_k_") and c not in keep]

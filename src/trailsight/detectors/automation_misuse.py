@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from trailsight.detectors.base import Columns, Detector, FloatArray, recently_new
+from trailsight.features.behaviour import AUTOMATION_AT
 from trailsight.findings.model import Reason
 
 
@@ -46,7 +47,7 @@ class AutomationMisuseDetector(Detector):
     )
     defaults: ClassVar[dict[str, float | int | bool]] = {
         "threshold": 50,
-        "min_automation": 0.6,
+        "min_automation": AUTOMATION_AT,
         "aws_share": 0.9,
         "new_hours": 24,
     }

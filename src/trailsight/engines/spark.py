@@ -248,12 +248,11 @@ def behaviour_context(
     paths: Sequence[str] | None = None,
 ) -> Any:
     """The peer / automation context (:mod:`trailsight.features.behaviour`) aggregated on Spark."""
-    from trailsight.features.asof import SECONDS_PER_DAY, prepare
+    from trailsight.features.asof import history_window, prepare
     from trailsight.features.behaviour import BehaviourContext, ContextOptions, context_aggregates
 
-    events = prepare(open_events(con, layout, since, until, opts.forget_days, paths=paths))
-    since_day = int(since.timestamp() // SECONDS_PER_DAY)
-    events = events.filter((events.day >= since_day - opts.forget_days) & (events.event_time < until))
+    raw = open_events(con, layout, since, until, opts.forget_days, paths=paths)
+    events = history_window(prepare(raw), since, until, opts.forget_days)
     spark = _spark(con)
     aggs = {
         # Spark's own Arrow export (as for the feature table), cast to the expression's schema.

@@ -308,6 +308,12 @@ def bounds_table(since: datetime, until: datetime) -> pa.Table:
     )
 
 
+def history_window(prepared: ir.Table, since: datetime, until: datetime, forget_days: int) -> ir.Table:
+    """The rows of ``prepared`` that ``[since, until)`` learns from: ``forget_days`` before it, up to ``until``."""
+    since_day = int(since.timestamp() // SECONDS_PER_DAY)
+    return prepared.filter((prepared.day >= since_day - forget_days) & (prepared.event_time < until))
+
+
 def build_profiles(prepared: ir.Table, forget_days: int) -> dict[str, ir.Table]:
     """The windowed daily profiles of every pair, plus the volume, error and api-user profiles.
 

@@ -41,6 +41,9 @@ from trailsight.config import Settings
 from trailsight.errors import ConfigError
 
 SECONDS_PER_DAY = 86_400
+#: Automation likelihood from which a principal is treated as a machine identity.
+AUTOMATION_AT = 0.6
+
 #: Identity types that are a person's own (an IAM user's keys or password, the root user).
 PERSON_IDENTITIES = ("IAMUser", "Root")
 AWS_NETWORK_KINDS = ("aws", "aws-service", "internal")
@@ -393,6 +396,7 @@ class BehaviourContext:
 
 
 __all__ = [
+    "AUTOMATION_AT",
     "CONTEXT_COLUMNS",
     "BehaviourContext",
     "ContextOptions",

@@ -123,7 +123,7 @@ def behaviour_summary(
     import ibis
 
     from trailsight.features.asof import SECONDS_PER_DAY, prepare
-    from trailsight.features.behaviour import BehaviourContext, context_aggregates
+    from trailsight.features.behaviour import AUTOMATION_AT, BehaviourContext, context_aggregates
     from trailsight.features.source import quiet_ibis
 
     if at is None:
@@ -139,7 +139,7 @@ def behaviour_summary(
         likelihood, inter, aws, cover = figures
         automation = {
             "likelihood": likelihood,
-            "is_automation": likelihood >= 0.6,
+            "is_automation": likelihood >= AUTOMATION_AT,
             "interactive_share": inter,
             "aws_network_share": aws,
             "hour_cover": cover,
