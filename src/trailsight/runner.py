@@ -27,13 +27,12 @@ from trailsight.detectors.base import Columns, Detector
 from trailsight.errors import ConfigError, StoreError
 from trailsight.features.asof import (
     CARRIED_COLUMNS,
-    bounds_table,
-    build_feature_table,
     build_profiles,
     history_window,
     prepare,
 )
 from trailsight.features.behaviour import CONTEXT_COLUMNS, BehaviourContext, ContextOptions, context_aggregates
+from trailsight.features.chunk import ChunkFeatures
 from trailsight.features.options import FeatureOptions
 from trailsight.features.source import connect, lake_day_range, open_events, quiet_ibis
 from trailsight.findings.group import group_findings
@@ -212,20 +211,13 @@ def _detect(
             if needs_context(dets)
             else None
         )
-        sql: str | None = None
+        chunk_features = ChunkFeatures(con, profiles, feat_opts, columns)
         for c_since, c_until in _chunks(since, until, chunk_days):
             try:
                 events = open_events(con, layout, c_since, c_until, 0, table_name="chunk_events")
             except StoreError:
                 continue  # no events in this chunk
-            con.con.register("_ts_bounds", bounds_table(c_since, c_until))
-            if sql is None:
-                # Compiled once per run: chunks differ only in the view and the bounds row.
-                expr = build_feature_table(
-                    events, c_since, c_until, feat_opts, profiles=profiles, bounds=con.table("_ts_bounds")
-                )
-                sql = str(con.compile(expr.select(*columns)))
-            features = add_context(con.con.sql(sql).to_arrow_table(), context)
+            features = add_context(chunk_features(events, "chunk_events", c_since, c_until), context)
             rows, _ = score_table(features, dets, scoring)
             unusual += rows
             st.events += features.num_rows

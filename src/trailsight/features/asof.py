@@ -423,7 +423,18 @@ def build_feature_table(
     for prefix, part in parts:
         chain = chain.left_join(part, base.event_id == part[f"{prefix}__id"])
         kept += [c for c in part.columns if c != f"{prefix}__id"]
-    cur = chain.select(*base.columns, *kept)
+    return finish(chain.select(*base.columns, *kept), opts).order_by(["event_time", "event_id"])
+
+
+def finish(cur: ir.Table, options: FeatureOptions) -> ir.Table:
+    """Ages, frequency classes, shares and gates from the joined per-pair figures; the final columns.
+
+    ``cur`` has the carried columns, ``api``/``day``/``hour``/``how`` and every pair's running
+    figures (as :func:`build_feature_table` joins them, or :mod:`trailsight.features.chunk`
+    computes them).
+    """
+    opts = options
+    forget = opts.forget_days
 
     def age(first_col: str) -> ir.FloatingValue:
         first = cur[first_col]
@@ -451,4 +462,4 @@ def build_feature_table(
         gated_account=cur.a_days < opts.min_account_days,
         gated_principal=(cur.p_days < opts.min_principal_days) | (cur.p_n < opts.min_principal_events),
     )
-    return cur.select(*CARRIED_COLUMNS, *feature_columns()).order_by(["event_time", "event_id"])
+    return cur.select(*CARRIED_COLUMNS, *feature_columns())

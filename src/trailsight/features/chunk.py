@@ -1,0 +1,319 @@
+"""The per-event part of the as-of features of one chunk, computed with numpy on the driver.
+
+:func:`trailsight.features.asof.build_feature_table` states the features once, in Ibis: for
+every pair, windows over (pair, day) give the same-day running figures and a join on
+(pair, day) adds the earlier days from the windowed daily profile. That expression is what
+Spark runs. On one machine its shape is the cost: about fifty window sorts and fifty hash
+joins on text keys per chunk. This module computes the same columns from the same
+materialised profiles with integer codes and one stable sort per pair, then hands the
+assembled table to the same finishing expression (:func:`~trailsight.features.asof.finish`),
+so both paths end in one definition of ages, frequency classes, shares and gates.
+
+``tests/features/test_chunk.py`` checks that the two give identical tables, column by column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from trailsight.features.asof import (
+    CARRIED_COLUMNS,
+    PAIRS,
+    SECONDS_PER_DAY,
+    Pair,
+    _key,
+    feature_columns,
+    finish,
+    prepare,
+)
+from trailsight.features.options import FeatureOptions
+
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+_TS = pa.timestamp("us", tz="UTC")
+_NAT = np.iinfo(np.int64).min
+
+
+class _Codes:
+    """Integer codes of the chunk's key columns, shared by every pair that uses them."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self._table = table
+        self._codes: dict[str, tuple[IntArray, pa.Array]] = {}
+
+    def column(self, name: str) -> tuple[IntArray, pa.Array]:
+        """(codes of every row, the distinct values they index) for key column ``name``."""
+        if name not in self._codes:
+            encoded = pc.dictionary_encode(self._table.column(name)).combine_chunks()
+            codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+            self._codes[name] = (codes, encoded.dictionary)
+        return self._codes[name]
+
+
+def _combine(parts: Sequence[tuple[IntArray, int]]) -> IntArray:
+    """Mixed-radix code of several code arrays (each with its number of distinct values)."""
+    out = np.zeros(len(parts[0][0]), dtype=np.int64)
+    for codes, size in parts:
+        out = out * max(size, 1) + codes
+    return out
+
+
+class _Groups:
+    """Rows grouped by an integer code, in time order within each group (input is time-sorted)."""
+
+    def __init__(self, code: IntArray) -> None:
+        n = len(code)
+        self.n = n
+        self.order = np.argsort(code, kind="stable")
+        sorted_code = code[self.order]
+        self.new = np.ones(n, dtype=bool)
+        if n:
+            self.new[1:] = sorted_code[1:] != sorted_code[:-1]
+        positions = np.arange(n, dtype=np.int64)
+        self.start = np.maximum.accumulate(np.where(self.new, positions, 0))
+
+    def unsort(self, values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        out = np.empty_like(values)
+        out[self.order] = values
+        return out
+
+    def row_number(self) -> IntArray:
+        """0-based position of each row in its group (how many earlier rows share its code)."""
+        return self.unsort(np.arange(self.n, dtype=np.int64) - self.start)
+
+    def first(self, values: IntArray) -> IntArray:
+        """The group's first value, for every row."""
+        return self.unsort(values[self.order][self.start])
+
+    def lag(self, values: IntArray) -> IntArray:
+        """The previous row's value in the group (``_NAT`` for the group's first row)."""
+        ordered = values[self.order]
+        out = np.empty_like(ordered)
+        if self.n:
+            out[0] = _NAT
+            out[1:] = ordered[:-1]
+        out[self.new] = _NAT
+        return self.unsort(out)
+
+
+def _lookup(
+    codes: _Codes,
+    keys: Sequence[str],
+    slot: IntArray,
+    profile: pa.Table,
+    slot_col: str,
+) -> IntArray:
+    """Row index into ``profile`` matching each event's (keys, slot), or -1."""
+    n = len(slot)
+    if profile.num_rows == 0:
+        return np.full(n, -1, dtype=np.int64)
+    ev_parts: list[tuple[IntArray, int]] = []
+    pr_parts: list[tuple[IntArray, int]] = []
+    valid = np.ones(profile.num_rows, dtype=bool)
+    for key in keys:
+        ev_codes, values = codes.column(key)
+        idx = pc.index_in(profile.column(key), value_set=values)
+        valid &= idx.is_valid().to_numpy(zero_copy_only=False)
+        pr = idx.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        ev_parts.append((ev_codes, len(values)))
+        pr_parts.append((pr, len(values)))
+    lo, span = _span(slot)
+    p_slot = profile.column(slot_col).to_numpy(zero_copy_only=False).astype(np.int64)
+    valid &= (p_slot >= lo) & (p_slot < lo + span)
+    ev_code = _combine([*ev_parts, (slot - lo, span)])
+    pr_code = _combine([*pr_parts, (np.clip(p_slot - lo, 0, span - 1), span)])
+    rows = np.flatnonzero(valid)
+    pr_code = pr_code[rows]
+    sort = np.argsort(pr_code, kind="stable")
+    pr_sorted = pr_code[sort]
+    at = np.searchsorted(pr_sorted, ev_code)
+    at_c = np.minimum(at, max(len(pr_sorted) - 1, 0))
+    hit = (at < len(pr_sorted)) & (pr_sorted[at_c] == ev_code) if len(pr_sorted) else np.zeros(n, dtype=bool)
+    return np.where(hit, rows[sort[at_c]] if len(pr_sorted) else -1, -1).astype(np.int64)
+
+
+def _take(profile: pa.Table, column: str, match: IntArray) -> pa.Array:
+    """``profile[column]`` at ``match`` (null where -1)."""
+    idx = pa.array(np.where(match >= 0, match, 0), pa.int64(), mask=match < 0)
+    return profile.column(column).take(idx).combine_chunks()
+
+
+def _int(values: pa.Array) -> IntArray:
+    """An integer Arrow array as int64 numpy (nulls as 0)."""
+    out: IntArray = values.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    return out
+
+
+def _times(values: IntArray) -> pa.Array:
+    """Microsecond epochs (``_NAT`` = null) as a UTC timestamp array."""
+    return pa.array(values, pa.int64(), mask=values == _NAT).cast(_TS)
+
+
+def _pair(
+    codes: _Codes, pair: Pair, times: IntArray, day: IntArray, hour_idx: IntArray, profile: pa.Table
+) -> dict[str, pa.Array]:
+    keys = [_key(k) for k in pair.keys]
+    d0, days = _span(day)
+    parts = [(codes.column(k)[0], len(codes.column(k)[1])) for k in keys]
+    groups = _Groups(_combine([*parts, (day - d0, days)]))
+    rn = groups.row_number()
+    seen = rn > 0
+    match = _lookup(codes, keys, day, profile, "day")
+    nm = pair.name
+    pn, pd = _take(profile, f"{nm}__pn", match), _take(profile, f"{nm}__pd", match)
+    pf = _take(profile, f"{nm}__pf", match).cast(pa.int64())
+    pl = _take(profile, f"{nm}__pl", match).cast(pa.int64())
+    tf = groups.first(times)
+    tl = groups.lag(times)
+    pf_np = pf.fill_null(_NAT).to_numpy(zero_copy_only=False)
+    pl_np = pl.fill_null(_NAT).to_numpy(zero_copy_only=False)
+    out = {
+        f"{nm}_n": pa.array(_int(pn) + rn, pa.int64()),
+        f"{nm}_days": pa.array(_int(pd) + seen.astype(np.int64), pa.int64()),
+        f"{nm}_first": _times(np.where(pf_np != _NAT, pf_np, np.where(seen, tf, _NAT))),
+        f"{nm}_last": _times(np.where(seen, tl, pl_np)),
+    }
+    if pair.hours:
+        ph = _take(profile, f"{nm}__ph", match)
+        # Distinct earlier hours of the day: changes of hour within the group, in time order.
+        ordered_hour = hour_idx[groups.order]
+        new_hour = groups.new.copy()
+        if len(ordered_hour):
+            new_hour[1:] |= ordered_hour[1:] != ordered_hour[:-1]
+        changes = np.cumsum(new_hour)
+        dense = groups.unsort(changes - changes[groups.start])
+        again = groups.unsort(~new_hour)
+        out[f"{nm}_hours"] = pa.array(_int(ph) + dense + again.astype(np.int64), pa.int64())
+    return out
+
+
+class ChunkFeatures:
+    """Computes chunk after chunk of one run, as :func:`build_feature_table` with ``profiles`` would.
+
+    ``con`` is the run's DuckDB backend, ``profiles`` the materialised tables of
+    :func:`~trailsight.features.asof.build_profiles` over a range covering every chunk, and
+    ``columns`` the feature columns wanted (default all). The SQL of the finishing step is
+    compiled once and reused for every chunk.
+    """
+
+    def __init__(
+        self, con: Any, profiles: dict[str, Any], options: FeatureOptions, columns: Sequence[str] | None = None
+    ) -> None:
+        self._con = con
+        self._profiles = {name: table.get_name() for name, table in profiles.items()}
+        self._options = options
+        self._columns = list(columns) if columns is not None else None
+        self._prepare_sql: dict[str, str] = {}
+        self._finish_sql: str | None = None
+
+    def _sql(self, sql: str) -> pa.Table:
+        result: pa.Table = self._con.con.sql(sql).to_arrow_table()
+        return result
+
+    def _scored(self, name: str, col: str, lo: int, hi: int) -> pa.Table:
+        return self._sql(f'SELECT * FROM {self._profiles[name]} WHERE "{col}" >= {lo} AND "{col}" < {hi}')
+
+    def _prepared(self, events: Any, view: str, d_lo: int, d_hi: int, until: datetime) -> pa.Table:
+        if view not in self._prepare_sql:
+            t = prepare(events)
+            self._prepare_sql[view] = str(self._con.compile(t))
+        stamp = until.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return self._sql(
+            f"SELECT * FROM ({self._prepare_sql[view]}) WHERE day >= {d_lo} AND day <= {d_hi} "
+            f"AND event_time < TIMESTAMPTZ '{stamp}+00' ORDER BY event_time, event_id"
+        )
+
+    def __call__(self, events: Any, view: str, since: datetime, until: datetime) -> pa.Table:
+        """The features of ``[since, until)``; ``events`` (Ibis view ``view``) holds at least its whole days."""
+        forget = self._options.forget_days
+        d_lo = int(since.timestamp() // SECONDS_PER_DAY)
+        d_hi = int((until.timestamp() - 1e-6) // SECONDS_PER_DAY)
+        cur = self._prepared(events, view, d_lo, d_hi, until)
+        times = cur.column("event_time").cast(pa.int64()).to_numpy(zero_copy_only=False)
+        day = cur.column("day").to_numpy(zero_copy_only=False).astype(np.int64)
+        hour_idx = cur.column("hour_idx").to_numpy(zero_copy_only=False).astype(np.int64)
+        b15 = cur.column("b15").to_numpy(zero_copy_only=False).astype(np.int64)
+        codes = _Codes(cur)
+
+        built: dict[str, pa.Array] = {}
+        for pair in PAIRS:
+            profile = self._scored(pair.name, "day", d_lo, d_hi + 1)
+            built.update(_pair(codes, pair, times, day, hour_idx, profile))
+
+        # Volume: the principal's calls earlier in the clock hour; its usual hour-of-week counts.
+        principal = codes.column("_k_principal")
+        h0, h_span = _span(hour_idx)
+        built["p_hour_count"] = pa.array(
+            _Groups(_combine([(principal[0], len(principal[1])), (hour_idx - h0, h_span)])).row_number(), pa.int64()
+        )
+        vol = self._scored("vol", "hour_idx", d_lo * 24, (d_hi + 1) * 24)
+        match = _lookup(codes, ["_k_principal"], hour_idx, vol, "hour_idx")
+        built["vol__vs"], built["vol__vq"] = _take(vol, "vol__vs", match), _take(vol, "vol__vq", match)
+
+        # Errors: distinct messages of the account so far in the 15-minute bucket; the usual.
+        account = codes.column("_k_account_id")
+        message = codes.column("_k_msg")
+        is_err = cur.column("error_code").is_valid().to_numpy(zero_copy_only=False)
+        b0, b_span = _span(b15)
+        bucket = [(account[0], len(account[1])), (b15 - b0, b_span)]
+        first_msg = _Groups(_combine([*bucket, (is_err.astype(np.int64), 2), (message[0], len(message[1]))]))
+        new = (is_err & (first_msg.row_number() == 0)).astype(np.int64)
+        in_bucket = _Groups(_combine(bucket))
+        running = np.cumsum(new[in_bucket.order])
+        before_start = running[in_bucket.start] - new[in_bucket.order][in_bucket.start]
+        so_far = in_bucket.unsort(running - before_start)
+        built["err_distinct_15m"] = pa.array(np.where(is_err, so_far, 0), pa.int64())
+        err = self._scored("err", "b15", d_lo * 96, (d_hi + 1) * 96)
+        match = _lookup(codes, ["_k_account_id"], b15, err, "b15")
+        built["err__es"], built["err__eq"] = _take(err, "err__es", match), _take(err, "err__eq", match)
+
+        # Principals of the account that used the api on earlier days of the window.
+        wanted = (
+            cur.select(["_k_account_id", "_k_api", "day"]).group_by(["_k_account_id", "_k_api", "day"]).aggregate([])
+        )
+        self._con.con.register("_ts_chunk_wanted", wanted)
+        users = self._sql(
+            "SELECT w._k_account_id, w._k_api, w.day, count(DISTINCT u._k_principal) AS users__n "
+            f"FROM _ts_chunk_wanted w JOIN {self._profiles['used']} u "
+            "ON u._k_account_id = w._k_account_id AND u._k_api = w._k_api "
+            f"AND u.day >= w.day - {forget} AND u.day < w.day GROUP BY ALL"
+        )
+        self._con.con.unregister("_ts_chunk_wanted")
+        match = _lookup(codes, ["_k_account_id", "_k_api"], day, users, "day")
+        built["a_api_principals"] = pa.array(_int(_take(users, "users__n", match)), pa.int64())
+
+        table = cur.select([*CARRIED_COLUMNS, "api", "day", "hour", "how"])
+        for name, values in built.items():
+            table = table.append_column(name, values)
+        table = table.filter(pc.greater_equal(cur.column("event_time"), pa.scalar(since, _TS)))
+        wanted = self._columns if self._columns is not None else [*CARRIED_COLUMNS, *feature_columns()]
+        # Only what the finishing step derives goes through DuckDB (it reads just the columns it needs);
+        # the rest, text included, stays in Arrow as it is.
+        derived = [c for c in wanted if c not in table.column_names]
+        if self._finish_sql is None:
+            self._con.con.register("_ts_chunk", table.slice(0, 0))
+            self._finish_sql = str(
+                self._con.compile(finish(self._con.table("_ts_chunk"), self._options).select(*derived))
+            )
+        self._con.con.register("_ts_chunk", table)
+        try:
+            extra = self._sql(self._finish_sql)
+        finally:
+            self._con.con.unregister("_ts_chunk")
+        return pa.table([table.column(c) if c in table.column_names else extra.column(c) for c in wanted], names=wanted)
+
+
+def _span(values: IntArray) -> tuple[int, int]:
+    """(smallest value, number of values from it to the largest) of a non-negative code column."""
+    if not len(values):
+        return 0, 1
+    lo = int(values.min())
+    return lo, int(values.max()) - lo + 1
