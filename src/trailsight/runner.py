@@ -34,7 +34,7 @@ from trailsight.features.asof import (
 from trailsight.features.behaviour import CONTEXT_COLUMNS, BehaviourContext, ContextOptions, context_aggregates
 from trailsight.features.chunk import ChunkFeatures
 from trailsight.features.options import FeatureOptions
-from trailsight.features.source import connect, lake_day_range, open_events, quiet_ibis
+from trailsight.features.source import all_lake_files, connect, lake_day_range, open_events, quiet_ibis
 from trailsight.findings.group import group_findings
 from trailsight.findings.model import Finding
 from trailsight.scoring.combine import combine
@@ -120,7 +120,8 @@ def score_table(
     features: pa.Table, detectors: Sequence[Detector], scoring: ScoringOptions
 ) -> tuple[list[dict[str, Any]], int]:
     """Run the detectors over a feature table; return its unusual events (as dicts) and their count."""
-    scores = [det.score(features) for det in detectors]
+    cols = Columns(features)
+    scores = [det.score(features, cols) for det in detectors]
     combined = combine(features, scores, scoring)
     idx = np.flatnonzero(combined.unusual)
     rows: list[dict[str, Any]] = features.take(pa.array(idx, type=pa.int64())).to_pylist() if len(idx) else []
@@ -202,7 +203,8 @@ def _detect(
     con = connect(database=Path(scratch.name) / "work.duckdb")
     try:
         unusual: list[dict[str, Any]] = []
-        history = open_events(con, layout, since, until, feat_opts.forget_days)
+        files = all_lake_files(layout)  # listed once: every chunk picks its days from it
+        history = open_events(con, layout, since, until, feat_opts.forget_days, files=files)
         profiles, prepared = _materialise_profiles(con, history, since, until, feat_opts)
         context = (
             BehaviourContext.from_expressions(
@@ -214,7 +216,7 @@ def _detect(
         chunk_features = ChunkFeatures(con, profiles, feat_opts, columns)
         for c_since, c_until in _chunks(since, until, chunk_days):
             try:
-                events = open_events(con, layout, c_since, c_until, 0, table_name="chunk_events")
+                events = open_events(con, layout, c_since, c_until, 0, table_name="chunk_events", files=files)
             except StoreError:
                 continue  # no events in this chunk
             features = add_context(chunk_features(events, "chunk_events", c_since, c_until), context)

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from trailsight.errors import DetectorError
 from trailsight.findings.model import Reason
@@ -55,6 +56,12 @@ class DetectorScores:
         return len(self.event_ids)
 
 
+def _frozen(arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``arr`` made read-only: cached views are shared by every detector of a run."""
+    arr.flags.writeable = False
+    return arr
+
+
 class Columns:
     """Read-only numpy views of the feature table's columns (nulls filled per call)."""
 
@@ -65,6 +72,13 @@ class Columns:
     def __len__(self) -> int:
         return int(self._table.num_rows)
 
+    def event_ids(self) -> list[str]:
+        """The ``event_id`` column as a list (made once)."""
+        if ("event_id", "ids") not in self._cache:
+            self._cache[("event_id", "ids")] = self._table.column("event_id").to_pylist()
+        out: list[str] = self._cache[("event_id", "ids")]
+        return out
+
     def num(self, name: str, fill: float = 0.0) -> FloatArray:
         """Column ``name`` as float64, nulls as ``fill``."""
         key = (name, f"num{fill}")
@@ -72,9 +86,9 @@ class Columns:
             col = self._table.column(name)
             if pa.types.is_timestamp(col.type):
                 col = col.cast(pa.int64())
-            self._cache[key] = col.to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
-            arr = self._cache[key]
+            arr = col.to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
             arr[np.isnan(arr)] = fill
+            self._cache[key] = _frozen(arr)
         out: FloatArray = self._cache[key]
         return out
 
@@ -83,7 +97,7 @@ class Columns:
         key = (name, "flag")
         if key not in self._cache:
             col = self._table.column(name).fill_null(False)
-            self._cache[key] = col.to_numpy(zero_copy_only=False).astype(bool)
+            self._cache[key] = _frozen(col.to_numpy(zero_copy_only=False).astype(bool))
         out: BoolArray = self._cache[key]
         return out
 
@@ -94,9 +108,9 @@ class Columns:
             col = self._table.column(name)
             mask = col.is_valid().to_numpy(zero_copy_only=False)
             if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-                nonempty = col.fill_null("").to_numpy(zero_copy_only=False) != ""
+                nonempty = pc.not_equal(col.fill_null(""), "").to_numpy(zero_copy_only=False)
                 mask = mask & nonempty
-            self._cache[key] = np.asarray(mask, dtype=bool)
+            self._cache[key] = _frozen(np.asarray(mask, dtype=bool))
         out: BoolArray = self._cache[key]
         return out
 
@@ -114,7 +128,7 @@ class Columns:
         if key not in self._cache:
             col = self._table.column(name).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
             arr = col.to_numpy(zero_copy_only=False).astype(np.float64)
-            self._cache[key] = arr / 1e6
+            self._cache[key] = _frozen(arr / 1e6)
         out: FloatArray = self._cache[key]
         return out
 
@@ -168,12 +182,16 @@ class Detector(ABC):
         """Anomaly score (0–100) at or above which the detector fires."""
         return self.p("threshold")
 
-    def score(self, features: pa.Table) -> DetectorScores:
-        """Score every row of ``features``; never changes the detector."""
+    def score(self, features: pa.Table, cols: Columns | None = None) -> DetectorScores:
+        """Score every row of ``features``; never changes the detector.
+
+        ``cols`` (a :class:`Columns` of ``features``) lets several detectors share one set of
+        numpy views; detectors read them and never write into them.
+        """
         missing = [c for c in (*self.requires, "event_id") if c not in features.column_names]
         if missing:
             raise DetectorError(f"detector {self.name}: feature table lacks column(s) {', '.join(missing)}")
-        cols = Columns(features)
+        cols = cols if cols is not None else Columns(features)
         n = features.num_rows
         if n == 0:
             return DetectorScores(self.name, [], np.zeros(0), np.zeros(0, dtype=bool), [], self.kind, self.people_only)
@@ -183,8 +201,7 @@ class Detector(ABC):
         reasons: list[tuple[Reason, ...]] = [_NO_REASONS] * n
         for i in np.flatnonzero(fired):
             reasons[int(i)] = tuple(explain(int(i), float(score[i])))
-        ids = features.column("event_id").to_pylist()
-        return DetectorScores(self.name, ids, score, fired, reasons, self.kind, self.people_only)
+        return DetectorScores(self.name, cols.event_ids(), score, fired, reasons, self.kind, self.people_only)
 
     @abstractmethod
     def _score(self, cols: Columns) -> tuple[FloatArray, Any]:
@@ -208,11 +225,12 @@ def rarity_score(share: FloatArray, rare_share: float) -> FloatArray:
 
 
 def upper_tail_p(z: FloatArray) -> FloatArray:
-    """One-sided normal upper-tail probability of ``z``."""
+    """One-sided normal upper-tail probability of ``z`` (each distinct value computed once)."""
     from math import erfc, sqrt
 
-    vec = np.vectorize(lambda v: 0.5 * erfc(v / sqrt(2.0)), otypes=[np.float64])
-    out: FloatArray = vec(z)
+    values, inverse = np.unique(np.asarray(z, dtype=np.float64), return_inverse=True)
+    tails = np.fromiter((0.5 * erfc(v / sqrt(2.0)) for v in values), dtype=np.float64, count=len(values))
+    out: FloatArray = tails[inverse.reshape(np.shape(z))]
     return out
 
 

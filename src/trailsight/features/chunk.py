@@ -43,16 +43,32 @@ _NAT = np.iinfo(np.int64).min
 
 
 class _Codes:
-    """Integer codes of the chunk's key columns, shared by every pair that uses them."""
+    """Integer codes of the chunk's pair keys, shared by every pair that uses them.
+
+    A key is the event column as :func:`~trailsight.features.asof.prepare` keys it (text, null
+    as ``""``; ``hour``/``how`` as numbers), derived here in Arrow rather than carried from SQL.
+    """
 
     def __init__(self, table: pa.Table) -> None:
         self._table = table
+        self._keys: dict[str, pa.Array] = {}
         self._codes: dict[str, tuple[IntArray, pa.Array]] = {}
+
+    def key(self, name: str) -> pa.Array:
+        """The key column ``name`` (``_k_<column>``) of every row."""
+        if name not in self._keys:
+            column = self._table.column(name.removeprefix("_k_")).combine_chunks()
+            if name not in ("_k_hour", "_k_how"):
+                if not pa.types.is_string(column.type):
+                    column = column.cast(pa.string())
+                column = column.fill_null("")
+            self._keys[name] = column
+        return self._keys[name]
 
     def column(self, name: str) -> tuple[IntArray, pa.Array]:
         """(codes of every row, the distinct values they index) for key column ``name``."""
         if name not in self._codes:
-            encoded = pc.dictionary_encode(self._table.column(name)).combine_chunks()
+            encoded = pc.dictionary_encode(self.key(name))
             codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
             self._codes[name] = (codes, encoded.dictionary)
         return self._codes[name]
@@ -222,14 +238,19 @@ class ChunkFeatures:
         return self._sql(f'SELECT * FROM {self._profiles[name]} WHERE "{col}" >= {lo} AND "{col}" < {hi}')
 
     def _prepared(self, events: Any, view: str, d_lo: int, d_hi: int, until: datetime) -> pa.Table:
+        """The chunk's whole days up to ``until``, by time then event id (keys are derived in Arrow)."""
         if view not in self._prepare_sql:
             t = prepare(events)
-            self._prepare_sql[view] = str(self._con.compile(t))
+            wanted = [*CARRIED_COLUMNS, "api", "day", "hour", "how", "hour_idx", "b15", "_k_msg"]
+            self._prepare_sql[view] = str(self._con.compile(t.select(*wanted).rename(msg="_k_msg")))
         stamp = until.strftime("%Y-%m-%d %H:%M:%S.%f")
-        return self._sql(
+        table = self._sql(
             f"SELECT * FROM ({self._prepare_sql[view]}) WHERE day >= {d_lo} AND day <= {d_hi} "
-            f"AND event_time < TIMESTAMPTZ '{stamp}+00' ORDER BY event_time, event_id"
+            f"AND event_time < TIMESTAMPTZ '{stamp}+00'"
         )
+        # Sorting the indices, not the wide rows, then one take.
+        order = pc.sort_indices(table, sort_keys=[("event_time", "ascending"), ("event_id", "ascending")])
+        return table.take(order)
 
     def __call__(self, events: Any, view: str, since: datetime, until: datetime) -> pa.Table:
         """The features of ``[since, until)``; ``events`` (Ibis view ``view``) holds at least its whole days."""
@@ -276,9 +297,9 @@ class ChunkFeatures:
         built["err__es"], built["err__eq"] = _take(err, "err__es", match), _take(err, "err__eq", match)
 
         # Principals of the account that used the api on earlier days of the window.
-        wanted = (
-            cur.select(["_k_account_id", "_k_api", "day"]).group_by(["_k_account_id", "_k_api", "day"]).aggregate([])
-        )
+        trio = ["_k_account_id", "_k_api", "day"]
+        keyed = pa.table([codes.key("_k_account_id"), codes.key("_k_api"), cur.column("day")], names=trio)
+        wanted = keyed.group_by(trio).aggregate([])
         self._con.con.register("_ts_chunk_wanted", wanted)
         users = self._sql(
             "SELECT w._k_account_id, w._k_api, w.day, count(DISTINCT u._k_principal) AS users__n "

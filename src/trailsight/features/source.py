@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -44,10 +44,12 @@ def file_date(path: Path) -> date | None:
     return date.fromisoformat(match.group(1)) if match else None
 
 
-def lake_files_between(layout: StoreLayout, first: date, last: date) -> list[Path]:
-    """The lake files whose partition day lies in ``[first, last]``."""
+def lake_files_between(
+    layout: StoreLayout, first: date, last: date, files: Sequence[Path] | None = None
+) -> list[Path]:
+    """The lake files whose partition day lies in ``[first, last]`` (of ``files``, default the whole lake)."""
     out = []
-    for path in all_lake_files(layout):
+    for path in all_lake_files(layout) if files is None else files:
         day = file_date(path)
         if day is None or first <= day <= last:
             out.append(path)
@@ -67,13 +69,17 @@ def open_events(
     until: datetime,
     forget_days: int,
     table_name: str = "events",
+    files: Sequence[Path] | None = None,
 ) -> ir.Table:
-    """Register the events from ``forget_days`` before ``since`` up to ``until`` as view ``table_name``."""
+    """Register the events from ``forget_days`` before ``since`` up to ``until`` as view ``table_name``.
+
+    ``files`` is the lake's file list when the caller already has it (:func:`all_lake_files`).
+    """
     if not layout.lake.is_dir():
         raise StoreError(f"{layout.root}: not a trailsight store (no lake/ folder); run `trailsight ingest` first")
     first = since.date() - timedelta(days=forget_days + 1)
     last = (until - timedelta(microseconds=1)).date()
-    files = lake_files_between(layout, first, last)
+    files = lake_files_between(layout, first, last, files)
     if not files:
         raise StoreError(f"{layout.lake}: no events between {first} and {last}")
     table = con.read_parquet(
