@@ -27,16 +27,30 @@ from trailsight.detectors.base import Columns, Detector
 from trailsight.errors import ConfigError, StoreError
 from trailsight.features.asof import (
     CARRIED_COLUMNS,
-    build_profiles,
+    PAIR_BY_NAME,
+    PAIRS,
+    error_window,
     history_window,
+    pair_window,
     prepare,
+    volume_window,
 )
-from trailsight.features.behaviour import CONTEXT_COLUMNS, BehaviourContext, ContextOptions, context_aggregates
+from trailsight.features.behaviour import CONTEXT_COLUMNS, BehaviourContext, ContextOptions
 from trailsight.features.chunk import ChunkFeatures
+from trailsight.features.daily import DAY_COLUMNS, DailyProfiles, daily_schemas
 from trailsight.features.options import FeatureOptions
-from trailsight.features.source import all_lake_files, connect, lake_day_range, open_events, quiet_ibis
+from trailsight.features.source import (
+    all_lake_files,
+    connect,
+    file_date,
+    lake_day_range,
+    lake_files_between,
+    open_events,
+    quiet_ibis,
+)
 from trailsight.findings.group import group_findings
 from trailsight.findings.model import Finding
+from trailsight.schema import EVENT_COLUMNS
 from trailsight.scoring.combine import combine
 from trailsight.scoring.options import ScoringOptions
 from trailsight.store.layout import StoreLayout
@@ -204,11 +218,11 @@ def _detect(
     try:
         unusual: list[dict[str, Any]] = []
         files = all_lake_files(layout)  # listed once: every chunk picks its days from it
-        history = open_events(con, layout, since, until, feat_opts.forget_days, files=files)
-        profiles, prepared = _materialise_profiles(con, history, since, until, feat_opts)
+        open_events(con, layout, since, until, feat_opts.forget_days, files=files)  # fails on an empty range
+        profiles, daily = _materialise_profiles(con, layout, files, since, until, feat_opts)
         context = (
-            BehaviourContext.from_expressions(
-                context_aggregates(prepared), feat_opts.forget_days, ContextOptions.from_settings(settings)
+            BehaviourContext(
+                daily["pday"], daily["papi"], feat_opts.forget_days, ContextOptions.from_settings(settings)
             )
             if needs_context(dets)
             else None
@@ -245,22 +259,54 @@ def _detect(
 
 
 def _materialise_profiles(
-    con: Any, history: Any, since: datetime, until: datetime, opts: FeatureOptions
-) -> tuple[dict[str, Any], Any]:
-    """Compute the windowed daily profiles once for the whole range and keep them as temp tables.
+    con: Any, layout: StoreLayout, files: Sequence[Path], since: datetime, until: datetime, opts: FeatureOptions
+) -> tuple[dict[str, Any], dict[str, pa.Table]]:
+    """Build the profiles of the whole range once, one lake day at a time, and keep them as tables.
 
-    Returns the profiles and the materialised (narrow) history they were computed from.
+    Each day of the history (``forget_days`` before ``since`` up to ``until``) is read with only
+    the columns the profiles need and reduced to daily tables (:mod:`trailsight.features.daily`);
+    the windowed sums then run in DuckDB. Returns the profile tables (Ibis, for
+    :class:`~trailsight.features.chunk.ChunkFeatures`) and the daily tables, whose ``pday`` and
+    ``papi`` feed the behaviour context.
     """
-    prepared = history_window(prepare(history), since, until, opts.forget_days)
-    # Only what the profiles read, materialised once (the history is scanned once, not per pair).
-    keep = ["event_time", "error_code", "ip_kind", "identity_type", "session_name", "day", "hour_idx", "b15", "_k_msg"]
-    keep += [c for c in prepared.columns if c.startswith("_k_") and c not in keep]
+    first = since.date() - timedelta(days=opts.forget_days + 1)
+    last = (until - timedelta(microseconds=1)).date()
+    by_day: dict[date, list[Path]] = {}
+    for path in lake_files_between(layout, first, last, files):
+        by_day.setdefault(file_date(path) or first, []).append(path)
+    builder = DailyProfiles()
+    sql: str | None = None
+    for day in sorted(by_day):
+        con.read_parquet(
+            [str(p) for p in by_day[day]], table_name="_ts_day_events", hive_partitioning=False, union_by_name=True
+        )
+        if sql is None:
+            t = prepare(con.table("_ts_day_events").select(*EVENT_COLUMNS))
+            t = history_window(t, since, until, opts.forget_days)
+            sql = str(con.compile(t.select(*DAY_COLUMNS, msg=t._k_msg)))
+        builder.add(con.con.sql(sql).to_arrow_table())
     tag = uuid.uuid4().hex[:8]
-    prepared = con.create_table(f"_ts_history_{tag}", prepared.select(*keep))
-    out: dict[str, Any] = {}
-    for name, expr in build_profiles(prepared, opts.forget_days).items():
-        out[name] = con.create_table(f"_ts_profile_{name}_{tag}", expr)
-    return out, prepared
+    daily: dict[str, pa.Table] = {}
+    profiles: dict[str, Any] = {}
+    for name, empty in daily_schemas().items():
+        table = builder.table(name)
+        daily[name] = table if table is not None else empty
+    for name in [p.name for p in PAIRS] + ["vol", "err", "used"]:
+        con.con.register("_ts_daily_in", daily[name])
+        con.con.execute(f"CREATE TABLE _ts_daily_{name}_{tag} AS SELECT * FROM _ts_daily_in")
+        con.con.unregister("_ts_daily_in")
+        stored = con.table(f"_ts_daily_{name}_{tag}")
+        if name == "vol":
+            expr = volume_window(stored, opts.forget_days)
+        elif name == "err":
+            expr = error_window(stored, opts.forget_days)
+        elif name == "used":
+            profiles[name] = stored
+            continue
+        else:
+            expr = pair_window(stored, PAIR_BY_NAME[name], opts.forget_days)
+        profiles[name] = con.create_table(f"_ts_profile_{name}_{tag}", expr)
+    return profiles, daily
 
 
 def _describe(

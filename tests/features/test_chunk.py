@@ -1,10 +1,12 @@
-"""The numpy chunk engine gives exactly the table of the Ibis feature expression.
+"""The numpy path (daily profiles day by day, then chunk features) gives exactly the Ibis tables.
 
 A store holds eight days of a small simulated organisation (with its attacks, errors and
 SSO people) and the real invictus-ir Stratus detonation after them. For each scored chunk,
 one starting mid-day so that same-day history before ``since`` counts, the table of
-:class:`~trailsight.features.chunk.ChunkFeatures` is compared column by column with
-:func:`~trailsight.features.asof.build_feature_table` run by DuckDB on the same profiles.
+:class:`~trailsight.features.chunk.ChunkFeatures` on the profiles of
+:func:`trailsight.runner._materialise_profiles` is compared column by column with
+:func:`~trailsight.features.asof.build_feature_table` computing everything itself; the
+context's daily tables are compared with :func:`~trailsight.features.behaviour.context_aggregates`.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from trailsight.features.asof import bounds_table, build_feature_table, feature_columns
+from trailsight.features.asof import build_feature_table, feature_columns, history_window, prepare
+from trailsight.features.behaviour import context_aggregates
 from trailsight.features.chunk import ChunkFeatures
 from trailsight.features.options import FeatureOptions
-from trailsight.features.source import connect, open_events, quiet_ibis
+from trailsight.features.source import all_lake_files, connect, open_events, quiet_ibis
 from trailsight.ingest import ingest
 from trailsight.runner import _materialise_profiles
 from trailsight.simulate import simulate
@@ -56,15 +59,12 @@ def test_chunk_engine_equals_the_feature_expression(store: StoreLayout, columns:
     compared = 0
     with quiet_ibis():
         con = connect()
-        history = open_events(con, store, SINCE, UNTIL, opts.forget_days)
-        profiles, _ = _materialise_profiles(con, history, SINCE, UNTIL, opts)
+        profiles, _ = _materialise_profiles(con, store, all_lake_files(store), SINCE, UNTIL, opts)
         engine = ChunkFeatures(con, profiles, opts, columns)
         for c_since, c_until in _chunks():
+            history = open_events(con, store, c_since, c_until, opts.forget_days)
             events = open_events(con, store, c_since, c_until, 0, table_name="chunk_events")
-            con.con.register("_ts_bounds", bounds_table(c_since, c_until))
-            expr = build_feature_table(
-                events, c_since, c_until, opts, profiles=profiles, bounds=con.table("_ts_bounds")
-            )
+            expr = build_feature_table(history, c_since, c_until, opts)
             if columns is not None:
                 expr = expr.select(*columns)
             expected: pa.Table = con.con.sql(str(con.compile(expr))).to_arrow_table()
@@ -80,3 +80,20 @@ def test_chunk_engine_equals_the_feature_expression(store: StoreLayout, columns:
     assert compared > 5_000
     if columns is None:
         assert set(feature_columns()) <= set(got.column_names)
+
+
+def test_context_daily_tables_equal_the_aggregates(store: StoreLayout) -> None:
+    opts = FeatureOptions()
+    with quiet_ibis():
+        con = connect()
+        _, daily = _materialise_profiles(con, store, all_lake_files(store), SINCE, UNTIL, opts)
+        history = history_window(prepare(open_events(con, store, SINCE, UNTIL, opts.forget_days)), SINCE, UNTIL, 90)
+        for name, expr in context_aggregates(history).items():
+            want: pa.Table = con.to_pyarrow(expr)
+            got = daily[name].select(want.column_names)
+            keys = [(c, "ascending") for c in want.column_names if c.startswith("_k_") or c == "day"]
+            want = want.sort_by(keys)
+            got = got.sort_by(keys)
+            assert got.num_rows == want.num_rows > 100
+            for column in want.column_names:
+                assert got.column(column).equals(want.column(column).cast(got.schema.field(column).type)), column

@@ -179,8 +179,8 @@ def prepare(events: ir.Table) -> ir.Table:
     return t.mutate(**mutations)
 
 
-def _profile(hist: ir.Table, pair: Pair, forget_days: int) -> ir.Table:
-    """Sum the pair's daily profile over the ``forget_days`` days before each of its days."""
+def pair_daily(hist: ir.Table, pair: Pair) -> ir.Table:
+    """The pair's daily profile: per (keys, day) ``_n`` events, ``_first``/``_last`` times, ``_hours``."""
     keys = [_key(k) for k in pair.keys]
     aggs: dict[str, Any] = {
         "_n": hist.count(),
@@ -189,7 +189,12 @@ def _profile(hist: ir.Table, pair: Pair, forget_days: int) -> ir.Table:
     }
     if pair.hours:
         aggs["_hours"] = hist.hour_idx.nunique()
-    daily = hist.group_by([*keys, "day"]).aggregate(**aggs)
+    return hist.group_by([*keys, "day"]).aggregate(**aggs)
+
+
+def pair_window(daily: ir.Table, pair: Pair, forget_days: int) -> ir.Table:
+    """Sum a pair's daily profile over the ``forget_days`` days before each of its days."""
+    keys = [_key(k) for k in pair.keys]
     w = ibis.window(group_by=keys, order_by=daily.day, range=(-forget_days, -1))
     out: dict[str, Any] = {
         f"{pair.name}__pn": daily._n.sum().over(w),
@@ -200,6 +205,11 @@ def _profile(hist: ir.Table, pair: Pair, forget_days: int) -> ir.Table:
     if pair.hours:
         out[f"{pair.name}__ph"] = daily._hours.sum().over(w)
     return daily.select(*keys, "day", **out)
+
+
+def _profile(hist: ir.Table, pair: Pair, forget_days: int) -> ir.Table:
+    """Sum the pair's daily profile over the ``forget_days`` days before each of its days."""
+    return pair_window(pair_daily(hist, pair), pair, forget_days)
 
 
 def _pair_part(cur: ir.Table, pair: Pair, profile: ir.Table) -> ir.Table:
@@ -327,32 +337,52 @@ def build_profiles(prepared: ir.Table, forget_days: int) -> dict[str, ir.Table]:
     for pair in PAIRS:
         out[pair.name] = _profile(hist, pair, forget)
 
-    # Hourly volume profile: counts per (principal, clock hour); sums per hour-of-week slot.
-    hourly = hist.group_by([hist._k_principal, hist.hour_idx]).aggregate(_c=hist.count())
+    out["vol"] = volume_window(volume_daily(hist), forget)
+    out["err"] = error_window(error_daily(hist), forget)
+    # Who used which api on which day (for "n principals in this account used it before").
+    out["used"] = used_daily(hist)
+    return out
+
+
+def volume_daily(hist: ir.Table) -> ir.Table:
+    """Calls per (principal, clock hour)."""
+    return hist.group_by([hist._k_principal, hist.hour_idx]).aggregate(_c=hist.count())
+
+
+def volume_window(hourly: ir.Table, forget_days: int) -> ir.Table:
+    """Sums of the hourly counts per hour-of-week slot over the forget window before each hour."""
     hourly = hourly.mutate(_how=(hourly.hour_idx + _HOW_OFFSET) % 168)
     w_slot = ibis.window(
-        group_by=[hourly._k_principal, hourly._how], order_by=hourly.hour_idx, range=(-forget * 24, -1)
+        group_by=[hourly._k_principal, hourly._how], order_by=hourly.hour_idx, range=(-forget_days * 24, -1)
     )
-    out["vol"] = hourly.select(
+    return hourly.select(
         "_k_principal",
         "hour_idx",
         vol__vs=hourly._c.sum().over(w_slot),
         vol__vq=(hourly._c * hourly._c).sum().over(w_slot),
     )
 
-    # Error buckets: distinct messages per (account, 15 minutes), over earlier buckets.
+
+def error_daily(hist: ir.Table) -> ir.Table:
+    """Distinct error messages per (account, 15 minutes)."""
     errs = hist.filter(hist.error_code.notnull())
-    buckets = errs.group_by([errs._k_account_id, errs.b15]).aggregate(_dm=errs._k_msg.nunique())
-    w_b = ibis.window(group_by=buckets._k_account_id, order_by=buckets.b15, range=(-forget * 96, -1))
-    out["err"] = buckets.select(
+    return errs.group_by([errs._k_account_id, errs.b15]).aggregate(_dm=errs._k_msg.nunique())
+
+
+def error_window(buckets: ir.Table, forget_days: int) -> ir.Table:
+    """Sums of distinct messages (and squares) over the 15-minute buckets of the forget window before each."""
+    w_b = ibis.window(group_by=buckets._k_account_id, order_by=buckets.b15, range=(-forget_days * 96, -1))
+    return buckets.select(
         "_k_account_id",
         "b15",
         err__es=buckets._dm.sum().over(w_b),
         err__eq=(buckets._dm * buckets._dm).sum().over(w_b),
     )
-    # Who used which api on which day (for "n principals in this account used it before").
-    out["used"] = hist.select(hist._k_account_id, hist._k_api, hist._k_principal, hist.day).distinct()
-    return out
+
+
+def used_daily(hist: ir.Table) -> ir.Table:
+    """Who used which api on which day."""
+    return hist.select(hist._k_account_id, hist._k_api, hist._k_principal, hist.day).distinct()
 
 
 def build_feature_table(

@@ -44,9 +44,7 @@ def file_date(path: Path) -> date | None:
     return date.fromisoformat(match.group(1)) if match else None
 
 
-def lake_files_between(
-    layout: StoreLayout, first: date, last: date, files: Sequence[Path] | None = None
-) -> list[Path]:
+def lake_files_between(layout: StoreLayout, first: date, last: date, files: Sequence[Path] | None = None) -> list[Path]:
     """The lake files whose partition day lies in ``[first, last]`` (of ``files``, default the whole lake)."""
     out = []
     for path in all_lake_files(layout) if files is None else files:

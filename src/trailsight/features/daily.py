@@ -1,0 +1,212 @@
+"""Daily profiles built day by day with numpy: what the feature profiles and the context sum up.
+
+:func:`~trailsight.features.asof.build_profiles` states the profiles in Ibis: per pair and day
+the events, first and last times and distinct hours (:func:`~trailsight.features.asof.pair_daily`),
+then sums over the forget window (:func:`~trailsight.features.asof.pair_window`). The daily
+part is a group-by over the whole history. Here it runs one lake day at a time: the day's
+events are read (only the columns the profiles need), grouped with integer codes, and reduced
+to small daily tables, so memory follows one day however long the history is. The windowed
+sums then run in DuckDB over the daily tables with the same Ibis window expressions, and the
+context aggregates (:func:`~trailsight.features.behaviour.context_aggregates`) come from the same
+pass. ``tests/features/test_daily.py`` checks both against the Ibis expressions, table by table.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from trailsight.features.asof import PAIRS, _key
+from trailsight.features.behaviour import AWS_NETWORK_KINDS, PERSON_IDENTITIES
+from trailsight.features.chunk import IntArray, _Codes, _combine, _span
+
+_TS = pa.timestamp("us", tz="UTC")
+
+#: Event columns (after :func:`~trailsight.features.asof.prepare`) a day's pass reads.
+DAY_COLUMNS: tuple[str, ...] = (
+    "event_time",
+    "day",
+    "hour_idx",
+    "b15",
+    "error_code",
+    "ip_kind",
+    "identity_type",
+    "session_name",
+    "principal",
+    "account_id",
+    "actor",
+    "api",
+    "service",
+    "country",
+    "city",
+    "asn",
+    "ua_family",
+    "user_agent",
+    "region",
+    "hour",
+    "how",
+)
+
+
+class _Grouped:
+    """Rows of a day grouped by an integer code: one output row per distinct code."""
+
+    def __init__(self, code: IntArray) -> None:
+        self.uniq, self.first_row, self.inverse = np.unique(code, return_index=True, return_inverse=True)
+        self.size = len(self.uniq)
+
+    def count(self, mask: Any = None) -> IntArray:
+        weights = None if mask is None else np.asarray(mask, dtype=np.float64)
+        out: IntArray = np.bincount(self.inverse, weights=weights, minlength=self.size).astype(np.int64)
+        return out
+
+    def minimum(self, values: IntArray) -> IntArray:
+        out = np.full(self.size, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(out, self.inverse, values)
+        return out
+
+    def maximum(self, values: IntArray) -> IntArray:
+        out = np.full(self.size, np.iinfo(np.int64).min, dtype=np.int64)
+        np.maximum.at(out, self.inverse, values)
+        return out
+
+    def distinct(self, values: IntArray) -> IntArray:
+        """How many distinct ``values`` each group holds."""
+        lo, span = _span(values)
+        pairs = np.unique(self.inverse.astype(np.int64) * span + (values - lo))
+        out: IntArray = np.bincount(pairs // span, minlength=self.size).astype(np.int64)
+        return out
+
+
+def _ints(table: pa.Table, name: str) -> IntArray:
+    out: IntArray = table.column(name).to_numpy(zero_copy_only=False).astype(np.int64)
+    return out
+
+
+class DailyProfiles:
+    """Accumulates the daily tables of every pair, the volume, error and api-user profiles and the context."""
+
+    def __init__(self) -> None:
+        self._parts: dict[str, list[pa.Table]] = defaultdict(list)
+
+    def add(self, table: pa.Table) -> None:
+        """Fold in the events of one day (or a few): columns :data:`DAY_COLUMNS`, ``msg`` (the error key)."""
+        if table.num_rows == 0:
+            return
+        codes = _Codes(table)
+        times = table.column("event_time").cast(pa.int64()).to_numpy(zero_copy_only=False)
+        day = _ints(table, "day")
+        hour_idx = _ints(table, "hour_idx")
+        b15 = _ints(table, "b15")
+        d0, d_span = _span(day)
+        by_day = (day - d0, d_span)
+
+        def grouped(keys: list[str], extra: list[tuple[IntArray, int]]) -> _Grouped:
+            parts = [(codes.column(k)[0], len(codes.column(k)[1])) for k in keys]
+            return _Grouped(_combine([*parts, *extra]))
+
+        def key_columns(g: _Grouped, keys: list[str], rows: IntArray | None = None) -> dict[str, pa.Array]:
+            at = pa.array(g.first_row if rows is None else rows[g.first_row])
+            return {k: codes.key(k).take(at) for k in keys}
+
+        for pair in PAIRS:
+            keys = [_key(k) for k in pair.keys]
+            g = grouped(keys, [by_day])
+            cols = key_columns(g, keys)
+            cols["day"] = pa.array(day[g.first_row], pa.int64())
+            cols["_n"] = pa.array(g.count(), pa.int64())
+            cols["_first"] = pa.array(g.minimum(times), pa.int64()).cast(_TS)
+            cols["_last"] = pa.array(g.maximum(times), pa.int64()).cast(_TS)
+            if pair.hours:
+                cols["_hours"] = pa.array(g.distinct(hour_idx), pa.int64())
+            self._parts[pair.name].append(pa.table(cols))
+
+        h0, h_span = _span(hour_idx)
+        g = grouped(["_k_principal"], [(hour_idx - h0, h_span)])
+        cols = key_columns(g, ["_k_principal"])
+        cols["hour_idx"] = pa.array(hour_idx[g.first_row], pa.int64())
+        cols["_c"] = pa.array(g.count(), pa.int64())
+        self._parts["vol"].append(pa.table(cols))
+
+        failed = np.flatnonzero(table.column("error_code").is_valid().to_numpy(zero_copy_only=False))
+        if len(failed):
+            account = codes.column("_k_account_id")
+            b0, b_span = _span(b15[failed])
+            g = _Grouped(_combine([(account[0][failed], len(account[1])), (b15[failed] - b0, b_span)]))
+            cols = key_columns(g, ["_k_account_id"], failed)
+            cols["b15"] = pa.array(b15[failed][g.first_row], pa.int64())
+            cols["_dm"] = pa.array(g.distinct(codes.column("_k_msg")[0][failed]), pa.int64())
+            self._parts["err"].append(pa.table(cols))
+
+        trio = ["_k_account_id", "_k_api", "_k_principal"]
+        g = grouped(trio, [by_day])
+        cols = key_columns(g, trio)
+        cols["day"] = pa.array(day[g.first_row], pa.int64())
+        self._parts["used"].append(pa.table(cols))
+
+        # Context (behaviour.context_aggregates): per principal-day and per principal-api-day.
+        fam = codes.key("_k_ua_family")
+        kind = table.column("ip_kind").fill_null("")
+        person = (
+            pc.is_in(table.column("identity_type").fill_null(""), value_set=pa.array(sorted(PERSON_IDENTITIES)))
+            .to_numpy(zero_copy_only=False)
+            .astype(bool)
+        )
+        person |= pc.match_substring(table.column("session_name").fill_null(""), "@").to_numpy(zero_copy_only=False)
+        person |= pc.match_substring(codes.key("_k_principal"), "/AWSReservedSSO_").to_numpy(zero_copy_only=False)
+        aws = pc.is_in(kind, value_set=pa.array(sorted(AWS_NETWORK_KINDS))).to_numpy(zero_copy_only=False)
+        g = grouped(["_k_account_id", "_k_principal"], [by_day])
+        cols = key_columns(g, ["_k_account_id", "_k_principal"])
+        cols["day"] = pa.array(day[g.first_row], pa.int64())
+        cols["n"] = pa.array(g.count(), pa.int64())
+        cols["hours"] = pa.array(g.distinct(hour_idx), pa.int64())
+        cols["n_console"] = pa.array(g.count(pc.equal(fam, "console").to_numpy(zero_copy_only=False)), pa.int64())
+        cols["n_cli"] = pa.array(g.count(pc.equal(fam, "cli").to_numpy(zero_copy_only=False)), pa.int64())
+        cols["n_person"] = pa.array(g.count(person), pa.int64())
+        cols["n_aws"] = pa.array(g.count(aws), pa.int64())
+        self._parts["pday"].append(pa.table(cols))
+        quad = ["_k_account_id", "_k_principal", "_k_api"]
+        g = grouped(quad, [by_day])
+        cols = key_columns(g, quad)
+        cols["day"] = pa.array(day[g.first_row], pa.int64())
+        cols["first"] = pa.array(g.minimum(times), pa.int64()).cast(_TS)
+        self._parts["papi"].append(pa.table(cols))
+
+    def table(self, name: str) -> pa.Table | None:
+        """The daily table ``name`` (a pair's name, ``vol``, ``err``, ``used``, ``pday``, ``papi``), or None."""
+        parts = self._parts.get(name)
+        return pa.concat_tables(parts) if parts else None
+
+
+def _key_type(key: str) -> pa.DataType:
+    return pa.int64() if key in ("_k_hour", "_k_how") else pa.string()
+
+
+def daily_schemas() -> dict[str, pa.Table]:
+    """An empty table of every daily table :class:`DailyProfiles` makes (for a history without any)."""
+    i64, text = pa.int64(), pa.string()
+    out: dict[str, pa.Table] = {}
+    for pair in PAIRS:
+        fields = [pa.field(_key(k), _key_type(_key(k))) for k in pair.keys]
+        fields += [pa.field("day", i64), pa.field("_n", i64), pa.field("_first", _TS), pa.field("_last", _TS)]
+        if pair.hours:
+            fields.append(pa.field("_hours", i64))
+        out[pair.name] = pa.schema(fields).empty_table()
+    named = {
+        "vol": [("_k_principal", text), ("hour_idx", i64), ("_c", i64)],
+        "err": [("_k_account_id", text), ("b15", i64), ("_dm", i64)],
+        "used": [("_k_account_id", text), ("_k_api", text), ("_k_principal", text), ("day", i64)],
+        "pday": [("_k_account_id", text), ("_k_principal", text), ("day", i64)]
+        + [(c, i64) for c in ("n", "hours", "n_console", "n_cli", "n_person", "n_aws")],
+        "papi": [("_k_account_id", text), ("_k_principal", text), ("_k_api", text), ("day", i64), ("first", _TS)],
+    }
+    for name, fields in named.items():
+        out[name] = pa.schema(fields).empty_table()
+    return out
+
+
+__all__ = ["DAY_COLUMNS", "DailyProfiles", "daily_schemas"]
