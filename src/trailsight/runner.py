@@ -29,6 +29,7 @@ from trailsight.features.asof import (
     CARRIED_COLUMNS,
     PAIR_BY_NAME,
     PAIRS,
+    SECONDS_PER_DAY,
     error_window,
     history_window,
     pair_window,
@@ -269,6 +270,7 @@ def _materialise_profiles(
     :class:`~trailsight.features.chunk.ChunkFeatures`) and the daily tables, whose ``pday`` and
     ``papi`` feed the behaviour context.
     """
+    since_day = int(since.timestamp() // SECONDS_PER_DAY)
     first = since.date() - timedelta(days=opts.forget_days + 1)
     last = (until - timedelta(microseconds=1)).date()
     by_day: dict[date, list[Path]] = {}
@@ -296,15 +298,19 @@ def _materialise_profiles(
         con.con.execute(f"CREATE TABLE _ts_daily_{name}_{tag} AS SELECT * FROM _ts_daily_in")
         con.con.unregister("_ts_daily_in")
         stored = con.table(f"_ts_daily_{name}_{tag}")
+        # Only the rows of the scored days are kept: a chunk looks nothing else up.
         if name == "vol":
             expr = volume_window(stored, opts.forget_days)
+            expr = expr.filter(expr.hour_idx >= since_day * 24)
         elif name == "err":
             expr = error_window(stored, opts.forget_days)
+            expr = expr.filter(expr.b15 >= since_day * 96)
         elif name == "used":
             profiles[name] = stored
             continue
         else:
             expr = pair_window(stored, PAIR_BY_NAME[name], opts.forget_days)
+            expr = expr.filter(expr.day >= since_day)
         profiles[name] = con.create_table(f"_ts_profile_{name}_{tag}", expr)
     return profiles, daily
 

@@ -82,13 +82,36 @@ def _combine(parts: Sequence[tuple[IntArray, int]]) -> IntArray:
     return out
 
 
+def dense(code: IntArray) -> tuple[IntArray, int]:
+    """(group ids 0..k-1 in the order of ``code``'s values, k): small ids make sorting cheap."""
+    n = len(code)
+    if n == 0:
+        return code.astype(np.int64), 0
+    top = int(code.max()) + 1
+    if top <= 4 * n + (1 << 20):
+        present = np.zeros(top, dtype=bool)
+        present[code] = True
+        ids = np.cumsum(present, dtype=np.int64) - 1
+        return ids[code], int(ids[-1]) + 1
+    uniq, inverse = np.unique(code, return_inverse=True)
+    return inverse.astype(np.int64), len(uniq)
+
+
+def stable_order(ids: IntArray, size: int) -> IntArray:
+    """Indices that sort ``ids`` (values below ``size``), ties kept in row order."""
+    small = ids.astype(np.uint16) if size <= 1 << 16 else ids.astype(np.int32) if size < 1 << 31 else ids
+    out: IntArray = np.argsort(small, kind="stable").astype(np.int64)  # radix sort for 16-bit keys
+    return out
+
+
 class _Groups:
     """Rows grouped by an integer code, in time order within each group (input is time-sorted)."""
 
     def __init__(self, code: IntArray) -> None:
         n = len(code)
         self.n = n
-        self.order = np.argsort(code, kind="stable")
+        code, size = dense(code)
+        self.order = stable_order(code, size)
         sorted_code = code[self.order]
         self.new = np.ones(n, dtype=bool)
         if n:

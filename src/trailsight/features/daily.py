@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from trailsight.features.asof import PAIRS, _key
 from trailsight.features.behaviour import AWS_NETWORK_KINDS, PERSON_IDENTITIES
-from trailsight.features.chunk import IntArray, _Codes, _combine, _span
+from trailsight.features.chunk import IntArray, _Codes, _combine, _span, dense, stable_order
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -56,8 +56,13 @@ class _Grouped:
     """Rows of a day grouped by an integer code: one output row per distinct code."""
 
     def __init__(self, code: IntArray) -> None:
-        self.uniq, self.first_row, self.inverse = np.unique(code, return_index=True, return_inverse=True)
-        self.size = len(self.uniq)
+        self.inverse, self.size = dense(code)
+        order = stable_order(self.inverse, self.size)
+        starts = np.ones(len(order), dtype=bool)
+        if len(order):
+            ordered = self.inverse[order]
+            starts[1:] = ordered[1:] != ordered[:-1]
+        self.first_row: IntArray = order[starts]
 
     def count(self, mask: Any = None) -> IntArray:
         weights = None if mask is None else np.asarray(mask, dtype=np.float64)
