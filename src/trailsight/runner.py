@@ -231,7 +231,8 @@ def _detect(
         chunk_features = ChunkFeatures(con, profiles, feat_opts, columns)
         for c_since, c_until in _chunks(since, until, chunk_days):
             try:
-                events = open_events(con, layout, c_since, c_until, 0, table_name="chunk_events", files=files)
+                days = lake_files_between(layout, c_since.date(), (c_until - timedelta(microseconds=1)).date(), files)
+                events = open_events(con, layout, c_since, c_until, 0, table_name="chunk_events", files=days)
             except StoreError:
                 continue  # no events in this chunk
             features = add_context(chunk_features(events, "chunk_events", c_since, c_until), context)

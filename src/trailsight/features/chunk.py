@@ -118,6 +118,10 @@ class _Groups:
             self.new[1:] = sorted_code[1:] != sorted_code[:-1]
         positions = np.arange(n, dtype=np.int64)
         self.start = np.maximum.accumulate(np.where(self.new, positions, 0))
+        self.ids = code
+        self.size = size
+        #: One row of each group (its first), by group id.
+        self.rep: IntArray = self.order[self.new]
 
     def unsort(self, values: npt.NDArray[Any]) -> npt.NDArray[Any]:
         out = np.empty_like(values)
@@ -149,8 +153,11 @@ def _lookup(
     slot: IntArray,
     profile: pa.Table,
     slot_col: str,
+    rows: IntArray | None = None,
 ) -> IntArray:
-    """Row index into ``profile`` matching each event's (keys, slot), or -1."""
+    """Row index into ``profile`` matching the (keys, slot) of each event (or of events ``rows``), or -1."""
+    if rows is not None:
+        slot = slot[rows]
     n = len(slot)
     if profile.num_rows == 0:
         return np.full(n, -1, dtype=np.int64)
@@ -162,7 +169,7 @@ def _lookup(
         idx = pc.index_in(profile.column(key), value_set=values)
         valid &= idx.is_valid().to_numpy(zero_copy_only=False)
         pr = idx.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-        ev_parts.append((ev_codes, len(values)))
+        ev_parts.append((ev_codes if rows is None else ev_codes[rows], len(values)))
         pr_parts.append((pr, len(values)))
     lo, span = _span(slot)
     p_slot = profile.column(slot_col).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -179,16 +186,26 @@ def _lookup(
     return np.where(hit, rows[sort[at_c]] if len(pr_sorted) else -1, -1).astype(np.int64)
 
 
-def _take(profile: pa.Table, column: str, match: IntArray) -> pa.Array:
-    """``profile[column]`` at ``match`` (null where -1)."""
-    idx = pa.array(np.where(match >= 0, match, 0), pa.int64(), mask=match < 0)
-    return profile.column(column).take(idx).combine_chunks()
+def _gather(profile: pa.Table, column: str, match: IntArray, ids: IntArray) -> tuple[IntArray, BoolArray]:
+    """``profile[column]`` at each group's ``match`` (-1: none), spread to rows by group ``ids``.
+
+    Returns (values as int64, timestamps as microseconds; valid), invalid where there is no
+    match or the profile value is null.
+    """
+    col = profile.column(column)
+    if pa.types.is_timestamp(col.type):
+        col = col.cast(pa.int64())
+    if profile.num_rows == 0:
+        zeros = np.zeros(len(ids), dtype=np.int64)
+        return zeros, zeros.astype(bool)
+    taken = col.take(pa.array(np.maximum(match, 0), pa.int64()))
+    valid_g = taken.is_valid().to_numpy(zero_copy_only=False) & (match >= 0)
+    values_g = taken.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    return values_g[ids], valid_g[ids]
 
 
-def _int(values: pa.Array) -> IntArray:
-    """An integer Arrow array as int64 numpy (nulls as 0)."""
-    out: IntArray = values.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    return out
+def _nullable(values: IntArray, valid: BoolArray) -> pa.Array:
+    return pa.array(values, pa.int64(), mask=~valid)
 
 
 def _times(values: IntArray) -> pa.Array:
@@ -205,32 +222,33 @@ def _pair(
     groups = _Groups(_combine([*parts, (day - d0, days)]))
     rn = groups.row_number()
     seen = rn > 0
-    match = _lookup(codes, keys, day, profile, "day")
+    match = _lookup(codes, keys, day, profile, "day", groups.rep)
     nm = pair.name
-    pn, pd = _take(profile, f"{nm}__pn", match), _take(profile, f"{nm}__pd", match)
-    pf = _take(profile, f"{nm}__pf", match).cast(pa.int64())
-    pl = _take(profile, f"{nm}__pl", match).cast(pa.int64())
+    pn, _ = _gather(profile, f"{nm}__pn", match, groups.ids)
+    pd, _ = _gather(profile, f"{nm}__pd", match, groups.ids)
+    pf, pf_ok = _gather(profile, f"{nm}__pf", match, groups.ids)
+    pl, pl_ok = _gather(profile, f"{nm}__pl", match, groups.ids)
     tf = groups.first(times)
     tl = groups.lag(times)
-    pf_np = pf.fill_null(_NAT).to_numpy(zero_copy_only=False)
-    pl_np = pl.fill_null(_NAT).to_numpy(zero_copy_only=False)
+    pf_np = np.where(pf_ok, pf, _NAT)
+    pl_np = np.where(pl_ok, pl, _NAT)
     out = {
-        f"{nm}_n": pa.array(_int(pn) + rn, pa.int64()),
-        f"{nm}_days": pa.array(_int(pd) + seen.astype(np.int64), pa.int64()),
+        f"{nm}_n": pa.array(pn + rn, pa.int64()),
+        f"{nm}_days": pa.array(pd + seen.astype(np.int64), pa.int64()),
         f"{nm}_first": _times(np.where(pf_np != _NAT, pf_np, np.where(seen, tf, _NAT))),
         f"{nm}_last": _times(np.where(seen, tl, pl_np)),
     }
     if pair.hours:
-        ph = _take(profile, f"{nm}__ph", match)
+        ph, _ = _gather(profile, f"{nm}__ph", match, groups.ids)
         # Distinct earlier hours of the day: changes of hour within the group, in time order.
         ordered_hour = hour_idx[groups.order]
         new_hour = groups.new.copy()
         if len(ordered_hour):
             new_hour[1:] |= ordered_hour[1:] != ordered_hour[:-1]
         changes = np.cumsum(new_hour)
-        dense = groups.unsort(changes - changes[groups.start])
+        earlier_hours = groups.unsort(changes - changes[groups.start])
         again = groups.unsort(~new_hour)
-        out[f"{nm}_hours"] = pa.array(_int(ph) + dense + again.astype(np.int64), pa.int64())
+        out[f"{nm}_hours"] = pa.array(ph + earlier_hours + again.astype(np.int64), pa.int64())
     return out
 
 
@@ -295,12 +313,12 @@ class ChunkFeatures:
         # Volume: the principal's calls earlier in the clock hour; its usual hour-of-week counts.
         principal = codes.column("_k_principal")
         h0, h_span = _span(hour_idx)
-        built["p_hour_count"] = pa.array(
-            _Groups(_combine([(principal[0], len(principal[1])), (hour_idx - h0, h_span)])).row_number(), pa.int64()
-        )
+        in_hour = _Groups(_combine([(principal[0], len(principal[1])), (hour_idx - h0, h_span)]))
+        built["p_hour_count"] = pa.array(in_hour.row_number(), pa.int64())
         vol = self._scored("vol", "hour_idx", d_lo * 24, (d_hi + 1) * 24)
-        match = _lookup(codes, ["_k_principal"], hour_idx, vol, "hour_idx")
-        built["vol__vs"], built["vol__vq"] = _take(vol, "vol__vs", match), _take(vol, "vol__vq", match)
+        match = _lookup(codes, ["_k_principal"], hour_idx, vol, "hour_idx", in_hour.rep)
+        built["vol__vs"] = _nullable(*_gather(vol, "vol__vs", match, in_hour.ids))
+        built["vol__vq"] = _nullable(*_gather(vol, "vol__vq", match, in_hour.ids))
 
         # Errors: distinct messages of the account so far in the 15-minute bucket; the usual.
         account = codes.column("_k_account_id")
@@ -316,13 +334,19 @@ class ChunkFeatures:
         so_far = in_bucket.unsort(running - before_start)
         built["err_distinct_15m"] = pa.array(np.where(is_err, so_far, 0), pa.int64())
         err = self._scored("err", "b15", d_lo * 96, (d_hi + 1) * 96)
-        match = _lookup(codes, ["_k_account_id"], b15, err, "b15")
-        built["err__es"], built["err__eq"] = _take(err, "err__es", match), _take(err, "err__eq", match)
+        match = _lookup(codes, ["_k_account_id"], b15, err, "b15", in_bucket.rep)
+        built["err__es"] = _nullable(*_gather(err, "err__es", match, in_bucket.ids))
+        built["err__eq"] = _nullable(*_gather(err, "err__eq", match, in_bucket.ids))
 
         # Principals of the account that used the api on earlier days of the window.
         trio = ["_k_account_id", "_k_api", "day"]
-        keyed = pa.table([codes.key("_k_account_id"), codes.key("_k_api"), cur.column("day")], names=trio)
-        wanted = keyed.group_by(trio).aggregate([])
+        api = codes.column("_k_api")
+        d0, d_span = _span(day)
+        per_api = _Groups(_combine([(account[0], len(account[1])), (api[0], len(api[1])), (day - d0, d_span)]))
+        at = pa.array(per_api.rep)
+        wanted = pa.table(
+            [codes.key("_k_account_id").take(at), codes.key("_k_api").take(at), pa.array(day[per_api.rep])], names=trio
+        )
         self._con.con.register("_ts_chunk_wanted", wanted)
         users = self._sql(
             "SELECT w._k_account_id, w._k_api, w.day, count(DISTINCT u._k_principal) AS users__n "
@@ -331,8 +355,9 @@ class ChunkFeatures:
             f"AND u.day >= w.day - {forget} AND u.day < w.day GROUP BY ALL"
         )
         self._con.con.unregister("_ts_chunk_wanted")
-        match = _lookup(codes, ["_k_account_id", "_k_api"], day, users, "day")
-        built["a_api_principals"] = pa.array(_int(_take(users, "users__n", match)), pa.int64())
+        match = _lookup(codes, ["_k_account_id", "_k_api"], day, users, "day", per_api.rep)
+        count, found = _gather(users, "users__n", match, per_api.ids)
+        built["a_api_principals"] = pa.array(np.where(found, count, 0), pa.int64())
 
         table = cur.select([*CARRIED_COLUMNS, "api", "day", "hour", "how"])
         for name, values in built.items():
