@@ -9,8 +9,8 @@ a record that cannot be parsed or normalised, or a source that cannot be read, b
 entry. The ingest pipeline (:mod:`~trailsight.ingest.pipeline`) and the Spark reader of raw
 CloudTrail (:mod:`trailsight.engines.spark_cloudtrail`) both call it, so the two cannot drift.
 
-:func:`convert_source` is the whole step for one source at once, as one enriched
-:data:`~trailsight.schema.EVENT_SCHEMA` table (duplicates kept: de-duplication spans sources).
+:func:`enrich` adds the enrichment columns to a table of rows (:func:`~trailsight.ingest.normalise.rows_to_table`)
+and never loses a row to an enrichment failure.
 """
 
 from __future__ import annotations
@@ -130,47 +130,9 @@ def enrich(table: pa.Table, enricher: Any) -> tuple[pa.Table, int]:
         return table, table.num_rows
 
 
-@dataclass(frozen=True, slots=True)
-class ConvertedSource:
-    """One source converted: its enriched events (in record order), what was set aside, the counts."""
-
-    events: pa.Table
-    problems: list[QuarantineEntry]
-    counts: SourceCounts
-    enrich_errors: int = 0
-
-
-def convert_source(
-    src: SourceFile,
-    filters: PathFilter,
-    enricher: Any,
-    *,
-    s3_client: Callable[[], Any] | None = None,
-) -> ConvertedSource:
-    """Read, normalise, filter and enrich all of ``src`` (see :func:`read_source`)."""
-    counts = SourceCounts()
-    rows: list[norm.Row] = []
-    tables: list[pa.Table] = []
-    problems: list[QuarantineEntry] = []
-    for item in read_source(src, filters, counts, s3_client=s3_client):
-        if type(item) is QuarantineEntry:
-            problems.append(item)
-            continue
-        rows.append(item)  # type: ignore[arg-type]
-        if len(rows) >= ROWS_PER_TABLE:
-            tables.append(norm.rows_to_table(rows))
-            rows = []
-    if rows or not tables:
-        tables.append(norm.rows_to_table(rows))
-    table, errors = enrich(pa.concat_tables(tables), enricher)
-    return ConvertedSource(table, problems, counts, errors)
-
-
 __all__ = [
     "ROWS_PER_TABLE",
-    "ConvertedSource",
     "SourceCounts",
-    "convert_source",
     "enrich",
     "location",
     "micros",
