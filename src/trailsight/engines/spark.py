@@ -132,8 +132,12 @@ def connect(
     return ibis.pyspark.connect(spark)
 
 
-def _spark(con: Any) -> Any:
+def spark_session(con: Any) -> Any:
+    """The SparkSession behind a backend from :func:`connect`."""
     return con._session
+
+
+_spark = spark_session
 
 
 def lake_paths(layout: StoreLayout, since: datetime, until: datetime, forget_days: int) -> list[str]:

@@ -27,15 +27,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any, Final
 
 import pyarrow as pa
 
 from trailsight.config import Settings
-from trailsight.errors import IngestError
+from trailsight.errors import ConfigError, IngestError
 from trailsight.ingest import normalise as norm
 from trailsight.ingest.convert import ROWS_PER_TABLE, SourceCounts, enrich, read_source
-from trailsight.ingest.quarantine import QuarantineEntry
+from trailsight.ingest.quarantine import QuarantineEntry, QuarantineWriter
 from trailsight.ingest.sources import PathFilter, SourceFile, discover, make_s3_client
 from trailsight.schema import EVENT_COLUMNS, EVENT_SCHEMA
 
@@ -370,13 +371,37 @@ def read_cloudtrail(
     )
 
 
+def write_quarantine(read: CloudTrailRead, folder: Path, run_id: str) -> Path | None:
+    """Write ``read``'s quarantine entries as ``folder/<run_id>.jsonl`` (the ingest format); None if none."""
+    if not read.problems:
+        return None
+    writer = QuarantineWriter(folder, run_id)
+    try:
+        writer.write(read.problems)
+    finally:
+        writer.close()
+    return writer.path
+
+
+def endpoint_from(settings: Settings | None, endpoint_url: str | None) -> str | None:
+    """The S3 endpoint: ``endpoint_url``, else ``[ingest] endpoint_url`` (else boto3's environment)."""
+    if endpoint_url:
+        return endpoint_url
+    value = settings.section("ingest").get("endpoint_url") if settings is not None else None
+    if value is not None and not isinstance(value, str):
+        raise ConfigError("[ingest] endpoint_url must be a string")
+    return value or None
+
+
 __all__ = [
     "CONVERTED_SCHEMA",
     "MAX_PROBLEMS",
     "CloudTrailRead",
     "convert_files",
     "converter",
+    "endpoint_from",
     "event_days",
     "list_sources",
     "read_cloudtrail",
+    "write_quarantine",
 ]
