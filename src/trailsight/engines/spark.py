@@ -4,12 +4,15 @@ The feature engine (:mod:`trailsight.features`) is written once in portable Ibis
 module supplies the other engine. :func:`connect` returns an Ibis PySpark backend on a
 Spark session (local mode by default, or whatever ``spark-submit`` / the cluster
 configured), and :func:`open_events` registers the events a range needs as the table
-``events`` — from the store's Parquet lake, or straight from CloudTrail JSON files
-(``s3a://bucket/AWSLogs/...`` on a cluster with the S3A connector, or a local folder),
-normalised with Spark SQL.
+``events`` — from the store's Parquet lake (or Parquet ``paths`` anywhere Spark reads), or
+from a DataFrame of normalised events: raw CloudTrail JSON (local files and folders, or
+``s3://bucket/AWSLogs/...`` read with boto3) that
+:func:`trailsight.engines.spark_cloudtrail.read_cloudtrail` parses, normalises and enriches
+on the executors with trailsight's own ingest code — not re-written in Spark SQL, so it
+cannot drift from ``trailsight ingest``. :func:`detect` takes that DataFrame as ``events=``.
 
-Spark is an optional extra (``pip install trailsight[spark]``); importing this module
-without it raises a :class:`~trailsight.errors.ConfigError` that says so.
+Spark is an optional extra (``pip install trailsight[spark]``); :func:`session` and
+:func:`connect` raise a :class:`~trailsight.errors.ConfigError` that says so without it.
 
 Session settings that matter for trailsight:
 
@@ -20,6 +23,9 @@ Session settings that matter for trailsight:
   timestamps exactly.
 * ``spark.sql.ansi.enabled=false`` — Spark 4 turns ANSI mode on by default; the feature
   expressions divide counts and cast freely, as DuckDB does.
+
+A local session's Python workers run the driver's interpreter (``sys.executable``) unless
+``$PYSPARK_PYTHON`` says otherwise: the raw CloudTrail reader runs trailsight code there.
 """
 
 from __future__ import annotations
