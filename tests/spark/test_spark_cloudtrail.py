@@ -94,7 +94,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server; its fake credentials are set before the Spark session starts (executors inherit them)."""
+    """moto's S3 server and its fake credentials (read_cloudtrail forwards them to local Python workers)."""
     from moto.server import ThreadedMotoServer
 
     with pytest.MonkeyPatch.context() as mp:

@@ -268,6 +268,27 @@ def converter(
     return convert
 
 
+#: Driver environment variables a local session's Python workers get as they are now.
+_FORWARDED_ENV: Final = ("AWS_", "BOTO_", "TRAILSIGHT_")
+
+
+def _forward_env(spark: Any) -> None:
+    """On a local master, give the Python workers the driver's current AWS / trailsight settings.
+
+    Local workers inherit the environment the JVM started with, which misses whatever the
+    driver set later (a notebook, a test); executors of a cluster keep their own (instance
+    profile, ``spark.executorEnv.*``), so nothing is forwarded there.
+    """
+    import os
+
+    sc = spark.sparkContext
+    if not str(sc.master).startswith("local"):
+        return
+    for name, value in os.environ.items():
+        if name.startswith(_FORWARDED_ENV):
+            sc.environment[name] = value
+
+
 def _spark_schema(schema: pa.Schema) -> Any:
     from pyspark.sql.pandas.types import from_arrow_schema
 
@@ -324,6 +345,7 @@ def read_cloudtrail(
     )
     cores = int(spark.sparkContext.defaultParallelism)
     slices = max(1, min(len(sources), partitions if partitions is not None else 4 * cores))
+    _forward_env(spark)
     rdd = spark.sparkContext.parallelize(file_list.to_pylist(), slices)
     files = spark.createDataFrame(rdd, _spark_schema(FILE_LIST_SCHEMA))
     converted = files.mapInArrow(converter(filters, settings, url), _spark_schema(CONVERTED_SCHEMA))
@@ -332,7 +354,6 @@ def read_cloudtrail(
         totals = converted.agg(
             F.count_if(F.col("_kind") == FILE).alias("files"),
             F.count_if(F.col("_kind") == EVENT).alias("events"),
-            F.coalesce(F.sum("_records"), F.lit(0)).alias("records"),
             F.coalesce(F.sum("_quarantined"), F.lit(0)).alias("quarantined"),
             F.coalesce(F.sum("_filtered"), F.lit(0)).alias("filtered"),
             # Enrichment always fills ua_family; a batch it failed on keeps its rows without.
