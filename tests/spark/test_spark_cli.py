@@ -80,3 +80,21 @@ def test_unknown_engine_is_a_usage_error(store: StoreLayout, capsys: pytest.Capt
         main(["detect", "--store", str(store.root), *RANGE, "--engine", "polars"])
     assert exc.value.code == 2
     assert "polars" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--cloudtrail", "/logs"], "--cloudtrail needs --engine spark"),
+        (["--engine", "spark", "--endpoint-url", "http://127.0.0.1:9"], "--endpoint-url is for --cloudtrail s3://"),
+    ],
+)
+def test_cloudtrail_option_errors(
+    store: StoreLayout, extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["detect", "--store", str(store.root), *RANGE, "--no-save", *extra])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"trailsight: error: {message}")
+    assert err.count("\n") == 1

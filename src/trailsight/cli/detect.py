@@ -3,7 +3,9 @@
 Scores every event of ``[--since, --until)`` against everything before it, groups the unusual
 ones into findings, saves them in the store's state database and prints the best ones as JSON
 lines (default) or a table. ``--engine spark`` computes the features on Apache Spark instead of
-DuckDB (:mod:`trailsight.engines.spark`, same findings). See docs/detect.md and docs/spark.md.
+DuckDB (:mod:`trailsight.engines.spark`, same findings); with ``--cloudtrail PATH`` it reads raw
+CloudTrail (files, folders, globs, ``s3://``) instead of the store's lake, normalised on Spark by
+the ingest code (:mod:`trailsight.engines.spark_cloudtrail`). See docs/detect.md and docs/spark.md.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -26,6 +28,9 @@ from trailsight.config import Settings, load_settings
 from trailsight.errors import ConfigError
 from trailsight.findings.model import Finding
 from trailsight.runner import RunStats, detect, top_findings
+
+if TYPE_CHECKING:
+    from trailsight.engines.spark_cloudtrail import CloudTrailRead
 
 _NO_PYSPARK = "--engine spark: PySpark is not installed; run `pip install trailsight[spark]` (needs Java 17)"
 _NO_JAVA = "--engine spark: Java is not installed; Spark needs Java 17 (java on PATH or JAVA_HOME)"
@@ -73,10 +78,15 @@ def detect_on_spark(
     save: bool,
     min_score: float | None,
     stats: RunStats,
+    cloudtrail: Sequence[str] | None = None,
+    endpoint_url: str | None = None,
 ) -> list[Finding]:
     """:func:`trailsight.engines.spark.detect` on a Spark session of its own, stopped afterwards.
 
     The session is local (``local[2]``) unless ``$TRAILSIGHT_SPARK_MASTER`` names another master.
+    With ``cloudtrail`` the events are raw CloudTrail read on Spark instead of the store's lake;
+    a summary line goes to stderr and records set aside to ``STORE/quarantine/spark-<run>.jsonl``
+    (unless ``save`` is False).
     """
     if importlib.util.find_spec("pyspark") is None:
         raise ConfigError(_NO_PYSPARK)
@@ -86,11 +96,57 @@ def detect_on_spark(
 
     con = spark.connect()
     try:
+        events = None
+        if cloudtrail:
+            events = _read_cloudtrail(con, store, since, until, settings, cloudtrail, endpoint_url, save=save).events
         return spark.detect(
-            store, since, until, settings, detectors, save=save, min_score=min_score, stats=stats, con=con
+            store,
+            since,
+            until,
+            settings,
+            detectors,
+            save=save,
+            min_score=min_score,
+            stats=stats,
+            con=con,
+            events=events,
         )
     finally:
         spark.stop(con)
+
+
+def _read_cloudtrail(
+    con: object,
+    store: Path,
+    since: datetime | None,
+    until: datetime | None,
+    settings: Settings,
+    paths: Sequence[str],
+    endpoint_url: str | None,
+    *,
+    save: bool,
+) -> CloudTrailRead:
+    from trailsight.engines import spark
+    from trailsight.engines.spark_cloudtrail import endpoint_from, read_cloudtrail, write_quarantine
+    from trailsight.features.options import FeatureOptions
+    from trailsight.ingest.pipeline import new_run_id
+    from trailsight.store.layout import StoreLayout
+
+    ranged = since is not None and until is not None
+    raw = read_cloudtrail(
+        spark.spark_session(con),
+        paths,
+        since=since if ranged else None,
+        until=until if ranged else None,
+        forget_days=FeatureOptions.from_settings(settings).forget_days,
+        settings=settings,
+        endpoint_url=endpoint_from(settings, endpoint_url),
+    )
+    typer.echo(raw.line(), err=True)
+    if raw.quarantined and save:
+        path = write_quarantine(raw, StoreLayout(store).quarantine, f"spark-{new_run_id()}")
+        typer.echo(f"{raw.quarantined:,} record(s) or file(s) set aside: {path}", err=True)
+    return raw
 
 
 def write_jsonl(findings: list[Finding], out: IO[bytes]) -> None:
@@ -144,6 +200,17 @@ def detect_command(
     engine: Annotated[
         Engine, typer.Option("--engine", help="Engine that computes the features (spark needs trailsight[spark]).")
     ] = Engine.duckdb,
+    cloudtrail: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cloudtrail",
+            help="With --engine spark: raw CloudTrail (file, folder, glob, s3://bucket/prefix) instead of the lake.",
+        ),
+    ] = None,
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option("--endpoint-url", help="S3 endpoint of --cloudtrail s3:// (default $AWS_ENDPOINT_URL)."),
+    ] = None,
 ) -> None:
     """Score [--since, --until) against all history before it and raise findings.
 
@@ -152,17 +219,26 @@ def detect_command(
     settings = load_settings(config)
     names = [n.strip() for n in detectors.split(",") if n.strip()] if detectors else None
     stats = RunStats()
-    run = detect_on_spark if engine is Engine.spark else detect
-    findings = run(
-        store,
-        parse_time(since, "--since"),
-        parse_time(until, "--until"),
-        settings,
-        names,
-        save=not no_save,
-        min_score=min_score,
-        stats=stats,
-    )
+    start, end = parse_time(since, "--since"), parse_time(until, "--until")
+    if cloudtrail and engine is not Engine.spark:
+        raise ConfigError("--cloudtrail needs --engine spark (--engine duckdb reads the lake that ingest fills)")
+    if endpoint_url and not cloudtrail:
+        raise ConfigError("--endpoint-url is for --cloudtrail s3:// paths")
+    if engine is Engine.spark:
+        findings = detect_on_spark(
+            store,
+            start,
+            end,
+            settings,
+            names,
+            save=not no_save,
+            min_score=min_score,
+            stats=stats,
+            cloudtrail=cloudtrail,
+            endpoint_url=endpoint_url,
+        )
+    else:
+        findings = detect(store, start, end, settings, names, save=not no_save, min_score=min_score, stats=stats)
     shown = top_findings(findings, max_findings)
     if output_format is OutputFormat.table and output is None:
         _table(shown, len(findings), stats)

@@ -4,12 +4,15 @@ The feature engine (:mod:`trailsight.features`) is written once in portable Ibis
 module supplies the other engine. :func:`connect` returns an Ibis PySpark backend on a
 Spark session (local mode by default, or whatever ``spark-submit`` / the cluster
 configured), and :func:`open_events` registers the events a range needs as the table
-``events`` — from the store's Parquet lake, or straight from CloudTrail JSON files
-(``s3a://bucket/AWSLogs/...`` on a cluster with the S3A connector, or a local folder),
-normalised with Spark SQL.
+``events`` — from the store's Parquet lake (or Parquet ``paths`` anywhere Spark reads), or
+from a DataFrame of normalised events: raw CloudTrail JSON (local files and folders, or
+``s3://bucket/AWSLogs/...`` read with boto3) that
+:func:`trailsight.engines.spark_cloudtrail.read_cloudtrail` parses, normalises and enriches
+on the executors with trailsight's own ingest code — not re-written in Spark SQL, so it
+cannot drift from ``trailsight ingest``. :func:`detect` takes that DataFrame as ``events=``.
 
-Spark is an optional extra (``pip install trailsight[spark]``); importing this module
-without it raises a :class:`~trailsight.errors.ConfigError` that says so.
+Spark is an optional extra (``pip install trailsight[spark]``); :func:`session` and
+:func:`connect` raise a :class:`~trailsight.errors.ConfigError` that says so without it.
 
 Session settings that matter for trailsight:
 
@@ -20,11 +23,15 @@ Session settings that matter for trailsight:
   timestamps exactly.
 * ``spark.sql.ansi.enabled=false`` — Spark 4 turns ANSI mode on by default; the feature
   expressions divide counts and cast freely, as DuckDB does.
+
+A local session's Python workers run the driver's interpreter (``sys.executable``) unless
+``$PYSPARK_PYTHON`` says otherwise: the raw CloudTrail reader runs trailsight code there.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -110,6 +117,10 @@ def session(
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    if chosen.startswith("local") and not os.environ.get("PYSPARK_PYTHON"):
+        # Local Python workers run trailsight's own code (raw CloudTrail): use the driver's
+        # interpreter, which has it, not whatever `python3` is first on PATH.
+        spark.sparkContext.pythonExec = sys.executable
     return spark
 
 
@@ -127,8 +138,12 @@ def connect(
     return ibis.pyspark.connect(spark)
 
 
-def _spark(con: Any) -> Any:
+def spark_session(con: Any) -> Any:
+    """The SparkSession behind a backend from :func:`connect`."""
     return con._session
+
+
+_spark = spark_session
 
 
 def lake_paths(layout: StoreLayout, since: datetime, until: datetime, forget_days: int) -> list[str]:
@@ -154,17 +169,23 @@ def open_events(
     *,
     paths: Sequence[str] | None = None,
     single_partition: bool | None = None,
+    events: Any = None,
 ) -> Any:
     """Register the lake's events for the range as the Spark view (and Ibis table) ``events``.
 
     ``paths`` replaces the store's file list (e.g. ``s3a://bucket/lake/account_id=*/event_date=*/``).
+    ``events`` (a DataFrame of normalised events, e.g. :func:`trailsight.engines.spark_cloudtrail.read_cloudtrail`'s)
+    replaces the lake altogether; the range's days are taken from it, as they would be from the lake.
     ``single_partition`` (default: on for a local master) keeps the events in one cached
     partition: every window and join then runs without a shuffle, which is what a small
     store on one machine wants; a cluster should leave it off.
     """
     spark = _spark(con)
-    files = list(paths) if paths is not None else lake_paths(layout, since, until, forget_days)
-    frame = spark.read.schema(spark_event_schema()).parquet(*files).select(*EVENT_COLUMNS)
+    if events is not None:
+        frame = events_between(events, since, until, forget_days)
+    else:
+        files = list(paths) if paths is not None else lake_paths(layout, since, until, forget_days)
+        frame = spark.read.schema(spark_event_schema()).parquet(*files).select(*EVENT_COLUMNS)
     if single_partition is None:
         single_partition = str(spark.sparkContext.master).startswith("local")
     if single_partition:
@@ -176,6 +197,22 @@ def open_events(
     else:
         spark.sql("CREATE OR REPLACE TEMPORARY VIEW events AS SELECT * FROM _ts_events_src")
     return con.table("events")
+
+
+def events_between(events: Any, since: datetime, until: datetime, forget_days: int) -> Any:
+    """The rows of a normalised-events DataFrame on the days a range reads (as from the lake).
+
+    Raises :class:`~trailsight.errors.StoreError` when there are none.
+    """
+    from pyspark.sql import functions as F
+
+    from trailsight.engines.spark_cloudtrail import event_days
+
+    first, last = event_days(since, until, forget_days)
+    frame = events.where(F.col("event_date").between(F.lit(first), F.lit(last))).select(*EVENT_COLUMNS)
+    if frame.isEmpty():
+        raise StoreError(f"CloudTrail: no events between {first} and {last}")
+    return frame
 
 
 def spark_event_schema() -> Any:
@@ -217,18 +254,19 @@ def feature_table(
     *,
     columns: Sequence[str] | None = None,
     paths: Sequence[str] | None = None,
+    events: Any = None,
 ) -> pa.Table:
     """The as-of feature table of ``[since, until)`` computed on Spark, as Arrow, by time then event id.
 
     The same :func:`trailsight.features.asof.build_feature_table` expression the DuckDB path
-    runs; only the engine differs.
+    runs; only the engine differs. ``paths`` / ``events`` as for :func:`open_events`.
     """
     from trailsight.features.asof import build_feature_table
     from trailsight.features.options import FeatureOptions
 
     opts = FeatureOptions.from_settings(settings)
-    events = open_events(con, layout, since, until, opts.forget_days, paths=paths)
-    expr = build_feature_table(events, since, until, opts)
+    table = open_events(con, layout, since, until, opts.forget_days, paths=paths, events=events)
+    expr = build_feature_table(table, since, until, opts)
     if columns is not None:
         expr = expr.select(*columns)
     frame = _spark(con).sql(str(con.compile(expr)))
@@ -246,18 +284,19 @@ def behaviour_context(
     settings: Settings | None = None,
     *,
     paths: Sequence[str] | None = None,
+    events: Any = None,
 ) -> Any:
     """The peer / automation context (:mod:`trailsight.features.behaviour`) aggregated on Spark."""
     from trailsight.features.asof import history_window, prepare
     from trailsight.features.behaviour import BehaviourContext, ContextOptions, context_aggregates
 
-    raw = open_events(con, layout, since, until, opts.forget_days, paths=paths)
-    events = history_window(prepare(raw), since, until, opts.forget_days)
+    raw = open_events(con, layout, since, until, opts.forget_days, paths=paths, events=events)
+    history = history_window(prepare(raw), since, until, opts.forget_days)
     spark = _spark(con)
     aggs = {
         # Spark's own Arrow export (as for the feature table), cast to the expression's schema.
         name: spark.sql(str(con.compile(expr))).toArrow().cast(expr.schema().to_pyarrow())
-        for name, expr in context_aggregates(events).items()
+        for name, expr in context_aggregates(history).items()
     }
     return BehaviourContext(
         to_utc_arrow(aggs["pday"]), to_utc_arrow(aggs["papi"]), opts.forget_days, ContextOptions.from_settings(settings)
@@ -279,6 +318,7 @@ def detect(
     con: Any = None,
     paths: Sequence[str] | None = None,
     features: pa.Table | None = None,
+    events: Any = None,
 ) -> list[Finding]:
     """:func:`trailsight.runner.detect` with the features computed on Spark.
 
@@ -287,6 +327,13 @@ def detect(
     collected to the driver for the detectors, so give a cluster ranges of a day or so at a
     time (:mod:`trailsight.spark_job` does). ``features`` (a :func:`feature_table` result with
     at least the detectors' columns) skips the Spark step, for a caller that already has it.
+
+    ``events`` (a DataFrame of normalised events: raw CloudTrail read by
+    :func:`trailsight.engines.spark_cloudtrail.read_cloudtrail`) replaces the store's lake for
+    the features, the context and the explanations (those events of the findings' accounts are
+    collected to the driver for :mod:`trailsight.findings.describe`); the store folder still
+    receives the findings and its feedback still suppresses them. Without a range, the last UTC
+    day of ``events`` is scored.
     """
     from trailsight import runner
     from trailsight.detectors import registry
@@ -299,7 +346,7 @@ def detect(
     started_at = datetime.now(UTC)
     layout = store if isinstance(store, StoreLayout) else StoreLayout(Path(store))
     if since is None or until is None:
-        d_since, d_until = runner.default_range(layout)
+        d_since, d_until = runner.default_range(layout) if events is None else last_day(events)
         since = since if since is not None else d_since
         until = until if until is not None else d_until
     since, until = since.astimezone(UTC), until.astimezone(UTC)
@@ -313,13 +360,12 @@ def detect(
     if features is None:
         backend = con if con is not None else connect()
         features = feature_table(
-            backend, layout, since, until, settings, columns=runner._needed_columns(dets), paths=paths
+            backend, layout, since, until, settings, columns=runner._needed_columns(dets), paths=paths, events=events
         )
     if runner.needs_context(dets):
         backend = con if con is not None else connect()
-        features = runner.add_context(
-            features, behaviour_context(backend, layout, since, until, feat_opts, settings, paths=paths)
-        )
+        context = behaviour_context(backend, layout, since, until, feat_opts, settings, paths=paths, events=events)
+        features = runner.add_context(features, context)
     unusual, _ = runner.score_table(features, dets, scoring)
     st.events, st.unusual_events, st.chunks = features.num_rows, len(unusual), 1
     if progress is not None:
@@ -328,7 +374,9 @@ def detect(
     floor = scoring.min_score if min_score is None else min_score
     findings = [f for f in findings if f.gated or f.score >= floor]
     with quiet_ibis():
-        if findings and describe:
+        if findings and describe and events is not None:
+            findings = describe_from(events, findings, since, until, feat_opts, settings)
+        elif findings and describe:
             from trailsight.features.source import connect as duckdb_connect
 
             findings = runner._describe(duckdb_connect(), layout, findings, since, until, feat_opts, settings)
@@ -338,6 +386,47 @@ def detect(
     if save:
         runner._save(layout, findings, st, started_at)
     return findings
+
+
+def last_day(events: Any) -> tuple[datetime, datetime]:
+    """The default range over a DataFrame of events: its last UTC day with data."""
+    from pyspark.sql import functions as F
+
+    last = events.agg(F.max("event_date")).first()[0]
+    if last is None:
+        raise StoreError("CloudTrail: no events read; nothing to score")
+    until = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+    return until - timedelta(days=1), until
+
+
+def describe_from(
+    events: Any, findings: list[Finding], since: datetime, until: datetime, opts: Any, settings: Settings | None
+) -> list[Finding]:
+    """:func:`trailsight.runner._describe` over a Spark DataFrame of events instead of the lake.
+
+    Only what :func:`trailsight.findings.describe.describe` reads comes to the driver: its
+    columns, of the findings' accounts, up to their last event, on the days the range reads.
+    """
+    from pyspark.sql import functions as F
+
+    from trailsight.features.source import connect as duckdb_connect
+    from trailsight.findings.describe import LAKE_COLUMNS, describe
+
+    accounts = sorted({f.account_id for f in findings})
+    last_seen = max(f.last_seen for f in findings).astimezone(UTC)
+    frame = (
+        events_between(events, since, until, opts.forget_days)
+        .where(F.col("account_id").isin(accounts) & (F.col("event_time") <= F.lit(last_seen)))
+        .select(*LAKE_COLUMNS)
+    )
+    table = to_utc_arrow(frame.toArrow())
+    con = duckdb_connect()
+    try:
+        con.con.register("events", table)
+        described = describe(findings, con, settings=settings, events="events")
+    finally:
+        con.disconnect()
+    return sorted(described, key=lambda f: (-f.score, f.first_seen, f.id))
 
 
 def stop(con: Any) -> None:

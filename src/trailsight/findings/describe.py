@@ -55,6 +55,7 @@ from trailsight.findings.model import (
 __all__ = [
     "ATTRIBUTES",
     "FREQUENCY_CLASSES",
+    "LAKE_COLUMNS",
     "confidence_for",
     "describe",
     "finding_type_for",
@@ -285,7 +286,8 @@ def _long(events: str, where: str) -> str:
     )
 
 
-_LAKE_COLUMNS = (
+#: The event columns :func:`describe` reads (a caller may hand it only these).
+LAKE_COLUMNS = (
     "event_id",
     "event_time",
     "account_id",
@@ -367,7 +369,7 @@ def _gather_registered(con: duckdb.DuckDBPyConnection, events: str, findings: Se
     con.execute("CREATE OR REPLACE TEMP TABLE _ts_fev AS SELECT * FROM _ts_fev_in")
     # Read the lake once: the columns used below, of the findings' accounts, up to their last event.
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _ts_ev AS SELECT {', '.join(_LAKE_COLUMNS)} FROM {events} "
+        f"CREATE OR REPLACE TEMP TABLE _ts_ev AS SELECT {', '.join(LAKE_COLUMNS)} FROM {events} "
         "WHERE account_id IN (SELECT account_id FROM _ts_keys_in) "
         "AND event_time <= (SELECT max(last_seen) FROM _ts_keys_in)"
     )

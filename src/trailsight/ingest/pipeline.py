@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, Final
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -48,7 +47,7 @@ import pyarrow.parquet as pq
 from trailsight.config import Settings
 from trailsight.errors import ConfigError, IngestError, StoreError
 from trailsight.ingest import normalise as norm
-from trailsight.ingest.parse import Problem, iter_records, snippet
+from trailsight.ingest.convert import ROWS_PER_TABLE, SourceCounts, enrich, read_source
 from trailsight.ingest.quarantine import QUARANTINE_DDL, QuarantineEntry, QuarantineWriter, insert_entries
 from trailsight.ingest.sources import (
     STDIN,
@@ -56,15 +55,13 @@ from trailsight.ingest.sources import (
     SourceFile,
     discover,
     make_s3_client,
-    read_blocks,
 )
-from trailsight.schema import EVENT_COLUMNS, EVENT_SCHEMA
+from trailsight.schema import EVENT_SCHEMA
 from trailsight.store import lake, state
 from trailsight.store.layout import StoreLayout
 
 DEFAULT_BATCH_ROWS: Final = 100_000
 CHUNK_ROWS: Final = 32_768
-ROWS_PER_TABLE: Final = 4096
 TASKS_IN_FLIGHT_PER_WORKER: Final = 8
 TASK_BYTES: Final = 1 << 20
 TASK_FILES: Final = 512
@@ -279,39 +276,10 @@ def load_enricher(settings: Settings | None) -> Any:
     return Enricher.from_settings(settings if settings is not None else Settings())
 
 
-def _enrich(table: pa.Table, enricher: Any) -> tuple[pa.Table, int]:
-    """Enrich ``table``; on failure keep the rows with empty enrichment and count them."""
-    if enricher is None or table.num_rows == 0:
-        return table, 0
-    try:
-        out = enricher.enrich(table)
-        return out.select(list(EVENT_COLUMNS)).cast(EVENT_SCHEMA), 0
-    except Exception:  # enrichment must never lose records
-        return table, table.num_rows
-
-
-def _location(unit: str, offset: int) -> str:
-    return f"{unit} {offset}"
-
-
-def _record_snippet(record: object) -> str:
-    try:
-        return snippet(orjson.dumps(record))
-    except Exception:
-        return snippet(repr(record))
-
-
 def _process_task(task: _Task, ws: _WorkerState) -> Iterator[_Chunk]:
     """Parse, normalise, filter and enrich the sources of one task, yielding chunks."""
     cfg = ws.config
     filters = cfg.filters
-    since_us = _micros(filters.since) if filters.since else None
-    until_us = _micros(filters.until) if filters.until else None
-    accounts = filters.accounts
-    regions = filters.regions
-    check = bool(filters.active)
-    normalise_row = norm.normalise_row
-    Rejection = norm.Rejection
 
     layout = StoreLayout(cfg.store)
     rows: list[norm.Row] = []
@@ -331,7 +299,7 @@ def _process_task(task: _Task, ws: _WorkerState) -> Iterator[_Chunk]:
         parts: list[_Part] = []
         errors = duplicates = 0
         if tables:
-            table, errors = _enrich(pa.concat_tables(tables), ws.get_enricher())
+            table, errors = enrich(pa.concat_tables(tables), ws.get_enricher())
             tables, pending = [], 0
             table = _first_per_event_id(table)
             duplicates = n - table.num_rows
@@ -346,65 +314,29 @@ def _process_task(task: _Task, ws: _WorkerState) -> Iterator[_Chunk]:
         return chunk
 
     for src in task.sources:
-        display = src.key
-        default_account = src.account
-        n_records = 0
-        n_bad = 0
+        counts = SourceCounts()
         file_rows = 0
-        complete = True
-        unit = "line"
-        try:
-            blocks = read_blocks(src, s3_client=ws.s3_client, stdin=ws.stdin)
-            for item in iter_records(blocks):
-                if isinstance(item, Problem):
-                    problems.append(QuarantineEntry(display, item.location, item.reason, item.snippet))
-                    n_bad += 1
-                    continue
-                offset, record, unit, text = item
-                n_records += 1
-                row = normalise_row(record, display, offset, default_account, text)
-                if type(row) is Rejection:
-                    problems.append(
-                        QuarantineEntry(display, _location(unit, offset), row.reason, _record_snippet(record))
-                    )
-                    n_bad += 1
-                    continue
-                if check:
-                    micros = row[1]  # type: ignore[index]
-                    if (
-                        (since_us is not None and micros < since_us)
-                        or (until_us is not None and micros >= until_us)
-                        or (accounts and row[3] not in accounts)  # type: ignore[index]
-                        or (regions and row[4] not in regions)  # type: ignore[index]
-                    ):
-                        filtered += 1
-                        continue
-                rows.append(row)  # type: ignore[arg-type]
-                pending += 1
-                file_rows += 1
-                if len(rows) >= ROWS_PER_TABLE:
-                    # Arrow early: a row keeps the parsed record's strings alive, and with them
-                    # the memory of the whole parse, so rows are turned into columns often.
-                    tables.append(norm.rows_to_table(rows))
-                    rows = []
-                    if file_rows >= cfg.chunk_rows:
-                        # Only a file bigger than a chunk is cut; others end chunks at their end.
-                        file_rows = 0
-                        yield emit(final=False, mid_file=True)
-        except Exception as exc:  # a source that cannot be read is quarantined, never fatal
-            complete = False
-            reason = f"cannot read: {type(exc).__name__}: {exc}".splitlines()[0][:500]
-            problems.append(QuarantineEntry(display, "file", reason))
-            n_bad += 1
-        files.append(_FileDone(src, n_records, n_bad, complete and not src.is_stdin))
+        for item in read_source(src, filters, counts, s3_client=ws.s3_client, stdin=ws.stdin):
+            if type(item) is QuarantineEntry:
+                problems.append(item)
+                continue
+            rows.append(item)  # type: ignore[arg-type]
+            pending += 1
+            file_rows += 1
+            if len(rows) >= ROWS_PER_TABLE:
+                # Arrow early: a row keeps the parsed record's strings alive, and with them
+                # the memory of the whole parse, so rows are turned into columns often.
+                tables.append(norm.rows_to_table(rows))
+                rows = []
+                if file_rows >= cfg.chunk_rows:
+                    # Only a file bigger than a chunk is cut; others end chunks at their end.
+                    file_rows = 0
+                    yield emit(final=False, mid_file=True)
+        filtered += counts.filtered
+        files.append(_FileDone(src, counts.records, counts.quarantined, counts.complete and not src.is_stdin))
         if pending >= cfg.chunk_rows:
             yield emit(final=False)
     yield emit(final=True)
-
-
-def _micros(stamp: datetime) -> int:
-    aware = stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
-    return round(aware.timestamp() * 1_000_000)
 
 
 _INHERITED_ENRICHER: Any = None
