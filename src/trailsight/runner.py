@@ -13,6 +13,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -38,7 +39,7 @@ from trailsight.features.asof import (
 )
 from trailsight.features.behaviour import CONTEXT_COLUMNS, BehaviourContext, ContextOptions
 from trailsight.features.chunk import ChunkFeatures
-from trailsight.features.daily import DAY_COLUMNS, DailyProfiles, daily_schemas
+from trailsight.features.daily import DAILY_VERSION, DAY_COLUMNS, DailyProfiles, daily_schemas
 from trailsight.features.options import FeatureOptions
 from trailsight.features.source import (
     all_lake_files,
@@ -55,6 +56,7 @@ from trailsight.schema import EVENT_COLUMNS
 from trailsight.scoring.combine import combine
 from trailsight.scoring.options import ScoringOptions
 from trailsight.store.layout import StoreLayout
+from trailsight.store.profiles import ProfileCache, fingerprint
 
 #: Feature columns the grouping reads besides the detectors' own.
 _GROUP_COLUMNS = ("api", "p_age_days", "gated_account", "gated_principal")
@@ -261,7 +263,14 @@ def _detect(
 
 
 def _materialise_profiles(
-    con: Any, layout: StoreLayout, files: Sequence[Path], since: datetime, until: datetime, opts: FeatureOptions
+    con: Any,
+    layout: StoreLayout,
+    files: Sequence[Path],
+    since: datetime,
+    until: datetime,
+    opts: FeatureOptions,
+    *,
+    use_cache: bool = True,
 ) -> tuple[dict[str, Any], dict[str, pa.Table]]:
     """Build the profiles of the whole range once, one lake day at a time, and keep them as tables.
 
@@ -269,7 +278,8 @@ def _materialise_profiles(
     the columns the profiles need and reduced to daily tables (:mod:`trailsight.features.daily`);
     the windowed sums then run in DuckDB. Returns the profile tables (Ibis, for
     :class:`~trailsight.features.chunk.ChunkFeatures`) and the daily tables, whose ``pday`` and
-    ``papi`` feed the behaviour context.
+    ``papi`` feed the behaviour context. Whole days are kept in and read back from the store's
+    profile cache (:mod:`trailsight.store.profiles`) unless ``use_cache`` is False.
     """
     since_day = int(since.timestamp() // SECONDS_PER_DAY)
     first = since.date() - timedelta(days=opts.forget_days + 1)
@@ -279,15 +289,31 @@ def _materialise_profiles(
         by_day.setdefault(file_date(path) or first, []).append(path)
     builder = DailyProfiles()
     sql: str | None = None
-    for day in sorted(by_day):
-        con.read_parquet(
-            [str(p) for p in by_day[day]], table_name="_ts_day_events", hive_partitioning=False, union_by_name=True
-        )
-        if sql is None:
-            t = prepare(con.table("_ts_day_events").select(*EVENT_COLUMNS))
-            t = history_window(t, since, until, opts.forget_days)
-            sql = str(con.compile(t.select(*DAY_COLUMNS, msg=t._k_msg)))
-        builder.add(con.con.sql(sql).to_arrow_table())
+    # Whole days inside the history window are the same for every run: they come from the cache.
+    whole = {
+        day: fingerprint(paths, DAILY_VERSION)
+        for day, paths in by_day.items()
+        if first < day and datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1) <= until
+    }
+    with ProfileCache(layout) if use_cache else nullcontext() as cache:
+        held = cache.cached(whole) if cache is not None else set()
+        fresh: list[tuple[date, str, dict[str, pa.Table]]] = []
+        if held and cache is not None:
+            builder.extend(cache.load({n: t.schema for n, t in daily_schemas().items()}, held))
+        for day in sorted(set(by_day) - held):
+            con.read_parquet(
+                [str(p) for p in by_day[day]], table_name="_ts_day_events", hive_partitioning=False, union_by_name=True
+            )
+            if sql is None:
+                t = prepare(con.table("_ts_day_events").select(*EVENT_COLUMNS))
+                t = history_window(t, since, until, opts.forget_days)
+                sql = str(con.compile(t.select(*DAY_COLUMNS, msg=t._k_msg)))
+            tables = DailyProfiles.reduce(con.con.sql(sql).to_arrow_table())
+            builder.extend(tables)
+            if day in whole:
+                fresh.append((day, whole[day], tables))
+        if cache is not None:
+            cache.store(fresh, opts.forget_days)
     tag = uuid.uuid4().hex[:8]
     daily: dict[str, pa.Table] = {}
     profiles: dict[str, Any] = {}

@@ -26,6 +26,9 @@ from trailsight.features.chunk import IntArray, _Codes, _combine, _span, dense, 
 
 _TS = pa.timestamp("us", tz="UTC")
 
+#: Version of the daily tables' definition; cached tables of another version are rebuilt.
+DAILY_VERSION = 1
+
 #: Event columns (after :func:`~trailsight.features.asof.prepare`) a day's pass reads.
 DAY_COLUMNS: tuple[str, ...] = (
     "event_time",
@@ -100,8 +103,20 @@ class DailyProfiles:
 
     def add(self, table: pa.Table) -> None:
         """Fold in the events of one day (or a few): columns :data:`DAY_COLUMNS`, ``msg`` (the error key)."""
+        self.extend(self.reduce(table))
+
+    def extend(self, tables: dict[str, pa.Table]) -> None:
+        """Fold in daily tables made earlier by :meth:`reduce` (e.g. from the profile cache)."""
+        for name, table in tables.items():
+            if table.num_rows:
+                self._parts[name].append(table)
+
+    @staticmethod
+    def reduce(table: pa.Table) -> dict[str, pa.Table]:
+        """The daily tables of some events (columns :data:`DAY_COLUMNS` and ``msg``)."""
+        out: dict[str, pa.Table] = {}
         if table.num_rows == 0:
-            return
+            return out
         codes = _Codes(table)
         times = table.column("event_time").cast(pa.int64()).to_numpy(zero_copy_only=False)
         day = _ints(table, "day")
@@ -128,14 +143,14 @@ class DailyProfiles:
             cols["_last"] = pa.array(g.maximum(times), pa.int64()).cast(_TS)
             if pair.hours:
                 cols["_hours"] = pa.array(g.distinct(hour_idx), pa.int64())
-            self._parts[pair.name].append(pa.table(cols))
+            out[pair.name] = pa.table(cols)
 
         h0, h_span = _span(hour_idx)
         g = grouped(["_k_principal"], [(hour_idx - h0, h_span)])
         cols = key_columns(g, ["_k_principal"])
         cols["hour_idx"] = pa.array(hour_idx[g.first_row], pa.int64())
         cols["_c"] = pa.array(g.count(), pa.int64())
-        self._parts["vol"].append(pa.table(cols))
+        out["vol"] = pa.table(cols)
 
         failed = np.flatnonzero(table.column("error_code").is_valid().to_numpy(zero_copy_only=False))
         if len(failed):
@@ -145,13 +160,13 @@ class DailyProfiles:
             cols = key_columns(g, ["_k_account_id"], failed)
             cols["b15"] = pa.array(b15[failed][g.first_row], pa.int64())
             cols["_dm"] = pa.array(g.distinct(codes.column("_k_msg")[0][failed]), pa.int64())
-            self._parts["err"].append(pa.table(cols))
+            out["err"] = pa.table(cols)
 
         trio = ["_k_account_id", "_k_api", "_k_principal"]
         g = grouped(trio, [by_day])
         cols = key_columns(g, trio)
         cols["day"] = pa.array(day[g.first_row], pa.int64())
-        self._parts["used"].append(pa.table(cols))
+        out["used"] = pa.table(cols)
 
         # Context (behaviour.context_aggregates): per principal-day and per principal-api-day.
         fam = codes.key("_k_ua_family")
@@ -173,13 +188,14 @@ class DailyProfiles:
         cols["n_cli"] = pa.array(g.count(pc.equal(fam, "cli").to_numpy(zero_copy_only=False)), pa.int64())
         cols["n_person"] = pa.array(g.count(person), pa.int64())
         cols["n_aws"] = pa.array(g.count(aws), pa.int64())
-        self._parts["pday"].append(pa.table(cols))
+        out["pday"] = pa.table(cols)
         quad = ["_k_account_id", "_k_principal", "_k_api"]
         g = grouped(quad, [by_day])
         cols = key_columns(g, quad)
         cols["day"] = pa.array(day[g.first_row], pa.int64())
         cols["first"] = pa.array(g.minimum(times), pa.int64()).cast(_TS)
-        self._parts["papi"].append(pa.table(cols))
+        out["papi"] = pa.table(cols)
+        return out
 
     def table(self, name: str) -> pa.Table | None:
         """The daily table ``name`` (a pair's name, ``vol``, ``err``, ``used``, ``pday``, ``papi``), or None."""
@@ -214,4 +230,4 @@ def daily_schemas() -> dict[str, pa.Table]:
     return out
 
 
-__all__ = ["DAY_COLUMNS", "DailyProfiles", "daily_schemas"]
+__all__ = ["DAILY_VERSION", "DAY_COLUMNS", "DailyProfiles", "daily_schemas"]

@@ -1,0 +1,139 @@
+"""The store's cache of daily profile tables (``profiles.duckdb``), so a run builds only new days.
+
+Detection reduces every lake day of its history to small daily tables
+(:mod:`trailsight.features.daily`). Those depend only on the day's lake files, so each complete
+day is kept here with a fingerprint of its files (names and sizes) and the definition's version:
+the next run — ``trailsight watch`` every 15 minutes, or another ``detect`` — reads them back
+instead of the day's events, and rebuilds a day only when ingest added files to it. Days that
+fall out of the forget window of the newest day are aged out when a day is added.
+
+The cache is an optimisation: when its file is locked by another run or cannot be written, a
+run goes on without it and builds every day itself (the figures are the same).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
+from pathlib import Path
+from types import TracebackType
+
+import duckdb
+import pyarrow as pa
+
+from trailsight.store.layout import StoreLayout
+
+FILE_NAME = "profiles.duckdb"
+
+
+def fingerprint(files: Sequence[Path], version: int) -> str:
+    """A digest of a day's lake files (names and sizes) and the daily tables' version."""
+    digest = hashlib.sha256(f"v{version}".encode())
+    for path in sorted(files):
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = -1
+        digest.update(f"\n{path.name}\t{size}".encode())
+    return digest.hexdigest()[:32]
+
+
+class ProfileCache:
+    """Daily tables by day, in ``<store>/profiles.duckdb``; use as a context manager."""
+
+    def __init__(self, layout: StoreLayout) -> None:
+        self.path = layout.root / FILE_NAME
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def __enter__(self) -> ProfileCache:
+        try:
+            self._con = duckdb.connect(str(self.path))
+            self._con.execute("CREATE TABLE IF NOT EXISTS days(day DATE PRIMARY KEY, fingerprint VARCHAR)")
+        except (duckdb.Error, OSError):
+            self._con = None  # locked by another run, or a read-only store: go on without it
+        return self
+
+    def __exit__(self, *exc: object | TracebackType | None) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    @property
+    def usable(self) -> bool:
+        """Whether the cache file could be opened."""
+        return self._con is not None
+
+    def cached(self, days: Mapping[date, str]) -> set[date]:
+        """Those of ``days`` (day → fingerprint) held with the same fingerprint."""
+        if self._con is None or not days:
+            return set()
+        rows = self._con.execute("SELECT day, fingerprint FROM days").fetchall()
+        held = {day: fp for day, fp in rows}
+        return {day for day, fp in days.items() if held.get(day) == fp}
+
+    def load(self, schemas: Mapping[str, pa.Schema], days: set[date]) -> dict[str, pa.Table]:
+        """The cached rows of ``days`` for each daily table named in ``schemas``, cast to its schema.
+
+        Tables never stored are left out.
+        """
+        out: dict[str, pa.Table] = {}
+        if self._con is None or not days:
+            return out
+        tables = {row[0] for row in self._con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        wanted = ", ".join(f"DATE '{day.isoformat()}'" for day in sorted(days))
+        for name, schema in schemas.items():
+            if f"t_{name}" not in tables:
+                continue
+            out[name] = (
+                self._con.sql(f'SELECT * EXCLUDE (_cache_day) FROM "t_{name}" WHERE _cache_day IN ({wanted})')
+                .to_arrow_table()
+                .select(schema.names)
+                .cast(schema)
+            )
+        return out
+
+    def store(self, days: Sequence[tuple[date, str, Mapping[str, pa.Table]]], forget_days: int) -> None:
+        """Keep the daily tables of ``days`` ((day, fingerprint, tables) each) in one transaction.
+
+        Days more than ``forget_days`` + 1 before the newest held day are aged out.
+        """
+        if self._con is None or not days:
+            return
+        con = self._con
+        by_name: dict[str, list[pa.Table]] = {}
+        for day, _, tables in days:
+            for name, table in tables.items():
+                stamp = pa.array([day] * table.num_rows, pa.date32())
+                by_name.setdefault(name, []).append(table.append_column("_cache_day", stamp))
+        try:
+            con.execute("BEGIN")
+            for day, _, _ in days:
+                self._delete(day)
+            for name, parts in by_name.items():
+                con.register("_ts_in", pa.concat_tables(parts))
+                con.execute(f'CREATE TABLE IF NOT EXISTS "t_{name}" AS SELECT * FROM _ts_in LIMIT 0')
+                con.execute(f'INSERT INTO "t_{name}" BY NAME SELECT * FROM _ts_in')
+                con.unregister("_ts_in")
+            con.executemany("INSERT INTO days VALUES (?, ?)", [[day, fp] for day, fp, _ in days])
+            newest = con.execute("SELECT max(day) FROM days").fetchall()[0][0]
+            for (old,) in con.execute(
+                "SELECT day FROM days WHERE day < ?", [newest - timedelta(days=forget_days + 1)]
+            ).fetchall():
+                self._delete(old)
+            con.execute("COMMIT")
+        except duckdb.Error:
+            con.execute("ROLLBACK")
+            self._con = None  # a failed write: this run goes on without the cache
+
+    def _delete(self, day: date) -> None:
+        assert self._con is not None
+        con = self._con
+        for (name,) in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 't\\_%' ESCAPE '\\'"
+        ).fetchall():
+            con.execute(f'DELETE FROM "{name}" WHERE _cache_day = ?', [day])
+        con.execute("DELETE FROM days WHERE day = ?", [day])
+
+
+__all__ = ["FILE_NAME", "ProfileCache", "fingerprint"]

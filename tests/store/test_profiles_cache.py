@@ -1,0 +1,110 @@
+"""The profile cache: a second run reads whole days back, a day that gained files is rebuilt.
+
+A small simulated organisation is ingested into a real store. Detection over its last two days
+fills ``profiles.duckdb``; the next run builds no cached day again and gives the same findings;
+a file delivered late into a cached day changes that day's fingerprint, so exactly that day is
+rebuilt, and the findings equal those of a run with an empty cache.
+"""
+
+from __future__ import annotations
+
+import gzip
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pytest
+
+from trailsight import runner
+from trailsight.features.daily import DailyProfiles
+from trailsight.ingest import ingest
+from trailsight.simulate import simulate
+from trailsight.store.layout import StoreLayout
+from trailsight.store.profiles import FILE_NAME
+
+START = date(2024, 5, 1)
+SINCE = datetime(2024, 5, 5, tzinfo=UTC)
+UNTIL = datetime(2024, 5, 7, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> StoreLayout:
+    simulate(tmp_path / "sim", days=6, principals=6, seed=11, start=START)
+    layout = StoreLayout(tmp_path / "store")
+    assert ingest([tmp_path / "sim" / "AWSLogs"], layout, None, workers=0).quarantined == 0
+    return layout
+
+
+def _findings(layout: StoreLayout) -> list[dict[str, Any]]:
+    out = []
+    for finding in runner.detect(layout, SINCE, UNTIL, save=False):
+        d = finding.to_dict()
+        d.pop("detected_at", None)
+        out.append(d)
+    return out
+
+
+def _reduced_days(monkeypatch: pytest.MonkeyPatch) -> list[set[int]]:
+    """Record which days each DailyProfiles.reduce call built."""
+    calls: list[set[int]] = []
+    original = DailyProfiles.reduce
+
+    def spy(table: pa.Table) -> dict[str, pa.Table]:
+        calls.append(set(table.column("day").to_pylist()))
+        return original(table)
+
+    monkeypatch.setattr(DailyProfiles, "reduce", staticmethod(spy))
+    return calls
+
+
+def _cached_days(layout: StoreLayout) -> list[date]:
+    with duckdb.connect(str(layout.root / FILE_NAME), read_only=True) as con:
+        return [row[0] for row in con.execute("SELECT day FROM days ORDER BY day").fetchall()]
+
+
+def test_second_run_reads_whole_days_from_the_cache(store: StoreLayout, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = _findings(store)
+    assert first, "the simulated attacks should raise findings"
+    # Every whole day of the history is kept: 2024-05-01 .. 05-06.
+    assert _cached_days(store) == [START + timedelta(days=i) for i in range(6)]
+    calls = _reduced_days(monkeypatch)
+    assert _findings(store) == first
+    assert calls == []  # nothing rebuilt
+
+
+def test_a_late_file_rebuilds_its_day_only(store: StoreLayout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _findings(store)
+    late_day = date(2024, 5, 3)
+    record = {
+        "eventVersion": "1.08",
+        "eventTime": "2024-05-03T12:00:00Z",
+        "eventSource": "s3.amazonaws.com",
+        "eventName": "ListBuckets",
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "198.51.100.7",
+        "userAgent": "aws-cli/2.15.0",
+        "eventID": "late-delivery-0001",
+        "eventType": "AwsApiCall",
+        "recipientAccountId": "111122223333",
+        "userIdentity": {
+            "type": "IAMUser",
+            "arn": "arn:aws:iam::111122223333:user/late",
+            "accountId": "111122223333",
+            "userName": "late",
+        },
+    }
+    late = tmp_path / "late" / "late.json.gz"
+    late.parent.mkdir()
+    late.write_bytes(gzip.compress(orjson.dumps({"Records": [record]})))
+    assert ingest([late], store, None, workers=0).new == 1
+
+    calls = _reduced_days(monkeypatch)
+    cached = _findings(store)
+    epoch_day = (late_day - date(1970, 1, 1)).days
+    assert calls == [{epoch_day}]  # only the day that gained a file was read again
+    monkeypatch.undo()
+    (store.root / FILE_NAME).unlink()
+    assert cached == _findings(store)
