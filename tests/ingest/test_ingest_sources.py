@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -14,8 +13,9 @@ from typing import Any
 import boto3
 import orjson
 import pytest
-from conftest import INVICTUS, event, s3_layout, write_trail
 
+from conftest import INVICTUS, event, s3_layout, write_trail
+from moto_s3 import moto_s3
 from trailsight.errors import IngestError
 from trailsight.ingest import ingest
 
@@ -119,31 +119,10 @@ def test_missing_path_is_one_line(
 # -- s3:// through moto's server -------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with moto_s3(monkeypatch) as endpoint:
+        yield endpoint
 
 
 def test_s3_prefix_with_org_trail_layout_and_filters(tmp_path: Path, s3_endpoint: str, query: Query) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
@@ -25,6 +24,7 @@ import pyarrow as pa
 import pytest
 from spark_env import INVICTUS, require_spark, skip_or_fail
 
+from moto_s3 import moto_s3
 from trailsight import runner
 from trailsight.engines import spark
 from trailsight.engines.spark_cloudtrail import CloudTrailRead, read_cloudtrail
@@ -86,33 +86,11 @@ def ingested(trail: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Sto
     return layout, ingest(_sources(trail), layout, None, workers=0)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     """moto's S3 server and its fake credentials (read_cloudtrail forwards them to local Python workers)."""
-    from moto.server import ThreadedMotoServer
-
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
-            mp.setenv(name, value)
-        mp.delenv("AWS_PROFILE", raising=False)
-        port = _free_port()
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        server.start()
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.stop()
+    with pytest.MonkeyPatch.context() as mp, moto_s3(mp) as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(scope="module")

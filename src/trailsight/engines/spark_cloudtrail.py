@@ -37,7 +37,7 @@ from trailsight.errors import ConfigError, IngestError
 from trailsight.ingest import normalise as norm
 from trailsight.ingest.convert import ROWS_PER_TABLE, SourceCounts, enrich, read_source
 from trailsight.ingest.quarantine import QuarantineEntry, QuarantineWriter
-from trailsight.ingest.sources import PathFilter, SourceFile, discover, make_s3_client
+from trailsight.ingest.sources import PathFilter, SourceFile, discover, lazy_s3_client
 from trailsight.schema import EVENT_COLUMNS, EVENT_SCHEMA
 
 #: Row kinds of the converted output: an event, a quarantine entry, a file's counts.
@@ -128,14 +128,7 @@ def list_sources(paths: Sequence[str], filters: PathFilter, *, endpoint_url: str
         raise IngestError("--cloudtrail: give at least one path, glob or s3:// URI")
     if "-" in paths:
         raise IngestError("--cloudtrail: stdin ('-') cannot be read on Spark; give files, folders or s3:// URIs")
-    client: Any = None
-
-    def s3() -> Any:
-        nonlocal client
-        if client is None:
-            client = make_s3_client(endpoint_url)
-        return client
-
+    s3 = lazy_s3_client(endpoint_url)
     found = list(dict.fromkeys(discover(paths, filters, s3_client=s3)))
     if not found:
         raise IngestError(f"{' '.join(paths)}: no CloudTrail files (.json, .json.gz, .jsonl ...) found")
@@ -249,13 +242,7 @@ def converter(
 
     def convert(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         enricher = _enricher(settings)
-        client: Any = None
-
-        def s3() -> Any:
-            nonlocal client
-            if client is None:
-                client = make_s3_client(endpoint_url)
-            return client
+        s3 = lazy_s3_client(endpoint_url)
 
         sources = (
             (int(row["file_no"]), SourceFile(row["key"], row["size"], row["version"], row["account"]))

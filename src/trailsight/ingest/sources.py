@@ -298,6 +298,18 @@ def make_s3_client(endpoint_url: str | None = None) -> Any:
     return boto3.client("s3", endpoint_url=url)
 
 
+def lazy_s3_client(endpoint_url: str | None = None) -> Callable[[], Any]:
+    """A function that makes one S3 client on its first call and returns it ever after."""
+    client: list[Any] = []
+
+    def get() -> Any:
+        if not client:
+            client.append(make_s3_client(endpoint_url))
+        return client[0]
+
+    return get
+
+
 def read_blocks(
     source: SourceFile,
     *,
