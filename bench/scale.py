@@ -7,7 +7,8 @@ For each N (default 5,000,000; ``--events 1000000,2000000,5000000`` for a list) 
    its *floor* is DuckDB reading the same files with
    ``read_json(..., format='auto', maximum_object_size=64MB)`` + ``unnest(Records)`` + ``count(*)``;
 3. **detect** — runs ``trailsight detect --no-save`` over every day of the lake;
-   its *floor* is a plain DuckDB group-by over the lake (``count(*) GROUP BY principal, event_name``).
+   its *floor* is a plain DuckDB group-by over the lake (``count(*) GROUP BY principal, event_name``)
+   (``--steps ingest`` leaves this step out).
 
 Every measured step runs as its own process. Peak memory is the largest resident set of the
 process tree, sampled from /proc every 50 ms (worker processes add up), and
@@ -130,8 +131,8 @@ def _gb(n: int) -> str:
     return f"{n / 2**30:.2f} GB"
 
 
-def run(n: int, work: Path, trailsight: str) -> list[str]:
-    """Measure one N; return its table rows."""
+def run(n: int, work: Path, trailsight: str, steps: frozenset[str] = frozenset({"ingest", "detect"})) -> list[str]:
+    """Measure one N (the ``steps`` of it); return its table rows."""
     logs, store = work / f"logs-{n}", work / f"store-{n}"
     shutil.rmtree(logs, ignore_errors=True)
     shutil.rmtree(store, ignore_errors=True)
@@ -154,6 +155,17 @@ def run(n: int, work: Path, trailsight: str) -> list[str]:
     assert rows == n, (rows, n)
     lake = sum(p.stat().st_size for p in (store / "lake").rglob("*.parquet"))
 
+    def row(step: str, m: Measure, floor: Measure) -> str:
+        rate, floor_rate = n / m.seconds, n / floor.seconds
+        return (
+            f"| {n:,} | {step} | {m.seconds:,.1f} | {rate:,.0f} | {floor_rate:,.0f} | {rate / floor_rate:.3f} "
+            f"| {_gb(m.peak_tree)} | {_gb(m.peak_single)} |"
+        )
+
+    sizes = f"| {n:,} | (sizes) | | | | | lake {lake / n:.0f} B/event | gz input {raw / n:.0f} B/event |"
+    if "detect" not in steps:
+        return [row("ingest", ing, floor_in), sizes]
+
     print(f"# {n:,}: detect floor ...", file=sys.stderr, flush=True)
     lake_glob = str(store / "lake" / "**" / "*.parquet")
     floor_det = measure(
@@ -166,23 +178,12 @@ def run(n: int, work: Path, trailsight: str) -> list[str]:
     detect_cmd = [trailsight, "detect", "--store", str(store), "--since", since, "--until", until]
     det = measure([*detect_cmd, "--no-save", "--output", os.devnull])
 
-    def row(step: str, m: Measure, floor: Measure) -> str:
-        rate, floor_rate = n / m.seconds, n / floor.seconds
-        return (
-            f"| {n:,} | {step} | {m.seconds:,.1f} | {rate:,.0f} | {floor_rate:,.0f} | {rate / floor_rate:.3f} "
-            f"| {_gb(m.peak_tree)} | {_gb(m.peak_single)} |"
-        )
-
     print(
         f"# {n:,}: raw gz {raw / n:.0f} B/event, lake {lake / n:.0f} B/event, days {since}..{until}",
         file=sys.stderr,
         flush=True,
     )
-    return [
-        row("ingest", ing, floor_in),
-        row("detect", det, floor_det),
-        f"| {n:,} | (sizes) | | | | | lake {lake / n:.0f} B/event | gz input {raw / n:.0f} B/event |",
-    ]
+    return [row("ingest", ing, floor_in), row("detect", det, floor_det), sizes]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -191,8 +192,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", default="5000000", help="N or a comma-separated list (default 5000000)")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the generated logs and stores")
+    parser.add_argument(
+        "--steps", default="ingest,detect", help="steps to measure: ingest, or ingest,detect (the default)"
+    )
     args = parser.parse_args(argv)
     sizes = [int(x.replace("_", "")) for x in args.events.split(",") if x.strip()]
+    steps = frozenset(x.strip() for x in args.steps.split(",") if x.strip())
+    if not steps <= {"ingest", "detect"} or "ingest" not in steps:
+        parser.error("--steps is ingest or ingest,detect (detect reads the lake ingest writes)")
     trailsight = str(Path(sys.executable).with_name("trailsight"))
     work = args.work or Path(tempfile.mkdtemp(prefix="trailsight-scale-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -202,12 +209,15 @@ def main(argv: list[str] | None = None) -> None:
     ]
     try:
         for n in sizes:
-            rows += run(n, work, trailsight)
+            rows += run(n, work, trailsight, steps)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     cpus = os.cpu_count()
-    print(f"\n`{shlex.join(['python', 'bench/scale.py', '--events', args.events])}` ({cpus} CPUs)\n")
+    again = ["python", "bench/scale.py", "--events", args.events]
+    if steps != {"ingest", "detect"}:
+        again += ["--steps", args.steps]
+    print(f"\n`{shlex.join(again)}` ({cpus} CPUs)\n")
     print("\n".join(rows))
     assert resource  # getrusage is used in the wrapper process
 

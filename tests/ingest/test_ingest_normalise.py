@@ -7,10 +7,10 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import event
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import event
 from trailsight.ingest import Rejection, normalise_record
 from trailsight.ingest.normalise import MAX_FIELD_CHARS, is_stable_session_name, normalise_row, rows_to_table
 from trailsight.schema import EVENT_SCHEMA
@@ -68,6 +68,21 @@ def test_assumed_role_without_session_issuer_derives_role_arn() -> None:
     out = _ok(_assumed("", "deployer", "i-0abc1234def567890", issuer=False))
     assert out["principal"] == "arn:aws:iam::111122223333:role/deployer"
     assert out["actor"] == out["principal"]
+
+
+def test_assumed_role_arn_without_account_takes_each_records_own_account() -> None:
+    # The same session ARN with an empty account field in two accounts: the derived role ARN must
+    # name each record's account, whichever record was seen first (a cache once kept the first).
+    arn = "arn:aws:sts:::assumed-role/deployer/i-0abc1234def567890"
+    for account in ("111122223333", "444455556666", "111122223333"):
+        record = {
+            "eventTime": "2024-05-01T00:00:00Z",
+            "eventName": "ListBuckets",
+            "eventID": f"e-{account}",
+            "recipientAccountId": account,
+            "userIdentity": {"type": "AssumedRole", "arn": arn, "principalId": "AROAX:i-0abc1234def567890"},
+        }
+        assert _ok(record)["principal"] == f"arn:aws:iam::{account}:role/deployer"
 
 
 def test_sso_permission_set_actor_is_the_person() -> None:

@@ -225,20 +225,30 @@ _Identity = tuple[
 
 _NO_IDENTITY: Final[_Identity] = (None, UNKNOWN_PRINCIPAL, None, None, UNKNOWN_PRINCIPAL, None, None, None, None)
 
-# assumed-role ARN -> (session name, role ARN derived from it, role name); sessions repeat a lot.
-_assumed_cache: dict[str, tuple[str, str, str] | None] = {}
+# assumed-role ARN -> (session name, role ARN derived from it, role name, whether the ARN names
+# its account); sessions repeat a lot. An ARN without an account takes the caller's, so that part
+# is not cached (the answer must not depend on which record came first).
+_assumed_cache: dict[str, tuple[str, str, str, bool] | None] = {}
 
 
 def _parse_assumed(arn: str, account: str) -> tuple[str, str, str] | None:
     hit = _assumed_cache.get(arn, False)
-    if hit is not False:
-        return hit  # type: ignore[return-value]
-    match = _ASSUMED_ROLE_RE.fullmatch(arn)
-    out = None if match is None else (match[4], f"arn:{match[1]}:iam::{match[2] or account}:role/{match[3]}", match[3])
-    if len(_assumed_cache) > 200_000:
-        _assumed_cache.clear()
-    _assumed_cache[arn] = out
-    return out
+    if hit is False:
+        match = _ASSUMED_ROLE_RE.fullmatch(arn)
+        hit = (
+            None
+            if match is None
+            else (match[4], f"arn:{match[1]}:iam::{match[2]}:role/{match[3]}", match[3], bool(match[2]))
+        )
+        if len(_assumed_cache) > 200_000:
+            _assumed_cache.clear()
+        _assumed_cache[arn] = hit
+    if hit is None:
+        return None
+    session, role, name, has_account = hit  # type: ignore[misc]
+    if not has_account:
+        role = role.replace(":iam:::role/", f":iam::{account}:role/", 1)
+    return session, role, name
 
 
 def _identity(ui: object, record: dict[str, Any], account_id: str) -> _Identity:
