@@ -278,7 +278,7 @@ def _materialise_profiles(
     the columns the profiles need and reduced to daily tables (:mod:`trailsight.features.daily`);
     the windowed sums then run in DuckDB. Returns the profile tables (Ibis, for
     :class:`~trailsight.features.chunk.ChunkFeatures`) and the daily tables, whose ``pday`` and
-    ``papi`` feed the behaviour context. Whole days are kept in and read back from the store's
+    ``papi`` (the only ones returned) feed the behaviour context. Whole days are kept in and read back from the store's
     profile cache (:mod:`trailsight.store.profiles`) unless ``use_cache`` is False.
     """
     since_day = int(since.timestamp() // SECONDS_PER_DAY)
@@ -314,16 +314,21 @@ def _materialise_profiles(
                 fresh.append((day, whole[day], tables))
         if cache is not None:
             cache.store(fresh, opts.forget_days)
+        del fresh
     tag = uuid.uuid4().hex[:8]
     daily: dict[str, pa.Table] = {}
     profiles: dict[str, Any] = {}
-    for name, empty in daily_schemas().items():
-        table = builder.table(name)
-        daily[name] = table if table is not None else empty
+    empty = daily_schemas()
+    for name in ("pday", "papi"):
+        table = builder.pop(name)
+        daily[name] = table if table is not None else empty[name]
     for name in [p.name for p in PAIRS] + ["vol", "err", "used"]:
-        con.con.register("_ts_daily_in", daily[name])
+        # Each daily table goes into the scratch database and leaves Python memory.
+        table = builder.pop(name)
+        con.con.register("_ts_daily_in", table if table is not None else empty[name])
         con.con.execute(f"CREATE TABLE _ts_daily_{name}_{tag} AS SELECT * FROM _ts_daily_in")
         con.con.unregister("_ts_daily_in")
+        del table
         stored = con.table(f"_ts_daily_{name}_{tag}")
         # Only the rows of the scored days are kept: a chunk looks nothing else up.
         if name == "vol":

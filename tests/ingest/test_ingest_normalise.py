@@ -7,10 +7,10 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import event
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import event
 from trailsight.ingest import Rejection, normalise_record
 from trailsight.ingest.normalise import MAX_FIELD_CHARS, is_stable_session_name, normalise_row, rows_to_table
 from trailsight.schema import EVENT_SCHEMA

@@ -13,8 +13,8 @@ from typing import Any
 import boto3
 import orjson
 import pytest
-
 from conftest import INVICTUS, event, s3_layout, write_trail
+
 from moto_s3 import moto_s3
 from trailsight.errors import IngestError
 from trailsight.ingest import ingest

@@ -202,6 +202,11 @@ class DailyProfiles:
         parts = self._parts.get(name)
         return pa.concat_tables(parts) if parts else None
 
+    def pop(self, name: str) -> pa.Table | None:
+        """:meth:`table`, and forget its parts (so they can be freed)."""
+        parts = self._parts.pop(name, None)
+        return pa.concat_tables(parts) if parts else None
+
 
 def _key_type(key: str) -> pa.DataType:
     return pa.int64() if key in ("_k_hour", "_k_how") else pa.string()
