@@ -299,7 +299,11 @@ def _materialise_profiles(
         held = cache.cached(whole) if cache is not None else set()
         fresh: list[tuple[date, str, dict[str, pa.Table]]] = []
         if held and cache is not None:
-            builder.extend(cache.load({n: t.schema for n, t in daily_schemas().items()}, held))
+            loaded = cache.load({n: t.schema for n, t in daily_schemas().items()}, held)
+            if loaded is None:
+                held = set()  # a cache of another shape: build every day (the next store clears it)
+            else:
+                builder.extend(loaded)
         for day in sorted(set(by_day) - held):
             con.read_parquet(
                 [str(p) for p in by_day[day]], table_name="_ts_day_events", hive_partitioning=False, union_by_name=True

@@ -108,3 +108,18 @@ def test_a_late_file_rebuilds_its_day_only(store: StoreLayout, tmp_path: Path, m
     monkeypatch.undo()
     (store.root / FILE_NAME).unlink()
     assert cached == _findings(store)
+
+
+def test_a_cache_of_another_shape_is_rebuilt(store: StoreLayout, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = _findings(store)
+    with duckdb.connect(str(store.root / FILE_NAME)) as con:
+        con.execute('ALTER TABLE "t_p" ADD COLUMN junk INTEGER')  # as if written by another version
+    calls = _reduced_days(monkeypatch)
+    assert _findings(store) == first
+    assert len(calls) == 6  # every day built again, none read from the odd cache
+    with duckdb.connect(str(store.root / FILE_NAME), read_only=True) as con:
+        columns = [
+            r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 't_p'").fetchall()
+        ]
+    assert "junk" not in columns
+    assert _cached_days(store) == [START + timedelta(days=i) for i in range(6)]

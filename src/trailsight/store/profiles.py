@@ -72,10 +72,11 @@ class ProfileCache:
         held = {day: fp for day, fp in rows}
         return {day for day, fp in days.items() if held.get(day) == fp}
 
-    def load(self, schemas: Mapping[str, pa.Schema], days: set[date]) -> dict[str, pa.Table]:
+    def load(self, schemas: Mapping[str, pa.Schema], days: set[date]) -> dict[str, pa.Table] | None:
         """The cached rows of ``days`` for each daily table named in ``schemas``, cast to its schema.
 
-        Tables never stored are left out.
+        Tables never stored (no rows on any cached day) are left out; None when a stored table
+        does not have the schema's columns (then nothing of the cache can be trusted).
         """
         out: dict[str, pa.Table] = {}
         if self._con is None or not days:
@@ -85,12 +86,12 @@ class ProfileCache:
         for name, schema in schemas.items():
             if f"t_{name}" not in tables:
                 continue
-            out[name] = (
-                self._con.sql(f'SELECT * EXCLUDE (_cache_day) FROM "t_{name}" WHERE _cache_day IN ({wanted})')
-                .to_arrow_table()
-                .select(schema.names)
-                .cast(schema)
-            )
+            table = self._con.sql(
+                f'SELECT * EXCLUDE (_cache_day) FROM "t_{name}" WHERE _cache_day IN ({wanted})'
+            ).to_arrow_table()
+            if table.column_names != schema.names:
+                return None
+            out[name] = table.cast(schema)
         return out
 
     def store(self, days: Sequence[tuple[date, str, Mapping[str, pa.Table]]], forget_days: int) -> None:
@@ -108,6 +109,8 @@ class ProfileCache:
                 by_name.setdefault(name, []).append(table.append_column("_cache_day", stamp))
         try:
             con.execute("BEGIN")
+            if self._changed_shape(by_name):
+                self._clear()  # the daily tables' definition changed: start the cache afresh
             for day, _, _ in days:
                 self._delete(day)
             for name, parts in by_name.items():
@@ -125,6 +128,25 @@ class ProfileCache:
         except duckdb.Error:
             con.execute("ROLLBACK")
             self._con = None  # a failed write: this run goes on without the cache
+
+    def _changed_shape(self, by_name: Mapping[str, list[pa.Table]]) -> bool:
+        """Whether a stored table's columns differ from the ones about to be added."""
+        assert self._con is not None
+        for name, parts in by_name.items():
+            rows = self._con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index", [f"t_{name}"]
+            ).fetchall()
+            if rows and [r[0] for r in rows] != parts[0].column_names:
+                return True
+        return False
+
+    def _clear(self) -> None:
+        assert self._con is not None
+        for (name,) in self._con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 't\\_%' ESCAPE '\\'"
+        ).fetchall():
+            self._con.execute(f'DROP TABLE "{name}"')
+        self._con.execute("DELETE FROM days")
 
     def _delete(self, day: date) -> None:
         assert self._con is not None
