@@ -36,7 +36,6 @@ from typing import Any
 
 import ibis
 import ibis.expr.types as ir
-import pyarrow as pa
 
 from trailsight.features.options import FeatureOptions
 
@@ -207,11 +206,6 @@ def pair_window(daily: ir.Table, pair: Pair, forget_days: int) -> ir.Table:
     return daily.select(*keys, "day", **out)
 
 
-def _profile(hist: ir.Table, pair: Pair, forget_days: int) -> ir.Table:
-    """Sum the pair's daily profile over the ``forget_days`` days before each of its days."""
-    return pair_window(pair_daily(hist, pair), pair, forget_days)
-
-
 def _pair_part(cur: ir.Table, pair: Pair, profile: ir.Table) -> ir.Table:
     """One pair's features per event, from a narrow projection (keeps window sorts cheap).
 
@@ -306,18 +300,6 @@ def _freq(days: ir.IntegerValue, span_days: ir.FloatingValue) -> ir.StringValue:
     )
 
 
-def bounds_table(since: datetime, until: datetime) -> pa.Table:
-    """The one-row bounds table for :func:`build_feature_table` (``bounds=``)."""
-    return pa.table(
-        {
-            "_b_since": pa.array([since], pa.timestamp("us", tz="UTC")),
-            "_b_until": pa.array([until], pa.timestamp("us", tz="UTC")),
-            "_b_since_day": pa.array([int(since.timestamp() // SECONDS_PER_DAY)], pa.int64()),
-            "_b_until_day": pa.array([int((until.timestamp() - 1e-6) // SECONDS_PER_DAY)], pa.int64()),
-        }
-    )
-
-
 def history_window(prepared: ir.Table, since: datetime, until: datetime, forget_days: int) -> ir.Table:
     """The rows of ``prepared`` that ``[since, until)`` learns from: ``forget_days`` before it, up to ``until``."""
     since_day = int(since.timestamp() // SECONDS_PER_DAY)
@@ -335,7 +317,7 @@ def build_profiles(prepared: ir.Table, forget_days: int) -> dict[str, ir.Table]:
     forget = forget_days
     out: dict[str, ir.Table] = {}
     for pair in PAIRS:
-        out[pair.name] = _profile(hist, pair, forget)
+        out[pair.name] = pair_window(pair_daily(hist, pair), pair, forget)
 
     out["vol"] = volume_window(volume_daily(hist), forget)
     out["err"] = error_window(error_daily(hist), forget)
@@ -390,50 +372,29 @@ def build_feature_table(
     since: datetime,
     until: datetime,
     options: FeatureOptions | None = None,
-    *,
-    profiles: dict[str, ir.Table] | None = None,
-    bounds: ir.Table | None = None,
 ) -> ir.Table:
     """Return the as-of feature table for the events of ``events`` in ``[since, until)``.
 
-    Without ``profiles``, ``events`` must hold the normalised events from ``forget_days``
-    before ``since`` up to ``until`` (more is harmless) and the profiles are computed in the
-    same expression. With ``profiles`` (from :func:`build_profiles` over a range covering this
-    one), ``events`` needs only the days of ``[since, until)``. The result has one row per
-    event in the range: the carried event columns plus :func:`feature_columns`.
-
-    ``bounds`` (see :func:`bounds_table`) replaces ``since``/``until`` by a one-row table, so
-    the compiled query does not change from one chunk to the next.
+    ``events`` must hold the normalised events from ``forget_days`` before ``since`` up to
+    ``until`` (more is harmless); the profiles are computed in the same expression. The result
+    has one row per event in the range: the carried event columns plus :func:`feature_columns`.
+    (On DuckDB the runner computes the same table with :mod:`trailsight.features.daily` and
+    :mod:`trailsight.features.chunk`.)
     """
     opts = options or FeatureOptions()
     forget = opts.forget_days
     t = prepare(events)
-    if bounds is None:
-        since_day = int(since.timestamp() // SECONDS_PER_DAY)
-        until_day = int((until.timestamp() - 1e-6) // SECONDS_PER_DAY)
-        lo: Any = ibis.literal(since)
-        hi: Any = ibis.literal(until)
-        d_lo: Any = ibis.literal(since_day)
-        d_hi: Any = ibis.literal(until_day)
-    else:
-        # A one-row table of bounds: the same compiled query serves every chunk of a run.
-        t = t.cross_join(bounds)
-        lo, hi, d_lo, d_hi = t._b_since, t._b_until, t._b_since_day, t._b_until_day
-    hist = t.filter((t.day >= d_lo - forget) & (t.event_time < hi))
+    since_day = int(since.timestamp() // SECONDS_PER_DAY)
+    until_day = int((until.timestamp() - 1e-6) // SECONDS_PER_DAY)
+    hist = t.filter((t.day >= since_day - forget) & (t.event_time < until))
     # Events of the days being scored (whole days: same-day history before `since` counts).
-    cur = hist.filter((hist.day >= d_lo) & (hist.day <= d_hi))
-    if profiles is None:
-        profiles = build_profiles(hist, forget)
-    # Only the profile rows of the scored days can match an event: cutting the rest before the
-    # joins keeps each chunk's cost to its own days, however long the history behind it.
-    if bounds is None:
-        s_lo: Any = ibis.literal(since_day)
-        s_hi: Any = ibis.literal(until_day)
-    else:
-        s_lo, s_hi = bounds._b_since_day.as_scalar(), bounds._b_until_day.as_scalar()
+    cur = hist.filter((hist.day >= since_day) & (hist.day <= until_day))
+    profiles = build_profiles(hist, forget)
 
+    # Only the profile rows of the scored days can match an event: cutting the rest before the
+    # joins keeps the cost to the scored days, however long the history behind them.
     def scored(profile: ir.Table, col: str, per_day: int) -> ir.Table:
-        return profile.filter((profile[col] >= s_lo * per_day) & (profile[col] < (s_hi + 1) * per_day))
+        return profile.filter((profile[col] >= since_day * per_day) & (profile[col] < (until_day + 1) * per_day))
 
     parts: list[tuple[str, ir.Table]] = [
         (p.name, _pair_part(cur, p, scored(profiles[p.name], "day", 1))) for p in PAIRS
@@ -442,10 +403,7 @@ def build_feature_table(
     parts.append(("err", _error_part(cur, scored(profiles["err"], "b15", 96))))
     parts.append(("users", _users_part(cur, profiles["used"], forget)))
 
-    base = cur.filter(
-        (cur.event_time >= (lo if bounds is None else cur._b_since))
-        & (cur.event_time < (hi if bounds is None else cur._b_until))
-    )
+    base = cur.filter((cur.event_time >= since) & (cur.event_time < until))
     base = base.select(*CARRIED_COLUMNS, "api", "day", "hour", "how")
     # One flat join chain on event id (keeps the compiled query shallow).
     chain: Any = base

@@ -73,6 +73,11 @@ class _Codes:
             self._codes[name] = (codes, encoded.dictionary)
         return self._codes[name]
 
+    def part(self, name: str) -> tuple[IntArray, int]:
+        """(codes of every row, how many distinct values) for key column ``name``, for :func:`_combine`."""
+        codes, values = self.column(name)
+        return codes, len(values)
+
 
 def _combine(parts: Sequence[tuple[IntArray, int]]) -> IntArray:
     """Mixed-radix code of several code arrays (each with its number of distinct values)."""
@@ -176,14 +181,14 @@ def _lookup(
     valid &= (p_slot >= lo) & (p_slot < lo + span)
     ev_code = _combine([*ev_parts, (slot - lo, span)])
     pr_code = _combine([*pr_parts, (np.clip(p_slot - lo, 0, span - 1), span)])
-    rows = np.flatnonzero(valid)
-    pr_code = pr_code[rows]
+    kept = np.flatnonzero(valid)
+    pr_code = pr_code[kept]
     sort = np.argsort(pr_code, kind="stable")
     pr_sorted = pr_code[sort]
     at = np.searchsorted(pr_sorted, ev_code)
     at_c = np.minimum(at, max(len(pr_sorted) - 1, 0))
     hit = (at < len(pr_sorted)) & (pr_sorted[at_c] == ev_code) if len(pr_sorted) else np.zeros(n, dtype=bool)
-    return np.where(hit, rows[sort[at_c]] if len(pr_sorted) else -1, -1).astype(np.int64)
+    return np.where(hit, kept[sort[at_c]] if len(pr_sorted) else -1, -1).astype(np.int64)
 
 
 def _gather(profile: pa.Table, column: str, match: IntArray, ids: IntArray) -> tuple[IntArray, BoolArray]:
@@ -204,6 +209,12 @@ def _gather(profile: pa.Table, column: str, match: IntArray, ids: IntArray) -> t
     return values_g[ids], valid_g[ids]
 
 
+def ints(table: pa.Table, name: str) -> IntArray:
+    """Integer column ``name`` of ``table`` as int64 numpy."""
+    out: IntArray = table.column(name).to_numpy(zero_copy_only=False).astype(np.int64)
+    return out
+
+
 def _nullable(values: IntArray, valid: BoolArray) -> pa.Array:
     return pa.array(values, pa.int64(), mask=~valid)
 
@@ -218,8 +229,7 @@ def _pair(
 ) -> dict[str, pa.Array]:
     keys = [_key(k) for k in pair.keys]
     d0, days = _span(day)
-    parts = [(codes.column(k)[0], len(codes.column(k)[1])) for k in keys]
-    groups = _Groups(_combine([*parts, (day - d0, days)]))
+    groups = _Groups(_combine([*(codes.part(k) for k in keys), (day - d0, days)]))
     rn = groups.row_number()
     seen = rn > 0
     match = _lookup(codes, keys, day, profile, "day", groups.rep)
@@ -253,10 +263,11 @@ def _pair(
 
 
 class ChunkFeatures:
-    """Computes chunk after chunk of one run, as :func:`build_feature_table` with ``profiles`` would.
+    """Computes chunk after chunk of one run the table :func:`build_feature_table` gives for it.
 
-    ``con`` is the run's DuckDB backend, ``profiles`` the materialised tables of
-    :func:`~trailsight.features.asof.build_profiles` over a range covering every chunk, and
+    ``con`` is the run's DuckDB backend, ``profiles`` the materialised windowed profiles (as
+    :func:`~trailsight.features.asof.build_profiles` defines them; the runner builds them day by
+    day with :mod:`trailsight.features.daily`) over a range covering every chunk, and
     ``columns`` the feature columns wanted (default all). The SQL of the finishing step is
     compiled once and reused for every chunk.
     """
@@ -300,9 +311,7 @@ class ChunkFeatures:
         d_hi = int((until.timestamp() - 1e-6) // SECONDS_PER_DAY)
         cur = self._prepared(events, view, d_lo, d_hi, until)
         times = cur.column("event_time").cast(pa.int64()).to_numpy(zero_copy_only=False)
-        day = cur.column("day").to_numpy(zero_copy_only=False).astype(np.int64)
-        hour_idx = cur.column("hour_idx").to_numpy(zero_copy_only=False).astype(np.int64)
-        b15 = cur.column("b15").to_numpy(zero_copy_only=False).astype(np.int64)
+        day, hour_idx, b15 = ints(cur, "day"), ints(cur, "hour_idx"), ints(cur, "b15")
         codes = _Codes(cur)
 
         built: dict[str, pa.Array] = {}
@@ -311,9 +320,8 @@ class ChunkFeatures:
             built.update(_pair(codes, pair, times, day, hour_idx, profile))
 
         # Volume: the principal's calls earlier in the clock hour; its usual hour-of-week counts.
-        principal = codes.column("_k_principal")
         h0, h_span = _span(hour_idx)
-        in_hour = _Groups(_combine([(principal[0], len(principal[1])), (hour_idx - h0, h_span)]))
+        in_hour = _Groups(_combine([codes.part("_k_principal"), (hour_idx - h0, h_span)]))
         built["p_hour_count"] = pa.array(in_hour.row_number(), pa.int64())
         vol = self._scored("vol", "hour_idx", d_lo * 24, (d_hi + 1) * 24)
         match = _lookup(codes, ["_k_principal"], hour_idx, vol, "hour_idx", in_hour.rep)
@@ -321,17 +329,15 @@ class ChunkFeatures:
         built["vol__vq"] = _nullable(*_gather(vol, "vol__vq", match, in_hour.ids))
 
         # Errors: distinct messages of the account so far in the 15-minute bucket; the usual.
-        account = codes.column("_k_account_id")
-        message = codes.column("_k_msg")
         is_err = cur.column("error_code").is_valid().to_numpy(zero_copy_only=False)
         b0, b_span = _span(b15)
-        bucket = [(account[0], len(account[1])), (b15 - b0, b_span)]
-        first_msg = _Groups(_combine([*bucket, (is_err.astype(np.int64), 2), (message[0], len(message[1]))]))
+        bucket = [codes.part("_k_account_id"), (b15 - b0, b_span)]
+        first_msg = _Groups(_combine([*bucket, (is_err.astype(np.int64), 2), codes.part("_k_msg")]))
         new = (is_err & (first_msg.row_number() == 0)).astype(np.int64)
         in_bucket = _Groups(_combine(bucket))
-        running = np.cumsum(new[in_bucket.order])
-        before_start = running[in_bucket.start] - new[in_bucket.order][in_bucket.start]
-        so_far = in_bucket.unsort(running - before_start)
+        ordered_new = new[in_bucket.order]
+        running = np.cumsum(ordered_new)
+        so_far = in_bucket.unsort(running - (running[in_bucket.start] - ordered_new[in_bucket.start]))
         built["err_distinct_15m"] = pa.array(np.where(is_err, so_far, 0), pa.int64())
         err = self._scored("err", "b15", d_lo * 96, (d_hi + 1) * 96)
         match = _lookup(codes, ["_k_account_id"], b15, err, "b15", in_bucket.rep)
@@ -339,15 +345,14 @@ class ChunkFeatures:
         built["err__eq"] = _nullable(*_gather(err, "err__eq", match, in_bucket.ids))
 
         # Principals of the account that used the api on earlier days of the window.
-        trio = ["_k_account_id", "_k_api", "day"]
-        api = codes.column("_k_api")
         d0, d_span = _span(day)
-        per_api = _Groups(_combine([(account[0], len(account[1])), (api[0], len(api[1])), (day - d0, d_span)]))
+        per_api = _Groups(_combine([codes.part("_k_account_id"), codes.part("_k_api"), (day - d0, d_span)]))
         at = pa.array(per_api.rep)
-        wanted = pa.table(
-            [codes.key("_k_account_id").take(at), codes.key("_k_api").take(at), pa.array(day[per_api.rep])], names=trio
+        asked = pa.table(
+            [codes.key("_k_account_id").take(at), codes.key("_k_api").take(at), pa.array(day[per_api.rep])],
+            names=["_k_account_id", "_k_api", "day"],
         )
-        self._con.con.register("_ts_chunk_wanted", wanted)
+        self._con.con.register("_ts_chunk_wanted", asked)
         users = self._sql(
             "SELECT w._k_account_id, w._k_api, w.day, count(DISTINCT u._k_principal) AS users__n "
             f"FROM _ts_chunk_wanted w JOIN {self._profiles['used']} u "

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from trailsight.features.asof import PAIRS, _key
 from trailsight.features.behaviour import AWS_NETWORK_KINDS, PERSON_IDENTITIES
-from trailsight.features.chunk import IntArray, _Codes, _combine, _span, dense, stable_order
+from trailsight.features.chunk import IntArray, _Codes, _combine, _Groups, _span, ints
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -55,44 +55,30 @@ DAY_COLUMNS: tuple[str, ...] = (
 )
 
 
-class _Grouped:
-    """Rows of a day grouped by an integer code: one output row per distinct code."""
-
-    def __init__(self, code: IntArray) -> None:
-        self.inverse, self.size = dense(code)
-        order = stable_order(self.inverse, self.size)
-        starts = np.ones(len(order), dtype=bool)
-        if len(order):
-            ordered = self.inverse[order]
-            starts[1:] = ordered[1:] != ordered[:-1]
-        self.first_row: IntArray = order[starts]
+class _Grouped(_Groups):
+    """Rows of a day grouped by an integer code, with one output value per group (by group id)."""
 
     def count(self, mask: Any = None) -> IntArray:
         weights = None if mask is None else np.asarray(mask, dtype=np.float64)
-        out: IntArray = np.bincount(self.inverse, weights=weights, minlength=self.size).astype(np.int64)
+        out: IntArray = np.bincount(self.ids, weights=weights, minlength=self.size).astype(np.int64)
         return out
 
     def minimum(self, values: IntArray) -> IntArray:
         out = np.full(self.size, np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(out, self.inverse, values)
+        np.minimum.at(out, self.ids, values)
         return out
 
     def maximum(self, values: IntArray) -> IntArray:
         out = np.full(self.size, np.iinfo(np.int64).min, dtype=np.int64)
-        np.maximum.at(out, self.inverse, values)
+        np.maximum.at(out, self.ids, values)
         return out
 
     def distinct(self, values: IntArray) -> IntArray:
         """How many distinct ``values`` each group holds."""
         lo, span = _span(values)
-        pairs = np.unique(self.inverse.astype(np.int64) * span + (values - lo))
+        pairs = np.unique(self.ids * span + (values - lo))
         out: IntArray = np.bincount(pairs // span, minlength=self.size).astype(np.int64)
         return out
-
-
-def _ints(table: pa.Table, name: str) -> IntArray:
-    out: IntArray = table.column(name).to_numpy(zero_copy_only=False).astype(np.int64)
-    return out
 
 
 class DailyProfiles:
@@ -100,10 +86,6 @@ class DailyProfiles:
 
     def __init__(self) -> None:
         self._parts: dict[str, list[pa.Table]] = defaultdict(list)
-
-    def add(self, table: pa.Table) -> None:
-        """Fold in the events of one day (or a few): columns :data:`DAY_COLUMNS`, ``msg`` (the error key)."""
-        self.extend(self.reduce(table))
 
     def extend(self, tables: dict[str, pa.Table]) -> None:
         """Fold in daily tables made earlier by :meth:`reduce` (e.g. from the profile cache)."""
@@ -113,31 +95,30 @@ class DailyProfiles:
 
     @staticmethod
     def reduce(table: pa.Table) -> dict[str, pa.Table]:
-        """The daily tables of some events (columns :data:`DAY_COLUMNS` and ``msg``)."""
+        """The daily tables of some events (columns :data:`DAY_COLUMNS` and ``msg``, the error key)."""
         out: dict[str, pa.Table] = {}
         if table.num_rows == 0:
             return out
         codes = _Codes(table)
         times = table.column("event_time").cast(pa.int64()).to_numpy(zero_copy_only=False)
-        day = _ints(table, "day")
-        hour_idx = _ints(table, "hour_idx")
-        b15 = _ints(table, "b15")
+        day = ints(table, "day")
+        hour_idx = ints(table, "hour_idx")
+        b15 = ints(table, "b15")
         d0, d_span = _span(day)
         by_day = (day - d0, d_span)
 
         def grouped(keys: list[str], extra: list[tuple[IntArray, int]]) -> _Grouped:
-            parts = [(codes.column(k)[0], len(codes.column(k)[1])) for k in keys]
-            return _Grouped(_combine([*parts, *extra]))
+            return _Grouped(_combine([*(codes.part(k) for k in keys), *extra]))
 
         def key_columns(g: _Grouped, keys: list[str], rows: IntArray | None = None) -> dict[str, pa.Array]:
-            at = pa.array(g.first_row if rows is None else rows[g.first_row])
+            at = pa.array(g.rep if rows is None else rows[g.rep])
             return {k: codes.key(k).take(at) for k in keys}
 
         for pair in PAIRS:
             keys = [_key(k) for k in pair.keys]
             g = grouped(keys, [by_day])
             cols = key_columns(g, keys)
-            cols["day"] = pa.array(day[g.first_row], pa.int64())
+            cols["day"] = pa.array(day[g.rep], pa.int64())
             cols["_n"] = pa.array(g.count(), pa.int64())
             cols["_first"] = pa.array(g.minimum(times), pa.int64()).cast(_TS)
             cols["_last"] = pa.array(g.maximum(times), pa.int64()).cast(_TS)
@@ -148,24 +129,24 @@ class DailyProfiles:
         h0, h_span = _span(hour_idx)
         g = grouped(["_k_principal"], [(hour_idx - h0, h_span)])
         cols = key_columns(g, ["_k_principal"])
-        cols["hour_idx"] = pa.array(hour_idx[g.first_row], pa.int64())
+        cols["hour_idx"] = pa.array(hour_idx[g.rep], pa.int64())
         cols["_c"] = pa.array(g.count(), pa.int64())
         out["vol"] = pa.table(cols)
 
         failed = np.flatnonzero(table.column("error_code").is_valid().to_numpy(zero_copy_only=False))
         if len(failed):
-            account = codes.column("_k_account_id")
+            account, accounts = codes.part("_k_account_id")
             b0, b_span = _span(b15[failed])
-            g = _Grouped(_combine([(account[0][failed], len(account[1])), (b15[failed] - b0, b_span)]))
+            g = _Grouped(_combine([(account[failed], accounts), (b15[failed] - b0, b_span)]))
             cols = key_columns(g, ["_k_account_id"], failed)
-            cols["b15"] = pa.array(b15[failed][g.first_row], pa.int64())
+            cols["b15"] = pa.array(b15[failed][g.rep], pa.int64())
             cols["_dm"] = pa.array(g.distinct(codes.column("_k_msg")[0][failed]), pa.int64())
             out["err"] = pa.table(cols)
 
         trio = ["_k_account_id", "_k_api", "_k_principal"]
         g = grouped(trio, [by_day])
         cols = key_columns(g, trio)
-        cols["day"] = pa.array(day[g.first_row], pa.int64())
+        cols["day"] = pa.array(day[g.rep], pa.int64())
         out["used"] = pa.table(cols)
 
         # Context (behaviour.context_aggregates): per principal-day and per principal-api-day.
@@ -181,7 +162,7 @@ class DailyProfiles:
         aws = pc.is_in(kind, value_set=pa.array(sorted(AWS_NETWORK_KINDS))).to_numpy(zero_copy_only=False)
         g = grouped(["_k_account_id", "_k_principal"], [by_day])
         cols = key_columns(g, ["_k_account_id", "_k_principal"])
-        cols["day"] = pa.array(day[g.first_row], pa.int64())
+        cols["day"] = pa.array(day[g.rep], pa.int64())
         cols["n"] = pa.array(g.count(), pa.int64())
         cols["hours"] = pa.array(g.distinct(hour_idx), pa.int64())
         cols["n_console"] = pa.array(g.count(pc.equal(fam, "console").to_numpy(zero_copy_only=False)), pa.int64())
@@ -192,18 +173,16 @@ class DailyProfiles:
         quad = ["_k_account_id", "_k_principal", "_k_api"]
         g = grouped(quad, [by_day])
         cols = key_columns(g, quad)
-        cols["day"] = pa.array(day[g.first_row], pa.int64())
+        cols["day"] = pa.array(day[g.rep], pa.int64())
         cols["first"] = pa.array(g.minimum(times), pa.int64()).cast(_TS)
         out["papi"] = pa.table(cols)
         return out
 
-    def table(self, name: str) -> pa.Table | None:
-        """The daily table ``name`` (a pair's name, ``vol``, ``err``, ``used``, ``pday``, ``papi``), or None."""
-        parts = self._parts.get(name)
-        return pa.concat_tables(parts) if parts else None
-
     def pop(self, name: str) -> pa.Table | None:
-        """:meth:`table`, and forget its parts (so they can be freed)."""
+        """The daily table ``name`` (a pair's name, ``vol``, ``err``, ``used``, ``pday``, ``papi``), or None.
+
+        Its parts are forgotten, so they can be freed once the caller has stored the table.
+        """
         parts = self._parts.pop(name, None)
         return pa.concat_tables(parts) if parts else None
 
