@@ -13,7 +13,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -211,7 +210,7 @@ def _detect(
     st.since, st.until, st.detectors = since, until, [d.name for d in dets]
     columns = _needed_columns(dets)
 
-    # A scratch database on disk (compressed, evictable) rather than in memory: the narrow history
+    # A scratch database on disk (compressed, evictable) rather than in memory: the daily tables
     # and the profiles of a long range then cost disk, not RAM. It goes when the run ends.
     work_dir = settings.section("detect").get("work_dir") if settings is not None else None
     if work_dir is not None and not isinstance(work_dir, str):
@@ -269,17 +268,15 @@ def _materialise_profiles(
     since: datetime,
     until: datetime,
     opts: FeatureOptions,
-    *,
-    use_cache: bool = True,
 ) -> tuple[dict[str, Any], dict[str, pa.Table]]:
     """Build the profiles of the whole range once, one lake day at a time, and keep them as tables.
 
     Each day of the history (``forget_days`` before ``since`` up to ``until``) is read with only
     the columns the profiles need and reduced to daily tables (:mod:`trailsight.features.daily`);
-    the windowed sums then run in DuckDB. Returns the profile tables (Ibis, for
-    :class:`~trailsight.features.chunk.ChunkFeatures`) and the daily tables, whose ``pday`` and
-    ``papi`` (the only ones returned) feed the behaviour context. Whole days are kept in and read back from the store's
-    profile cache (:mod:`trailsight.store.profiles`) unless ``use_cache`` is False.
+    whole days are kept in, and read back from, the store's profile cache
+    (:mod:`trailsight.store.profiles`). The windowed sums then run in DuckDB. Returns the profile
+    tables (Ibis, for :class:`~trailsight.features.chunk.ChunkFeatures`) and the ``pday`` and
+    ``papi`` daily tables, which feed the behaviour context.
     """
     since_day = int(since.timestamp() // SECONDS_PER_DAY)
     first = since.date() - timedelta(days=opts.forget_days + 1)
@@ -295,10 +292,10 @@ def _materialise_profiles(
         for day, paths in by_day.items()
         if first < day and datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1) <= until
     }
-    with ProfileCache(layout) if use_cache else nullcontext() as cache:
-        held = cache.cached(whole) if cache is not None else set()
+    with ProfileCache(layout) as cache:
+        held = cache.cached(whole)
         fresh: list[tuple[date, str, dict[str, pa.Table]]] = []
-        if held and cache is not None:
+        if held:
             loaded = cache.load({n: t.schema for n, t in daily_schemas().items()}, held)
             if loaded is None:
                 held = set()  # a cache of another shape: build every day (the next store clears it)
@@ -316,8 +313,7 @@ def _materialise_profiles(
             builder.extend(tables)
             if day in whole:
                 fresh.append((day, whole[day], tables))
-        if cache is not None:
-            cache.store(fresh, opts.forget_days)
+        cache.store(fresh, opts.forget_days)
         del fresh
     tag = uuid.uuid4().hex[:8]
     daily: dict[str, pa.Table] = {}

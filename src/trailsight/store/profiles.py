@@ -59,11 +59,6 @@ class ProfileCache:
             self._con.close()
             self._con = None
 
-    @property
-    def usable(self) -> bool:
-        """Whether the cache file could be opened."""
-        return self._con is not None
-
     def cached(self, days: Mapping[date, str]) -> set[date]:
         """Those of ``days`` (day → fingerprint) held with the same fingerprint."""
         if self._con is None or not days:
@@ -81,7 +76,7 @@ class ProfileCache:
         out: dict[str, pa.Table] = {}
         if self._con is None or not days:
             return out
-        tables = {row[0] for row in self._con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        tables = self._tables()
         wanted = ", ".join(f"DATE '{day.isoformat()}'" for day in sorted(days))
         for name, schema in schemas.items():
             if f"t_{name}" not in tables:
@@ -111,8 +106,7 @@ class ProfileCache:
             con.execute("BEGIN")
             if self._changed_shape(by_name):
                 self._clear()  # the daily tables' definition changed: start the cache afresh
-            for day, _, _ in days:
-                self._delete(day)
+            self._drop_days("IN (SELECT unnest(?::DATE[]))", [[day for day, _, _ in days]])
             for name, parts in by_name.items():
                 con.register("_ts_in", pa.concat_tables(parts))
                 con.execute(f'CREATE TABLE IF NOT EXISTS "t_{name}" AS SELECT * FROM _ts_in LIMIT 0')
@@ -120,10 +114,7 @@ class ProfileCache:
                 con.unregister("_ts_in")
             con.executemany("INSERT INTO days VALUES (?, ?)", [[day, fp] for day, fp, _ in days])
             newest = con.execute("SELECT max(day) FROM days").fetchall()[0][0]
-            for (old,) in con.execute(
-                "SELECT day FROM days WHERE day < ?", [newest - timedelta(days=forget_days + 1)]
-            ).fetchall():
-                self._delete(old)
+            self._drop_days("< ?", [newest - timedelta(days=forget_days + 1)])
             con.execute("COMMIT")
         except duckdb.Error:
             con.execute("ROLLBACK")
@@ -140,22 +131,26 @@ class ProfileCache:
                 return True
         return False
 
+    def _tables(self) -> set[str]:
+        """The names of the daily tables held (``t_<name>``)."""
+        assert self._con is not None
+        rows = self._con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 't\\_%' ESCAPE '\\'"
+        ).fetchall()
+        return {row[0] for row in rows}
+
     def _clear(self) -> None:
         assert self._con is not None
-        for (name,) in self._con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 't\\_%' ESCAPE '\\'"
-        ).fetchall():
+        for name in self._tables():
             self._con.execute(f'DROP TABLE "{name}"')
         self._con.execute("DELETE FROM days")
 
-    def _delete(self, day: date) -> None:
+    def _drop_days(self, condition: str, params: list[object]) -> None:
+        """Forget the days whose date matches ``condition`` (SQL after the column, with ``params``)."""
         assert self._con is not None
-        con = self._con
-        for (name,) in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 't\\_%' ESCAPE '\\'"
-        ).fetchall():
-            con.execute(f'DELETE FROM "{name}" WHERE _cache_day = ?', [day])
-        con.execute("DELETE FROM days WHERE day = ?", [day])
+        for name in self._tables():
+            self._con.execute(f'DELETE FROM "{name}" WHERE _cache_day {condition}', params)
+        self._con.execute(f"DELETE FROM days WHERE day {condition}", params)
 
 
 __all__ = ["FILE_NAME", "ProfileCache", "fingerprint"]
