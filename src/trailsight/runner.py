@@ -43,6 +43,7 @@ from trailsight.features.options import FeatureOptions
 from trailsight.features.source import (
     all_lake_files,
     connect,
+    event_days,
     file_date,
     lake_day_range,
     lake_files_between,
@@ -279,8 +280,7 @@ def _materialise_profiles(
     ``papi`` daily tables, which feed the behaviour context.
     """
     since_day = int(since.timestamp() // SECONDS_PER_DAY)
-    first = since.date() - timedelta(days=opts.forget_days + 1)
-    last = (until - timedelta(microseconds=1)).date()
+    first, last = event_days(since, until, opts.forget_days)
     by_day: dict[date, list[Path]] = {}
     for path in lake_files_between(layout, first, last, files):
         by_day.setdefault(file_date(path) or first, []).append(path)

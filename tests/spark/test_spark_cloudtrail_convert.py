@@ -11,6 +11,7 @@ import pytest
 
 from trailsight.engines import spark_cloudtrail as sc
 from trailsight.errors import IngestError
+from trailsight.features.source import event_days
 from trailsight.ingest.pipeline import load_enricher
 from trailsight.ingest.sources import PathFilter, SourceFile
 
@@ -79,7 +80,7 @@ def test_record_filters_apply(tmp_path: Path) -> None:
 
 def test_event_days_are_the_lake_reads() -> None:
     since, until = datetime(2025, 3, 10, 6, tzinfo=UTC), datetime(2025, 3, 11, tzinfo=UTC)
-    assert sc.event_days(since, until, 30) == (date(2025, 2, 7), date(2025, 3, 10))
+    assert event_days(since, until, 30) == (date(2025, 2, 7), date(2025, 3, 10))
 
 
 def test_listing_errors_are_one_line(tmp_path: Path) -> None:

@@ -148,12 +148,11 @@ _spark = spark_session
 
 def lake_paths(layout: StoreLayout, since: datetime, until: datetime, forget_days: int) -> list[str]:
     """The lake files a feature range needs: ``forget_days`` before ``since`` up to ``until``."""
-    from trailsight.features.source import lake_files_between
+    from trailsight.features.source import event_days, lake_files_between
 
     if not layout.lake.is_dir():
         raise StoreError(f"{layout.root}: not a trailsight store (no lake/ folder); run `trailsight ingest` first")
-    first = since.date() - timedelta(days=forget_days + 1)
-    last = (until - timedelta(microseconds=1)).date()
+    first, last = event_days(since, until, forget_days)
     files = lake_files_between(layout, first, last)
     if not files:
         raise StoreError(f"{layout.lake}: no events between {first} and {last}")
@@ -206,7 +205,7 @@ def events_between(events: Any, since: datetime, until: datetime, forget_days: i
     """
     from pyspark.sql import functions as F
 
-    from trailsight.engines.spark_cloudtrail import event_days
+    from trailsight.features.source import event_days
 
     first, last = event_days(since, until, forget_days)
     frame = events.where(F.col("event_date").between(F.lit(first), F.lit(last))).select(*EVENT_COLUMNS)

@@ -74,14 +74,6 @@ FILE_LIST_SCHEMA: Final = pa.schema(
 MAX_PROBLEMS: Final = 10_000
 
 
-def event_days(since: datetime, until: datetime, forget_days: int) -> tuple[date, date]:
-    """The event days a range needs: ``forget_days`` (and one) before ``since`` up to ``until``.
-
-    The same days :func:`trailsight.features.source.open_events` reads from the lake.
-    """
-    return since.date() - timedelta(days=forget_days + 1), (until - timedelta(microseconds=1)).date()
-
-
 def day_start(day: date) -> datetime:
     """Midnight UTC at the start of ``day``."""
     return datetime.combine(day, time(), tzinfo=UTC)
@@ -298,10 +290,11 @@ def read_cloudtrail(
     """Read, normalise, enrich and de-duplicate the CloudTrail files ``paths`` name, on Spark.
 
     With a range, only the events a detect run over ``[since, until)`` reads are kept (whole UTC
-    days, from ``forget_days`` and one before ``since``; see :func:`event_days`); without one,
-    everything. ``partitions`` (default: the files, at most four per core) sets how many tasks
-    read the files. ``endpoint_url`` (else ``$AWS_ENDPOINT_URL_S3`` / ``$AWS_ENDPOINT_URL`` on
-    the driver) is where the driver and the executors send S3 requests.
+    days, from ``forget_days`` and one before ``since``; see
+    :func:`trailsight.features.source.event_days`); without one, everything. ``partitions``
+    (default: the files, at most four per core) sets how many tasks read the files.
+    ``endpoint_url`` (else ``$AWS_ENDPOINT_URL_S3`` / ``$AWS_ENDPOINT_URL`` on the driver) is
+    where the driver and the executors send S3 requests.
     """
     import os
 
@@ -313,6 +306,8 @@ def read_cloudtrail(
         raise IngestError("read_cloudtrail: give both since and until, or neither")
     start = end = None
     if since is not None and until is not None:
+        from trailsight.features.source import event_days  # driver only: executors need no Ibis
+
         first, last = event_days(since.astimezone(UTC), until.astimezone(UTC), forget_days)
         start, end = day_start(first), day_start(last + timedelta(days=1))
     filters = PathFilter(since=start, until=end, accounts=frozenset(accounts), regions=frozenset(regions))
@@ -408,7 +403,6 @@ __all__ = [
     "convert_files",
     "converter",
     "endpoint_from",
-    "event_days",
     "list_sources",
     "read_cloudtrail",
     "write_quarantine",

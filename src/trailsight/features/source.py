@@ -44,6 +44,11 @@ def file_date(path: Path) -> date | None:
     return date.fromisoformat(match.group(1)) if match else None
 
 
+def event_days(since: datetime, until: datetime, forget_days: int) -> tuple[date, date]:
+    """The lake days a range reads: ``forget_days`` (and one) before ``since``, up to ``until``'s day."""
+    return since.date() - timedelta(days=forget_days + 1), (until - timedelta(microseconds=1)).date()
+
+
 def lake_files_between(layout: StoreLayout, first: date, last: date, files: Sequence[Path] | None = None) -> list[Path]:
     """The lake files whose partition day lies in ``[first, last]`` (of ``files``, default the whole lake)."""
     out = []
@@ -75,8 +80,7 @@ def open_events(
     """
     if not layout.lake.is_dir():
         raise StoreError(f"{layout.root}: not a trailsight store (no lake/ folder); run `trailsight ingest` first")
-    first = since.date() - timedelta(days=forget_days + 1)
-    last = (until - timedelta(microseconds=1)).date()
+    first, last = event_days(since, until, forget_days)
     files = lake_files_between(layout, first, last, files)
     if not files:
         raise StoreError(f"{layout.lake}: no events between {first} and {last}")
