@@ -95,9 +95,13 @@ def default_range(store: Path | StoreLayout) -> tuple[datetime, datetime]:
     days = lake_day_range(layout)
     if days is None:
         raise StoreError(f"{layout.lake}: the lake is empty; run `trailsight ingest` first")
-    last: date = days[1]
-    until = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
-    return until - timedelta(days=1), until
+    return day_range(days[1])
+
+
+def day_range(day: date) -> tuple[datetime, datetime]:
+    """``[since, until)`` of one UTC day."""
+    since = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return since, since + timedelta(days=1)
 
 
 def _chunks(since: datetime, until: datetime, days: int) -> list[tuple[datetime, datetime]]:
@@ -357,12 +361,15 @@ def _describe(
     settings: Settings | None,
 ) -> list[Finding]:
     """Complete findings with usual/unusual evidence and explanations (trailsight.findings.describe)."""
-    try:
-        from trailsight.findings.describe import describe
-    except ImportError:  # pragma: no cover - describe not installed
-        return findings
     open_events(con, layout, since, until, opts.forget_days)
-    described = describe(findings, con, settings=settings, events="events")
+    return describe_over(con, findings, settings, "events")
+
+
+def describe_over(con: Any, findings: list[Finding], settings: Settings | None, events: str) -> list[Finding]:
+    """:func:`trailsight.findings.describe.describe` over the view ``events`` of ``con``, best first."""
+    from trailsight.findings.describe import describe
+
+    described = describe(findings, con, settings=settings, events=events)
     # describe keeps our scores; make sure the order stays best first.
     return sorted(described, key=lambda f: (-f.score, f.first_seen, f.id))
 

@@ -143,9 +143,6 @@ def spark_session(con: Any) -> Any:
     return con._session
 
 
-_spark = spark_session
-
-
 def lake_paths(layout: StoreLayout, since: datetime, until: datetime, forget_days: int) -> list[str]:
     """The lake files a feature range needs: ``forget_days`` before ``since`` up to ``until``."""
     from trailsight.features.source import event_days, lake_files_between
@@ -179,7 +176,7 @@ def open_events(
     partition: every window and join then runs without a shuffle, which is what a small
     store on one machine wants; a cluster should leave it off.
     """
-    spark = _spark(con)
+    spark = spark_session(con)
     if events is not None:
         frame = events_between(events, since, until, forget_days)
     else:
@@ -268,7 +265,7 @@ def feature_table(
     expr = build_feature_table(table, since, until, opts)
     if columns is not None:
         expr = expr.select(*columns)
-    frame = _spark(con).sql(str(con.compile(expr)))
+    frame = spark_session(con).sql(str(con.compile(expr)))
     # Spark's own types (int32 row numbers, naive timestamps) → the expression's declared schema.
     table = to_utc_arrow(frame.toArrow().cast(expr.schema().to_pyarrow()))
     return table.sort_by([("event_time", "ascending"), ("event_id", "ascending")])
@@ -291,7 +288,7 @@ def behaviour_context(
 
     raw = open_events(con, layout, since, until, opts.forget_days, paths=paths, events=events)
     history = history_window(prepare(raw), since, until, opts.forget_days)
-    spark = _spark(con)
+    spark = spark_session(con)
     aggs = {
         # Spark's own Arrow export (as for the feature table), cast to the expression's schema.
         name: spark.sql(str(con.compile(expr))).toArrow().cast(expr.schema().to_pyarrow())
@@ -391,11 +388,12 @@ def last_day(events: Any) -> tuple[datetime, datetime]:
     """The default range over a DataFrame of events: its last UTC day with data."""
     from pyspark.sql import functions as F
 
+    from trailsight.runner import day_range
+
     last = events.agg(F.max("event_date")).first()[0]
     if last is None:
         raise StoreError("CloudTrail: no events read; nothing to score")
-    until = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
-    return until - timedelta(days=1), until
+    return day_range(last)
 
 
 def describe_from(
@@ -409,7 +407,8 @@ def describe_from(
     from pyspark.sql import functions as F
 
     from trailsight.features.source import connect as duckdb_connect
-    from trailsight.findings.describe import LAKE_COLUMNS, describe
+    from trailsight.findings.describe import LAKE_COLUMNS
+    from trailsight.runner import describe_over
 
     accounts = sorted({f.account_id for f in findings})
     last_seen = max(f.last_seen for f in findings).astimezone(UTC)
@@ -422,12 +421,11 @@ def describe_from(
     con = duckdb_connect()
     try:
         con.con.register("events", table)
-        described = describe(findings, con, settings=settings, events="events")
+        return describe_over(con, findings, settings, "events")
     finally:
         con.disconnect()
-    return sorted(described, key=lambda f: (-f.score, f.first_seen, f.id))
 
 
 def stop(con: Any) -> None:
     """Stop the Spark session behind ``con`` (local mode: frees the JVM's memory)."""
-    _spark(con).stop()
+    spark_session(con).stop()
