@@ -110,25 +110,22 @@ def main(argv: list[str] | None = None) -> int:
 def _read_cloudtrail(args: argparse.Namespace, settings: Settings, con: Any) -> CloudTrailRead:
     """Read the job's raw CloudTrail once for the whole range; report it and set aside what failed."""
     from trailsight.engines import spark
-    from trailsight.engines.spark_cloudtrail import endpoint_from, read_cloudtrail, write_quarantine
-    from trailsight.features.options import FeatureOptions
-    from trailsight.ingest.pipeline import new_run_id
-    from trailsight.store.layout import StoreLayout
+    from trailsight.engines.spark_cloudtrail import read_for_store
 
-    raw = read_cloudtrail(
+    raw, path = read_for_store(
         spark.spark_session(con),
+        args.store,
         args.cloudtrail,
-        since=args.since,
-        until=args.until,
-        forget_days=FeatureOptions.from_settings(settings).forget_days,
-        settings=settings,
-        endpoint_url=endpoint_from(settings, args.endpoint_url),
+        args.since,
+        args.until,
+        settings,
+        args.endpoint_url,
         accounts=args.account or (),
         regions=args.region or (),
+        save=not args.no_save,
     )
     sys.stderr.write(f"trailsight spark job: {raw.line()}\n")
     if raw.quarantined and not args.no_save:
-        path = write_quarantine(raw, StoreLayout(args.store).quarantine, f"spark-{new_run_id()}")
         sys.stderr.write(f"trailsight spark job: {raw.quarantined:,} set aside, see {path}\n")
     return raw
 

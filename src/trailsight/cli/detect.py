@@ -127,24 +127,21 @@ def _read_cloudtrail(
     save: bool,
 ) -> CloudTrailRead:
     from trailsight.engines import spark
-    from trailsight.engines.spark_cloudtrail import endpoint_from, read_cloudtrail, write_quarantine
-    from trailsight.features.options import FeatureOptions
-    from trailsight.ingest.pipeline import new_run_id
-    from trailsight.store.layout import StoreLayout
+    from trailsight.engines.spark_cloudtrail import read_for_store
 
     ranged = since is not None and until is not None
-    raw = read_cloudtrail(
+    raw, path = read_for_store(
         spark.spark_session(con),
+        store,
         paths,
-        since=since if ranged else None,
-        until=until if ranged else None,
-        forget_days=FeatureOptions.from_settings(settings).forget_days,
-        settings=settings,
-        endpoint_url=endpoint_from(settings, endpoint_url),
+        since if ranged else None,
+        until if ranged else None,
+        settings,
+        endpoint_url,
+        save=save,
     )
     typer.echo(raw.line(), err=True)
     if raw.quarantined and save:
-        path = write_quarantine(raw, StoreLayout(store).quarantine, f"spark-{new_run_id()}")
         typer.echo(f"{raw.quarantined:,} record(s) or file(s) set aside: {path}", err=True)
     return raw
 

@@ -33,7 +33,7 @@ from typing import Any, Final
 import pyarrow as pa
 
 from trailsight.config import Settings
-from trailsight.errors import ConfigError, IngestError
+from trailsight.errors import IngestError
 from trailsight.ingest import normalise as norm
 from trailsight.ingest.convert import ROWS_PER_TABLE, SourceCounts, enrich, read_source
 from trailsight.ingest.quarantine import QuarantineEntry, QuarantineWriter
@@ -388,12 +388,47 @@ def write_quarantine(read: CloudTrailRead, folder: Path, run_id: str) -> Path | 
 
 def endpoint_from(settings: Settings | None, endpoint_url: str | None) -> str | None:
     """The S3 endpoint: ``endpoint_url``, else ``[ingest] endpoint_url`` (else boto3's environment)."""
-    if endpoint_url:
-        return endpoint_url
-    value = settings.section("ingest").get("endpoint_url") if settings is not None else None
-    if value is not None and not isinstance(value, str):
-        raise ConfigError("[ingest] endpoint_url must be a string")
-    return value or None
+    from trailsight.ingest.pipeline import IngestOptions
+
+    return IngestOptions.from_settings(settings, endpoint_url=endpoint_url).endpoint_url or None
+
+
+def read_for_store(
+    spark: Any,
+    store: Path,
+    paths: Sequence[str],
+    since: datetime | None,
+    until: datetime | None,
+    settings: Settings | None,
+    endpoint_url: str | None,
+    *,
+    accounts: Iterable[str] = (),
+    regions: Iterable[str] = (),
+    save: bool = True,
+) -> tuple[CloudTrailRead, Path | None]:
+    """:func:`read_cloudtrail` for a detect run on ``store``: the run's days, its settings' forget
+    window and S3 endpoint; what was set aside goes to ``store/quarantine/spark-<run>.jsonl``
+    unless ``save`` is False. Returns the read and that file (None when nothing was written).
+    """
+    from trailsight.features.options import FeatureOptions
+    from trailsight.ingest.pipeline import new_run_id
+    from trailsight.store.layout import StoreLayout
+
+    raw = read_cloudtrail(
+        spark,
+        paths,
+        since=since,
+        until=until,
+        forget_days=FeatureOptions.from_settings(settings).forget_days,
+        settings=settings,
+        endpoint_url=endpoint_from(settings, endpoint_url),
+        accounts=accounts,
+        regions=regions,
+    )
+    path = None
+    if raw.quarantined and save:
+        path = write_quarantine(raw, StoreLayout(store).quarantine, f"spark-{new_run_id()}")
+    return raw, path
 
 
 __all__ = [
@@ -405,5 +440,6 @@ __all__ = [
     "endpoint_from",
     "list_sources",
     "read_cloudtrail",
+    "read_for_store",
     "write_quarantine",
 ]
