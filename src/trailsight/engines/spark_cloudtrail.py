@@ -30,6 +30,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 import pyarrow as pa
 
 from trailsight.config import Settings
@@ -47,7 +48,7 @@ EVENT, PROBLEM, FILE = "event", "problem", "file"
 EXTRA_FIELDS: Final = [
     pa.field("_kind", pa.string()),
     pa.field("_file_no", pa.int64()),
-    pa.field("_seq", pa.int64()),  # position of the row among its file's output rows
+    pa.field("_seq", pa.int64()),  # an event's source_offset; a problem's position among its file's outputs
     pa.field("_location", pa.string()),
     pa.field("_reason", pa.string()),
     pa.field("_snippet", pa.string()),
@@ -133,14 +134,14 @@ def _table(n: int, columns: dict[str, pa.Array]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=CONVERTED_SCHEMA)
 
 
-def _events_table(rows: list[norm.Row], file_nos: list[int], seqs: list[int], enricher: Any) -> pa.Table:
-    table, _ = enrich(norm.rows_to_table(rows), enricher)  # a failed batch keeps its rows, unenriched
+def _events_table(table: pa.Table, file_nos: np.ndarray, enricher: Any) -> pa.Table:
+    table, _ = enrich(table, enricher)  # a failed batch keeps its rows, unenriched
     table = table.combine_chunks()
     n = table.num_rows
     columns: dict[str, pa.Array] = {name: table.column(name).chunk(0) for name in EVENT_COLUMNS}
     columns["_kind"] = pa.array([EVENT] * n, pa.string())
     columns["_file_no"] = pa.array(file_nos, pa.int64())
-    columns["_seq"] = pa.array(seqs, pa.int64())
+    columns["_seq"] = columns["source_offset"].cast(pa.int64())
     return _table(n, columns)
 
 
@@ -186,29 +187,38 @@ def convert_files(
     ``sources`` are (file number, source) pairs. Rows of consecutive files share a table of up
     to :data:`~trailsight.ingest.convert.ROWS_PER_TABLE` events (CloudTrail files are often a
     few records each), so an executor's memory follows that, not the input; each event row
-    carries its file number and its position in the file (``_seq``). The quarantine and count
+    carries its file number and its position in the file (``_seq``, its ``source_offset``). The quarantine and count
     rows come last. Never raises on bad input or an unreadable source.
     """
     rows: list[norm.Row] = []
     file_nos: list[int] = []
-    seqs: list[int] = []
+    sink = norm.FastRows()
     problems: list[tuple[int, int, QuarantineEntry]] = []
     files: list[tuple[int, str, SourceCounts]] = []
+
+    def rows_table() -> pa.Table:
+        nonlocal rows, file_nos
+        table = _events_table(norm.rows_to_table(rows), np.array(file_nos, np.int64), enricher)
+        rows, file_nos = [], []
+        return table
+
     for file_no, src in sources:
         counts = SourceCounts()
-        for seq, item in enumerate(read_source(src, filters, counts, s3_client=s3_client)):
+        for seq, item in enumerate(read_source(src, filters, counts, s3_client=s3_client, sink=sink, tag=file_no)):
             if type(item) is QuarantineEntry:
                 problems.append((file_no, seq, item))
             else:
                 rows.append(item)  # type: ignore[arg-type]
                 file_nos.append(file_no)
-                seqs.append(seq)
                 if len(rows) >= ROWS_PER_TABLE:
-                    yield _events_table(rows, file_nos, seqs, enricher)
-                    rows, file_nos, seqs = [], [], []
+                    yield rows_table()
         files.append((file_no, src.key, counts))
+        if len(sink) >= ROWS_PER_TABLE:
+            yield _events_table(*sink.table(), enricher)
     if rows:
-        yield _events_table(rows, file_nos, seqs, enricher)
+        yield rows_table()
+    if len(sink):
+        yield _events_table(*sink.table(), enricher)
     if problems:
         yield _problems_table(problems)
     if files:

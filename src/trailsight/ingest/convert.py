@@ -24,7 +24,7 @@ import orjson
 import pyarrow as pa
 
 from trailsight.ingest import normalise as norm
-from trailsight.ingest.parse import Problem, iter_records, snippet
+from trailsight.ingest.parse import Document, Item, Problem, iter_records, snippet
 from trailsight.ingest.quarantine import QuarantineEntry
 from trailsight.ingest.sources import PathFilter, SourceFile, read_blocks
 from trailsight.schema import EVENT_COLUMNS, EVENT_SCHEMA
@@ -72,10 +72,15 @@ def read_source(
     *,
     s3_client: Callable[[], Any] | None = None,
     stdin: BinaryIO | None = None,
+    sink: norm.FastRows | None = None,
+    tag: int = 0,
 ) -> Iterator[norm.Row | QuarantineEntry]:
     """Yield the normalised rows of ``src`` that pass ``filters``, and a quarantine entry per problem.
 
-    ``counts`` is filled in as it goes. Never raises on bad input or an unreadable source.
+    With a ``sink``, the records of a compact delivery file that the columnar path can take go
+    into it (with ``tag``) instead of coming out as rows: the caller turns the sink into a table
+    (:meth:`~trailsight.ingest.normalise.FastRows.table`). ``counts`` is filled in as it goes.
+    Never raises on bad input or an unreadable source.
     """
     since_us = micros(filters.since) if filters.since else None
     until_us = micros(filters.until) if filters.until else None
@@ -87,9 +92,24 @@ def read_source(
     display = src.key
     default_account = src.account
     unit = "line"
+
+    def parsed(items: Iterator[Item | Document]) -> Iterator[Item]:
+        """Records for the row path: the parser's, less what the sink takes of a compact file."""
+        for item in items:
+            if type(item) is not Document:
+                yield item  # type: ignore[misc]
+                continue
+            assert sink is not None
+            texts = item.texts
+            slow, filtered = sink.add(texts, display, default_account, (since_us, until_us, accounts, regions), tag)
+            counts.records += len(texts) - len(slow)
+            counts.filtered += filtered
+            for i in slow:
+                yield i, orjson.loads(texts[i]), "record", texts[i]
+
     try:
         blocks = read_blocks(src, s3_client=s3_client, stdin=stdin)
-        for item in iter_records(blocks):
+        for item in parsed(iter_records(blocks, documents=sink is not None)):
             if isinstance(item, Problem):
                 counts.quarantined += 1
                 yield QuarantineEntry(display, item.location, item.reason, item.snippet)

@@ -34,10 +34,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+import msgspec
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -532,3 +535,235 @@ def rows_to_table(rows: list[Row]) -> pa.Table:
             arrays.append(pa.array(values, typ))
     arrays.extend(pa.nulls(n, f.type) for f in ENRICHMENT_FIELDS)
     return pa.Table.from_arrays(arrays, schema=EVENT_SCHEMA)
+
+
+# ---------------------------------------------------------------- columnar fast path
+#
+# A compact CloudTrail delivery file (the shape AWS writes) is normalised column by column:
+# msgspec decodes each record's text into a typed struct holding only the fields read here
+# (nested objects stay as their JSON text), the identity columns are derived once per distinct
+# ``userIdentity`` and taken for every record that shares it, and the columns go to Arrow in
+# one step. A record the struct cannot hold exactly (a number where text is expected, a missing
+# time, event id or account, anything unusual) is handed back and takes the row path above, so
+# both paths give the same rows.
+
+
+class _Fields(msgspec.Struct):
+    """The fields of a record the fast path reads (CloudTrail's names); the rest is skipped."""
+
+    eventTime: str | None = None
+    eventName: str | None = None
+    eventID: str | None = None
+    recipientAccountId: str | None = None
+    awsRegion: str | None = None
+    eventSource: str | None = None
+    eventType: str | None = None
+    errorCode: str | None = None
+    errorMessage: str | None = None
+    sourceIPAddress: str | None = None
+    userAgent: str | None = None
+    vpcEndpointId: str | None = None
+    readOnly: bool | str | None = None
+    userIdentity: msgspec.Raw = msgspec.Raw(b"null")
+    additionalEventData: msgspec.Raw = msgspec.Raw(b"null")
+    requestParameters: msgspec.Raw = msgspec.Raw(b"null")
+    resources: msgspec.Raw = msgspec.Raw(b"null")
+
+
+_decode_fields: Final = msgspec.json.Decoder(_Fields).decode
+_NULL: Final = b"null"
+_MFA_KEY: Final = b'"MFAUsed"'
+_SERVICE_SUFFIX: Final = ".amazonaws.com"
+_IDENTITY_TYPES: Final = (*[pa.string()] * 7, pa.bool_(), pa.string())  # the _Identity fields
+# (userIdentity text, account, MFAUsed, service host in sourceIPAddress) -> identity, or None
+# when the identity cannot be derived here (the record then takes the row path).
+Bounds = tuple[int | None, int | None, frozenset[str], frozenset[str]]
+"""Record filters of the fast path: since and until (microseconds), accounts, regions (empty: any)."""
+
+_identity_cache: dict[tuple[bytes, str, str | None, str | None], _Identity | None] = {}
+
+
+def _cached_identity(ui: bytes, account: str, extra: bytes, source_ip: str | None) -> _Identity | None:
+    mfa_used: str | None = None
+    if extra != _NULL and _MFA_KEY in extra:
+        value = orjson.loads(extra)
+        used = value.get("MFAUsed") if value.__class__ is dict else None
+        mfa_used = used if used.__class__ is str else None
+    service_ip = source_ip if source_ip is not None and source_ip.endswith(_SERVICE_SUFFIX) else None
+    key = (ui, account, mfa_used, service_ip)
+    hit = _identity_cache.get(key, False)
+    if hit is not False:
+        return hit  # type: ignore[return-value]
+    record: dict[str, Any] = {"sourceIPAddress": service_ip}
+    if mfa_used is not None:
+        record["additionalEventData"] = {"MFAUsed": mfa_used}
+    try:
+        ident: _Identity | None = _identity(None if ui == _NULL else orjson.loads(ui), record, account)
+    except Exception:  # _Reject, or anything odd: the row path reports it
+        ident = None
+    if len(_identity_cache) > 100_000:
+        _identity_cache.clear()
+    _identity_cache[key] = ident
+    return ident
+
+
+def _json_column(values: Sequence[bytes | None]) -> pa.Array:
+    return pa.array(values, pa.binary()).view(pa.string())
+
+
+def text_array(values: list[Any] | tuple[Any, ...]) -> pa.Array:
+    """A string column of ``values``, each cut to :data:`MAX_FIELD_CHARS` characters."""
+    arr = pa.array(values, pa.string())
+    if len(arr) and (pc.max(pc.utf8_length(arr)).as_py() or 0) > MAX_FIELD_CHARS:
+        arr = pc.utf8_slice_codeunits(arr, 0, MAX_FIELD_CHARS)
+    return arr
+
+
+class FastRows:
+    """Records of compact delivery files, normalised column by column and collected until :meth:`table`.
+
+    :meth:`add` takes the JSON texts of one file's records, keeps those it can normalise here
+    (their columns wait in lists, so that the Arrow step runs once for many small files) and
+    returns the indexes of the others, which the caller puts through :func:`normalise_row`:
+    together they give exactly the rows :func:`normalise_row` gives for every record. Records
+    outside the time / account / region bounds are dropped and counted as ``filtered``.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._fields: list[_Fields] = []
+        self._times: list[int] = []
+        self._accounts: list[str] = []
+        self._ident_ids: list[int] = []
+        self._idents: dict[_Identity, int] = {}
+        self._offsets: list[int] = []
+        self._file_ids: list[int] = []
+        self._files: list[str | None] = []
+        self._tags: list[int] = []
+        self._texts: list[bytes] = []
+
+    def __len__(self) -> int:
+        return len(self._times)
+
+    def add(
+        self,
+        texts: list[bytes],
+        source_file: str | None,
+        default_account: str | None,
+        bounds: Bounds,
+        tag: int = 0,
+    ) -> tuple[list[int], int]:
+        """Take one file's record texts (valid UTF-8); return (indexes for the row path, records filtered out)."""
+        slow: list[int] = []
+        filtered = 0
+        file_id = len(self._files)
+        self._files.append(source_file)
+        self._tags.append(tag)
+        since_us, until_us, in_accounts, in_regions = bounds
+        check = since_us is not None or until_us is not None or in_accounts or in_regions
+        fields, times, accounts, ident_ids, offsets, keep_texts = (
+            self._fields,
+            self._times,
+            self._accounts,
+            self._ident_ids,
+            self._offsets,
+            self._texts,
+        )
+        idents = self._idents
+        valid_accounts = _valid_accounts
+        kept = 0
+        for i, text in enumerate(texts):
+            try:
+                rec = _decode_fields(text)
+                account = rec.recipientAccountId
+                if (
+                    not rec.eventName
+                    or not rec.eventID
+                    or not account
+                    or rec.eventTime is None
+                    or len(text) > MAX_RECORD_BYTES
+                ):
+                    slow.append(i)
+                    continue
+                if account not in valid_accounts:
+                    if _ACCOUNT_RE.fullmatch(account) is None:
+                        slow.append(i)
+                        continue
+                    valid_accounts.add(account)
+                micros = _micros(rec.eventTime, "eventTime")
+                ident = _cached_identity(
+                    bytes(rec.userIdentity), account, bytes(rec.additionalEventData), rec.sourceIPAddress
+                )
+            except Exception:  # a record the struct cannot hold, a bad time: the row path says why
+                slow.append(i)
+                continue
+            if ident is None:
+                slow.append(i)
+                continue
+            if check and (
+                (since_us is not None and micros < since_us)
+                or (until_us is not None and micros >= until_us)
+                or (in_accounts and account not in in_accounts)
+                or (in_regions and rec.awsRegion not in in_regions)
+            ):
+                filtered += 1
+                continue
+            ident_id = idents.get(ident)
+            if ident_id is None:
+                ident_id = idents[ident] = len(idents)
+            fields.append(rec)
+            times.append(micros)
+            accounts.append(account)
+            ident_ids.append(ident_id)
+            offsets.append(i)
+            keep_texts.append(text)
+            kept += 1
+        self._file_ids.extend([file_id] * kept)
+        return slow, filtered
+
+    def table(self) -> tuple[pa.Table, np.ndarray]:
+        """The :data:`~trailsight.schema.EVENT_SCHEMA` table of the records added since the last call
+        (enrichment columns null), and each row's file ``tag``; then start afresh."""
+        _trim_caches()
+        fields = self._fields
+        n = len(fields)
+        event_time = np.array(self._times, np.int64)
+        sources = [r.eventSource for r in fields]
+        take = pa.array(self._ident_ids, pa.int32())
+        distinct = list(self._idents)
+        ident_columns = [
+            (text_array(values) if typ == pa.string() else pa.array(values, typ)).take(take)
+            for values, typ in zip(zip(*distinct, strict=True) if distinct else [()] * 9, _IDENTITY_TYPES, strict=True)
+        ]
+        file_ids = np.array(self._file_ids, np.int32)
+        files = text_array(self._files).take(pa.array(file_ids))
+        arrays: list[pa.Array] = [
+            text_array([r.eventID for r in fields]),
+            pa.array(event_time, pa.int64()).cast(RECORD_FIELDS[1].type),
+            pa.array(event_time // _DAY_US, pa.int32()).cast(RECORD_FIELDS[2].type),
+            pa.array(self._accounts, pa.string()),
+            text_array([r.awsRegion for r in fields]),
+            text_array(sources),
+            text_array([_service(s) for s in sources]),
+            text_array([r.eventName for r in fields]),
+            pa.array([_read_only(r.readOnly) for r in fields], pa.bool_()),
+            text_array([r.eventType for r in fields]),
+            text_array([r.errorCode for r in fields]),
+            text_array([r.errorMessage for r in fields]),
+            text_array([r.sourceIPAddress for r in fields]),
+            text_array([r.userAgent for r in fields]),
+            pa.nulls(n, pa.string()),  # ua_family: filled by enrichment
+            *ident_columns,
+            text_array([r.vpcEndpointId for r in fields]),
+            _json_column([None if (p := bytes(r.requestParameters)) == _NULL else p for r in fields]),
+            _json_column([None if (p := bytes(r.resources)) == _NULL else p for r in fields]),
+            files,
+            pa.array(self._offsets, pa.int64()),
+            _json_column(self._texts),
+        ]
+        arrays.extend(pa.nulls(n, f.type) for f in ENRICHMENT_FIELDS)
+        tags = np.array(self._tags, np.int64)[file_ids]
+        self._reset()
+        return pa.Table.from_arrays(arrays, schema=EVENT_SCHEMA), tags

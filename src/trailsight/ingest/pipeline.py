@@ -290,11 +290,15 @@ def _process_task(task: _Task, ws: _WorkerState) -> Iterator[_Chunk]:
     filtered = 0
     chunk_no = 0
 
+    sink = norm.FastRows()
+
     def emit(final: bool, mid_file: bool = False) -> _Chunk:
         nonlocal rows, tables, pending, problems, files, filtered, chunk_no
         if rows:
             tables.append(norm.rows_to_table(rows))
             rows = []
+        if len(sink):
+            tables.append(sink.table()[0])
         n = pending
         parts: list[_Part] = []
         errors = duplicates = 0
@@ -316,7 +320,8 @@ def _process_task(task: _Task, ws: _WorkerState) -> Iterator[_Chunk]:
     for src in task.sources:
         counts = SourceCounts()
         file_rows = 0
-        for item in read_source(src, filters, counts, s3_client=ws.s3_client, stdin=ws.stdin):
+        before = len(sink)
+        for item in read_source(src, filters, counts, s3_client=ws.s3_client, stdin=ws.stdin, sink=sink):
             if type(item) is QuarantineEntry:
                 problems.append(item)
                 continue
@@ -332,6 +337,9 @@ def _process_task(task: _Task, ws: _WorkerState) -> Iterator[_Chunk]:
                     # Only a file bigger than a chunk is cut; others end chunks at their end.
                     file_rows = 0
                     yield emit(final=False, mid_file=True)
+        pending += len(sink) - before
+        if len(sink) >= ROWS_PER_TABLE:
+            tables.append(sink.table()[0])
         filtered += counts.filtered
         files.append(_FileDone(src, counts.records, counts.quarantined, counts.complete and not src.is_stdin))
         if pending >= cfg.chunk_rows:
