@@ -17,8 +17,6 @@ from rich.tree import Tree
 
 from trailsight.errors import ConfigError, StoreError
 from trailsight.findings.render import safe, short_principal
-from trailsight.investigate.lake import open_lake
-from trailsight.investigate.pivots import ip_pivot, key_pivot, principal_pivot
 
 investigate_app = typer.Typer(
     name="investigate",
@@ -255,6 +253,9 @@ def ip_command(
 ) -> None:
     """Who used an IP address, since when, and what they called."""
     _check(fmt)
+    from trailsight.investigate.lake import open_lake
+    from trailsight.investigate.pivots import ip_pivot
+
     with open_lake(store) as con:
         data = ip_pivot(con, ip)
     if not data.get("events"):
@@ -271,6 +272,9 @@ def key_command(
 ) -> None:
     """Who used an access key, how it was issued, where from, and what it called."""
     _check(fmt)
+    from trailsight.investigate.lake import open_lake
+    from trailsight.investigate.pivots import key_pivot
+
     with open_lake(store) as con:
         data = key_pivot(con, access_key)
     if not data.get("events") and not data.get("issued_by"):
@@ -287,6 +291,9 @@ def principal_command(
 ) -> None:
     """A principal's activity and role chains: the roles it assumed and what those sessions did."""
     _check(fmt)
+    from trailsight.investigate.lake import open_lake
+    from trailsight.investigate.pivots import principal_pivot
+
     with open_lake(store) as con:
         data = principal_pivot(con, principal)
     if not data.get("matches"):

@@ -16,8 +16,6 @@ from rich.text import Text
 
 from trailsight.errors import ConfigError, StoreError
 from trailsight.findings.render import safe, short_principal
-from trailsight.investigate.lake import open_lake
-from trailsight.investigate.profile import DAYS, principal_profile
 
 _SHADES = " ░▒▓█"
 _FREQ_STYLE = {"frequent": "green", "infrequent": "yellow", "rare": "red", "unseen": "dim"}
@@ -27,6 +25,8 @@ def heatmap(counts: Sequence[Sequence[int]]) -> Text:
     """A 7 x 24 text heatmap (rows Mon..Sun, columns UTC hours); shade by share of the busiest cell."""
     peak = max((c for row in counts for c in row), default=0)
     text = Text("      " + "".join(f"{h:<3d}" if h % 3 == 0 else "" for h in range(24)).rstrip() + "  (UTC)\n")
+    from trailsight.investigate.profile import DAYS
+
     for day, row in zip(DAYS, counts, strict=True):
         cells = []
         for c in row:
@@ -123,6 +123,9 @@ def profile_command(
     """Show a principal's usual behaviour: APIs with frequency classes, networks, countries, agents, hours."""
     if fmt not in ("text", "json"):
         raise ConfigError(f"--format {fmt!r}: expected text or json")
+    from trailsight.investigate.lake import open_lake
+    from trailsight.investigate.profile import principal_profile
+
     with open_lake(store) as con:
         data = principal_profile(con, principal, top=max(limit, 50))
     if not data.get("matches"):
