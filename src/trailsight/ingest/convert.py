@@ -101,7 +101,8 @@ def read_source(
                 continue
             assert sink is not None
             texts = item.texts
-            slow, filtered = sink.add(texts, display, default_account, (since_us, until_us, accounts, regions), tag)
+            bounds = (since_us, until_us, accounts, regions)
+            slow, filtered = sink.add(texts, display, default_account, bounds, tag, item.data)
             counts.records += len(texts) - len(slow)
             counts.filtered += filtered
             for i in slow:

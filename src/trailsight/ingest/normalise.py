@@ -37,6 +37,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Any, Final
 
 import msgspec
@@ -570,7 +571,12 @@ class _Fields(msgspec.Struct):
     resources: msgspec.Raw = msgspec.Raw(b"null")
 
 
+class _Delivery(msgspec.Struct):
+    Records: list[_Fields]
+
+
 _decode_fields: Final = msgspec.json.Decoder(_Fields).decode
+_decode_delivery: Final = msgspec.json.Decoder(_Delivery).decode
 _NULL: Final = b"null"
 _MFA_KEY: Final = b'"MFAUsed"'
 _SERVICE_SUFFIX: Final = ".amazonaws.com"
@@ -583,13 +589,16 @@ Bounds = tuple[int | None, int | None, frozenset[str], frozenset[str]]
 _identity_cache: dict[tuple[bytes, str, str | None, str | None], _Identity | None] = {}
 
 
-def _cached_identity(ui: bytes, account: str, extra: bytes, source_ip: str | None) -> _Identity | None:
+def _cached_identity(
+    ui_text: msgspec.Raw, account: str, extra_text: msgspec.Raw, source_ip: str | None
+) -> _Identity | None:
     mfa_used: str | None = None
-    if extra != _NULL and _MFA_KEY in extra:
+    if len(extra_text) > 4 and _MFA_KEY in (extra := bytes(extra_text)):
         value = orjson.loads(extra)
         used = value.get("MFAUsed") if value.__class__ is dict else None
         mfa_used = used if used.__class__ is str else None
     service_ip = source_ip if source_ip is not None and source_ip.endswith(_SERVICE_SUFFIX) else None
+    ui = bytes(ui_text)
     key = (ui, account, mfa_used, service_ip)
     hit = _identity_cache.get(key, False)
     if hit is not False:
@@ -614,9 +623,23 @@ def _json_column(values: Sequence[bytes | None]) -> pa.Array:
 def text_array(values: list[Any] | tuple[Any, ...]) -> pa.Array:
     """A string column of ``values``, each cut to :data:`MAX_FIELD_CHARS` characters."""
     arr = pa.array(values, pa.string())
-    if len(arr) and (pc.max(pc.utf8_length(arr)).as_py() or 0) > MAX_FIELD_CHARS:
+    n = len(arr)
+    # A string of at most MAX_FIELD_CHARS bytes has at most that many characters: look at bytes first.
+    if (
+        n
+        and int(np.diff(np.frombuffer(arr.buffers()[1], np.int32, n + 1, arr.offset * 4)).max()) > MAX_FIELD_CHARS
+        and (pc.max(pc.utf8_length(arr)).as_py() or 0) > MAX_FIELD_CHARS
+    ):
         arr = pc.utf8_slice_codeunits(arr, 0, MAX_FIELD_CHARS)
     return arr
+
+
+_get_eventID, _get_awsRegion, _get_eventName, _get_eventType, _get_errorCode = map(
+    attrgetter, ("eventID", "awsRegion", "eventName", "eventType", "errorCode")
+)
+_get_errorMessage, _get_sourceIPAddress, _get_userAgent, _get_vpcEndpointId, _get_eventSource = map(
+    attrgetter, ("errorMessage", "sourceIPAddress", "userAgent", "vpcEndpointId", "eventSource")
+)
 
 
 class FastRows:
@@ -654,8 +677,13 @@ class FastRows:
         default_account: str | None,
         bounds: Bounds,
         tag: int = 0,
+        data: bytes | None = None,
     ) -> tuple[list[int], int]:
-        """Take one file's record texts (valid UTF-8); return (indexes for the row path, records filtered out)."""
+        """Take one file's record texts (valid UTF-8); return (indexes for the row path, records filtered out).
+
+        ``data`` is the file's text when the records are its ``Records``: then they are decoded
+        in one call (record by record only when one of them does not fit the struct).
+        """
         slow: list[int] = []
         filtered = 0
         file_id = len(self._files)
@@ -674,9 +702,17 @@ class FastRows:
         idents = self._idents
         valid_accounts = _valid_accounts
         kept = 0
+        decoded: list[_Fields] | None = None
+        if data is not None:
+            try:
+                decoded = _decode_delivery(data).Records
+            except msgspec.DecodeError:
+                decoded = None
+            if decoded is not None and len(decoded) != len(texts):
+                decoded = None
         for i, text in enumerate(texts):
             try:
-                rec = _decode_fields(text)
+                rec = decoded[i] if decoded is not None else _decode_fields(text)
                 account = rec.recipientAccountId
                 if (
                     not rec.eventName
@@ -693,9 +729,7 @@ class FastRows:
                         continue
                     valid_accounts.add(account)
                 micros = _micros(rec.eventTime, "eventTime")
-                ident = _cached_identity(
-                    bytes(rec.userIdentity), account, bytes(rec.additionalEventData), rec.sourceIPAddress
-                )
+                ident = _cached_identity(rec.userIdentity, account, rec.additionalEventData, rec.sourceIPAddress)
             except Exception:  # a record the struct cannot hold, a bad time: the row path says why
                 slow.append(i)
                 continue
@@ -730,7 +764,7 @@ class FastRows:
         fields = self._fields
         n = len(fields)
         event_time = np.array(self._times, np.int64)
-        sources = [r.eventSource for r in fields]
+        sources = list(map(_get_eventSource, fields))
         take = pa.array(self._ident_ids, pa.int32())
         distinct = list(self._idents)
         ident_columns = [
@@ -740,23 +774,23 @@ class FastRows:
         file_ids = np.array(self._file_ids, np.int32)
         files = text_array(self._files).take(pa.array(file_ids))
         arrays: list[pa.Array] = [
-            text_array([r.eventID for r in fields]),
+            text_array(list(map(_get_eventID, fields))),
             pa.array(event_time, pa.int64()).cast(RECORD_FIELDS[1].type),
             pa.array(event_time // _DAY_US, pa.int32()).cast(RECORD_FIELDS[2].type),
             pa.array(self._accounts, pa.string()),
-            text_array([r.awsRegion for r in fields]),
+            text_array(list(map(_get_awsRegion, fields))),
             text_array(sources),
             text_array([_service(s) for s in sources]),
-            text_array([r.eventName for r in fields]),
+            text_array(list(map(_get_eventName, fields))),
             pa.array([_read_only(r.readOnly) for r in fields], pa.bool_()),
-            text_array([r.eventType for r in fields]),
-            text_array([r.errorCode for r in fields]),
-            text_array([r.errorMessage for r in fields]),
-            text_array([r.sourceIPAddress for r in fields]),
-            text_array([r.userAgent for r in fields]),
+            text_array(list(map(_get_eventType, fields))),
+            text_array(list(map(_get_errorCode, fields))),
+            text_array(list(map(_get_errorMessage, fields))),
+            text_array(list(map(_get_sourceIPAddress, fields))),
+            text_array(list(map(_get_userAgent, fields))),
             pa.nulls(n, pa.string()),  # ua_family: filled by enrichment
             *ident_columns,
-            text_array([r.vpcEndpointId for r in fields]),
+            text_array(list(map(_get_vpcEndpointId, fields))),
             _json_column([None if (p := bytes(r.requestParameters)) == _NULL else p for r in fields]),
             _json_column([None if (p := bytes(r.resources)) == _NULL else p for r in fields]),
             files,

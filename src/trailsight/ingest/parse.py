@@ -56,6 +56,7 @@ class Document:
     its records' JSON texts, in order, valid UTF-8, each an object beginning with ``eventVersion``."""
 
     texts: list[bytes]
+    data: bytes
 
 
 class _Envelope(msgspec.Struct):
@@ -197,7 +198,7 @@ def _compact_document(data: bytes) -> Document | None:
         end -= 1
     if data[end - 2 : end] != b"]}":
         return None
-    return Document(texts)
+    return Document(texts, data)
 
 
 def _parse_whole(data: bytes) -> Iterator[Item]:
