@@ -77,7 +77,7 @@ def ingest_command(
         typer.Option("--workers", help="Worker processes (default: CPUs, at most 4; 0 = in this process)."),
     ] = None,
     batch_rows: Annotated[
-        int | None, typer.Option("--batch-rows", help="Rows per committed batch (default 100000).")
+        int | None, typer.Option("--batch-rows", help="Rows per committed batch (default 250000).")
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Read files the manifest says are done (duplicates are still dropped).")

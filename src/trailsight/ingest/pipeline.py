@@ -60,7 +60,7 @@ from trailsight.schema import EVENT_SCHEMA
 from trailsight.store import lake, state
 from trailsight.store.layout import StoreLayout
 
-DEFAULT_BATCH_ROWS: Final = 100_000
+DEFAULT_BATCH_ROWS: Final = 250_000
 CHUNK_ROWS: Final = 32_768
 TASKS_IN_FLIGHT_PER_WORKER: Final = 8
 TASK_BYTES: Final = 1 << 20
@@ -396,6 +396,9 @@ def _run_pool(tasks: Iterator[_Task], config: _WorkerConfig, n_workers: int, enr
     global _INHERITED_ENRICHER
     _INHERITED_ENRICHER = enricher
     ctx = _mp_context()
+    # pyarrow imports pandas (about 0.3 s) the first time it converts a numpy array: do that here,
+    # once, so that forked workers inherit it instead of each importing it again.
+    pa.array(np.zeros(1))
     task_q: Any = ctx.Queue()
     # Results are small (the rows are in Parquet files already), so many tasks can be in flight:
     # the workers keep busy while this process commits a batch.

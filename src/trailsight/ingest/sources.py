@@ -176,14 +176,14 @@ def _local_source(path: Path) -> SourceFile:
 
 def _walk(root: Path, filters: PathFilter) -> Iterator[SourceFile]:
     """Files below ``root`` in a stable order, pruning folders the filters exclude."""
-    stack = [root]
+    stack = [str(root)]  # plain strings and DirEntry stats: pathlib costs more than the listing
     while stack:
         folder = stack.pop()
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
         except OSError as exc:
             raise IngestError(f"{folder}: cannot list folder: {exc.strerror or exc}") from None
-        files: list[Path] = []
+        files: list[os.DirEntry[str]] = []
         for entry in entries:
             name = entry.name
             if name.startswith("."):
@@ -191,20 +191,22 @@ def _walk(root: Path, filters: PathFilter) -> Iterator[SourceFile]:
             if entry.is_dir(follow_symlinks=True):
                 if name in _SKIP_DIRS:
                     continue
-                sub = Path(entry.path)
-                parts = sub.as_posix().split("/")
+                sub = entry.path
+                parts = sub.replace(os.sep, "/").split("/")
                 if "AWSLogs" in parts:
                     after = parts[len(parts) - 1 - parts[::-1].index("AWSLogs") + 1 :]
                     if not filters.keep_dir(after):
                         continue
                 stack.append(sub)
             elif _is_log_name(name) and filters.keep_path(entry.path):
-                files.append(Path(entry.path))
+                files.append(entry)
         for file in reversed(files):
             try:
-                yield _local_source(file)
+                st = file.stat()
             except OSError:
                 continue  # vanished between listing and stat
+            text = file.path
+            yield SourceFile(key=text, size=st.st_size, version=str(st.st_mtime_ns), account=path_account(text))
 
 
 def discover(
