@@ -193,12 +193,15 @@ def _compact_document(data: bytes) -> Document | None:
         return None
     if data.count(_SEPARATOR) != len(texts) - 1 or not all(t.startswith(_FIRST_KEY) for t in texts):
         return None
+    return Document(texts, data) if _records_end(data) is not None else None
+
+
+def _records_end(data: bytes) -> int | None:
+    """Where the closing ``]}`` of a Records document starts (trailing whitespace allowed), else None."""
     end = len(data)
     while end > 0 and data[end - 1] in _WS:
         end -= 1
-    if data[end - 2 : end] != b"]}":
-        return None
-    return Document(texts, data)
+    return end - 2 if data[end - 2 : end] == b"]}" else None
 
 
 def _parse_whole(data: bytes) -> Iterator[Item]:
@@ -245,12 +248,10 @@ def _record_texts(data: bytes, start: int, records: list[Any]) -> list[bytes] | 
     match = _RECORDS_START_RE.match(data, start)
     if match is None or data[match.end() - 1 : match.end()] != b"[":
         return None
-    end = len(data)
-    while end > 0 and data[end - 1] in _WS:
-        end -= 1
-    if data[end - 2 : end] != b"]}":
+    close = _records_end(data)
+    if close is None:
         return None
-    body = data[match.end() : end - 2]
+    body = data[match.end() : close]
     if not body.startswith(_FIRST_KEY) or not body.endswith(b"}"):
         return None
     pieces = body.split(_SEPARATOR)
