@@ -82,10 +82,12 @@ def read_source(
     (:meth:`~trailsight.ingest.normalise.FastRows.table`). ``counts`` is filled in as it goes.
     Never raises on bad input or an unreadable source.
     """
-    since_us = micros(filters.since) if filters.since else None
-    until_us = micros(filters.until) if filters.until else None
-    accounts = filters.accounts
-    regions = filters.regions
+    bounds: norm.Bounds = (
+        micros(filters.since) if filters.since else None,
+        micros(filters.until) if filters.until else None,
+        filters.accounts,
+        filters.regions,
+    )
     check = bool(filters.active)
     normalise_row = norm.normalise_row
     Rejection = norm.Rejection
@@ -101,7 +103,6 @@ def read_source(
                 continue
             assert sink is not None
             texts = item.texts
-            bounds = (since_us, until_us, accounts, regions)
             slow, filtered = sink.add(texts, display, default_account, bounds, tag, item.data)
             counts.records += len(texts) - len(slow)
             counts.filtered += filtered
@@ -122,16 +123,9 @@ def read_source(
                 counts.quarantined += 1
                 yield QuarantineEntry(display, location(unit, offset), row.reason, record_snippet(record))
                 continue
-            if check:
-                at = row[1]  # type: ignore[index]
-                if (
-                    (since_us is not None and at < since_us)
-                    or (until_us is not None and at >= until_us)
-                    or (accounts and row[3] not in accounts)  # type: ignore[index]
-                    or (regions and row[4] not in regions)  # type: ignore[index]
-                ):
-                    counts.filtered += 1
-                    continue
+            if check and norm.outside(bounds, row[1], row[3], row[4]):  # type: ignore[index]
+                counts.filtered += 1
+                continue
             yield row  # type: ignore[misc]
     except Exception as exc:  # a source that cannot be read is quarantined, never fatal
         counts.complete = False

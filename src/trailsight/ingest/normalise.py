@@ -525,13 +525,9 @@ def rows_to_table(rows: list[Row]) -> pa.Table:
         elif i == 2:
             arrays.append(pa.array(values, _INT_DATE).cast(typ))
         elif i in _JSON_INDEXES:
-            # orjson always writes valid UTF-8: view the bytes as text without re-validating.
-            arrays.append(pa.array(values, pa.binary()).view(typ))
+            arrays.append(_json_column(values))
         elif typ == pa.string():
-            arr = pa.array(values, typ)
-            if n and (pc.max(pc.utf8_length(arr)).as_py() or 0) > MAX_FIELD_CHARS:
-                arr = pc.utf8_slice_codeunits(arr, 0, MAX_FIELD_CHARS)
-            arrays.append(arr)
+            arrays.append(text_array(values))
         else:
             arrays.append(pa.array(values, typ))
     arrays.extend(pa.nulls(n, f.type) for f in ENRICHMENT_FIELDS)
@@ -584,7 +580,19 @@ _IDENTITY_TYPES: Final = (*[pa.string()] * 7, pa.bool_(), pa.string())  # the _I
 # (userIdentity text, account, MFAUsed, service host in sourceIPAddress) -> identity, or None
 # when the identity cannot be derived here (the record then takes the row path).
 Bounds = tuple[int | None, int | None, frozenset[str], frozenset[str]]
-"""Record filters of the fast path: since and until (microseconds), accounts, regions (empty: any)."""
+"""Record filters: since and until (microseconds), accounts, regions (empty: any)."""
+
+
+def outside(bounds: Bounds, at: int, account: str, region: str | None) -> bool:
+    """Whether a record at ``at`` (microseconds) in ``account`` / ``region`` falls outside ``bounds``."""
+    since_us, until_us, accounts, regions = bounds
+    return (
+        (since_us is not None and at < since_us)
+        or (until_us is not None and at >= until_us)
+        or bool(accounts and account not in accounts)
+        or bool(regions and region not in regions)
+    )
+
 
 _identity_cache: dict[tuple[bytes, str, str | None, str | None], _Identity | None] = {}
 
@@ -617,6 +625,7 @@ def _cached_identity(
 
 
 def _json_column(values: Sequence[bytes | None]) -> pa.Array:
+    """A string column of JSON texts (valid UTF-8 already: viewed as text without re-validating)."""
     return pa.array(values, pa.binary()).view(pa.string())
 
 
@@ -689,8 +698,7 @@ class FastRows:
         file_id = len(self._files)
         self._files.append(source_file)
         self._tags.append(tag)
-        since_us, until_us, in_accounts, in_regions = bounds
-        check = since_us is not None or until_us is not None or in_accounts or in_regions
+        check = bounds[0] is not None or bounds[1] is not None or bool(bounds[2] or bounds[3])
         fields, times, accounts, ident_ids, offsets, keep_texts = (
             self._fields,
             self._times,
@@ -736,12 +744,7 @@ class FastRows:
             if ident is None:
                 slow.append(i)
                 continue
-            if check and (
-                (since_us is not None and micros < since_us)
-                or (until_us is not None and micros >= until_us)
-                or (in_accounts and account not in in_accounts)
-                or (in_regions and rec.awsRegion not in in_regions)
-            ):
+            if check and outside(bounds, micros, account, rec.awsRegion):
                 filtered += 1
                 continue
             ident_id = idents.get(ident)
@@ -769,7 +772,9 @@ class FastRows:
         distinct = list(self._idents)
         ident_columns = [
             (text_array(values) if typ == pa.string() else pa.array(values, typ)).take(take)
-            for values, typ in zip(zip(*distinct, strict=True) if distinct else [()] * 9, _IDENTITY_TYPES, strict=True)
+            for values, typ in zip(
+                zip(*distinct, strict=True) if distinct else [()] * len(_IDENTITY_TYPES), _IDENTITY_TYPES, strict=True
+            )
         ]
         file_ids = np.array(self._file_ids, np.int32)
         files = text_array(self._files).take(pa.array(file_ids))
