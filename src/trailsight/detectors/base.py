@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +35,53 @@ BoolArray = npt.NDArray[np.bool_]
 _NO_REASONS: tuple[Reason, ...] = ()
 
 
+class Reasons(Sequence[tuple[Reason, ...]]):
+    """The reasons of every row, worked out when a row's are first read.
+
+    A detector can fire on a large share of a day's events while only a few of them end up
+    unusual after the combination, so each fired row's ``explain`` runs on demand (once).
+    Rows that did not fire have no reasons.
+    """
+
+    def __init__(self, fired: BoolArray, score: FloatArray, explain: Callable[[int, float], Any]) -> None:
+        self._fired = fired
+        self._score = score
+        self._explain = explain
+        self._done: dict[int, tuple[Reason, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self._fired)
+
+    def _row(self, i: int) -> tuple[Reason, ...]:
+        if not self._fired[i]:
+            return _NO_REASONS
+        if i not in self._done:
+            self._done[i] = tuple(self._explain(i, float(self._score[i])))
+        return self._done[i]
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[Reason, ...]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[tuple[Reason, ...]]: ...
+    def __getitem__(self, i: int | slice) -> tuple[Reason, ...] | list[tuple[Reason, ...]]:
+        if isinstance(i, slice):
+            return [self._row(j) for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(i)
+        return self._row(int(i) % n)
+
+    def __iter__(self) -> Iterator[tuple[Reason, ...]]:
+        return (self._row(i) for i in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclass(frozen=True)
 class DetectorScores:
     """A detector's output, aligned with the rows of the feature table."""
@@ -43,7 +90,7 @@ class DetectorScores:
     event_ids: list[str]
     score: FloatArray
     fired: BoolArray
-    reasons: list[tuple[Reason, ...]]
+    reasons: Sequence[tuple[Reason, ...]]
     kind: str = "context"
     people_only: bool = False
 
@@ -198,9 +245,7 @@ class Detector(ABC):
         raw, explain = self._score(cols)
         score = np.clip(np.nan_to_num(np.asarray(raw, dtype=np.float64), nan=0.0), 0.0, 1.0)
         fired = np.rint(score * 100.0) >= self.threshold
-        reasons: list[tuple[Reason, ...]] = [_NO_REASONS] * n
-        for i in np.flatnonzero(fired):
-            reasons[int(i)] = tuple(explain(int(i), float(score[i])))
+        reasons = Reasons(fired, score, explain)
         return DetectorScores(self.name, cols.event_ids(), score, fired, reasons, self.kind, self.people_only)
 
     @abstractmethod

@@ -25,7 +25,6 @@ the driver.
 
 from __future__ import annotations
 
-import bisect
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -325,39 +324,8 @@ class BehaviourContext:
             peers_sim = per_owner[codes, 6]
             want = np.ones(n, dtype=bool) if candidates is None else candidates
             rows = np.flatnonzero(want)
-            principal = features.column("principal").take(pa.array(rows)).to_pylist()
-            account = features.column("account_id").take(pa.array(rows)).to_pylist()
-            api = features.column("api").take(pa.array(rows)).to_pylist()
-            for j, i in enumerate(rows.tolist()):
-                ctx = self._day(int(days[i]))
-                p = principal[j] or ""
-                acct = account[j] or ""
-                pi = ctx.index.get((acct, p))
-                plist = ctx.peers[pi] if pi is not None else []
-                key = api[j] or ""
-                ai = ctx.apis.get(key)
-                t = float(now[i])
-                cnt, ssum, who = 0, 0.0, []
-                for q, s in plist:
-                    q_acct, q_name = ctx.account[q], ctx.names[q]
-                    earlier = ai is not None and bool(ctx.used[q, ai])
-                    if earlier or ctx.today.get((q_acct, q_name, key), np.inf) < t:
-                        cnt += 1
-                        ssum += s
-                        who.append(q_name)
-                using[i] = cnt
-                using_sim[i] = ssum
-                names[i] = ", ".join(who[:3]) if who else None
-                group[i] = ", ".join(ctx.names[q] for q, _ in plist[:3]) if plist else None
-                # Other principals of the account that used the API before this event.
-                users = 0
-                if ai is not None and acct in ctx.users_by_account:
-                    users = int(ctx.users_by_account[acct][ai])
-                users += bisect.bisect_left(ctx.today_new_users.get((acct, key), []), t)
-                own_earlier = pi is not None and ai is not None and bool(ctx.used[pi, ai])
-                if own_earlier or ctx.today.get((acct, p, key), np.inf) < t:
-                    users -= 1
-                a_users[i] = max(users, 0)
+            if len(rows):
+                self._peer_usage(features, rows, now, days, (using, using_sim, names, group, a_users))
         cols: dict[str, pa.Array] = {
             "auto_score": pa.array(auto, pa.float64()),
             "p_interactive_share": pa.array(inter, pa.float64()),
@@ -378,6 +346,69 @@ class BehaviourContext:
                 out = out.drop_columns([name])
             out = out.append_column(name, arr)
         return out
+
+    def _peer_usage(
+        self,
+        features: pa.Table,
+        rows: npt.NDArray[np.int64],
+        now: npt.NDArray[np.float64],
+        days: npt.NDArray[np.int64],
+        out: tuple[Any, Any, list[str | None], list[str | None], Any],
+    ) -> None:
+        """Fill, for ``rows``, the peers that used the API before each event and the account's users of it.
+
+        Rows are taken a (day, account, principal, api) at a time: within one such group only
+        the event time changes the answer (a peer's or an account user's first call earlier
+        the same day), so each group is a few array comparisons, not a loop over its rows.
+        """
+        using, using_sim, names, group, a_users = out
+        taken = pa.array(rows)
+        text = [features.column(c).take(taken).fill_null("") for c in ("account_id", "principal", "api")]
+        day_text = pc.cast(pa.array(days[rows]), pa.string())
+        encoded = pc.dictionary_encode(pc.binary_join_element_wise(day_text, *text, "\x1f")).combine_chunks()
+        codes = encoded.indices.to_numpy(zero_copy_only=False)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.flatnonzero(np.diff(codes[order])) + 1
+        for k, members in zip(
+            encoded.dictionary.to_pylist(), np.split(rows[order], bounds) if len(order) else [], strict=True
+        ):
+            day_s, acct, p, key = k.split("\x1f", 3)
+            ctx = self._day(int(day_s))
+            t = now[members]
+            pi = ctx.index.get((acct, p))
+            plist = ctx.peers[pi] if pi is not None else []
+            ai = ctx.apis.get(key)
+            if plist:
+                earlier = np.array([ai is not None and bool(ctx.used[q, ai]) for q, _ in plist])
+                first = np.array([ctx.today.get((ctx.account[q], ctx.names[q], key), np.inf) for q, _ in plist])
+                used = earlier[None, :] | (first[None, :] < t[:, None])
+                using[members] = used.sum(axis=1)
+                # Summed peer by peer, in the peer order, as one event at a time would be.
+                total = np.zeros(len(members))
+                for j, (_, sim) in enumerate(plist):
+                    total = total + np.where(used[:, j], sim, 0.0)
+                using_sim[members] = total
+                # One name list per distinct set of peers that had used it, not per row.
+                texts: dict[tuple[bool, ...], str | None] = {}
+                for i, flags in zip(members.tolist(), map(tuple, used.tolist()), strict=True):
+                    if flags not in texts:
+                        who = [ctx.names[q] for (q, _), u in zip(plist, flags, strict=True) if u]
+                        texts[flags] = ", ".join(who[:3]) or None
+                    names[i] = texts[flags]
+                shown = ", ".join(ctx.names[q] for q, _ in plist[:3])
+                for i in members.tolist():
+                    group[i] = shown
+            else:
+                using[members] = 0
+                using_sim[members] = 0.0
+            # Other principals of the account that used the API before this event.
+            users = np.zeros(len(members), dtype=np.int64)
+            if ai is not None and acct in ctx.users_by_account:
+                users += int(ctx.users_by_account[acct][ai])
+            users += np.searchsorted(np.asarray(ctx.today_new_users.get((acct, key), []), dtype=np.float64), t)
+            own_earlier = pi is not None and ai is not None and bool(ctx.used[pi, ai])
+            users -= own_earlier | (ctx.today.get((acct, p, key), np.inf) < t)
+            a_users[members] = np.maximum(users, 0)
 
     def peers_of(self, account: str, principal: str, day: int) -> list[tuple[str, float]]:
         """The peer group of ``principal`` as of ``day`` (epoch day number), most similar first."""

@@ -15,7 +15,7 @@ so both paths end in one definition of ages, frequency classes, shares and gates
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ BoolArray = npt.NDArray[np.bool_]
 
 _TS = pa.timestamp("us", tz="UTC")
 _NAT = np.iinfo(np.int64).min
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class _Codes:
@@ -367,7 +368,10 @@ class ChunkFeatures:
         table = cur.select([*CARRIED_COLUMNS, "api", "day", "hour", "how"])
         for name, values in built.items():
             table = table.append_column(name, values)
-        table = table.filter(pc.greater_equal(cur.column("event_time"), pa.scalar(since, _TS)))
+        # The chunk's own rows (earlier rows of its first day only fed the running figures); a
+        # filter copies every column, so it runs only when some row is to go.
+        first = int(np.searchsorted(times, (since - _EPOCH) // timedelta(microseconds=1), side="left"))
+        table = table.slice(first)
         wanted = self._columns if self._columns is not None else [*CARRIED_COLUMNS, *feature_columns()]
         # Only what the finishing step derives goes through DuckDB (it reads just the columns it needs);
         # the rest, text included, stays in Arrow as it is.
