@@ -9,10 +9,13 @@ that crosses midnight is still one finding.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -49,6 +52,7 @@ from trailsight.features.source import (
     lake_files_between,
     open_events,
     quiet_ibis,
+    view_files,
 )
 from trailsight.findings.group import group_findings
 from trailsight.findings.model import Finding
@@ -210,6 +214,7 @@ def _detect(
     chunk_days = int(settings.section("detect").get("chunk_days", 1)) if settings is not None else 1
     if chunk_days < 1:
         raise ConfigError("[detect] chunk_days must be at least 1")
+    threads = _threads(settings)
     dets = registry.create(detectors, settings)
     st = stats if stats is not None else RunStats()
     st.since, st.until, st.detectors = since, until, [d.name for d in dets]
@@ -226,7 +231,7 @@ def _detect(
         unusual: list[dict[str, Any]] = []
         files = all_lake_files(layout)  # listed once: every chunk picks its days from it
         open_events(con, layout, since, until, feat_opts.forget_days, files=files)  # fails on an empty range
-        profiles, daily = _materialise_profiles(con, layout, files, since, until, feat_opts)
+        profiles, daily = _materialise_profiles(con, layout, files, since, until, feat_opts, threads)
         context = (
             BehaviourContext(
                 daily["pday"], daily["papi"], feat_opts.forget_days, ContextOptions.from_settings(settings)
@@ -235,19 +240,37 @@ def _detect(
             else None
         )
         chunk_features = ChunkFeatures(con, profiles, feat_opts, columns)
-        for c_since, c_until in _chunks(since, until, chunk_days):
-            try:
-                days = lake_files_between(layout, c_since.date(), (c_until - timedelta(microseconds=1)).date(), files)
-                events = open_events(con, layout, c_since, c_until, 0, table_name="chunk_events", files=days)
-            except StoreError:
-                continue  # no events in this chunk
-            features = add_context(chunk_features(events, "chunk_events", c_since, c_until), context)
+        spans = _chunks(since, until, chunk_days)
+        try:
+            # The Ibis view the chunks' SQL is compiled from (once); each chunk reads its own files.
+            chunk_view = open_events(con, layout, since, until, 0, table_name="chunk_events", files=files)
+        except StoreError:
+            spans = []  # the history has events, the range itself none
+
+        def score_chunk(span: tuple[datetime, datetime]) -> tuple[int, list[dict[str, Any]]] | None:
+            c_since, c_until = span
+            days = lake_files_between(layout, c_since.date(), (c_until - timedelta(microseconds=1)).date(), files)
+            if not days:
+                return None  # no events in this chunk
+            with _cursor(con) as db:
+                view_files(db, days, "chunk_events")
+                features = chunk_features(chunk_view, "chunk_events", c_since, c_until, db)
+            features = add_context(features, context)
             rows, _ = score_table(features, dets, scoring)
-            unusual += rows
-            st.events += features.num_rows
-            st.chunks += 1
-            if progress is not None:
-                progress(f"{c_since:%Y-%m-%d %H:%M}: {features.num_rows} events, {len(rows)} unusual")
+            return features.num_rows, rows
+
+        # Chunks are independent given the profiles: a few at once, each on its own connection
+        # (DuckDB, Arrow and numpy let go of the GIL for their work); results in chunk order.
+        with ThreadPoolExecutor(max(1, min(threads, len(spans)))) as pool:
+            for (c_since, _), done in zip(spans, pool.map(score_chunk, spans), strict=True):
+                if done is None:
+                    continue
+                n_events, rows = done
+                unusual += rows
+                st.events += n_events
+                st.chunks += 1
+                if progress is not None:
+                    progress(f"{c_since:%Y-%m-%d %H:%M}: {n_events} events, {len(rows)} unusual")
         st.unusual_events = len(unusual)
         findings = group_findings(unusual, timedelta(minutes=scoring.gap_minutes), scoring.context_weight)
         floor = scoring.min_score if min_score is None else min_score
@@ -266,6 +289,27 @@ def _detect(
     return findings
 
 
+def _threads(settings: Settings | None) -> int:
+    """``[detect] threads``: days worked on at once (default: the CPUs, at most 4)."""
+    value = settings.section("detect").get("threads") if settings is not None else None
+    if value is None:
+        return max(1, min(4, os.cpu_count() or 1))
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError("[detect] threads must be a positive integer")
+    return value
+
+
+@contextmanager
+def _cursor(con: Any) -> Iterator[Any]:
+    """A connection of its own to the run's database, for one thread (closed after)."""
+    db = con.con.cursor()
+    try:
+        db.execute("SET TimeZone = 'UTC'")
+        yield db
+    finally:
+        db.close()
+
+
 def _materialise_profiles(
     con: Any,
     layout: StoreLayout,
@@ -273,6 +317,7 @@ def _materialise_profiles(
     since: datetime,
     until: datetime,
     opts: FeatureOptions,
+    threads: int = 1,
 ) -> tuple[dict[str, Any], dict[str, pa.Table]]:
     """Build the profiles of the whole range once, one lake day at a time, and keep them as tables.
 
@@ -289,7 +334,7 @@ def _materialise_profiles(
     for path in lake_files_between(layout, first, last, files):
         by_day.setdefault(file_date(path) or first, []).append(path)
     builder = DailyProfiles()
-    sql: str | None = None
+    sql = ""
     # Whole days inside the history window are the same for every run: they come from the cache.
     whole = {
         day: fingerprint(paths, DAILY_VERSION)
@@ -305,18 +350,30 @@ def _materialise_profiles(
                 held = set()  # a cache of another shape: build every day (the next store clears it)
             else:
                 builder.extend(loaded)
-        for day in sorted(set(by_day) - held):
+        todo = sorted(set(by_day) - held)
+        if todo:
             con.read_parquet(
-                [str(p) for p in by_day[day]], table_name="_ts_day_events", hive_partitioning=False, union_by_name=True
+                [str(p) for p in by_day[todo[0]]],
+                table_name="_ts_day_events",
+                hive_partitioning=False,
+                union_by_name=True,
             )
-            if sql is None:
-                t = prepare(con.table("_ts_day_events").select(*EVENT_COLUMNS))
-                t = history_window(t, since, until, opts.forget_days)
-                sql = str(con.compile(t.select(*DAY_COLUMNS, msg=t._k_msg)))
-            tables = DailyProfiles.reduce(con.con.sql(sql).to_arrow_table())
-            builder.extend(tables)
-            if day in whole:
-                fresh.append((day, whole[day], tables))
+            t = prepare(con.table("_ts_day_events").select(*EVENT_COLUMNS))
+            t = history_window(t, since, until, opts.forget_days)
+            sql = str(con.compile(t.select(*DAY_COLUMNS, msg=t._k_msg)))
+
+        def reduce_day(day: date) -> dict[str, pa.Table]:
+            with _cursor(con) as db:
+                view_files(db, by_day[day], "_ts_day_events")
+                events = db.sql(sql).to_arrow_table()
+            return DailyProfiles.reduce(events)
+
+        # Days are reduced a few at once and folded in day order, as one at a time would be.
+        with ThreadPoolExecutor(max(1, min(threads, len(todo)))) as pool:
+            for day, tables in zip(todo, pool.map(reduce_day, todo), strict=True):
+                builder.extend(tables)
+                if day in whole:
+                    fresh.append((day, whole[day], tables))
         cache.store(fresh, opts.forget_days)
         del fresh
     tag = uuid.uuid4().hex[:8]

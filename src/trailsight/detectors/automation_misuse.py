@@ -55,13 +55,11 @@ class AutomationMisuseDetector(Detector):
     def _score(self, cols: Columns) -> tuple[FloatArray, Any]:
         auto = cols.num("auto_score")
         machine = auto >= self.p("min_automation")
-        family = cols.text("ua_family")
-        kind = cols.text("ip_kind")
         inter_share = cols.num("p_interactive_share", fill=1.0)
-        console = np.array([f == "console" for f in family])
-        cli = np.array([f == "cli" for f in family])
+        console = cols.equals("ua_family", "console")
+        cli = cols.equals("ua_family", "cli")
         interactive = console | (cli & (inter_share < 0.05))
-        public = np.array([k == "public" for k in kind])
+        public = cols.equals("ip_kind", "public")
         off_aws = public & (cols.num("p_aws_share") >= self.p("aws_share"))
         new_asn = cols.present("asn") & recently_new(cols, "p_asn_n", "p_asn_first", self.p("new_hours"))
         parts = np.stack([np.where(interactive, 0.9, 0.0), np.where(off_aws, 0.95, 0.0), np.where(new_asn, 0.7, 0.0)])
@@ -70,8 +68,8 @@ class AutomationMisuseDetector(Detector):
         def explain(i: int, s: float) -> list[Reason]:
             details: dict[str, Any] = {
                 "automation": round(float(auto[i]), 2),
-                "ua_family": family[i],
-                "ip_kind": kind[i],
+                "ua_family": cols.text("ua_family")[i],
+                "ip_kind": cols.text("ip_kind")[i],
                 "asn": int(cols.num("asn")[i]) if cols.present("asn")[i] else None,
                 "as_org": cols.text("as_org")[i],
                 "earlier_share_from_aws": round(float(cols.num("p_aws_share")[i]), 3),
@@ -83,7 +81,7 @@ class AutomationMisuseDetector(Detector):
                 clause = f"{who} that calls from AWS networks"
                 found.append(("automation_outside_aws", clause, f"from {org} outside AWS"))
             if interactive[i]:
-                found.append(("automation_interactive", who, f"from the {family[i]}"))
+                found.append(("automation_interactive", who, f"from the {cols.text('ua_family')[i]}"))
             if new_asn[i] and not found:
                 org = cols.text("as_org")[i] or "unknown"
                 found.append(("automation_new_network", who, f"from a network it never used: {org}"))

@@ -161,6 +161,27 @@ class Columns:
         out: BoolArray = self._cache[key]
         return out
 
+    def equals(self, name: str, value: str) -> BoolArray:
+        """True where text column ``name`` is ``value`` (null: False)."""
+        key = (name, f"is{value}")
+        if key not in self._cache:
+            same = pc.equal(self._table.column(name), pa.scalar(value, self._table.column(name).type))
+            self._cache[key] = _frozen(same.fill_null(False).to_numpy(zero_copy_only=False).astype(bool))
+        out: BoolArray = self._cache[key]
+        return out
+
+    def differ(self, a: str, b: str) -> BoolArray:
+        """True where columns ``a`` and ``b`` differ (a null differs from a value, not from a null)."""
+        key = (a, f"differ{b}")
+        if key not in self._cache:
+            x, y = self._table.column(a), self._table.column(b)
+            both = pc.and_(x.is_valid(), y.is_valid()).to_numpy(zero_copy_only=False).astype(bool)
+            either = pc.or_(x.is_valid(), y.is_valid()).to_numpy(zero_copy_only=False).astype(bool)
+            unequal = pc.not_equal(x, y).fill_null(True).to_numpy(zero_copy_only=False).astype(bool)
+            self._cache[key] = _frozen(np.where(both, unequal, either))
+        out: BoolArray = self._cache[key]
+        return out
+
     def text(self, name: str) -> list[str | None]:
         """Column ``name`` as Python values (strings)."""
         key = (name, "text")

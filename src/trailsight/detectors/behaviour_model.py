@@ -75,14 +75,14 @@ class BehaviourModelDetector(Detector):
         p_g = (cols.num("peers_using_sim") + beta * p_a) / (cols.num("peers_sim") + beta)
         p_g = np.where(rich, 1.0, p_g)
         p_p = (cols.num("p_api_days") + alpha * p_g) / (cols.num("p_days") + alpha)
-        shared = np.array([a != p for a, p in zip(cols.text("actor"), cols.text("principal"), strict=True)])
+        shared = cols.differ("actor", "principal")
         p_x = (cols.num("x_api_days") + alpha * p_p) / (cols.num("x_days") + alpha)
         out: FloatArray = np.clip(np.where(shared, p_x, p_p), 1e-12, 1.0)
         return out
 
     def _score(self, cols: Columns) -> tuple[FloatArray, Any]:
         prob = self.probability(cols)
-        shared = [a != p for a, p in zip(cols.text("actor"), cols.text("principal"), strict=True)]
+        shared = cols.differ("actor", "principal")
         score = -np.log10(prob) / self.p("surprise_scale")
 
         def explain(i: int, s: float) -> list[Reason]:

@@ -69,7 +69,7 @@ class RareApiForPrincipalDetector(Detector):
         rare = np.where(hours >= self.p("min_hours"), rarity_score(share, self.p("rare_share")), 0.0)
         score = np.where(unseen, 1.0, np.where(recent, np.maximum(still_new, rare), rare))
         # The person behind a shared role.
-        shared = np.array([a != p for a, p in zip(cols.text("actor"), cols.text("principal"), strict=True)])
+        shared = cols.differ("actor", "principal")
         x_n = cols.num("x_api_n")
         x_first = cols.epoch("x_api_first")
         x_unseen = shared & (x_n == 0)

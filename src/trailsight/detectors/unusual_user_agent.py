@@ -45,8 +45,7 @@ class UnusualUserAgentDetector(Detector):
 
     def _score(self, cols: Columns) -> tuple[FloatArray, Any]:
         has = cols.present("user_agent")
-        fam = cols.text("ua_family")
-        internal = np.array([f == "aws-service" for f in fam], dtype=bool)
+        internal = cols.equals("ua_family", "aws-service")
         hours = self.p("new_hours")
         p_ua = recently_new(cols, "p_ua_n", "p_ua_first", hours)
         a_ua = recently_new(cols, "a_ua_n", "a_ua_first", hours)
@@ -59,7 +58,7 @@ class UnusualUserAgentDetector(Detector):
         score = np.where(cols.num("p_days") < self.p("min_principal_days"), score * 0.5, score)
 
         def explain(i: int, s: float) -> list[Reason]:
-            ua, family = cols.text("user_agent")[i], fam[i]
+            ua, family = cols.text("user_agent")[i], cols.text("ua_family")[i]
             details = {
                 "user_agent": ua,
                 "ua_family": family,

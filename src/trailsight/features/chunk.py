@@ -14,6 +14,7 @@ so both paths end in one definition of ages, frequency classes, shares and gates
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -271,6 +272,10 @@ class ChunkFeatures:
     day with :mod:`trailsight.features.daily`) over a range covering every chunk, and
     ``columns`` the feature columns wanted (default all). The SQL of the finishing step is
     compiled once and reused for every chunk.
+
+    Several chunks may be computed at once from different threads, each with its own DuckDB
+    connection to the run's database (``db``, a ``cursor()`` of it, holding its own
+    ``view``); the SQL is compiled once, under a lock, on the run's backend.
     """
 
     def __init__(
@@ -282,49 +287,58 @@ class ChunkFeatures:
         self._columns = list(columns) if columns is not None else None
         self._prepare_sql: dict[str, str] = {}
         self._finish_sql: str | None = None
+        self._compiling = threading.Lock()
 
-    def _sql(self, sql: str) -> pa.Table:
-        result: pa.Table = self._con.con.sql(sql).to_arrow_table()
+    @staticmethod
+    def _sql(db: Any, sql: str) -> pa.Table:
+        result: pa.Table = db.sql(sql).to_arrow_table()
         return result
 
-    def _scored(self, name: str, col: str, lo: int, hi: int) -> pa.Table:
-        return self._sql(f'SELECT * FROM {self._profiles[name]} WHERE "{col}" >= {lo} AND "{col}" < {hi}')
+    def _scored(self, db: Any, name: str, col: str, lo: int, hi: int) -> pa.Table:
+        return self._sql(db, f'SELECT * FROM {self._profiles[name]} WHERE "{col}" >= {lo} AND "{col}" < {hi}')
 
-    def _prepared(self, events: Any, view: str, d_lo: int, d_hi: int, until: datetime) -> pa.Table:
+    def _prepared(self, db: Any, events: Any, view: str, d_lo: int, d_hi: int, until: datetime) -> pa.Table:
         """The chunk's whole days up to ``until``, by time then event id (keys are derived in Arrow)."""
-        if view not in self._prepare_sql:
-            t = prepare(events)
-            wanted = [*CARRIED_COLUMNS, "api", "day", "hour", "how", "hour_idx", "b15", "_k_msg"]
-            self._prepare_sql[view] = str(self._con.compile(t.select(*wanted).rename(msg="_k_msg")))
+        with self._compiling:
+            if view not in self._prepare_sql:
+                t = prepare(events)
+                wanted = [*CARRIED_COLUMNS, "api", "day", "hour", "how", "hour_idx", "b15", "_k_msg"]
+                self._prepare_sql[view] = str(self._con.compile(t.select(*wanted).rename(msg="_k_msg")))
         stamp = until.strftime("%Y-%m-%d %H:%M:%S.%f")
         table = self._sql(
+            db,
             f"SELECT * FROM ({self._prepare_sql[view]}) WHERE day >= {d_lo} AND day <= {d_hi} "
-            f"AND event_time < TIMESTAMPTZ '{stamp}+00'"
+            f"AND event_time < TIMESTAMPTZ '{stamp}+00'",
         )
         # Sorting the indices, not the wide rows, then one take.
         order = pc.sort_indices(table, sort_keys=[("event_time", "ascending"), ("event_id", "ascending")])
         return table.take(order)
 
-    def __call__(self, events: Any, view: str, since: datetime, until: datetime) -> pa.Table:
-        """The features of ``[since, until)``; ``events`` (Ibis view ``view``) holds at least its whole days."""
+    def __call__(self, events: Any, view: str, since: datetime, until: datetime, db: Any = None) -> pa.Table:
+        """The features of ``[since, until)``; ``events`` (Ibis view ``view``) holds at least its whole days.
+
+        ``db`` is the DuckDB connection to read with (default the backend's own); ``view`` must
+        name the chunk's events on it.
+        """
+        db = self._con.con if db is None else db
         forget = self._options.forget_days
         d_lo = int(since.timestamp() // SECONDS_PER_DAY)
         d_hi = int((until.timestamp() - 1e-6) // SECONDS_PER_DAY)
-        cur = self._prepared(events, view, d_lo, d_hi, until)
+        cur = self._prepared(db, events, view, d_lo, d_hi, until)
         times = cur.column("event_time").cast(pa.int64()).to_numpy(zero_copy_only=False)
         day, hour_idx, b15 = ints(cur, "day"), ints(cur, "hour_idx"), ints(cur, "b15")
         codes = _Codes(cur)
 
         built: dict[str, pa.Array] = {}
         for pair in PAIRS:
-            profile = self._scored(pair.name, "day", d_lo, d_hi + 1)
+            profile = self._scored(db, pair.name, "day", d_lo, d_hi + 1)
             built.update(_pair(codes, pair, times, day, hour_idx, profile))
 
         # Volume: the principal's calls earlier in the clock hour; its usual hour-of-week counts.
         h0, h_span = _span(hour_idx)
         in_hour = _Groups(_combine([codes.part("_k_principal"), (hour_idx - h0, h_span)]))
         built["p_hour_count"] = pa.array(in_hour.row_number(), pa.int64())
-        vol = self._scored("vol", "hour_idx", d_lo * 24, (d_hi + 1) * 24)
+        vol = self._scored(db, "vol", "hour_idx", d_lo * 24, (d_hi + 1) * 24)
         match = _lookup(codes, ["_k_principal"], hour_idx, vol, "hour_idx", in_hour.rep)
         built["vol__vs"] = _nullable(*_gather(vol, "vol__vs", match, in_hour.ids))
         built["vol__vq"] = _nullable(*_gather(vol, "vol__vq", match, in_hour.ids))
@@ -340,7 +354,7 @@ class ChunkFeatures:
         running = np.cumsum(ordered_new)
         so_far = in_bucket.unsort(running - (running[in_bucket.start] - ordered_new[in_bucket.start]))
         built["err_distinct_15m"] = pa.array(np.where(is_err, so_far, 0), pa.int64())
-        err = self._scored("err", "b15", d_lo * 96, (d_hi + 1) * 96)
+        err = self._scored(db, "err", "b15", d_lo * 96, (d_hi + 1) * 96)
         match = _lookup(codes, ["_k_account_id"], b15, err, "b15", in_bucket.rep)
         built["err__es"] = _nullable(*_gather(err, "err__es", match, in_bucket.ids))
         built["err__eq"] = _nullable(*_gather(err, "err__eq", match, in_bucket.ids))
@@ -353,14 +367,15 @@ class ChunkFeatures:
             [codes.key("_k_account_id").take(at), codes.key("_k_api").take(at), pa.array(day[per_api.rep])],
             names=["_k_account_id", "_k_api", "day"],
         )
-        self._con.con.register("_ts_chunk_wanted", asked)
+        db.register("_ts_chunk_wanted", asked)
         users = self._sql(
+            db,
             "SELECT w._k_account_id, w._k_api, w.day, count(DISTINCT u._k_principal) AS users__n "
             f"FROM _ts_chunk_wanted w JOIN {self._profiles['used']} u "
             "ON u._k_account_id = w._k_account_id AND u._k_api = w._k_api "
-            f"AND u.day >= w.day - {forget} AND u.day < w.day GROUP BY ALL"
+            f"AND u.day >= w.day - {forget} AND u.day < w.day GROUP BY ALL",
         )
-        self._con.con.unregister("_ts_chunk_wanted")
+        db.unregister("_ts_chunk_wanted")
         match = _lookup(codes, ["_k_account_id", "_k_api"], day, users, "day", per_api.rep)
         count, found = _gather(users, "users__n", match, per_api.ids)
         built["a_api_principals"] = pa.array(np.where(found, count, 0), pa.int64())
@@ -376,16 +391,18 @@ class ChunkFeatures:
         # Only what the finishing step derives goes through DuckDB (it reads just the columns it needs);
         # the rest, text included, stays in Arrow as it is.
         derived = [c for c in wanted if c not in table.column_names]
-        if self._finish_sql is None:
-            self._con.con.register("_ts_chunk", table.slice(0, 0))
-            self._finish_sql = str(
-                self._con.compile(finish(self._con.table("_ts_chunk"), self._options).select(*derived))
-            )
-        self._con.con.register("_ts_chunk", table)
+        with self._compiling:
+            if self._finish_sql is None:
+                self._con.con.register("_ts_chunk", table.slice(0, 0))
+                self._finish_sql = str(
+                    self._con.compile(finish(self._con.table("_ts_chunk"), self._options).select(*derived))
+                )
+                self._con.con.unregister("_ts_chunk")
+        db.register("_ts_chunk", table)
         try:
-            extra = self._sql(self._finish_sql)
+            extra = self._sql(db, self._finish_sql)
         finally:
-            self._con.con.unregister("_ts_chunk")
+            db.unregister("_ts_chunk")
         return pa.table([table.column(c) if c in table.column_names else extra.column(c) for c in wanted], names=wanted)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -88,6 +89,19 @@ def open_events(
         [str(p) for p in files], table_name=table_name, hive_partitioning=False, union_by_name=True
     )
     return table.select(*EVENT_COLUMNS)
+
+
+def view_files(db: Any, files: Sequence[Path], name: str) -> None:
+    """Make lake ``files`` the temporary view ``name`` of the DuckDB connection ``db``.
+
+    The same view :func:`open_events` registers through Ibis, for a ``cursor()`` of the run's
+    database that a worker thread reads with.
+    """
+    paths = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
+    db.execute(
+        f'CREATE OR REPLACE TEMP VIEW "{name}" AS SELECT * FROM '
+        f"read_parquet([{paths}], hive_partitioning = false, union_by_name = true)"
+    )
 
 
 @contextmanager
