@@ -35,6 +35,39 @@ BoolArray = npt.NDArray[np.bool_]
 _NO_REASONS: tuple[Reason, ...] = ()
 
 
+class _Texts(Sequence[str]):
+    """A text column read as Python strings only when something reads it (then once)."""
+
+    def __init__(self, column: pa.ChunkedArray | pa.Array) -> None:
+        self._column = column
+        self._values: list[str] | None = None
+
+    def _list(self) -> list[str]:
+        if self._values is None:
+            self._values = self._column.to_pylist()
+        return self._values
+
+    def __len__(self) -> int:
+        return len(self._column)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        return self._list()[i]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._list())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return self._list() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 class Reasons(Sequence[tuple[Reason, ...]]):
     """The reasons of every row, worked out when a row's are first read.
 
@@ -87,7 +120,7 @@ class DetectorScores:
     """A detector's output, aligned with the rows of the feature table."""
 
     detector: str
-    event_ids: list[str]
+    event_ids: Sequence[str]
     score: FloatArray
     fired: BoolArray
     reasons: Sequence[tuple[Reason, ...]]
@@ -119,11 +152,11 @@ class Columns:
     def __len__(self) -> int:
         return int(self._table.num_rows)
 
-    def event_ids(self) -> list[str]:
-        """The ``event_id`` column as a list (made once)."""
+    def event_ids(self) -> Sequence[str]:
+        """The ``event_id`` column as a sequence of text (made into Python values when first read)."""
         if ("event_id", "ids") not in self._cache:
-            self._cache[("event_id", "ids")] = self._table.column("event_id").to_pylist()
-        out: list[str] = self._cache[("event_id", "ids")]
+            self._cache[("event_id", "ids")] = _Texts(self._table.column("event_id"))
+        out: Sequence[str] = self._cache[("event_id", "ids")]
         return out
 
     def num(self, name: str, fill: float = 0.0) -> FloatArray:

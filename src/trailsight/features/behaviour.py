@@ -26,6 +26,7 @@ the driver.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,6 +136,23 @@ def _epoch(col: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.float64]:
     ints = pc.cast(pc.cast(col, pa.timestamp("us", tz="UTC")), pa.int64())
     out: npt.NDArray[np.float64] = ints.to_numpy(zero_copy_only=False).astype(np.float64) / 1e6
     return out
+
+
+def _distinct_rows(flags: npt.NDArray[np.bool_]) -> tuple[list[list[bool]], npt.NDArray[np.int64]]:
+    """(the distinct rows of a boolean matrix, which of them each row is)."""
+    width = flags.shape[1]
+    if width <= 62:  # as bit patterns: a 1-D unique is far cheaper than a row-wise one
+        bits = flags.astype(np.int64) @ (np.int64(1) << np.arange(width, dtype=np.int64))
+        values, which = np.unique(bits, return_inverse=True)
+        return [[bool(v >> j & 1) for j in range(width)] for v in values.tolist()], which.reshape(-1)
+    rows, which = np.unique(flags, axis=0, return_inverse=True)
+    return rows.tolist(), which.reshape(-1)
+
+
+def _texts_at(texts: dict[str, int], at: npt.NDArray[np.int64]) -> pa.Array:
+    """Text ``texts`` (text → index) at each index of ``at``; null where -1."""
+    values = pa.array(list(texts), pa.string())
+    return values.take(pa.array(at, pa.int64(), mask=at < 0))
 
 
 class BehaviourContext:
@@ -296,8 +314,14 @@ class BehaviourContext:
         peers_sim = np.zeros(n)
         using = np.full(n, -1, dtype=np.int64)
         using_sim = np.full(n, np.nan)
-        names: list[str | None] = [None] * n
-        group: list[str | None] = [None] * n
+        # Peer names as indexes into the distinct texts (-1: none), made into text once at the end.
+        names = np.full(n, -1, dtype=np.int64)
+        group = np.full(n, -1, dtype=np.int64)
+        texts: dict[str, int] = {}
+
+        def label(text: str | None) -> int:
+            return -1 if text is None else texts.setdefault(text, len(texts))
+
         a_users = np.full(n, -1, dtype=np.int64)
         a_principals = np.zeros(n, dtype=np.int64)
         if n:
@@ -325,7 +349,7 @@ class BehaviourContext:
             want = np.ones(n, dtype=bool) if candidates is None else candidates
             rows = np.flatnonzero(want)
             if len(rows):
-                self._peer_usage(features, rows, now, days, (using, using_sim, names, group, a_users))
+                self._peer_usage(features, rows, now, days, (using, using_sim, names, group, a_users), label)
         cols: dict[str, pa.Array] = {
             "auto_score": pa.array(auto, pa.float64()),
             "p_interactive_share": pa.array(inter, pa.float64()),
@@ -335,8 +359,8 @@ class BehaviourContext:
             "peers_sim": pa.array(peers_sim, pa.float64()),
             "peers_using": pa.array(using, pa.int64(), mask=using < 0),
             "peers_using_sim": pa.array(using_sim, pa.float64(), mask=np.isnan(using_sim)),
-            "peer_names": pa.array(names, pa.string()),
-            "peer_group": pa.array(group, pa.string()),
+            "peer_names": _texts_at(texts, names),
+            "peer_group": _texts_at(texts, group),
             "a_api_users": pa.array(a_users, pa.int64(), mask=a_users < 0),
             "a_principals": pa.array(a_principals, pa.int64()),
         }
@@ -353,7 +377,8 @@ class BehaviourContext:
         rows: npt.NDArray[np.int64],
         now: npt.NDArray[np.float64],
         days: npt.NDArray[np.int64],
-        out: tuple[Any, Any, list[str | None], list[str | None], Any],
+        out: tuple[Any, Any, Any, Any, Any],
+        labels: Callable[[str | None], int],
     ) -> None:
         """Fill, for ``rows``, the peers that used the API before each event and the account's users of it.
 
@@ -389,15 +414,13 @@ class BehaviourContext:
                     total = total + np.where(used[:, j], sim, 0.0)
                 using_sim[members] = total
                 # One name list per distinct set of peers that had used it, not per row.
-                texts: dict[tuple[bool, ...], str | None] = {}
-                for i, flags in zip(members.tolist(), map(tuple, used.tolist()), strict=True):
-                    if flags not in texts:
-                        who = [ctx.names[q] for (q, _), u in zip(plist, flags, strict=True) if u]
-                        texts[flags] = ", ".join(who[:3]) or None
-                    names[i] = texts[flags]
-                shown = ", ".join(ctx.names[q] for q, _ in plist[:3])
-                for i in members.tolist():
-                    group[i] = shown
+                sets, which = _distinct_rows(used)
+                at = [
+                    labels(", ".join([ctx.names[q] for (q, _), u in zip(plist, row, strict=True) if u][:3]) or None)
+                    for row in sets
+                ]
+                names[members] = np.asarray(at, dtype=np.int64)[which]
+                group[members] = labels(", ".join(ctx.names[q] for q, _ in plist[:3]))
             else:
                 using[members] = 0
                 using_sim[members] = 0.0

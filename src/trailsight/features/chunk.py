@@ -390,7 +390,8 @@ class ChunkFeatures:
         wanted = self._columns if self._columns is not None else [*CARRIED_COLUMNS, *feature_columns()]
         # Only what the finishing step derives goes through DuckDB (it reads just the columns it needs);
         # the rest, text included, stays in Arrow as it is.
-        derived = [c for c in wanted if c not in table.column_names]
+        have = set(table.column_names)
+        derived = [c for c in wanted if c not in have]
         with self._compiling:
             if self._finish_sql is None:
                 self._con.con.register("_ts_chunk", table.slice(0, 0))
@@ -403,7 +404,7 @@ class ChunkFeatures:
             extra = self._sql(db, self._finish_sql)
         finally:
             db.unregister("_ts_chunk")
-        return pa.table([table.column(c) if c in table.column_names else extra.column(c) for c in wanted], names=wanted)
+        return pa.table([table.column(c) if c in have else extra.column(c) for c in wanted], names=wanted)
 
 
 def _span(values: IntArray) -> tuple[int, int]:
