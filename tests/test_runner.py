@@ -13,6 +13,7 @@ from trailsight.cli.main import main
 from trailsight.config import Settings
 from trailsight.errors import ConfigError, DetectorError, StoreError
 from trailsight.features.sample import ALICE, NEWBIE, scenario_events, write_lake
+from trailsight.findings.model import Finding
 from trailsight.runner import default_range, detect
 from trailsight.store.layout import StoreLayout
 
@@ -113,3 +114,26 @@ def test_bad_usage_exits_2_with_clicks_message(store: Path, capsys: pytest.Captu
         err = capsys.readouterr().err
         assert f"Error: {said}" in err
         assert "unexpected error" not in err
+
+
+def _comparable(findings: list[Finding]) -> list[dict[str, object]]:
+    return [{k: v for k, v in vars(f).items() if k != "detected_at"} for f in findings]
+
+
+def test_threads_and_worker_processes_give_the_same_findings(store: Path) -> None:
+    since, until = TEST_DAY - timedelta(days=3), TEST_DAY + timedelta(days=1)
+
+    def run(**detect_settings: int) -> list[Finding]:
+        return detect(store, since, until, Settings(data={"detect": detect_settings}), save=False)
+
+    alone = run(threads=1, workers=0)
+    assert alone and alone[0].principal == ALICE
+    assert _comparable(run(threads=2, workers=0)) == _comparable(alone)
+    # Two worker processes, each scoring its own days from a read-only copy of the profiles.
+    assert _comparable(run(threads=1, workers=2)) == _comparable(alone)
+
+
+@pytest.mark.parametrize("setting", [{"threads": 0}, {"threads": "2"}, {"workers": -1}, {"workers": True}])
+def test_bad_parallel_settings_are_config_errors(store: Path, setting: dict[str, object]) -> None:
+    with pytest.raises(ConfigError, match="threads|workers"):
+        detect(store, TEST_DAY, TEST_DAY + timedelta(days=1), Settings(data={"detect": setting}), save=False)

@@ -2,4 +2,5 @@
 
 from trailsight.cli.main import main
 
-main()
+if __name__ == "__main__":  # worker processes import this module too; only the CLI runs it
+    main()

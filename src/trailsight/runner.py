@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from trailsight import workers
 from trailsight.config import Settings
 from trailsight.detectors import registry
 from trailsight.detectors.base import Columns, Detector
@@ -66,6 +67,8 @@ from trailsight.store.profiles import ProfileCache, fingerprint
 _GROUP_COLUMNS = ("api", "p_age_days", "gated_account", "gated_principal")
 #: Feature columns :func:`add_context` reads to pick the rows that need population figures.
 _CANDIDATE_COLUMNS = ("p_api_days", "p_days", "x_api_days")
+
+_US = timedelta(microseconds=1)
 
 _RUNS_DDL = """CREATE TABLE IF NOT EXISTS runs(
     run_id VARCHAR PRIMARY KEY, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
@@ -215,6 +218,7 @@ def _detect(
     if chunk_days < 1:
         raise ConfigError("[detect] chunk_days must be at least 1")
     threads = _threads(settings)
+    workers_setting = settings.section("detect").get("workers") if settings is not None else None
     dets = registry.create(detectors, settings)
     st = stats if stats is not None else RunStats()
     st.since, st.until, st.detectors = since, until, [d.name for d in dets]
@@ -227,9 +231,18 @@ def _detect(
         raise ConfigError("[detect] work_dir must be a folder path (text)")
     scratch = tempfile.TemporaryDirectory(prefix="trailsight-detect-", dir=work_dir)
     con = connect(database=Path(scratch.name) / "work.duckdb")
+    pool = None
     try:
         unusual: list[dict[str, Any]] = []
         files = all_lake_files(layout)  # listed once: every chunk picks its days from it
+        spans = [
+            (c_since, c_until, lake_files_between(layout, c_since.date(), (c_until - _US).date(), files))
+            for c_since, c_until in _chunks(since, until, chunk_days)
+        ]
+        spans = [span for span in spans if span[2]]  # a chunk without events has nothing to score
+        processes = workers.choose(workers_setting, len(spans), dets)
+        if processes:
+            pool = workers.start(processes)  # they start while the profiles are built
         open_events(con, layout, since, until, feat_opts.forget_days, files=files)  # fails on an empty range
         profiles, daily = _materialise_profiles(con, layout, files, since, until, feat_opts, threads)
         context = (
@@ -239,38 +252,31 @@ def _detect(
             if needs_context(dets)
             else None
         )
-        chunk_features = ChunkFeatures(con, profiles, feat_opts, columns)
-        spans = _chunks(since, until, chunk_days)
-        try:
-            # The Ibis view the chunks' SQL is compiled from (once); each chunk reads its own files.
-            chunk_view = open_events(con, layout, since, until, 0, table_name="chunk_events", files=files)
-        except StoreError:
-            spans = []  # the history has events, the range itself none
-
-        def score_chunk(span: tuple[datetime, datetime]) -> tuple[int, list[dict[str, Any]]] | None:
-            c_since, c_until = span
-            days = lake_files_between(layout, c_since.date(), (c_until - timedelta(microseconds=1)).date(), files)
-            if not days:
-                return None  # no events in this chunk
-            with _cursor(con) as db:
-                view_files(db, days, "chunk_events")
-                features = chunk_features(chunk_view, "chunk_events", c_since, c_until, db)
-            features = add_context(features, context)
-            rows, _ = score_table(features, dets, scoring)
-            return features.num_rows, rows
-
-        # Chunks are independent given the profiles: a few at once, each on its own connection
-        # (DuckDB, Arrow and numpy let go of the GIL for their work); results in chunk order.
-        with ThreadPoolExecutor(max(1, min(threads, len(spans)))) as pool:
-            for (c_since, _), done in zip(spans, pool.map(score_chunk, spans), strict=True):
-                if done is None:
-                    continue
-                n_events, rows = done
-                unusual += rows
-                st.events += n_events
-                st.chunks += 1
-                if progress is not None:
-                    progress(f"{c_since:%Y-%m-%d %H:%M}: {n_events} events, {len(rows)} unusual")
+        if pool is not None:
+            database, tables, shared_context = workers.share(
+                con, Path(scratch.name), profiles, daily if context is not None else None
+            )
+            job = workers.Job(
+                run=uuid.uuid4().hex,
+                database=database,
+                profiles=tables,
+                context=shared_context,
+                detectors=dets,
+                features=feat_opts,
+                context_options=ContextOptions.from_settings(settings),
+                scoring=scoring,
+                columns=columns,
+                threads=max(1, (os.cpu_count() or 1) // processes),
+            )
+            results: Iterator[tuple[int, list[dict[str, Any]]]] = workers.score(pool, job, spans)
+        else:
+            results = _score_here(con, profiles, context, feat_opts, columns, dets, scoring, spans, threads)
+        for (c_since, _, _), (n_events, rows) in zip(spans, results, strict=True):
+            unusual += rows
+            st.events += n_events
+            st.chunks += 1
+            if progress is not None:
+                progress(f"{c_since:%Y-%m-%d %H:%M}: {n_events} events, {len(rows)} unusual")
         st.unusual_events = len(unusual)
         findings = group_findings(unusual, timedelta(minutes=scoring.gap_minutes), scoring.context_weight)
         floor = scoring.min_score if min_score is None else min_score
@@ -279,6 +285,8 @@ def _detect(
         if findings and describe:
             findings = _describe(con, layout, findings, since, until, feat_opts, settings)
     finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
         con.disconnect()
         scratch.cleanup()
     findings = _suppress(layout, findings, settings)
@@ -287,6 +295,43 @@ def _detect(
     if save:
         _save(layout, findings, st, started_at)
     return findings
+
+
+def _score_here(
+    con: Any,
+    profiles: dict[str, Any],
+    context: BehaviourContext | None,
+    opts: FeatureOptions,
+    columns: Sequence[str],
+    dets: Sequence[Detector],
+    scoring: ScoringOptions,
+    spans: Sequence[tuple[datetime, datetime, list[Path]]],
+    threads: int,
+) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """Each span's (events, unusual rows), in span order, scored in this process by ``threads`` threads.
+
+    Chunks are independent given the profiles, so a few run at once, each on its own connection
+    (DuckDB, Arrow and numpy let go of the GIL for much of their work).
+    """
+    if not spans:
+        return
+    chunk_features = ChunkFeatures(con, profiles, opts, columns)
+    # The Ibis view the chunks' SQL is compiled from (once); each chunk reads its own files.
+    first = [str(p) for p in spans[0][2]]
+    chunk_view = con.read_parquet(first, table_name="chunk_events", hive_partitioning=False, union_by_name=True)
+    chunk_view = chunk_view.select(*EVENT_COLUMNS)
+
+    def score_chunk(span: tuple[datetime, datetime, list[Path]]) -> tuple[int, list[dict[str, Any]]]:
+        c_since, c_until, days = span
+        with _cursor(con) as db:
+            view_files(db, days, "chunk_events")
+            features = chunk_features(chunk_view, "chunk_events", c_since, c_until, db)
+        features = add_context(features, context)
+        rows, _ = score_table(features, dets, scoring)
+        return features.num_rows, rows
+
+    with ThreadPoolExecutor(max(1, min(threads, len(spans)))) as pool:
+        yield from pool.map(score_chunk, spans)
 
 
 def _threads(settings: Settings | None) -> int:

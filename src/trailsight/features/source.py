@@ -112,14 +112,22 @@ def quiet_ibis() -> Iterator[None]:
         yield
 
 
-def connect(threads: int | None = None, memory_limit: str | None = None, database: Path | None = None) -> DuckDBBackend:
+def connect(
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    database: Path | None = None,
+    read_only: bool = False,
+) -> DuckDBBackend:
     """A DuckDB backend for feature computation: in memory, or a scratch ``database`` file.
 
     With ``database``, tables live in that file (compressed; DuckDB evicts them from memory as it
-    needs) and operators spill beside it, so large ranges cost disk rather than RAM.
+    needs) and operators spill beside it, so large ranges cost disk rather than RAM. ``read_only``
+    opens an existing ``database`` for reading (several processes may).
     """
     if database is None:
         con = ibis.duckdb.connect()
+    elif read_only:
+        con = ibis.duckdb.connect(database=str(database), read_only=True)
     else:
         con = ibis.duckdb.connect(database=str(database))
         spill = str(database.parent / "spill").replace("'", "''")
