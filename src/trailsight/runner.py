@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -232,6 +233,7 @@ def _detect(
     scratch = tempfile.TemporaryDirectory(prefix="trailsight-detect-", dir=work_dir)
     con = connect(database=Path(scratch.name) / "work.duckdb")
     pool = None
+    pending: list[threading.Thread] = []  # the profile cache's writer
     try:
         unusual: list[dict[str, Any]] = []
         files = all_lake_files(layout)  # listed once: every chunk picks its days from it
@@ -244,7 +246,9 @@ def _detect(
         if processes:
             pool = workers.start(processes)  # they start while the profiles are built
         open_events(con, layout, since, until, feat_opts.forget_days, files=files)  # fails on an empty range
-        profiles, daily = _materialise_profiles(con, layout, files, since, until, feat_opts, threads)
+        profiles, daily = _materialise_profiles(
+            con, layout, files, since, until, feat_opts, threads, background=pending
+        )
         context = (
             BehaviourContext(
                 daily["pday"], daily["papi"], feat_opts.forget_days, ContextOptions.from_settings(settings)
@@ -285,6 +289,8 @@ def _detect(
         if findings and describe:
             findings = _describe(con, layout, findings, since, until, feat_opts, settings)
     finally:
+        for thread in pending:
+            thread.join()
         if pool is not None:
             pool.shutdown(cancel_futures=True)
         con.disconnect()
@@ -363,6 +369,7 @@ def _materialise_profiles(
     until: datetime,
     opts: FeatureOptions,
     threads: int = 1,
+    background: list[threading.Thread] | None = None,
 ) -> tuple[dict[str, Any], dict[str, pa.Table]]:
     """Build the profiles of the whole range once, one lake day at a time, and keep them as tables.
 
@@ -371,7 +378,9 @@ def _materialise_profiles(
     whole days are kept in, and read back from, the store's profile cache
     (:mod:`trailsight.store.profiles`). The windowed sums then run in DuckDB. Returns the profile
     tables (Ibis, for :class:`~trailsight.features.chunk.ChunkFeatures`) and the ``pday`` and
-    ``papi`` daily tables, which feed the behaviour context.
+    ``papi`` daily tables, which feed the behaviour context. With ``background``, the new days
+    are written to the cache by a thread (appended to it; join it before the run ends) while the
+    run goes on.
     """
     since_day = int(since.timestamp() // SECONDS_PER_DAY)
     first, last = event_days(since, until, opts.forget_days)
@@ -386,7 +395,10 @@ def _materialise_profiles(
         for day, paths in by_day.items()
         if first < day and datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1) <= until
     }
-    with ProfileCache(layout) as cache:
+    closing = ExitStack()
+    cache = closing.enter_context(ProfileCache(layout))
+    with ExitStack() as on_error:
+        on_error.callback(closing.close)
         held = cache.cached(whole)
         fresh: list[tuple[date, str, dict[str, pa.Table]]] = []
         if held:
@@ -419,8 +431,18 @@ def _materialise_profiles(
                 builder.extend(tables)
                 if day in whole:
                     fresh.append((day, whole[day], tables))
-        cache.store(fresh, opts.forget_days)
-        del fresh
+        on_error.pop_all()  # from here the cache is closed by save()
+
+    def save() -> None:
+        with closing:
+            cache.store(fresh, opts.forget_days)
+
+    if background is None:
+        save()
+    else:
+        writer = threading.Thread(target=save, name="trailsight-profile-cache")
+        writer.start()
+        background.append(writer)
     tag = uuid.uuid4().hex[:8]
     daily: dict[str, pa.Table] = {}
     profiles: dict[str, Any] = {}
