@@ -127,7 +127,8 @@ def test_threads_and_worker_processes_give_the_same_findings(store: Path) -> Non
         return detect(store, since, until, Settings(data={"detect": detect_settings}), save=False)
 
     alone = run(threads=1, workers=0)
-    assert alone and alone[0].principal == ALICE
+    assert alone
+    assert alone[0].principal == ALICE
     assert _comparable(run(threads=2, workers=0)) == _comparable(alone)
     # Two worker processes, each scoring its own days from a read-only copy of the profiles.
     assert _comparable(run(threads=1, workers=2)) == _comparable(alone)
@@ -135,5 +136,5 @@ def test_threads_and_worker_processes_give_the_same_findings(store: Path) -> Non
 
 @pytest.mark.parametrize("setting", [{"threads": 0}, {"threads": "2"}, {"workers": -1}, {"workers": True}])
 def test_bad_parallel_settings_are_config_errors(store: Path, setting: dict[str, object]) -> None:
-    with pytest.raises(ConfigError, match="threads|workers"):
+    with pytest.raises(ConfigError, match=r"\[detect\] (threads|workers)"):
         detect(store, TEST_DAY, TEST_DAY + timedelta(days=1), Settings(data={"detect": setting}), save=False)
