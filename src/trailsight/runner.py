@@ -10,10 +10,12 @@ that crosses midnight is still one finding.
 from __future__ import annotations
 
 import os
+import queue
 import tempfile
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -43,7 +45,7 @@ from trailsight.features.asof import (
 )
 from trailsight.features.behaviour import CONTEXT_COLUMNS, BehaviourContext, ContextOptions
 from trailsight.features.chunk import ChunkFeatures
-from trailsight.features.daily import DAILY_VERSION, DAY_COLUMNS, DailyProfiles, daily_schemas
+from trailsight.features.daily import CONTEXT_TABLES, DAILY_VERSION, DAY_COLUMNS, DailyProfiles, daily_schemas
 from trailsight.features.options import FeatureOptions
 from trailsight.features.source import (
     all_lake_files,
@@ -340,6 +342,25 @@ def _score_here(
         yield from pool.map(score_chunk, spans)
 
 
+def _keep(cache: ProfileCache, days: queue.Queue[Any], forget_days: int) -> None:
+    """The profile cache's writer: store the days put on ``days`` until None, then close the cache."""
+    try:
+        cache.store_from(days, forget_days)
+    finally:
+        cache.__exit__(None, None, None)
+
+
+def _in_order(pool: ThreadPoolExecutor, fn: Callable[[Any], Any], items: Sequence[Any], ahead: int) -> Iterator[Any]:
+    """``fn`` of each item, in order, with at most ``ahead`` items submitted and not yet taken."""
+    pending: deque[Any] = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= max(1, ahead):
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
 def _threads(settings: Settings | None) -> int:
     """``[detect] threads``: days worked on at once (default: the CPUs, at most 4)."""
     value = settings.section("detect").get("threads") if settings is not None else None
@@ -387,7 +408,8 @@ def _materialise_profiles(
     by_day: dict[date, list[Path]] = {}
     for path in lake_files_between(layout, first, last, files):
         by_day.setdefault(file_date(path) or first, []).append(path)
-    builder = DailyProfiles()
+    tag = uuid.uuid4().hex[:8]
+    builder = DailyProfiles(con.con, tag)
     sql = ""
     # Whole days inside the history window are the same for every run: they come from the cache.
     whole = {
@@ -395,18 +417,22 @@ def _materialise_profiles(
         for day, paths in by_day.items()
         if first < day and datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1) <= until
     }
-    closing = ExitStack()
-    cache = closing.enter_context(ProfileCache(layout))
+    cache = ProfileCache(layout).__enter__()
+    # New whole days go to the cache as they are built, from a thread of their own.
+    fresh: queue.Queue[tuple[date, str, dict[str, pa.Table]] | None] = queue.Queue(maxsize=2 * threads)
+    writer = threading.Thread(target=_keep, args=(cache, fresh, opts.forget_days), name="trailsight-profile-cache")
+    writer.start()
     with ExitStack() as on_error:
-        on_error.callback(closing.close)
+        on_error.callback(writer.join)
+        on_error.callback(fresh.put, None)
         held = cache.cached(whole)
-        fresh: list[tuple[date, str, dict[str, pa.Table]]] = []
         if held:
-            loaded = cache.load({n: t.schema for n, t in daily_schemas().items()}, held)
-            if loaded is None:
+            schemas = {n: t.schema for n, t in daily_schemas().items()}
+            if not cache.matches(schemas):
                 held = set()  # a cache of another shape: build every day (the next store clears it)
-            else:
-                builder.extend(loaded)
+            for name in schemas if held else ():
+                # One table at a time, straight into the database: the history never sits in memory whole.
+                builder.extend(cache.load({name: schemas[name]}, held) or {})
         todo = sorted(set(by_day) - held)
         if todo:
             con.read_parquet(
@@ -425,39 +451,24 @@ def _materialise_profiles(
                 events = db.sql(sql).to_arrow_table()
             return DailyProfiles.reduce(events)
 
-        # Days are reduced a few at once and folded in day order, as one at a time would be.
+        # Days are reduced a few at once and folded in day order, as one at a time would be; each
+        # day's tables go into the scratch database (and the cache) and leave memory.
         with ThreadPoolExecutor(max(1, min(threads, len(todo)))) as pool:
-            for day, tables in zip(todo, pool.map(reduce_day, todo), strict=True):
+            for day, tables in zip(todo, _in_order(pool, reduce_day, todo, 2 * threads), strict=True):
                 builder.extend(tables)
                 if day in whole:
-                    fresh.append((day, whole[day], tables))
-        on_error.pop_all()  # from here the cache is closed by save()
-
-    def save() -> None:
-        with closing:
-            cache.store(fresh, opts.forget_days)
-
+                    fresh.put((day, whole[day], tables))
+                del tables
+        on_error.pop_all()
+    fresh.put(None)  # the writer stores what is queued and closes the cache
     if background is None:
-        save()
+        writer.join()
     else:
-        writer = threading.Thread(target=save, name="trailsight-profile-cache")
-        writer.start()
         background.append(writer)
-    tag = uuid.uuid4().hex[:8]
-    daily: dict[str, pa.Table] = {}
+    daily = {name: builder.context(name) for name in CONTEXT_TABLES}
     profiles: dict[str, Any] = {}
-    empty = daily_schemas()
-    for name in ("pday", "papi"):
-        table = builder.pop(name)
-        daily[name] = table if table is not None else empty[name]
     for name in [p.name for p in PAIRS] + ["vol", "err", "used"]:
-        # Each daily table goes into the scratch database and leaves Python memory.
-        table = builder.pop(name)
-        con.con.register("_ts_daily_in", table if table is not None else empty[name])
-        con.con.execute(f"CREATE TABLE _ts_daily_{name}_{tag} AS SELECT * FROM _ts_daily_in")
-        con.con.unregister("_ts_daily_in")
-        del table
-        stored = con.table(f"_ts_daily_{name}_{tag}")
+        stored = con.table(builder.finish(name))
         # Only the rows of the scored days are kept: a chunk looks nothing else up.
         if name == "vol":
             expr = volume_window(stored, opts.forget_days)

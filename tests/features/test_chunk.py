@@ -11,12 +11,14 @@ context's daily tables are compared with :func:`~trailsight.features.behaviour.c
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
+from trailsight.features import daily as daily_module
 from trailsight.features.asof import build_feature_table, feature_columns, history_window, prepare
 from trailsight.features.behaviour import context_aggregates
 from trailsight.features.chunk import ChunkFeatures
@@ -93,3 +95,29 @@ def test_context_daily_tables_equal_the_aggregates(store: StoreLayout) -> None:
             assert got.num_rows == want.num_rows > 100
             for column in want.column_names:
                 assert got.column(column).equals(want.column(column).cast(got.schema.field(column).type)), column
+
+
+def test_daily_tables_flushed_day_by_day_make_the_same_profiles(
+    store: StoreLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Daily tables go into the database in pieces on long histories; the profiles do not change."""
+    opts = FeatureOptions()
+
+    def profile_rows(flush_bytes: int, cached: bool) -> dict[str, Counter[tuple[object, ...]]]:
+        if not cached:
+            (store.root / "profiles.duckdb").unlink(missing_ok=True)
+        monkeypatch.setattr(daily_module, "FLUSH_BYTES", flush_bytes)
+        with quiet_ibis():
+            con = connect()
+            profiles, _ = _materialise_profiles(con, store, all_lake_files(store), SINCE, UNTIL, opts, threads=2)
+            tables = {
+                name: con.con.sql(f"SELECT * FROM {t.get_name()}").to_arrow_table() for name, t in profiles.items()
+            }
+            out = {name: Counter(tuple(row.values()) for row in t.to_pylist()) for name, t in tables.items()}
+            con.disconnect()
+        return out
+
+    at_once = profile_rows(2**40, cached=False)  # one insert per table
+    assert sum(sum(rows.values()) for rows in at_once.values()) > 5_000
+    for flush_bytes, cached in ((1, False), (1, True)):  # one insert per day and table; days from the cache
+        assert profile_rows(flush_bytes, cached) == at_once, (flush_bytes, cached)

@@ -25,7 +25,8 @@ the driver.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,8 @@ from trailsight.config import Settings
 from trailsight.errors import ConfigError
 
 SECONDS_PER_DAY = 86_400
+#: Days of built context kept (each holds its principals × APIs matrix and the day's first uses).
+_DAYS_KEPT = 8
 #: Automation likelihood from which a principal is treated as a machine identity.
 AUTOMATION_AT = 0.6
 
@@ -166,7 +169,9 @@ class BehaviourContext:
         self._papi = papi.sort_by([(c, "ascending") for c in ("_k_account_id", "_k_principal", "_k_api", "day")])
         self._pday_day = self._pday.column("day").to_numpy(zero_copy_only=False)
         self._papi_day = self._papi.column("day").to_numpy(zero_copy_only=False)
-        self._days: dict[int, _Day] = {}
+        # The days built last (a run's threads each work on one day; a day is not needed again).
+        self._days: OrderedDict[int, _Day] = OrderedDict()
+        self._days_lock = threading.Lock()
 
     @classmethod
     def from_expressions(
@@ -184,8 +189,10 @@ class BehaviourContext:
         return table.filter(pa.array(mask))
 
     def _day(self, day: int) -> _Day:
-        if day in self._days:
-            return self._days[day]
+        with self._days_lock:
+            if day in self._days:
+                self._days.move_to_end(day)
+                return self._days[day]
         lo, hi = day - self.forget, day - 1
         papi = self._window(self._papi, self._papi_day, lo, hi)
         principals = papi.column("_k_principal").to_pylist()
@@ -245,7 +252,10 @@ class BehaviourContext:
             today=today,
             today_new_users=dict(new_users),
         )
-        self._days[day] = built
+        with self._days_lock:
+            self._days[day] = built
+            while len(self._days) > _DAYS_KEPT:
+                self._days.popitem(last=False)
         return built
 
     def _peers(self, counts: npt.NDArray[np.float64], used: npt.NDArray[np.bool_]) -> list[list[tuple[int, float]]]:

@@ -81,17 +81,70 @@ class _Grouped(_Groups):
         return out
 
 
-class DailyProfiles:
-    """Accumulates the daily tables of every pair, the volume, error and api-user profiles and the context."""
+#: Daily tables kept in memory (the behaviour context reads them); the others go to DuckDB.
+CONTEXT_TABLES = ("pday", "papi")
+#: Daily tables wait in memory up to about this many bytes before they go into the database.
+FLUSH_BYTES = 64 * 2**20
 
-    def __init__(self) -> None:
+
+class DailyProfiles:
+    """Accumulates the daily tables of every pair, the volume, error and api-user profiles and the context.
+
+    The context's tables (:data:`CONTEXT_TABLES`) are kept in memory; every other table goes,
+    ``flush_bytes`` at a time, into a table ``_ts_daily_<name>_<tag>`` of the DuckDB connection
+    ``db``, so a long history costs the database's disk rather than memory.
+    """
+
+    def __init__(self, db: Any, tag: str, flush_bytes: int | None = None) -> None:
+        self._db = db
+        self._tag = tag
         self._parts: dict[str, list[pa.Table]] = defaultdict(list)
+        self._waiting: dict[str, list[pa.Table]] = defaultdict(list)
+        self._waiting_bytes = 0
+        self._flush_bytes = FLUSH_BYTES if flush_bytes is None else flush_bytes
+        self._made: set[str] = set()
 
     def extend(self, tables: dict[str, pa.Table]) -> None:
-        """Fold in daily tables made earlier by :meth:`reduce` (e.g. from the profile cache)."""
+        """Fold in daily tables made by :meth:`reduce` (or read back from the profile cache)."""
         for name, table in tables.items():
-            if table.num_rows:
+            if not table.num_rows:
+                continue
+            if name in CONTEXT_TABLES:
                 self._parts[name].append(table)
+            else:
+                self._waiting[name].append(table)
+                self._waiting_bytes += table.nbytes
+        if self._waiting_bytes >= self._flush_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Insert what is waiting, one statement per table (many small inserts cost more than one)."""
+        for name, parts in self._waiting.items():
+            self._insert(name, pa.concat_tables(parts))
+        self._waiting.clear()
+        self._waiting_bytes = 0
+
+    def _insert(self, name: str, table: pa.Table) -> None:
+        self._db.register("_ts_daily_in", table)
+        try:
+            if name in self._made:
+                self._db.execute(f"INSERT INTO {self.stored(name)} BY NAME SELECT * FROM _ts_daily_in")
+            else:
+                self._db.execute(f"CREATE TABLE {self.stored(name)} AS SELECT * FROM _ts_daily_in")
+                self._made.add(name)
+        finally:
+            self._db.unregister("_ts_daily_in")
+
+    def stored(self, name: str) -> str:
+        """The database table holding daily table ``name`` (``_ts_daily_<name>_<tag>``)."""
+        return f"_ts_daily_{name}_{self._tag}"
+
+    def finish(self, name: str) -> str:
+        """:meth:`stored`, with everything waiting inserted (created empty when no rows of ``name`` came)."""
+        self._flush()
+        if name not in self._made:
+            self._insert(name, daily_schemas()[name])
+        return self.stored(name)
 
     @staticmethod
     def reduce(table: pa.Table) -> dict[str, pa.Table]:
@@ -178,13 +231,10 @@ class DailyProfiles:
         out["papi"] = pa.table(cols)
         return out
 
-    def pop(self, name: str) -> pa.Table | None:
-        """The daily table ``name`` (a pair's name, ``vol``, ``err``, ``used``, ``pday``, ``papi``), or None.
-
-        Its parts are forgotten, so they can be freed once the caller has stored the table.
-        """
+    def context(self, name: str) -> pa.Table:
+        """The in-memory daily table ``name`` (one of :data:`CONTEXT_TABLES`), empty when none came."""
         parts = self._parts.pop(name, None)
-        return pa.concat_tables(parts) if parts else None
+        return pa.concat_tables(parts) if parts else daily_schemas()[name]
 
 
 def _key_type(key: str) -> pa.DataType:
@@ -214,4 +264,4 @@ def daily_schemas() -> dict[str, pa.Table]:
     return out
 
 
-__all__ = ["DAILY_VERSION", "DAY_COLUMNS", "DailyProfiles", "daily_schemas"]
+__all__ = ["CONTEXT_TABLES", "DAILY_VERSION", "DAY_COLUMNS", "DailyProfiles", "daily_schemas"]

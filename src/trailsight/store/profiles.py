@@ -14,6 +14,7 @@ run goes on without it and builds every day itself (the figures are the same).
 from __future__ import annotations
 
 import hashlib
+import queue
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
@@ -67,6 +68,18 @@ class ProfileCache:
         held = {day: fp for day, fp in rows}
         return {day for day, fp in days.items() if held.get(day) == fp}
 
+    def matches(self, schemas: Mapping[str, pa.Schema]) -> bool:
+        """Whether every stored table named in ``schemas`` has that schema's columns (in order)."""
+        if self._con is None:
+            return False
+        for name, schema in schemas.items():
+            rows = self._con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index", [f"t_{name}"]
+            ).fetchall()
+            if rows and [r[0] for r in rows] != [*schema.names, "_cache_day"]:
+                return False
+        return True
+
     def load(self, schemas: Mapping[str, pa.Schema], days: set[date]) -> dict[str, pa.Table] | None:
         """The cached rows of ``days`` for each daily table named in ``schemas``, cast to its schema.
 
@@ -88,6 +101,27 @@ class ProfileCache:
                 return None
             out[name] = table.cast(schema)
         return out
+
+    def store_from(
+        self, days: queue.Queue[tuple[date, str, Mapping[str, pa.Table]] | None], forget_days: int, batch: int = 8
+    ) -> None:
+        """:meth:`store` the days put on ``days`` as they come, ``batch`` days a transaction, until None.
+
+        The queue is always drained, so whoever fills it never waits on a writer that failed.
+        """
+        failed, waiting = False, []
+        while True:
+            item = days.get()
+            if item is not None and not failed:
+                waiting.append(item)
+            if waiting and (item is None or len(waiting) >= batch) and not failed:
+                try:
+                    self.store(waiting, forget_days)
+                except Exception:  # the cache is an optimisation: the run goes on without it
+                    failed = True
+                waiting = []
+            if item is None:
+                return
 
     def store(self, days: Sequence[tuple[date, str, Mapping[str, pa.Table]]], forget_days: int) -> None:
         """Keep the daily tables of ``days`` ((day, fingerprint, tables) each) in one transaction.
