@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +79,13 @@ def choose(setting: Any, chunks: int, detectors: Sequence[Detector]) -> int:
 
 def start(processes: int) -> ProcessPoolExecutor:
     """A pool of ``processes`` workers, started now (they import the runner while the profiles build)."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["trailsight.runner"])
+    context: BaseContext
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        server = multiprocessing.get_context("forkserver")
+        server.set_forkserver_preload(["trailsight.runner"])
+        context = server
+    else:  # Windows: each worker starts afresh
+        context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(processes, mp_context=context)
     for _ in range(processes):
         pool.submit(_ready)
