@@ -56,11 +56,11 @@ from trailsight.features.source import (
     lake_files_between,
     open_events,
     quiet_ibis,
+    read_events,
     view_files,
 )
 from trailsight.findings.group import group_findings
 from trailsight.findings.model import Finding
-from trailsight.schema import EVENT_COLUMNS
 from trailsight.scoring.combine import combine
 from trailsight.scoring.options import ScoringOptions
 from trailsight.store.layout import StoreLayout
@@ -305,6 +305,15 @@ def _detect(
     return findings
 
 
+def score_chunk_features(
+    features: pa.Table, context: BehaviourContext | None, dets: Sequence[Detector], scoring: ScoringOptions
+) -> tuple[int, list[dict[str, Any]]]:
+    """(events, unusual rows) of one chunk's as-of features: context added, detectors run, combined."""
+    features = add_context(features, context)
+    rows, _ = score_table(features, dets, scoring)
+    return features.num_rows, rows
+
+
 def _score_here(
     con: Any,
     profiles: dict[str, Any],
@@ -325,18 +334,14 @@ def _score_here(
         return
     chunk_features = ChunkFeatures(con, profiles, opts, columns)
     # The Ibis view the chunks' SQL is compiled from (once); each chunk reads its own files.
-    first = [str(p) for p in spans[0][2]]
-    chunk_view = con.read_parquet(first, table_name="chunk_events", hive_partitioning=False, union_by_name=True)
-    chunk_view = chunk_view.select(*EVENT_COLUMNS)
+    chunk_view = read_events(con, spans[0][2], "chunk_events")
 
     def score_chunk(span: tuple[datetime, datetime, list[Path]]) -> tuple[int, list[dict[str, Any]]]:
         c_since, c_until, days = span
         with _cursor(con) as db:
             view_files(db, days, "chunk_events")
             features = chunk_features(chunk_view, "chunk_events", c_since, c_until, db)
-        features = add_context(features, context)
-        rows, _ = score_table(features, dets, scoring)
-        return features.num_rows, rows
+        return score_chunk_features(features, context, dets, scoring)
 
     with ThreadPoolExecutor(max(1, min(threads, len(spans)))) as pool:
         yield from pool.map(score_chunk, spans)
@@ -435,13 +440,7 @@ def _materialise_profiles(
                 builder.extend(cache.load({name: schemas[name]}, held) or {})
         todo = sorted(set(by_day) - held)
         if todo:
-            con.read_parquet(
-                [str(p) for p in by_day[todo[0]]],
-                table_name="_ts_day_events",
-                hive_partitioning=False,
-                union_by_name=True,
-            )
-            t = prepare(con.table("_ts_day_events").select(*EVENT_COLUMNS))
+            t = prepare(read_events(con, by_day[todo[0]], "_ts_day_events"))
             t = history_window(t, since, until, opts.forget_days)
             sql = str(con.compile(t.select(*DAY_COLUMNS, msg=t._k_msg)))
 

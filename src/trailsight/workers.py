@@ -168,9 +168,8 @@ class _Worker:
 
 
 def _score_chunk(job: Job, since: datetime, until: datetime, files: list[str]) -> tuple[int, list[dict[str, Any]]]:
-    from trailsight.features.source import quiet_ibis
-    from trailsight.runner import add_context, score_table
-    from trailsight.schema import EVENT_COLUMNS
+    from trailsight.features.source import quiet_ibis, read_events
+    from trailsight.runner import score_chunk_features
 
     worker = _STATE.get(job.run)
     if worker is None:
@@ -180,12 +179,9 @@ def _score_chunk(job: Job, since: datetime, until: datetime, files: list[str]) -
         with quiet_ibis():
             worker = _STATE[job.run] = _Worker(job)
     with quiet_ibis():
-        events = worker.con.read_parquet(
-            files, table_name="chunk_events", hive_partitioning=False, union_by_name=True
-        ).select(*EVENT_COLUMNS)
-        features = add_context(worker.features(events, "chunk_events", since, until), worker.context)
-        rows, _ = score_table(features, job.detectors, job.scoring)
-    return features.num_rows, rows
+        events = read_events(worker.con, files, "chunk_events")
+        features = worker.features(events, "chunk_events", since, until)
+        return score_chunk_features(features, worker.context, job.detectors, job.scoring)
 
 
 __all__ = ["Job", "choose", "score", "share", "start"]

@@ -85,6 +85,11 @@ def open_events(
     files = lake_files_between(layout, first, last, files)
     if not files:
         raise StoreError(f"{layout.lake}: no events between {first} and {last}")
+    return read_events(con, files, table_name)
+
+
+def read_events(con: DuckDBBackend, files: Sequence[Path | str], table_name: str) -> ir.Table:
+    """Lake ``files`` as view ``table_name`` of ``con``, with the event columns (the partition path adds none)."""
     table = con.read_parquet(
         [str(p) for p in files], table_name=table_name, hive_partitioning=False, union_by_name=True
     )
@@ -94,7 +99,7 @@ def open_events(
 def view_files(db: Any, files: Sequence[Path], name: str) -> None:
     """Make lake ``files`` the temporary view ``name`` of the DuckDB connection ``db``.
 
-    The same view :func:`open_events` registers through Ibis, for a ``cursor()`` of the run's
+    The same view :func:`read_events` registers through Ibis, for a ``cursor()`` of the run's
     database that a worker thread reads with.
     """
     paths = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
