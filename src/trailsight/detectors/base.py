@@ -19,7 +19,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, overload
+from typing import Any, ClassVar, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -33,9 +33,21 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 _NO_REASONS: tuple[Reason, ...] = ()
+T = TypeVar("T")
 
 
-class _Texts(Sequence[str]):
+class _Lazy(Sequence[T]):
+    """A read-only sequence whose items are worked out when read; equal to any sequence of the same items."""
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class _Texts(_Lazy[str]):
     """A text column read as Python strings only when something reads it (then once)."""
 
     def __init__(self, column: pa.ChunkedArray | pa.Array) -> None:
@@ -60,15 +72,8 @@ class _Texts(Sequence[str]):
     def __iter__(self) -> Iterator[str]:
         return iter(self._list())
 
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Sequence):
-            return self._list() == list(other)
-        return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]
-
-
-class Reasons(Sequence[tuple[Reason, ...]]):
+class Reasons(_Lazy[tuple[Reason, ...]]):
     """The reasons of every row, worked out when a row's are first read.
 
     A detector can fire on a large share of a day's events while only a few of them end up
@@ -106,13 +111,6 @@ class Reasons(Sequence[tuple[Reason, ...]]):
 
     def __iter__(self) -> Iterator[tuple[Reason, ...]]:
         return (self._row(i) for i in range(len(self)))
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Sequence):
-            return list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)

@@ -72,13 +72,7 @@ class ProfileCache:
         """Whether every stored table named in ``schemas`` has that schema's columns (in order)."""
         if self._con is None:
             return False
-        for name, schema in schemas.items():
-            rows = self._con.execute(
-                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index", [f"t_{name}"]
-            ).fetchall()
-            if rows and [r[0] for r in rows] != [*schema.names, "_cache_day"]:
-                return False
-        return True
+        return not any(self._differs(name, [*schema.names, "_cache_day"]) for name, schema in schemas.items())
 
     def load(self, schemas: Mapping[str, pa.Schema], days: set[date]) -> dict[str, pa.Table] | None:
         """The cached rows of ``days`` for each daily table named in ``schemas``, cast to its schema.
@@ -156,14 +150,15 @@ class ProfileCache:
 
     def _changed_shape(self, by_name: Mapping[str, list[pa.Table]]) -> bool:
         """Whether a stored table's columns differ from the ones about to be added."""
+        return any(self._differs(name, parts[0].column_names) for name, parts in by_name.items())
+
+    def _differs(self, name: str, columns: Sequence[str]) -> bool:
+        """Whether daily table ``name`` is stored with columns other than ``columns`` (not stored: False)."""
         assert self._con is not None
-        for name, parts in by_name.items():
-            rows = self._con.execute(
-                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index", [f"t_{name}"]
-            ).fetchall()
-            if rows and [r[0] for r in rows] != parts[0].column_names:
-                return True
-        return False
+        rows = self._con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index", [f"t_{name}"]
+        ).fetchall()
+        return bool(rows) and [r[0] for r in rows] != list(columns)
 
     def _tables(self) -> set[str]:
         """The names of the daily tables held (``t_<name>``)."""
