@@ -103,11 +103,12 @@ def read_source(
                 continue
             assert sink is not None
             texts = item.texts
-            slow, filtered = sink.add(texts, display, default_account, bounds, tag, item.data)
+            slow, filtered = sink.add(texts, display, default_account, bounds, tag)
             counts.records += len(texts) - len(slow)
             counts.filtered += filtered
             for i in slow:
-                yield i, orjson.loads(texts[i]), "record", texts[i]
+                text = bytes(texts[i])
+                yield i, orjson.loads(text), "record", text
 
     try:
         blocks = read_blocks(src, s3_client=s3_client, stdin=stdin)

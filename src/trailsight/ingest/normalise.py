@@ -567,18 +567,15 @@ class _Fields(msgspec.Struct):
     resources: msgspec.Raw = msgspec.Raw(b"null")
 
 
-class _Delivery(msgspec.Struct):
-    Records: list[_Fields]
-
-
 _decode_fields: Final = msgspec.json.Decoder(_Fields).decode
-_decode_delivery: Final = msgspec.json.Decoder(_Delivery).decode
 _NULL: Final = b"null"
 _MFA_KEY: Final = b'"MFAUsed"'
 _SERVICE_SUFFIX: Final = ".amazonaws.com"
 _IDENTITY_TYPES: Final = (*[pa.string()] * 7, pa.bool_(), pa.string())  # the _Identity fields
 # (userIdentity text, account, MFAUsed, service host in sourceIPAddress) -> identity, or None
 # when the identity cannot be derived here (the record then takes the row path).
+Buffer = bytes | msgspec.Raw
+"""A record's JSON text: bytes, or a :class:`msgspec.Raw` view of a file's text."""
 Bounds = tuple[int | None, int | None, frozenset[str], frozenset[str]]
 """Record filters: since and until (microseconds), accounts, regions (empty: any)."""
 
@@ -631,7 +628,11 @@ def _json_column(values: Sequence[bytes | None]) -> pa.Array:
 
 def text_array(values: list[Any] | tuple[Any, ...]) -> pa.Array:
     """A string column of ``values``, each cut to :data:`MAX_FIELD_CHARS` characters."""
-    arr = pa.array(values, pa.string())
+    return _cut(pa.array(values, pa.string()))
+
+
+def _cut(arr: pa.Array) -> pa.Array:
+    """``arr`` (strings) with each value cut to :data:`MAX_FIELD_CHARS` characters."""
     n = len(arr)
     # A string of at most MAX_FIELD_CHARS bytes has at most that many characters: look at bytes first.
     if (
@@ -670,57 +671,42 @@ class FastRows:
         self._accounts: list[str] = []
         self._ident_ids: list[int] = []
         self._idents: dict[_Identity, int] = {}
+        # (userIdentity text, account, additionalEventData text when it names MFAUsed, service host
+        # in sourceIPAddress) -> index in _idents: what _cached_identity derives, looked up cheaply.
+        self._ident_keys: dict[tuple[bytes, str, bytes | None, str | None], int] = {}
         self._offsets: list[int] = []
         self._file_ids: list[int] = []
         self._files: list[str | None] = []
         self._tags: list[int] = []
-        self._texts: list[bytes] = []
+        self._texts: list[Buffer] = []
 
     def __len__(self) -> int:
         return len(self._times)
 
     def add(
         self,
-        texts: list[bytes],
+        texts: Sequence[Buffer],
         source_file: str | None,
         default_account: str | None,
         bounds: Bounds,
         tag: int = 0,
-        data: bytes | None = None,
     ) -> tuple[list[int], int]:
-        """Take one file's record texts (valid UTF-8); return (indexes for the row path, records filtered out).
-
-        ``data`` is the file's text when the records are its ``Records``: then they are decoded
-        in one call (record by record only when one of them does not fit the struct).
-        """
+        """Take one file's record texts (buffers of valid UTF-8); return (indexes for the row path,
+        records filtered out)."""
         slow: list[int] = []
         filtered = 0
         file_id = len(self._files)
         self._files.append(source_file)
         self._tags.append(tag)
         check = bounds[0] is not None or bounds[1] is not None or bool(bounds[2] or bounds[3])
-        fields, times, accounts, ident_ids, offsets, keep_texts = (
-            self._fields,
-            self._times,
-            self._accounts,
-            self._ident_ids,
-            self._offsets,
-            self._texts,
-        )
-        idents = self._idents
+        fields, times, accounts, ident_ids = self._fields, self._times, self._accounts, self._ident_ids
+        idents, ident_keys = self._idents, self._ident_keys
         valid_accounts = _valid_accounts
-        kept = 0
-        decoded: list[_Fields] | None = None
-        if data is not None:
-            try:
-                decoded = _decode_delivery(data).Records
-            except msgspec.DecodeError:
-                decoded = None
-            if decoded is not None and len(decoded) != len(texts):
-                decoded = None
+        decode = _decode_fields
+        kept: list[int] = []
         for i, text in enumerate(texts):
             try:
-                rec = decoded[i] if decoded is not None else _decode_fields(text)
+                rec = decode(text)
                 account = rec.recipientAccountId
                 if (
                     not rec.eventName
@@ -737,27 +723,38 @@ class FastRows:
                         continue
                     valid_accounts.add(account)
                 micros = _micros(rec.eventTime, "eventTime")
-                ident = _cached_identity(rec.userIdentity, account, rec.additionalEventData, rec.sourceIPAddress)
+                extra = rec.additionalEventData
+                extra_key = None
+                if len(extra) > 4 and _MFA_KEY in (extra_bytes := bytes(extra)):
+                    extra_key = extra_bytes
+                source_ip = rec.sourceIPAddress
+                service_ip = source_ip if source_ip is not None and source_ip.endswith(_SERVICE_SUFFIX) else None
+                key = (bytes(rec.userIdentity), account, extra_key, service_ip)
+                ident_id = ident_keys.get(key)
+                if ident_id is None:
+                    ident = _cached_identity(rec.userIdentity, account, extra, source_ip)
+                    if ident is None:
+                        slow.append(i)
+                        continue
+                    ident_id = idents.setdefault(ident, len(idents))
+                    ident_keys[key] = ident_id
             except Exception:  # a record the struct cannot hold, a bad time: the row path says why
-                slow.append(i)
-                continue
-            if ident is None:
                 slow.append(i)
                 continue
             if check and outside(bounds, micros, account, rec.awsRegion):
                 filtered += 1
                 continue
-            ident_id = idents.get(ident)
-            if ident_id is None:
-                ident_id = idents[ident] = len(idents)
             fields.append(rec)
             times.append(micros)
             accounts.append(account)
             ident_ids.append(ident_id)
-            offsets.append(i)
-            keep_texts.append(text)
-            kept += 1
-        self._file_ids.extend([file_id] * kept)
+            kept.append(i)
+        if len(kept) == len(texts):
+            self._texts.extend(texts)
+        else:
+            self._texts.extend([texts[i] for i in kept])
+        self._offsets.extend(kept)
+        self._file_ids.extend([file_id] * len(kept))
         return slow, filtered
 
     def table(self) -> tuple[pa.Table, np.ndarray]:
@@ -767,7 +764,7 @@ class FastRows:
         fields = self._fields
         n = len(fields)
         event_time = np.array(self._times, np.int64)
-        sources = list(map(_get_eventSource, fields))
+        sources = pa.array(list(map(_get_eventSource, fields)), pa.string())
         take = pa.array(self._ident_ids, pa.int32())
         distinct = list(self._idents)
         ident_columns = [
@@ -784,10 +781,10 @@ class FastRows:
             pa.array(event_time // _DAY_US, pa.int32()).cast(RECORD_FIELDS[2].type),
             pa.array(self._accounts, pa.string()),
             text_array(list(map(_get_awsRegion, fields))),
-            text_array(sources),
-            text_array([_service(s) for s in sources]),
+            _cut(sources),
+            _services(sources),
             text_array(list(map(_get_eventName, fields))),
-            pa.array([_read_only(r.readOnly) for r in fields], pa.bool_()),
+            _read_only_column(list(map(_get_readOnly, fields))),
             text_array(list(map(_get_eventType, fields))),
             text_array(list(map(_get_errorCode, fields))),
             text_array(list(map(_get_errorMessage, fields))),
@@ -796,13 +793,48 @@ class FastRows:
             pa.nulls(n, pa.string()),  # ua_family: filled by enrichment
             *ident_columns,
             text_array(list(map(_get_vpcEndpointId, fields))),
-            _json_column([None if (p := bytes(r.requestParameters)) == _NULL else p for r in fields]),
-            _json_column([None if (p := bytes(r.resources)) == _NULL else p for r in fields]),
+            _json_texts(list(map(_get_requestParameters, fields)), nulls=True),
+            _json_texts(list(map(_get_resources, fields)), nulls=True),
             files,
             pa.array(self._offsets, pa.int64()),
-            _json_column(self._texts),
+            _json_texts(self._texts),
         ]
         arrays.extend(pa.nulls(n, f.type) for f in ENRICHMENT_FIELDS)
         tags = np.array(self._tags, np.int64)[file_ids]
         self._reset()
         return pa.Table.from_arrays(arrays, schema=EVENT_SCHEMA), tags
+
+
+_get_readOnly, _get_requestParameters, _get_resources = map(attrgetter, ("readOnly", "requestParameters", "resources"))
+_NULL_TEXT: Final = pa.scalar(None, pa.string())
+_MAX_OFFSET: Final = (1 << 31) - 1
+
+
+def _json_texts(values: list[Buffer], *, nulls: bool = False) -> pa.Array:
+    """A string column of JSON texts given as buffers of valid UTF-8 (with ``nulls``, ``null`` becomes null)."""
+    lengths = np.fromiter(map(len, values), np.int64, len(values))
+    offsets = np.zeros(len(values) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    if offsets[-1] > _MAX_OFFSET:  # more than 2 GiB of text: let Arrow cut it into chunks
+        arr = _json_column([None if nulls and bytes(v) == _NULL else bytes(v) for v in values])
+        return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    arr = pa.Array.from_buffers(
+        pa.string(), len(values), [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(values))]
+    )
+    if nulls and len(values) and bool((lengths == len(_NULL)).any()):
+        arr = pc.if_else(pc.equal(arr, "null"), _NULL_TEXT, arr)
+    return arr
+
+
+def _services(sources: pa.Array) -> pa.Array:
+    """The ``service`` column: each event source less ``.amazonaws.com`` (worked out once per distinct source)."""
+    encoded = sources.dictionary_encode()
+    return text_array([_service(s) for s in encoded.dictionary.to_pylist()]).take(encoded.indices)
+
+
+def _read_only_column(values: list[object]) -> pa.Array:
+    """The ``read_only`` column (booleans as they are; the texts ``true`` / ``false`` in any case)."""
+    try:
+        return pa.array(values, pa.bool_())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([_read_only(v) for v in values], pa.bool_())
