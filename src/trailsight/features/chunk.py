@@ -5,9 +5,10 @@ every pair, windows over (pair, day) give the same-day running figures and a joi
 (pair, day) adds the earlier days from the windowed daily profile. That expression is what
 Spark runs. On one machine its shape is the cost: about fifty window sorts and fifty hash
 joins on text keys per chunk. This module computes the same columns from the same
-materialised profiles with integer codes and one stable sort per pair, then hands the
-assembled table to the same finishing expression (:func:`~trailsight.features.asof.finish`),
-so both paths end in one definition of ages, frequency classes, shares and gates.
+materialised profiles with integer codes and one stable sort per pair, then finishes it with
+the arithmetic of the finishing expression (:func:`~trailsight.features.asof.finish`: ages,
+frequency classes, shares and gates) done in the same order in numpy (:func:`finished`), which
+gives the same doubles without a round trip through SQL.
 
 ``tests/features/test_chunk.py`` checks that the two give identical tables, column by column.
 """
@@ -31,7 +32,6 @@ from trailsight.features.asof import (
     Pair,
     _key,
     feature_columns,
-    finish,
     prepare,
 )
 from trailsight.features.options import FeatureOptions
@@ -286,7 +286,6 @@ class ChunkFeatures:
         self._options = options
         self._columns = list(columns) if columns is not None else None
         self._prepare_sql: dict[str, str] = {}
-        self._finish_sql: str | None = None
         self._compiling = threading.Lock()
 
     @staticmethod
@@ -388,23 +387,69 @@ class ChunkFeatures:
         first = int(np.searchsorted(times, (since - _EPOCH) // timedelta(microseconds=1), side="left"))
         table = table.slice(first)
         wanted = self._columns if self._columns is not None else [*CARRIED_COLUMNS, *feature_columns()]
-        # Only what the finishing step derives goes through DuckDB (it reads just the columns it needs);
-        # the rest, text included, stays in Arrow as it is.
         have = set(table.column_names)
-        derived = [c for c in wanted if c not in have]
-        with self._compiling:
-            if self._finish_sql is None:
-                self._con.con.register("_ts_chunk", table.slice(0, 0))
-                self._finish_sql = str(
-                    self._con.compile(finish(self._con.table("_ts_chunk"), self._options).select(*derived))
-                )
-                self._con.con.unregister("_ts_chunk")
-        db.register("_ts_chunk", table)
-        try:
-            extra = self._sql(db, self._finish_sql)
-        finally:
-            db.unregister("_ts_chunk")
-        return pa.table([table.column(c) if c in have else extra.column(c) for c in wanted], names=wanted)
+        extra = finished(table, self._options, [c for c in wanted if c not in have])
+        return pa.table([table.column(c) if c in have else extra[c] for c in wanted], names=wanted)
+
+
+_FREQ_CLASSES = pa.array(["unseen", "frequent", "infrequent", "rare"], pa.string())
+
+
+def finished(table: pa.Table, options: FeatureOptions, names: Sequence[str]) -> dict[str, pa.Array]:
+    """The columns ``names`` that :func:`~trailsight.features.asof.finish` derives, from ``table``.
+
+    The same arithmetic as the Ibis expression, in the same order (so the same doubles), with
+    numpy: ages, frequency classes, shares, usual volume and error rates, gates.
+    """
+    forget = float(options.forget_days)
+
+    def col(name: str) -> npt.NDArray[Any]:
+        values: npt.NDArray[Any] = table.column(name).to_numpy(zero_copy_only=False)
+        return values
+
+    def filled(name: str) -> npt.NDArray[np.float64]:
+        values: npt.NDArray[np.float64] = table.column(name).fill_null(0).to_numpy(zero_copy_only=False)
+        return values.astype(np.float64)
+
+    now = table.column("event_time").cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64) / 1e6
+    ages: dict[str, npt.NDArray[np.float64]] = {}
+    for owner in ("p", "a", "x"):
+        first = table.column(f"{owner}_first")
+        secs = first.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False).astype(np.float64) / 1e6
+        missing = first.is_null().to_numpy(zero_copy_only=False)
+        ages[owner] = np.where(missing, 0.0, (now - secs) / SECONDS_PER_DAY)
+    out: dict[str, npt.NDArray[Any]] = {f"{o}_age_days": ages[o] for o in ages}
+    for pair in PAIRS:
+        if f"{pair.name}_freq" not in names:
+            continue
+        days = col(f"{pair.name}_days")
+        rate = days.astype(np.float64) / np.maximum(ages[pair.owner] / 7.0, 2.0)
+        # unseen, frequent, infrequent, rare: the first case that holds, as ibis.cases picks it.
+        code = np.where(days == 0, 0, np.where(rate >= 1.0, 1, np.where(rate >= 0.25, 2, 3)))
+        out[f"{pair.name}_freq"] = code
+    p_n = col("p_n").astype(np.float64)
+    weeks = np.maximum(np.minimum(ages["p"], forget) / 7.0, 1.0)
+    how_mean = filled("vol__vs") / weeks
+    how_var = filled("vol__vq") / weeks - how_mean * how_mean
+    buckets = np.maximum(np.minimum(ages["a"], forget) * 96.0, 1.0)
+    err_mean = filled("err__es") / buckets
+    err_var = filled("err__eq") / buckets - err_mean * err_mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["p_hour_share"] = np.where(p_n > 0, col("p_hour_n").astype(np.float64) / p_n, 0.0)
+        out["p_how_share"] = np.where(p_n > 0, col("p_how_n").astype(np.float64) / p_n, 0.0)
+    out["p_how_mean"] = how_mean
+    out["p_how_var"] = np.maximum(how_var, 0.0)
+    out["err_bucket_mean"] = err_mean
+    out["err_bucket_var"] = np.maximum(err_var, 0.0)
+    out["gated_account"] = col("a_days") < options.min_account_days
+    out["gated_principal"] = (col("p_days") < options.min_principal_days) | (p_n < options.min_principal_events)
+    arrays: dict[str, pa.Array] = {}
+    for name in names:
+        if name.endswith("_freq"):
+            arrays[name] = _FREQ_CLASSES.take(pa.array(out[name], pa.int8()))
+        else:
+            arrays[name] = pa.array(out[name])
+    return arrays
 
 
 def _span(values: IntArray) -> tuple[int, int]:
