@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from trailsight.features.asof import PAIRS, _key
 from trailsight.features.behaviour import AWS_NETWORK_KINDS, PERSON_IDENTITIES
-from trailsight.features.chunk import IntArray, _Codes, _combine, _Groups, _span, ints
+from trailsight.features.chunk import IntArray, _Codes, _combine, _span, dense, ints
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -55,8 +55,18 @@ DAY_COLUMNS: tuple[str, ...] = (
 )
 
 
-class _Grouped(_Groups):
-    """Rows of a day grouped by an integer code, with one output value per group (by group id)."""
+class _Grouped:
+    """Rows of a day grouped by an integer code, with one output value per group (by group id).
+
+    Unlike :class:`~trailsight.features.chunk._Groups` nothing here needs the rows in order, so
+    there is no sort: ``rep`` is some row of each group (every row of a group has its key values).
+    """
+
+    def __init__(self, code: IntArray) -> None:
+        self.n = len(code)
+        self.ids, self.size = dense(code)
+        self.rep: IntArray = np.zeros(self.size, dtype=np.int64)
+        self.rep[self.ids] = np.arange(self.n, dtype=np.int64)
 
     def count(self, mask: Any = None) -> IntArray:
         weights = None if mask is None else np.asarray(mask, dtype=np.float64)
@@ -76,7 +86,13 @@ class _Grouped(_Groups):
     def distinct(self, values: IntArray) -> IntArray:
         """How many distinct ``values`` each group holds."""
         lo, span = _span(values)
-        pairs = np.unique(self.ids * span + (values - lo))
+        cells = self.ids * span + (values - lo)
+        if self.size * span <= 4 * self.n + (1 << 20):
+            present = np.zeros(self.size * span, dtype=bool)
+            present[cells] = True
+            counted: IntArray = present.reshape(self.size, span).sum(axis=1, dtype=np.int64)
+            return counted
+        pairs = np.unique(cells)
         out: IntArray = np.bincount(pairs // span, minlength=self.size).astype(np.int64)
         return out
 
