@@ -222,6 +222,17 @@ def test_invalid_utf8_falls_back_to_the_checked_path(tmp_path: Path) -> None:
     assert [p.location for p in problems] == ["record 1"]
 
 
+def test_non_ascii_text_stays_on_the_columnar_path(tmp_path: Path) -> None:
+    records = [_record(0, userAgent="Bücher/1.0 ✓"), _record(1, requestParameters={"bucketName": "café-données"})]
+    data = orjson.dumps({"Records": records})
+    (doc,) = iter_records([data], documents=True)
+    assert type(doc) is Document
+    table, problems = _same(_write_compact(tmp_path / "utf8.json.gz", records))
+    assert not problems
+    assert table.column("user_agent").to_pylist()[0] == "Bücher/1.0 ✓"
+    assert "café-données" in table.column("request_parameters").to_pylist()[1]
+
+
 def test_real_captures_give_the_same_rows(real: Path) -> None:
     """Every real capture; JSON columns compared as values (AWS writes 1.6889E9 where orjson writes 1688900000.0)."""
     files = sorted(p for p in real.rglob("*") if p.is_file() and p.name.endswith((".json", ".json.gz", ".jsonl")))

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
-import numpy as np
 import orjson
 from isal import isal_zlib
 
@@ -192,21 +191,23 @@ def _compact_document(data: bytes) -> Document | None:
         return None
     try:
         texts = _decode_envelope(data).Records
-        data.decode()  # msgspec does not check the UTF-8 of what it skips
+        # msgspec does not check the UTF-8 of what it skips; ASCII (the usual case) is valid as it is.
+        if not data.isascii():
+            data.decode()
     except (msgspec.DecodeError, UnicodeDecodeError):
         return None
     n = len(texts)
     close = _records_end(data)
     if not n or close is None or data.count(_SEPARATOR) != n - 1:
         return None
-    lengths = np.fromiter(map(len, texts), np.int64, n)
     # The records fill the array with one comma between each two and no space anywhere: then each
-    # starts where the lengths say, and begins with the first key there.
-    if int(lengths.min()) < len(_FIRST_KEY) or _HEADER + int(lengths.sum()) + n - 1 != close:
-        return None
-    starts = np.cumsum(lengths + 1) - (lengths + 1) + _HEADER
-    heads = np.frombuffer(data, np.uint8)[starts[:, None] + _KEY_STEPS]
-    return Document(texts, data) if bool((heads == _KEY_BYTES).all()) else None
+    # starts where the lengths before it say, and begins with the first key there.
+    at = _HEADER
+    for text in texts:
+        if data[at : at + _KEY_LENGTH] != _FIRST_KEY:
+            return None
+        at += len(text) + 1
+    return Document(texts, data) if at - 1 == close else None
 
 
 def _records_end(data: bytes) -> int | None:
@@ -242,8 +243,7 @@ def _parse_whole(data: bytes) -> Iterator[Item]:
 _SEPARATOR: Final = b'},{"eventVersion"'
 _FIRST_KEY: Final = b'{"eventVersion"'
 _HEADER: Final = len(b'{"Records":[')
-_KEY_BYTES: Final = np.frombuffer(_FIRST_KEY, np.uint8)
-_KEY_STEPS: Final = np.arange(len(_FIRST_KEY))
+_KEY_LENGTH: Final = len(_FIRST_KEY)
 
 
 def _record_texts(data: bytes, start: int, records: list[Any]) -> list[bytes] | None:
