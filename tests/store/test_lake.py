@@ -100,3 +100,16 @@ def test_split_partitions_sorts_only_mixed_tables(tmp_path: Path) -> None:
     assert single[0][2].equals(table.slice(0, 1))
     assert lake.split_partitions(table.slice(0, 0)) == []
     assert isinstance(parts[0][2], pa.Table)
+
+
+def test_split_partitions_keeps_row_order_in_runs_and_when_interleaved() -> None:
+    keys = [("222233334444", "2025-03-02"), ("111122223333", "2025-03-02"), ("222233334444", "2025-03-01")]
+    for pattern in ([0] * 5 + [1] * 5 + [2] * 3 + [0] * 5, [0, 1, 2] * 30):  # a few runs / finely interleaved
+        rows = [normalise_row(_record(i, keys[k][1], keys[k][0]), "x", i) for i, k in enumerate(pattern)]
+        table = rows_to_table(rows)  # type: ignore[arg-type]
+        parts = lake.split_partitions(table)
+        assert [(a, str(d)) for a, d, _ in parts] == sorted(keys)
+        for account, when, part in parts:
+            expected = [i for i, k in enumerate(pattern) if keys[k] == (account, str(when))]
+            assert part.column("source_offset").to_pylist() == expected
+            assert part.schema == table.schema

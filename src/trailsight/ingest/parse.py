@@ -55,11 +55,11 @@ class Document:
     """A compact CloudTrail delivery file (``{"Records":[{"eventVersion":...},...]}`` as AWS writes it):
     its records' JSON texts, in order, valid UTF-8, each an object beginning with ``eventVersion``.
 
-    The texts are :class:`msgspec.Raw` views of ``data`` (buffers: ``bytes(text)`` copies one out).
+    The texts are :class:`msgspec.Raw` views of the file's text (buffers: ``bytes(text)`` copies one
+    out); they keep that text alive.
     """
 
     texts: list[msgspec.Raw]
-    data: bytes
 
 
 class _Envelope(msgspec.Struct):
@@ -207,7 +207,7 @@ def _compact_document(data: bytes) -> Document | None:
         if data[at : at + _KEY_LENGTH] != _FIRST_KEY:
             return None
         at += len(text) + 1
-    return Document(texts, data) if at - 1 == close else None
+    return Document(texts) if at - 1 == close else None
 
 
 def _records_end(data: bytes) -> int | None:

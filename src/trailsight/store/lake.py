@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -92,8 +93,14 @@ def _fsync(path: Path) -> None:
 
 
 def split_partitions(table: pa.Table) -> list[tuple[str, date, pa.Table]]:
-    """``table`` as one slice per (account, day) partition, in partition order; rows keep their order."""
-    if table.num_rows == 0:
+    """``table`` as one part per (account, day) partition, in partition order; rows keep their order.
+
+    Rows come grouped by delivery file, so a partition is usually a few runs of consecutive rows:
+    then its part is those runs as slices of ``table`` (nothing copied). Only a table whose
+    partitions are finely interleaved is reordered, with one stable sort and one take.
+    """
+    n = table.num_rows
+    if n == 0:
         return []
     account = table.column("account_id")
     day = table.column("event_date")
@@ -101,14 +108,37 @@ def split_partitions(table: pa.Table) -> list[tuple[str, date, pa.Table]]:
     days = pc.min_max(day)
     if accounts["min"] == accounts["max"] and days["min"] == days["max"]:
         return [(str(accounts["min"].as_py()), days["min"].as_py(), table)]
-    keys = table.select(["account_id", "event_date"]).group_by(["account_id", "event_date"]).aggregate([])
-    pairs = sorted(zip(keys.column("account_id").to_pylist(), keys.column("event_date").to_pylist(), strict=True))
+    encoded = pc.dictionary_encode(account).combine_chunks()
+    names = encoded.dictionary.to_pylist()
+    day_numbers = day.cast(pa.int32()).to_numpy().astype(np.int64)
+    first_day = int(day_numbers.min())
+    span = int(day_numbers.max()) - first_day + 1
+    key = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64) * span + (day_numbers - first_day)
+    starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    ends = np.append(starts[1:], n)
+    distinct = np.unique(key[starts])
+
+    def partition(k: int) -> tuple[str, date]:
+        return str(names[k // span]), date.fromordinal(_EPOCH_ORDINAL + first_day + k % span)
+
+    order = sorted(range(len(distinct)), key=lambda i: partition(int(distinct[i])))
+    if len(starts) > 4 * len(distinct) + 16:
+        # Interleaved: sort the rows by partition once, then each part is one slice.
+        rows = np.argsort(key, kind="stable")
+        taken = table.take(pa.array(rows))
+        bounds = np.searchsorted(key[rows], distinct)
+        ends_at = np.append(bounds[1:], n)
+        return [(*partition(int(distinct[i])), taken.slice(int(bounds[i]), int(ends_at[i] - bounds[i]))) for i in order]
     out = []
-    for acct, when in pairs:
-        # A filter copies each partition's rows once, sequentially (cheaper than sort + take).
-        mask = pc.and_(pc.equal(account, pa.scalar(acct, pa.string())), pc.equal(day, pa.scalar(when, pa.date32())))
-        out.append((str(acct), when, table.filter(mask)))
+    run_keys = key[starts]
+    for i in order:
+        runs = np.flatnonzero(run_keys == distinct[i])
+        slices = [table.slice(int(starts[r]), int(ends[r] - starts[r])) for r in runs]
+        out.append((*partition(int(distinct[i])), slices[0] if len(slices) == 1 else pa.concat_tables(slices)))
     return out
+
+
+_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
 
 
 def write_temp(layout: StoreLayout, table: pa.Table, account_id: str, day: date, stem: str) -> Path:
