@@ -63,7 +63,8 @@ from trailsight.store.layout import StoreLayout
 DEFAULT_BATCH_ROWS: Final = 250_000
 CHUNK_ROWS: Final = 32_768
 TASKS_IN_FLIGHT_PER_WORKER: Final = 8
-TASK_BYTES: Final = 1 << 20
+TASK_BYTES: Final = 4 << 20
+FIRST_TASK_BYTES: Final = 1 << 20
 TASK_FILES: Final = 512
 MANIFEST_PROBE: Final = 4096
 
@@ -674,7 +675,13 @@ def _new_sources(
                 yield src
 
 
-def _tasks(sources: Iterator[SourceFile]) -> Iterator[_Task]:
+def _tasks(sources: Iterator[SourceFile], small: int = 0) -> Iterator[_Task]:
+    """The sources in tasks of about :data:`TASK_BYTES` (the first ``small`` of :data:`FIRST_TASK_BYTES`).
+
+    Big tasks make big chunks: fewer, larger Parquet files, each of which costs a few
+    milliseconds whatever its size. The first tasks are small so that a small input still
+    spreads over the workers.
+    """
     batch: list[SourceFile] = []
     size = 0
     task_id = 0
@@ -689,7 +696,7 @@ def _tasks(sources: Iterator[SourceFile]) -> Iterator[_Task]:
             continue
         batch.append(src)
         size += src.size
-        if size >= TASK_BYTES or len(batch) >= TASK_FILES:
+        if size >= (FIRST_TASK_BYTES if task_id < small else TASK_BYTES) or len(batch) >= TASK_FILES:
             yield _Task(task_id, tuple(batch))
             task_id += 1
             batch, size = [], 0
@@ -771,9 +778,9 @@ def ingest(
 
         counts = {"found": 0, "skipped": 0}
         found = discover(texts, options.filters, s3_client=ws.s3_client)
-        tasks = _tasks(_new_sources(found, layout, options.force, counts))
-
         n_workers = default_workers() if options.workers is None else options.workers
+        # Enough small tasks first to tell whether the input is worth a pool (see below).
+        tasks = _tasks(_new_sources(found, layout, options.force, counts), small=max(n_workers, 1) * 4)
         head = list(islice(tasks, max(n_workers, 1) * 2 + 1))
         use_pool = n_workers > 1 and len(head) > 2 and not any(s.is_stdin for t in head for s in t.sources)
         if not use_pool:
