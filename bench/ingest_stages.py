@@ -7,7 +7,7 @@ delivery file (:func:`trailsight.ingest.pipeline._process_task` without the queu
 2. ``compact`` — cut it into its records' texts (:func:`trailsight.ingest.parse._compact_document`);
 3. ``add`` — decode and check each record, derive its identity (:meth:`FastRows.add`);
 4. ``table`` — build the Arrow columns (:meth:`FastRows.table`, as often as the workers do);
-5. ``enrich`` (geo, ASN, AWS network, API tactic), ``dedup`` (first row per event id) and
+5. ``enrich`` (geo, ASN, AWS network, API tactic), ``dedup`` (event-id keys, first row per key) and
    ``parquet`` (split by account and day, write the temporary lake files), once per chunk,
 
 timing each with the process's CPU clock (``time.process_time``), so a busy machine changes the
@@ -37,7 +37,6 @@ from isal import igzip
 from trailsight.ingest import normalise as norm
 from trailsight.ingest import parse, pipeline
 from trailsight.ingest.convert import ROWS_PER_TABLE
-from trailsight.store import lake
 from trailsight.store.layout import StoreLayout
 
 TABLE_ROWS = ROWS_PER_TABLE  # as the workers: the sink becomes a table this often...
@@ -70,8 +69,7 @@ def stages(files: list[Path], out: Path) -> tuple[int, Counter[str]]:
         t1 = clock()
         table = pipeline._first_per_event_id(table)
         t2 = clock()
-        for k, (account, day, part) in enumerate(lake.split_partitions(table)):
-            lake.write_temp(layout, part, account, day, f"bench-{chunk:05d}-{k:03d}")
+        pipeline._write_parts(layout, table, f"bench-{chunk:05d}")
         spent["enrich"] += t1 - t0
         spent["dedup"] += t2 - t1
         spent["parquet"] += clock() - t2

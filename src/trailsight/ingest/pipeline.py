@@ -8,7 +8,8 @@
    pool of worker processes when there is enough input, else in this process — streaming
    records in chunks so memory does not grow with the input;
 3. collects chunks into batches of about ``batch_rows`` rows, cut at file boundaries, and
-   commits each batch: drop event ids seen earlier in the batch or already in the lake, write
+   commits each batch: drop event ids seen earlier in the batch or already in the lake (by their
+   128-bit keys, :func:`~trailsight.store.state.event_keys`, worked out in the workers), write
    one zstd Parquet file per (account, day) under a temporary name and rename it into place,
    then register the files, the new event ids, the manifest rows of the batch's files and
    its quarantine entries in ONE DuckDB transaction.
@@ -41,7 +42,6 @@ from typing import IO, Any, BinaryIO, Final
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from trailsight.config import Settings
@@ -212,12 +212,16 @@ class _FileDone:
 
 @dataclass(frozen=True, slots=True)
 class _Part:
-    """A temporary Parquet file a worker wrote for one partition, with its event ids."""
+    """A temporary Parquet file a worker wrote for one partition, with the keys of its event ids."""
 
     tmp: str  # relative to the store root
     account_id: str
     event_date: date
-    ids: pa.Array
+    key_hi: np.ndarray  # state.event_keys of the rows' event ids, in row order
+    key_lo: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.key_lo)
 
 
 @dataclass(slots=True)
@@ -308,11 +312,7 @@ def _process_task(task: _Task, ws: _WorkerState) -> Iterator[_Chunk]:
             tables, pending = [], 0
             table = _first_per_event_id(table)
             duplicates = n - table.num_rows
-            for k, (account, day, part) in enumerate(lake.split_partitions(table)):
-                stem = f"{cfg.run_id}-{task.task_id:06d}-{chunk_no:03d}-{k:03d}"
-                tmp = lake.write_temp(layout, part, account, day, stem)
-                ids = part.column("event_id").combine_chunks()
-                parts.append(_Part(tmp.relative_to(layout.root).as_posix(), account, day, ids))
+            parts = _write_parts(layout, table, f"{cfg.run_id}-{task.task_id:06d}-{chunk_no:03d}")
         chunk = _Chunk(task.task_id, parts, problems, files, n, duplicates, filtered, errors, final, mid_file)
         rows, problems, files, filtered = [], [], [], 0
         chunk_no += 1
@@ -497,7 +497,7 @@ class _Committer:
 
     def add(self, chunk: _Chunk) -> None:
         self.parts.extend(chunk.parts)
-        self.rows += sum(len(p.ids) for p in chunk.parts)
+        self.rows += sum(len(p) for p in chunk.parts)
         self.duplicates += chunk.duplicates
         self.files.extend(chunk.files)
         self.problems.extend(chunk.problems)
@@ -516,23 +516,22 @@ class _Committer:
             return
         self.seq += 1
         batch_id = f"{self.run_id}-{self.seq:05d}"
-        keep = _first_occurrence([p.ids for p in self.parts])
+        hi, lo, days = _keys_of(self.parts)
+        keep = state.first_of_keys(hi, lo)
         published: list[lake.LakeFile] = []
         with state.connect(self.layout) as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                ids_table = _ids_table(self.parts)
-                if ids_table.num_rows:
-                    seen = state.existing_event_ids(con, ids_table.column("event_id").combine_chunks())
-                    if len(seen):
-                        fresh = pc.invert(pc.is_in(ids_table.column("event_id"), value_set=seen))
-                        keep = fresh if keep is None else pc.and_(keep, fresh)
+                seen = state.seen_event_keys(con, hi, lo)
+                if len(seen):
+                    if keep is None:
+                        keep = np.ones(len(hi), bool)
+                    keep[seen] = False
                 if keep is not None:
-                    keep = keep.combine_chunks() if isinstance(keep, pa.ChunkedArray) else keep
-                    ids_table = ids_table.filter(keep)
+                    hi, lo, days = hi[keep], lo[keep], days[keep]
                 published = self._publish(batch_id, keep)
                 lake.register_files(con, published, batch_id)
-                state.insert_event_ids(con, ids_table, batch_id)
+                state.insert_event_keys(con, hi, lo, days, batch_id)
                 state.insert_manifest(con, _manifest_rows(self.files, self.run_id))
                 insert_entries(con, self.run_id, self.problems)
                 con.execute("COMMIT")
@@ -543,29 +542,29 @@ class _Committer:
                     (self.layout.root / item.path).unlink(missing_ok=True)
                 self.discard()
                 raise
-        added = ids_table.num_rows
+        added = len(hi)
         self.new += added
         self.duplicates += self.rows - added
         self.parts, self.rows, self.files, self.problems = [], 0, [], []
 
-    def _publish(self, batch_id: str, keep: pa.Array | None) -> list[lake.LakeFile]:
+    def _publish(self, batch_id: str, keep: np.ndarray | None) -> list[lake.LakeFile]:
         """Rename each part into the lake, rewriting the few that hold duplicates."""
         out: list[lake.LakeFile] = []
         offset = 0
         lake.sync_files([self.layout.root / part.tmp for part in self.parts])
         for k, part in enumerate(self.parts):
-            n = len(part.ids)
+            n = len(part)
             tmp = self.layout.root / part.tmp
             name = f"{batch_id}-{k:05d}"
-            mask = keep.slice(offset, n) if keep is not None else None
+            mask = keep[offset : offset + n] if keep is not None else None
             offset += n
-            kept = n if mask is None else int(pc.sum(mask).as_py() or 0)
+            kept = n if mask is None else int(mask.sum())
             if kept == n:
                 out.append(lake.publish(self.layout, tmp, name, part.account_id, part.event_date, n, synced=True))
             elif kept == 0:
                 tmp.unlink(missing_ok=True)
             else:
-                table = pq.read_table(tmp, schema=EVENT_SCHEMA).filter(mask)
+                table = pq.read_table(tmp, schema=EVENT_SCHEMA).filter(pa.array(mask))
                 rewritten = lake.write_temp(self.layout, table, part.account_id, part.event_date, name)
                 tmp.unlink(missing_ok=True)
                 out.append(lake.publish(self.layout, rewritten, name, part.account_id, part.event_date, kept))
@@ -578,46 +577,41 @@ class _Committer:
         self.parts, self.rows = [], 0
 
 
-def _ids_table(parts: list[_Part]) -> pa.Table:
-    """(event_id, event_date) of every row of ``parts``, in order."""
+_KEY_HI: Final = "_key_hi"
+_KEY_LO: Final = "_key_lo"
+
+
+def _keys_of(parts: list[_Part]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(key high halves, key low halves, event days as int32 days since the epoch) of every row of ``parts``."""
     if not parts:
-        return pa.table({"event_id": pa.array([], pa.string()), "event_date": pa.array([], pa.date32())})
-    return pa.table(
-        {
-            "event_id": pa.chunked_array([p.ids for p in parts], pa.string()),
-            "event_date": pa.chunked_array(
-                [pa.array([p.event_date] * len(p.ids), pa.date32()) for p in parts], pa.date32()
-            ),
-        }
-    )
+        empty = np.zeros(0, np.int64)
+        return empty, empty, np.zeros(0, np.int32)
+    days = np.repeat(np.array([(p.event_date - _EPOCH_DATE).days for p in parts], np.int32), [len(p) for p in parts])
+    return np.concatenate([p.key_hi for p in parts]), np.concatenate([p.key_lo for p in parts]), days
 
 
-def _first_occurrence(id_arrays: list[pa.Array]) -> pa.Array | None:
-    """A mask keeping the first row of each event id across ``id_arrays``; None when all are distinct."""
-    if not id_arrays:
-        return None
-    ids = pa.chunked_array(id_arrays, pa.string())
-    n = len(ids)
-    if n < 2 or pc.count_distinct(ids).as_py() == n:
-        return None
-    keyed = pa.table({"event_id": ids, "i": pa.array(np.arange(n, dtype=np.int64))})
-    first = keyed.group_by("event_id", use_threads=False).aggregate([("i", "min")]).column("i_min")
-    mask = np.zeros(n, dtype=bool)
-    mask[first.to_numpy()] = True
-    return pa.array(mask)
+_EPOCH_DATE: Final = date(1970, 1, 1)
+
+
+def _write_parts(layout: StoreLayout, table: pa.Table, stem: str) -> list[_Part]:
+    """Write ``table`` (with the key columns :func:`_first_per_event_id` adds) as one temporary
+    lake file per (account, day) partition, named ``.<stem>-NNN``; return the parts."""
+    parts = []
+    for k, (account, day, part) in enumerate(lake.split_partitions(table)):
+        hi, lo = part.column(_KEY_HI).to_numpy(), part.column(_KEY_LO).to_numpy()
+        tmp = lake.write_temp(layout, part.drop_columns([_KEY_HI, _KEY_LO]), account, day, f"{stem}-{k:03d}")
+        parts.append(_Part(tmp.relative_to(layout.root).as_posix(), account, day, hi, lo))
+    return parts
 
 
 def _first_per_event_id(table: pa.Table) -> pa.Table:
-    """Keep the first row of each event id (CloudTrail repeats records across deliveries)."""
-    n = table.num_rows
-    if n < 2:
-        return table
-    ids = table.column("event_id")
-    if pc.count_distinct(ids).as_py() == n:
-        return table
-    keyed = pa.table({"event_id": ids, "i": pa.array(np.arange(n, dtype=np.int64))})
-    first = keyed.group_by("event_id", use_threads=False).aggregate([("i", "min")]).column("i_min")
-    return table.take(pc.take(first, pc.sort_indices(first)))
+    """Keep the first row of each event id (CloudTrail repeats records across deliveries), adding
+    the ids' keys (:func:`~trailsight.store.state.event_keys`) as two trailing columns."""
+    hi, lo = state.event_keys(table.column("event_id"))
+    keep = state.first_of_keys(hi, lo)
+    if keep is not None:
+        table, hi, lo = table.filter(pa.array(keep)), hi[keep], lo[keep]
+    return table.append_column(_KEY_HI, pa.array(hi)).append_column(_KEY_LO, pa.array(lo))
 
 
 def _manifest_rows(files: list[_FileDone], run_id: str) -> pa.Table:

@@ -1,0 +1,122 @@
+"""Event-id keys: a canonical UUID keys as its own bits, other texts by digest; a store of the
+older text layout is converted and still de-duplicates exactly."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import uuid
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from trailsight.ingest import ingest
+from trailsight.store import state
+from trailsight.store.layout import StoreLayout
+
+
+def _halves(value: int) -> tuple[int, int]:
+    hi, lo = value >> 64, value & ((1 << 64) - 1)
+    return hi - (1 << 64) * (hi >> 63), lo - (1 << 64) * (lo >> 63)
+
+
+def _digest(text: str) -> tuple[int, int]:
+    d = hashlib.blake2b(text.encode(), digest_size=16).digest()
+    return int.from_bytes(d[:8], "big", signed=True), int.from_bytes(d[8:], "big", signed=True)
+
+
+def test_canonical_uuids_key_as_their_bits_and_other_texts_by_digest() -> None:
+    canonical = [str(uuid.UUID(int=v)) for v in (0, (1 << 128) - 1, 1 << 127, 0x0123456789ABCDEF_FEDCBA9876543210)]
+    canonical += [str(uuid.uuid4()) for _ in range(50)]
+    others = [
+        canonical[3].upper(),  # another text of the same UUID: another key
+        canonical[3].replace("-", ""),
+        canonical[3][:8] + "_" + canonical[3][9:],  # 36 characters, a wrong separator
+        "g" + canonical[3][1:],  # 36 characters, not hex
+        "ts-0123456789abcdef0123456789abcde",
+        "1",
+        "",
+        "é" * 18,  # 36 bytes of UTF-8
+    ]
+    texts = canonical + others
+    hi, lo = state.event_keys(pa.array(texts))
+    for i, text in enumerate(canonical):
+        assert (int(hi[i]), int(lo[i])) == _halves(uuid.UUID(text).int), text
+    for j, text in enumerate(others, start=len(canonical)):
+        assert (int(hi[j]), int(lo[j])) == _digest(text), text
+    assert len(set(zip(hi.tolist(), lo.tolist(), strict=True))) == len(texts)
+
+
+def test_keys_of_slices_chunks_and_nulls_match_the_whole_column() -> None:
+    texts = [str(uuid.uuid4()) if i % 7 else f"id-{i}" for i in range(200)]
+    whole = state.event_keys(pa.array(texts))
+    sliced = state.event_keys(pa.array(texts).slice(30, 100))
+    assert np.array_equal(sliced[0], whole[0][30:130])
+    assert np.array_equal(sliced[1], whole[1][30:130])
+    chunked = state.event_keys(pa.chunked_array([pa.array(texts[:77]), pa.array(texts[77:])]))
+    assert np.array_equal(chunked[0], whole[0])
+    assert np.array_equal(chunked[1], whole[1])
+    with_null = state.event_keys(pa.array([texts[1], None, texts[2]]))
+    assert (int(with_null[0][1]), int(with_null[1][1])) == _digest("")
+    assert (int(with_null[0][2]), int(with_null[1][2])) == (int(whole[0][2]), int(whole[1][2]))
+
+
+def test_first_of_keys_keeps_the_first_of_each_pair() -> None:
+    assert state.first_of_keys(np.array([1, 2, 3]), np.array([7, 8, 9])) is None
+    # Equal low halves with different high halves are different keys.
+    mask = state.first_of_keys(np.array([1, 2, 1, 3, 2]), np.array([5, 5, 5, 5, 5]))
+    assert mask is not None
+    assert mask.tolist() == [True, True, False, True, False]
+    mask = state.first_of_keys(np.array([9, 4, 9, 9]), np.array([1, 2, 1, 3]))
+    assert mask is not None
+    assert mask.tolist() == [True, True, False, True]
+
+
+def _record(i: int, event_id: str) -> dict[str, object]:
+    return {
+        "eventVersion": "1.08",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/alice", "accountId": "111122223333"},
+        "eventTime": f"2025-03-03T10:00:{i % 60:02d}Z",
+        "eventSource": "ec2.amazonaws.com",
+        "eventName": "DescribeInstances",
+        "awsRegion": "eu-west-1",
+        "sourceIPAddress": "198.51.100.7",
+        "eventID": event_id,
+        "eventType": "AwsApiCall",
+        "recipientAccountId": "111122223333",
+    }
+
+
+def test_a_store_of_the_older_text_layout_is_converted_and_still_deduplicates(tmp_path: Path) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(40)] + ["NOT-A-UUID-1", "x"]
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.json.gz").write_bytes(
+        gzip.compress(orjson.dumps({"Records": [_record(i, e) for i, e in enumerate(ids)]}))
+    )
+    store = tmp_path / "s"
+    assert ingest([logs], store, workers=0).new == len(ids)
+    # Put the state back as an older version kept it: the event ids as texts.
+    layout = StoreLayout(store)
+    with duckdb.connect(str(layout.state)) as con:
+        con.execute(
+            "CREATE TABLE event_ids (event_id VARCHAR NOT NULL, event_date DATE NOT NULL, batch_id VARCHAR NOT NULL)"
+        )
+        rows = [(e, "2025-03-03", "old-batch") for e in ids]
+        con.executemany("INSERT INTO event_ids VALUES (?, ?, ?)", rows)
+        con.execute("DROP TABLE event_keys")
+    (logs / "b.json.gz").write_bytes(
+        gzip.compress(orjson.dumps({"Records": [_record(i, e) for i, e in enumerate([*ids[::2], "new-1"])]}))
+    )
+    again = ingest([logs], store, workers=0, force=True)
+    assert (again.new, again.duplicates) == (1, len(ids) + len(ids[::2]))
+    with duckdb.connect(str(layout.state), read_only=True) as con:
+        assert not state.table_exists(con, "event_ids")
+        keys = con.execute("SELECT k_hi, k_lo, batch_id FROM event_keys").fetchall()
+    assert len(keys) == len(ids) + 1
+    hi, lo = state.event_keys(pa.array(ids))
+    old = {(h, k) for h, k, b in keys if b == "old-batch"}
+    assert old == set(zip(hi.tolist(), lo.tolist(), strict=True))
