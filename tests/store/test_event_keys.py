@@ -6,14 +6,19 @@ from __future__ import annotations
 import gzip
 import hashlib
 import uuid
+from datetime import date
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import orjson
 import pyarrow as pa
+import pytest
 
+from trailsight.config import Settings
+from trailsight.errors import ConfigError
 from trailsight.ingest import ingest
+from trailsight.ingest.pipeline import IngestOptions
 from trailsight.store import state
 from trailsight.store.layout import StoreLayout
 
@@ -120,3 +125,50 @@ def test_a_store_of_the_older_text_layout_is_converted_and_still_deduplicates(tm
     hi, lo = state.event_keys(pa.array(ids))
     old = {(h, k) for h, k, b in keys if b == "old-batch"}
     assert old == set(zip(hi.tolist(), lo.tolist(), strict=True))
+
+
+def _day_file(folder: Path, name: str, day: int, ids: list[str]) -> None:
+    records = [dict(_record(i, e), eventTime=f"2025-03-{day:02d}T10:00:{i % 60:02d}Z") for i, e in enumerate(ids)]
+    (folder / f"{name}.json.gz").write_bytes(gzip.compress(orjson.dumps({"Records": records})))
+
+
+def test_keys_of_old_days_are_pruned_and_their_repeats_still_caught_in_the_lake(tmp_path: Path) -> None:
+    settings = Settings(data={"ingest": {"dedup_days": 2}})
+    logs, store = tmp_path / "logs", tmp_path / "s"
+    logs.mkdir()
+    by_day = {day: [str(uuid.uuid4()) for _ in range(30)] for day in range(1, 8)}
+    for day, ids in by_day.items():
+        _day_file(logs, f"d{day}", day, ids)
+    first = ingest([logs], store, settings, workers=0)
+    assert (first.new, first.duplicates) == (210, 0)
+    layout = StoreLayout(store)
+    with duckdb.connect(str(layout.state), read_only=True) as con:
+        kept_days = con.execute("SELECT DISTINCT day(event_date) FROM event_keys ORDER BY 1").fetchall()
+        horizon = state.key_horizon(con)
+    assert [d for (d,) in kept_days] == [5, 6, 7]  # the newest day and the two before it
+    assert horizon == (date(2025, 3, 5) - date(1970, 1, 1)).days
+    # Redeliveries: of a pruned day (caught in its lake partition), of a kept day (caught by key),
+    # mixed with new events of both; and the whole input again, forced.
+    again = tmp_path / "again"
+    again.mkdir()
+    _day_file(again, "old", 2, [*by_day[2][:10], "new-old-1", "new-old-2"])
+    _day_file(again, "recent", 6, [*by_day[6][:5], "new-recent-1"])
+    second = ingest([again], store, settings, workers=0)
+    assert (second.new, second.duplicates) == (3, 15)
+    forced = ingest([logs, again], store, settings, workers=0, force=True)
+    assert (forced.new, forced.duplicates) == (0, 210 + 18)
+    with duckdb.connect(str(layout.state), read_only=True) as con:
+        assert con.execute("SELECT min(event_date) FROM event_keys").fetchall() == [(date(2025, 3, 5),)]
+    files = f"{store}/lake/**/*.parquet"
+    lake = duckdb.sql(
+        f"SELECT count(*), count(DISTINCT event_id) FROM read_parquet('{files}', hive_partitioning = false)"
+    ).fetchall()
+    assert lake == [(213, 213)]
+
+
+def test_dedup_days_must_be_a_positive_integer() -> None:
+    with pytest.raises(ConfigError, match="dedup_days"):
+        IngestOptions.from_settings(Settings(data={"ingest": {"dedup_days": 0}}))
+    with pytest.raises(ConfigError, match="dedup_days"):
+        IngestOptions.from_settings(Settings(data={"ingest": {"dedup_days": "7"}}))
+    assert IngestOptions.from_settings(None).dedup_days == 30

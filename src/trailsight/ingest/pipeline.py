@@ -62,6 +62,7 @@ from trailsight.store import lake, state
 from trailsight.store.layout import StoreLayout
 
 DEFAULT_BATCH_ROWS: Final = 250_000
+DEFAULT_DEDUP_DAYS: Final = 30
 CHUNK_ROWS: Final = 32_768
 TASKS_IN_FLIGHT_PER_WORKER: Final = 8
 TASK_BYTES: Final = 4 << 20
@@ -87,6 +88,7 @@ class IngestOptions:
     endpoint_url: str | None = None
     workers: int | None = None
     batch_rows: int = DEFAULT_BATCH_ROWS
+    dedup_days: int = DEFAULT_DEDUP_DAYS
     force: bool = False
 
     @classmethod
@@ -95,13 +97,13 @@ class IngestOptions:
         section: Mapping[str, Any] = settings.section("ingest") if settings is not None else {}
         where = f"{settings.path}: [ingest]" if settings is not None and settings.path else "[ingest]"
         values: dict[str, Any] = {}
-        for name, kind in (("workers", int), ("batch_rows", int), ("endpoint_url", str)):
+        for name, kind in (("workers", int), ("batch_rows", int), ("dedup_days", int), ("endpoint_url", str)):
             if name in section:
                 value = section[name]
                 if not isinstance(value, kind) or isinstance(value, bool):
                     raise ConfigError(f"{where} {name} must be {'an integer' if kind is int else 'a string'}")
                 values[name] = value
-        unknown = set(section) - {"workers", "batch_rows", "endpoint_url"}
+        unknown = set(section) - {"workers", "batch_rows", "dedup_days", "endpoint_url"}
         if unknown:
             raise ConfigError(f"{where}: unknown setting {sorted(unknown)[0]!r}")
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -116,6 +118,8 @@ class IngestOptions:
             raise ConfigError(f"{where} workers must be 0 or more")
         if opts.batch_rows < 1:
             raise ConfigError(f"{where} batch_rows must be at least 1")
+        if opts.dedup_days < 1:
+            raise ConfigError(f"{where} dedup_days must be at least 1")
         if opts.since and opts.until and opts.since >= opts.until:
             raise ConfigError(f"--since {opts.since.isoformat()} is not before --until {opts.until.isoformat()}")
         return opts
@@ -549,7 +553,7 @@ class _Committer:
         with state.connect(self.layout) as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                seen = state.seen_event_keys(con, hi, lo)
+                seen = self._seen(con, hi, lo, days)
                 if len(seen):
                     if keep is None:
                         keep = np.ones(len(hi), bool)
@@ -573,6 +577,26 @@ class _Committer:
         self.new += added
         self.duplicates += self.rows - added
         self.parts, self.rows, self.files, self.problems = [], 0, [], []
+
+    def _seen(self, con: Any, hi: np.ndarray, lo: np.ndarray, days: np.ndarray) -> np.ndarray:
+        """Positions (sorted) of the batch's rows whose event id the store holds already.
+
+        Rows of days whose keys were pruned (:func:`~trailsight.store.state.prune_event_keys`)
+        are looked up among the event ids of their lake partitions instead.
+        """
+        horizon = state.key_horizon(con)
+        old = days < horizon if horizon is not None else np.zeros(len(days), bool)
+        if not old.any():
+            return state.seen_event_keys(con, hi, lo)
+        recent, aged = np.flatnonzero(~old), np.flatnonzero(old)
+        partitions = sorted(
+            {(p.account_id, day) for p in self.parts if (day := (p.event_date - _EPOCH_DATE).days) < (horizon or 0)}
+        )
+        found = [
+            recent[state.seen_event_keys(con, hi[recent], lo[recent])],
+            aged[state.seen_in_lake(con, str(self.layout.root), partitions, hi[aged], lo[aged])],
+        ]
+        return np.sort(np.concatenate(found))
 
     def _publish(self, batch_id: str, keep: np.ndarray | None) -> list[lake.LakeFile]:
         """Rename each part into the lake, rewriting the few that hold duplicates."""
@@ -854,6 +878,8 @@ def ingest(
         )
         try:
             with state.connect(layout) as con:
+                if committer.new:
+                    state.prune_event_keys(con, options.dedup_days)
                 con.execute(
                     "UPDATE ingest_runs SET finished_at = ?, files = ?, skipped_files = ?, records = ?, new = ?, "
                     "duplicates = ?, quarantined = ?, filtered = ?, seconds = ? WHERE run_id = ?",

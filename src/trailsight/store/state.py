@@ -9,7 +9,11 @@ Tables owned here (created with ``CREATE TABLE IF NOT EXISTS``)::
         the 128-bit key of every event id in the lake, for de-duplication (CloudTrail delivers
         duplicates): see :func:`event_keys`. Two BIGINTs join, compress and checkpoint much
         faster than the 36-character texts (a store of the older ``event_ids(event_id, ...)``
-        layout is converted the first time an ingest opens it).
+        layout is converted the first time an ingest opens it). Keys are kept for the
+        ``dedup_days`` days before the newest event day (:func:`prune_event_keys`).
+    event_keys_horizon(pruned_before)
+        at most one row: the keys of event days before it are gone; a record of such a day is
+        checked against the event ids of its lake partition instead (:func:`seen_in_lake`).
     ingest_runs(run_id, started_at, finished_at, paths, files, skipped_files, records,
                 new, duplicates, quarantined, filtered, seconds)
 
@@ -54,6 +58,11 @@ STATE_DDL: Final = (
         k_lo BIGINT NOT NULL,
         event_date DATE NOT NULL,
         batch_id VARCHAR NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS event_keys_horizon (
+        pruned_before DATE NOT NULL
     )
     """,
     """
@@ -267,6 +276,85 @@ def insert_event_keys(
         con.execute("INSERT INTO event_keys SELECT k_hi, k_lo, event_date, ? FROM _new_keys", [batch_id])
     finally:
         con.unregister("_new_keys")
+
+
+def key_horizon(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The first event day (days since the epoch) whose keys are all still in ``event_keys``; None: all are."""
+    rows = con.execute("SELECT max(pruned_before) - DATE '1970-01-01' FROM event_keys_horizon").fetchall()
+    return None if not rows or rows[0][0] is None else int(rows[0][0])
+
+
+def prune_event_keys(con: duckdb.DuckDBPyConnection, keep_days: int) -> int:
+    """Drop the keys of event days more than ``keep_days`` before the newest one; return how many went.
+
+    CloudTrail repeats a record within hours of the first delivery, with the same time, so
+    recent keys catch the repeats; a record of an older day is checked against its partition's
+    event ids in the lake instead (exact, only slower), so nothing is lost or doubled either way.
+    """
+    rows = con.execute("SELECT max(event_date) - DATE '1970-01-01' FROM event_keys").fetchall()
+    if not rows or rows[0][0] is None:
+        return 0
+    cut = int(rows[0][0]) - keep_days
+    horizon = key_horizon(con)
+    if horizon is not None and cut <= horizon:
+        cut = horizon
+    gone = con.execute(
+        "SELECT count(*) FROM event_keys WHERE event_date < DATE '1970-01-01' + ?::INTEGER", [cut]
+    ).fetchall()[0][0]
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if gone:
+            con.execute("DELETE FROM event_keys WHERE event_date < DATE '1970-01-01' + ?::INTEGER", [cut])
+        if horizon is None or cut > horizon:
+            con.execute("DELETE FROM event_keys_horizon")
+            con.execute("INSERT INTO event_keys_horizon VALUES (DATE '1970-01-01' + ?::INTEGER)", [cut])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return int(gone)
+
+
+def seen_in_lake(
+    con: duckdb.DuckDBPyConnection,
+    root: str,
+    partitions: Sequence[tuple[str, int]],
+    hi: np.ndarray,
+    lo: np.ndarray,
+) -> np.ndarray:
+    """Positions (sorted) of the keys found among the event ids of the registered lake files of
+    ``partitions`` ((account, day since the epoch) pairs); ``root`` is the store folder."""
+    if len(hi) == 0 or not partitions:
+        return np.zeros(0, np.int64)
+    wanted = pa.table(
+        {
+            "account_id": pa.array([a for a, _ in partitions], pa.string()),
+            "event_date": pa.array([d for _, d in partitions], pa.int32()).cast(pa.date32()),
+        }
+    )
+    con.register("_old_partitions", wanted)
+    try:
+        rows = con.execute(
+            "SELECT f.path FROM lake_files f SEMI JOIN _old_partitions w "
+            "ON f.account_id = w.account_id AND f.event_date = w.event_date ORDER BY f.path"
+        ).fetchall()
+    finally:
+        con.unregister("_old_partitions")
+    if not rows:
+        return np.zeros(0, np.int64)
+    files = [f"{root}/{r[0]}" for r in rows]
+    ids = con.sql("SELECT event_id FROM read_parquet(?, hive_partitioning = false)", params=[files]).to_arrow_table()
+    k_hi, k_lo = event_keys(ids.column("event_id"))
+    con.register("_lake_keys", pa.table({"k_hi": k_hi, "k_lo": k_lo}))
+    con.register("_probe_keys", pa.table({"i": np.arange(len(hi), dtype=np.int64), "k_hi": hi, "k_lo": lo}))
+    try:
+        found = con.sql(
+            "SELECT p.i FROM _probe_keys p SEMI JOIN _lake_keys e ON p.k_hi = e.k_hi AND p.k_lo = e.k_lo"
+        ).to_arrow_table()
+    finally:
+        con.unregister("_probe_keys")
+        con.unregister("_lake_keys")
+    return np.sort(found.column("i").to_numpy())
 
 
 def insert_manifest(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
