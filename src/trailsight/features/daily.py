@@ -134,9 +134,18 @@ class DailyProfiles:
             self._flush()
 
     def _flush(self) -> None:
-        """Insert what is waiting, one statement per table (many small inserts cost more than one)."""
-        for name, parts in self._waiting.items():
-            self._insert(name, pa.concat_tables(parts))
+        """Insert what is waiting, one statement per table (many small inserts cost more than one),
+        all in one transaction (one commit instead of one per table)."""
+        if not self._waiting:
+            return
+        self._db.execute("BEGIN TRANSACTION")
+        try:
+            for name, parts in self._waiting.items():
+                self._insert(name, pa.concat_tables(parts))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
         self._waiting.clear()
         self._waiting_bytes = 0
 
