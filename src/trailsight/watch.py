@@ -67,6 +67,7 @@ from trailsight.findings.model import Finding
 from trailsight.outputs.base import Alert, DeadLetterFile, Sink
 from trailsight.store.findings import connect_state
 from trailsight.store.layout import StoreLayout
+from trailsight.store.state import transaction
 
 #: Exit codes of ``trailsight watch``.
 EXIT_OK = 0
@@ -598,52 +599,46 @@ def _commit(
     now: datetime,
 ) -> None:
     """Record the cycle atomically: raised ids, outbox, watermark, run report."""
-    with _state(layout) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            seq_row = con.execute("SELECT coalesce(max(seq), 0) FROM watch_outbox").fetchone()
-            seq = int(seq_row[0]) if seq_row else 0
-            for index, (alert, finding) in enumerate(zip(alerts, findings, strict=True)):
-                con.execute(
-                    """INSERT INTO watch_raised VALUES (?, ?, ?, ?, ?, ?, 1, ?, NULL)
+    with _state(layout) as con, transaction(con):
+        seq_row = con.execute("SELECT coalesce(max(seq), 0) FROM watch_outbox").fetchone()
+        seq = int(seq_row[0]) if seq_row else 0
+        for index, (alert, finding) in enumerate(zip(alerts, findings, strict=True)):
+            con.execute(
+                """INSERT INTO watch_raised VALUES (?, ?, ?, ?, ?, ?, 1, ?, NULL)
                        ON CONFLICT (id) DO UPDATE SET event_count = excluded.event_count,
                          first_seen = least(watch_raised.first_seen, excluded.first_seen),
                          last_seen = greatest(watch_raised.last_seen, excluded.last_seen),
                          last_raised_at = excluded.last_raised_at, raises = watch_raised.raises + 1,
                          event_ids = excluded.event_ids, superseded_by = NULL""",
-                    [finding.id, finding.count, finding.first_seen, finding.last_seen, now, now, finding.event_ids],
-                )
-                if alert.supersedes:
-                    con.execute(
-                        "UPDATE watch_raised SET superseded_by = ? WHERE list_contains(?, id)",
-                        [finding.id, list(alert.supersedes)],
-                    )
+                [finding.id, finding.count, finding.first_seen, finding.last_seen, now, now, finding.event_ids],
+            )
+            if alert.supersedes:
                 con.execute(
-                    "INSERT OR REPLACE INTO watch_outbox VALUES (?, ?, ?, ?)",
-                    [alert.alert_key, seq + index + 1, alert.to_json().decode(), now],
+                    "UPDATE watch_raised SET superseded_by = ? WHERE list_contains(?, id)",
+                    [finding.id, list(alert.supersedes)],
                 )
             con.execute(
-                """INSERT INTO watch_state VALUES (?, ?, 1, ?, ?)
+                "INSERT OR REPLACE INTO watch_outbox VALUES (?, ?, ?, ?)",
+                [alert.alert_key, seq + index + 1, alert.to_json().decode(), now],
+            )
+        con.execute(
+            """INSERT INTO watch_state VALUES (?, ?, 1, ?, ?)
                    ON CONFLICT (source) DO UPDATE SET watermark = excluded.watermark,
                      runs = watch_state.runs + 1, last_run_id = excluded.last_run_id,
                      updated_at = excluded.updated_at""",
-                [options.source, report.until, report.run_id, now],
-            )
-            con.execute(
-                "INSERT INTO watch_runs VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    report.run_id,
-                    options.source,
-                    report.now,
-                    report.since,
-                    report.until,
-                    orjson.dumps(report.to_dict()).decode(),
-                ],
-            )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+            [options.source, report.until, report.run_id, now],
+        )
+        con.execute(
+            "INSERT INTO watch_runs VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                report.run_id,
+                options.source,
+                report.now,
+                report.since,
+                report.until,
+                orjson.dumps(report.to_dict()).decode(),
+            ],
+        )
 
 
 # --------------------------------------------------------------------------- the loop

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from trailsight.features.asof import PAIRS, _key
 from trailsight.features.behaviour import AWS_NETWORK_KINDS, PERSON_IDENTITIES
 from trailsight.features.chunk import IntArray, _Codes, _combine, _span, dense, ints
+from trailsight.store.state import transaction
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -138,14 +139,9 @@ class DailyProfiles:
         all in one transaction (one commit instead of one per table)."""
         if not self._waiting:
             return
-        self._db.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(self._db):
             for name, parts in self._waiting.items():
                 self._insert(name, pa.concat_tables(parts))
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         self._waiting.clear()
         self._waiting_bytes = 0
 

@@ -23,7 +23,6 @@ goes to the quarantine (:mod:`~trailsight.ingest.quarantine`).
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import fcntl
 import gc
@@ -551,24 +550,21 @@ class _Committer:
         keep = state.first_of_keys(hi, lo)
         published: list[lake.LakeFile] = []
         with state.connect(self.layout) as con:
-            con.execute("BEGIN TRANSACTION")
             try:
-                seen = self._seen(con, hi, lo, days)
-                if len(seen):
-                    if keep is None:
-                        keep = np.ones(len(hi), bool)
-                    keep[seen] = False
-                if keep is not None:
-                    hi, lo, days = hi[keep], lo[keep], days[keep]
-                published = self._publish(batch_id, keep)
-                lake.register_files(con, published, batch_id)
-                state.insert_event_keys(con, hi, lo, days, batch_id)
-                state.insert_manifest(con, _manifest_rows(self.files, self.run_id))
-                insert_entries(con, self.run_id, self.problems)
-                con.execute("COMMIT")
+                with state.transaction(con):
+                    seen = self._seen(con, hi, lo, days)
+                    if len(seen):
+                        if keep is None:
+                            keep = np.ones(len(hi), bool)
+                        keep[seen] = False
+                    if keep is not None:
+                        hi, lo, days = hi[keep], lo[keep], days[keep]
+                    published = self._publish(batch_id, keep)
+                    lake.register_files(con, published, batch_id)
+                    state.insert_event_keys(con, hi, lo, days, batch_id)
+                    state.insert_manifest(con, _manifest_rows(self.files, self.run_id))
+                    insert_entries(con, self.run_id, self.problems)
             except BaseException:
-                with contextlib.suppress(Exception):
-                    con.execute("ROLLBACK")
                 for item in published:
                     (self.layout.root / item.path).unlink(missing_ok=True)
                 self.discard()
@@ -585,12 +581,11 @@ class _Committer:
         are looked up among the event ids of their lake partitions instead.
         """
         horizon = state.key_horizon(con)
-        old = days < horizon if horizon is not None else np.zeros(len(days), bool)
-        if not old.any():
+        if horizon is None or not (old := days < horizon).any():
             return state.seen_event_keys(con, hi, lo)
         recent, aged = np.flatnonzero(~old), np.flatnonzero(old)
         partitions = sorted(
-            {(p.account_id, day) for p in self.parts if (day := (p.event_date - _EPOCH_DATE).days) < (horizon or 0)}
+            {(p.account_id, day) for p in self.parts if (day := (p.event_date - _EPOCH_DATE).days) < horizon}
         )
         found = [
             recent[state.seen_event_keys(con, hi[recent], lo[recent])],

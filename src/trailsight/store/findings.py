@@ -46,6 +46,7 @@ from trailsight.findings.model import (
     UnusualAttribute,
 )
 from trailsight.store.layout import StoreLayout
+from trailsight.store.state import transaction
 
 __all__ = [
     "ANALYST_STATUSES",
@@ -228,16 +229,10 @@ def save_findings(
         return 0
     now = _now()
     written = 0
-    with _writer(con_or_path) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            for body in items:
-                _upsert(con, body, now)
-                written += 1
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+    with _writer(con_or_path) as con, transaction(con):
+        for body in items:
+            _upsert(con, body, now)
+            written += 1
     return written
 
 
@@ -306,17 +301,12 @@ def set_status(path: duckdb.DuckDBPyConnection | StatePath, finding_id: str, sta
             raise StoreError(f"finding {finding_id!r}: not in {_describe_target(path)}")
         body = json.loads(row[0])
         body["status"] = canonical
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute(
                 "UPDATE findings SET status = ?, body = ?, updated_at = ? WHERE id = ?",
                 [canonical, json.dumps(body, ensure_ascii=False), now, finding_id],
             )
             con.execute("INSERT INTO feedback VALUES (?, ?, ?, ?)", [finding_id, canonical, reason, now])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
 
 
 def _describe_target(path: duckdb.DuckDBPyConnection | StatePath) -> str:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Final
 
 import duckdb
@@ -113,6 +113,20 @@ def connect(layout: StoreLayout, *, read_only: bool = False) -> Iterator[duckdb.
         con.close()
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``BEGIN`` … ``COMMIT``, or ``ROLLBACK`` and re-raise when the block fails (a failing
+    rollback does not hide the error that caused it)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        with suppress(Exception):
+            con.execute("ROLLBACK")
+        raise
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the tables this module owns (converting an ``event_ids`` table of an older store)."""
     for ddl in STATE_DDL:
@@ -123,8 +137,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 def _convert_event_ids(con: duckdb.DuckDBPyConnection) -> None:
     """Move the texts of the older ``event_ids`` table into ``event_keys`` as keys, in one transaction."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         (top,) = con.execute("SELECT max(rowid) FROM event_ids").fetchall()[0]
         last = -1 if top is None else int(top)
         step = 1 << 18
@@ -141,10 +154,6 @@ def _convert_event_ids(con: duckdb.DuckDBPyConnection) -> None:
             finally:
                 con.unregister("_old_ids")
         con.execute("DROP TABLE event_ids")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -251,12 +260,17 @@ def first_of_keys(hi: np.ndarray, lo: np.ndarray) -> np.ndarray | None:
 
 def seen_event_keys(con: duckdb.DuckDBPyConnection, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
     """Positions (sorted) of the keys already recorded in ``event_keys``."""
+    return _positions_in(con, "event_keys", hi, lo)
+
+
+def _positions_in(con: duckdb.DuckDBPyConnection, keys: str, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Positions (sorted) of the (hi, lo) keys that table ``keys`` (columns k_hi, k_lo) holds."""
     if len(hi) == 0:
         return np.zeros(0, np.int64)
     con.register("_probe_keys", pa.table({"i": np.arange(len(hi), dtype=np.int64), "k_hi": hi, "k_lo": lo}))
     try:
         found = con.sql(
-            "SELECT p.i FROM _probe_keys p SEMI JOIN event_keys e ON p.k_hi = e.k_hi AND p.k_lo = e.k_lo"
+            f"SELECT p.i FROM _probe_keys p SEMI JOIN {keys} e ON p.k_hi = e.k_hi AND p.k_lo = e.k_lo"
         ).to_arrow_table()
     finally:
         con.unregister("_probe_keys")
@@ -284,8 +298,8 @@ def key_horizon(con: duckdb.DuckDBPyConnection) -> int | None:
     return None if not rows or rows[0][0] is None else int(rows[0][0])
 
 
-def prune_event_keys(con: duckdb.DuckDBPyConnection, keep_days: int) -> int:
-    """Drop the keys of event days more than ``keep_days`` before the newest one; return how many went.
+def prune_event_keys(con: duckdb.DuckDBPyConnection, keep_days: int) -> None:
+    """Drop the keys of event days more than ``keep_days`` before the newest one.
 
     CloudTrail repeats a record within hours of the first delivery, with the same time, so
     recent keys catch the repeats; a record of an older day is checked against its partition's
@@ -293,26 +307,17 @@ def prune_event_keys(con: duckdb.DuckDBPyConnection, keep_days: int) -> int:
     """
     rows = con.execute("SELECT max(event_date) - DATE '1970-01-01' FROM event_keys").fetchall()
     if not rows or rows[0][0] is None:
-        return 0
+        return
     cut = int(rows[0][0]) - keep_days
     horizon = key_horizon(con)
-    if horizon is not None and cut <= horizon:
-        cut = horizon
-    gone = con.execute(
-        "SELECT count(*) FROM event_keys WHERE event_date < DATE '1970-01-01' + ?::INTEGER", [cut]
-    ).fetchall()[0][0]
-    con.execute("BEGIN TRANSACTION")
-    try:
-        if gone:
-            con.execute("DELETE FROM event_keys WHERE event_date < DATE '1970-01-01' + ?::INTEGER", [cut])
-        if horizon is None or cut > horizon:
+    moved = horizon is None or cut > horizon
+    if horizon is not None and not moved:
+        cut = horizon  # the horizon stays; keys a backfill added below it go again
+    with transaction(con):
+        con.execute("DELETE FROM event_keys WHERE event_date < DATE '1970-01-01' + ?::INTEGER", [cut])
+        if moved:
             con.execute("DELETE FROM event_keys_horizon")
             con.execute("INSERT INTO event_keys_horizon VALUES (DATE '1970-01-01' + ?::INTEGER)", [cut])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return int(gone)
 
 
 def seen_in_lake(
@@ -346,15 +351,10 @@ def seen_in_lake(
     ids = con.sql("SELECT event_id FROM read_parquet(?, hive_partitioning = false)", params=[files]).to_arrow_table()
     k_hi, k_lo = event_keys(ids.column("event_id"))
     con.register("_lake_keys", pa.table({"k_hi": k_hi, "k_lo": k_lo}))
-    con.register("_probe_keys", pa.table({"i": np.arange(len(hi), dtype=np.int64), "k_hi": hi, "k_lo": lo}))
     try:
-        found = con.sql(
-            "SELECT p.i FROM _probe_keys p SEMI JOIN _lake_keys e ON p.k_hi = e.k_hi AND p.k_lo = e.k_lo"
-        ).to_arrow_table()
+        return _positions_in(con, "_lake_keys", hi, lo)
     finally:
-        con.unregister("_probe_keys")
         con.unregister("_lake_keys")
-    return np.sort(found.column("i").to_numpy())
 
 
 def insert_manifest(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
