@@ -34,18 +34,21 @@ from trailsight.detectors.base import Columns, Detector
 from trailsight.errors import ConfigError, StoreError
 from trailsight.features.asof import (
     CARRIED_COLUMNS,
-    PAIR_BY_NAME,
     PAIRS,
     SECONDS_PER_DAY,
-    error_window,
     history_window,
-    pair_window,
     prepare,
-    volume_window,
 )
 from trailsight.features.behaviour import CONTEXT_COLUMNS, BehaviourContext, ContextOptions
 from trailsight.features.chunk import ChunkFeatures
-from trailsight.features.daily import CONTEXT_TABLES, DAILY_VERSION, DAY_COLUMNS, DailyProfiles, daily_schemas
+from trailsight.features.daily import (
+    CONTEXT_TABLES,
+    DAILY_VERSION,
+    DAY_COLUMNS,
+    DailyProfiles,
+    daily_schemas,
+    windowed,
+)
 from trailsight.features.options import FeatureOptions
 from trailsight.features.source import (
     all_lake_files,
@@ -402,7 +405,8 @@ def _materialise_profiles(
     Each day of the history (``forget_days`` before ``since`` up to ``until``) is read with only
     the columns the profiles need and reduced to daily tables (:mod:`trailsight.features.daily`);
     whole days are kept in, and read back from, the store's profile cache
-    (:mod:`trailsight.store.profiles`). The windowed sums then run in DuckDB. Returns the profile
+    (:mod:`trailsight.store.profiles`). The windowed sums then run in numpy, one profile at a time
+    (:func:`~trailsight.features.daily.windowed`). Returns the profile
     tables (Ibis, for :class:`~trailsight.features.chunk.ChunkFeatures`) and the ``pday`` and
     ``papi`` daily tables, which feed the behaviour context. With ``background``, the new days
     are written to the cache by a thread (appended to it; join it before the run ends) while the
@@ -465,24 +469,24 @@ def _materialise_profiles(
     else:
         background.append(writer)
     daily = {name: builder.context(name) for name in CONTEXT_TABLES}
+    # The windowed sums, one profile at a time in numpy; only the rows of the scored days are
+    # kept (a chunk looks nothing else up). The api users stay daily: a chunk joins them in SQL.
     profiles: dict[str, Any] = {}
-    for name in [p.name for p in PAIRS] + ["vol", "err", "used"]:
-        stored = con.table(builder.finish(name))
-        # Only the rows of the scored days are kept: a chunk looks nothing else up.
-        if name == "vol":
-            expr = volume_window(stored, opts.forget_days)
-            expr = expr.filter(expr.hour_idx >= since_day * 24)
-        elif name == "err":
-            expr = error_window(stored, opts.forget_days)
-            expr = expr.filter(expr.b15 >= since_day * 96)
-        elif name == "used":
-            profiles[name] = stored
-            continue
-        else:
-            expr = pair_window(stored, PAIR_BY_NAME[name], opts.forget_days)
-            expr = expr.filter(expr.day >= since_day)
-        profiles[name] = con.create_table(f"_ts_profile_{name}_{tag}", expr)
+    for name in [p.name for p in PAIRS] + ["vol", "err"]:
+        table = windowed(builder.take(name), name, opts.forget_days, since_day)
+        profiles[name] = _create(con, f"_ts_profile_{name}_{tag}", table)
+    profiles["used"] = con.table(builder.finish("used"))
     return profiles, daily
+
+
+def _create(con: Any, name: str, table: pa.Table) -> Any:
+    """A table ``name`` of the run's database holding ``table``, as an Ibis table."""
+    con.con.register("_ts_arrow_in", table)
+    try:
+        con.con.execute(f"CREATE TABLE {name} AS SELECT * FROM _ts_arrow_in")
+    finally:
+        con.con.unregister("_ts_arrow_in")
+    return con.table(name)
 
 
 def _describe(

@@ -19,13 +19,25 @@ import pyarrow as pa
 import pytest
 
 from trailsight.features import daily as daily_module
-from trailsight.features.asof import build_feature_table, feature_columns, history_window, prepare
+from trailsight.features.asof import (
+    PAIR_BY_NAME,
+    PAIRS,
+    SECONDS_PER_DAY,
+    build_feature_table,
+    error_window,
+    feature_columns,
+    history_window,
+    pair_window,
+    prepare,
+    volume_window,
+)
 from trailsight.features.behaviour import context_aggregates
 from trailsight.features.chunk import ChunkFeatures
+from trailsight.features.daily import DAY_COLUMNS, DailyProfiles, windowed
 from trailsight.features.options import FeatureOptions
 from trailsight.features.source import all_lake_files, connect, open_events, quiet_ibis
 from trailsight.ingest import ingest
-from trailsight.runner import _materialise_profiles
+from trailsight.runner import _create, _materialise_profiles
 from trailsight.simulate import simulate
 from trailsight.store.layout import StoreLayout
 
@@ -121,3 +133,43 @@ def test_daily_tables_flushed_day_by_day_make_the_same_profiles(
     assert sum(sum(rows.values()) for rows in at_once.values()) > 5_000
     for flush_bytes, cached in ((1, False), (1, True)):  # one insert per day and table; days from the cache
         assert profile_rows(flush_bytes, cached) == at_once, (flush_bytes, cached)
+
+
+def _rows(table: pa.Table) -> Counter[tuple[object, ...]]:
+    return Counter(tuple(row.values()) for row in table.to_pylist())
+
+
+@pytest.mark.parametrize("forget_days", [30, 2])
+def test_windowed_profiles_equal_the_window_expressions(store: StoreLayout, forget_days: int) -> None:
+    """numpy's windowed sums (:func:`windowed`) give the rows of the Ibis windows, null for null.
+
+    With 2 forget days the windows leave out older days, so where a window starts matters too.
+    """
+    since_day = int(SINCE.timestamp() // SECONDS_PER_DAY)
+    with quiet_ibis():
+        con = connect()
+        history = history_window(prepare(open_events(con, store, SINCE, UNTIL, 30)), SINCE, UNTIL, 30)
+        daily = DailyProfiles.reduce(con.to_pyarrow(history.select(*DAY_COLUMNS, msg=history._k_msg)))
+        compared = 0
+        for name in [p.name for p in PAIRS] + ["vol", "err"]:
+            table = _create(con, f"daily_{name}_{forget_days}", daily[name])
+            if name == "vol":
+                expr = volume_window(table, forget_days)
+                expr = expr.filter(expr.hour_idx >= since_day * 24)
+            elif name == "err":
+                expr = error_window(table, forget_days)
+                expr = expr.filter(expr.b15 >= since_day * 96)
+            else:
+                expr = pair_window(table, PAIR_BY_NAME[name], forget_days)
+                expr = expr.filter(expr.day >= since_day)
+            want: pa.Table = con.to_pyarrow(expr)
+            got = windowed(daily[name], name, forget_days, since_day)
+            assert got.column_names == want.column_names, name
+            want = want.cast(got.schema)  # DuckDB sums integers as HUGEINT
+            assert _rows(got) == _rows(want), name
+            compared += got.num_rows
+        con.disconnect()
+    assert compared > 2_000
+    # Some windows are empty (a first day) and some not: both kinds of row were compared.
+    p = windowed(daily["p"], "p", forget_days, since_day)
+    assert 0 < p.column("p__pn").null_count < p.num_rows

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 import typer
 
@@ -24,7 +26,7 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_QUARANTINED = 3
 
-app = typer.Typer(
+_app = typer.Typer(
     name="trailsight",
     help=(
         "Learn how every AWS principal usually behaves in CloudTrail and explain, in plain words, "
@@ -60,7 +62,7 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@_app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
     version: bool = typer.Option(
@@ -70,25 +72,48 @@ def _root(
     _state["debug"] = debug
 
 
-def _register_commands() -> None:
+_registered: set[str] = set()
+
+
+def _register_commands(only: str | None = None) -> None:
+    """Add the command groups to the app: only ``only`` when given (running one command needs no
+    other, and each imports its own libraries), else all of them (the root help lists them all)."""
     for name in COMMAND_MODULES:
+        if name in _registered or (only is not None and name != only):
+            continue
         try:
             module = importlib.import_module(f"trailsight.cli.{name}")
         except ModuleNotFoundError as exc:
             if exc.name == f"trailsight.cli.{name}":
                 continue  # command group not built yet
             raise
-        module.register(app)
+        module.register(_app)
+        _registered.add(name)
 
 
-_register_commands()
+def _command(argv: Sequence[str]) -> str | None:
+    """The command group ``argv`` runs, when its first word (after ``--debug``) names one."""
+    for arg in argv:
+        if arg != "--debug":
+            return arg if arg in COMMAND_MODULES else None
+    return None
+
+
+def __getattr__(name: str) -> Any:
+    """``app``: the typer app with every command registered (for tests and embedding)."""
+    if name == "app":
+        _register_commands()
+        return _app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; map trailsight errors to one line and exit code 1."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = list(argv if argv is not None else sys.argv[1:])
+    debug = "--debug" in args
+    _register_commands(_command(args))
     try:
-        app(args=argv, standalone_mode=False)
+        _app(args=args, standalone_mode=False)
     except TrailsightError as exc:
         if debug:
             raise

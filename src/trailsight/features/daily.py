@@ -6,9 +6,9 @@ then sums over the forget window (:func:`~trailsight.features.asof.pair_window`)
 part is a group-by over the whole history. Here it runs one lake day at a time: the day's
 events are read (only the columns the profiles need), grouped with integer codes, and reduced
 to small daily tables, so memory follows one day however long the history is. The windowed
-sums then run in DuckDB over the daily tables with the same Ibis window expressions, and the
+sums then run in numpy too (:func:`windowed`: one sort per profile, then prefix sums), and the
 context aggregates (:func:`~trailsight.features.behaviour.context_aggregates`) come from the same
-pass. ``tests/features/test_daily.py`` checks both against the Ibis expressions, table by table.
+pass. ``tests/features/test_chunk.py`` checks all three against the Ibis expressions, table by table.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from trailsight.features.asof import PAIRS, _key
+from trailsight.features.asof import _HOW_OFFSET, PAIR_BY_NAME, PAIRS, _key
 from trailsight.features.behaviour import AWS_NETWORK_KINDS, PERSON_IDENTITIES
 from trailsight.features.chunk import IntArray, _Codes, _combine, _span, dense, ints
 from trailsight.store.state import transaction
@@ -257,6 +257,107 @@ class DailyProfiles:
         parts = self._parts.pop(name, None)
         return pa.concat_tables(parts) if parts else daily_schemas()[name]
 
+    def take(self, name: str) -> pa.Table:
+        """The whole daily table ``name``: what went into the database (which drops it) and what waits.
+
+        For the windowed profiles (:func:`windowed`), which need one table at a time.
+        """
+        parts = self._waiting.pop(name, [])
+        self._waiting_bytes -= sum(t.nbytes for t in parts)
+        if name in self._made:
+            stored = self.stored(name)
+            parts.insert(0, self._db.sql(f"SELECT * FROM {stored}").to_arrow_table())
+            self._db.execute(f"DROP TABLE {stored}")
+            self._made.discard(name)
+        schema = daily_schemas()[name].schema
+        return pa.concat_tables([t.select(schema.names).cast(schema) for t in parts]) if parts else schema.empty_table()
+
+
+class _Windows:
+    """For each row of a table, the rows of its group at most ``width`` steps before it (not at its step).
+
+    ``group`` holds group ids and ``pos`` positions (days, hours, 15-minute buckets). In the order
+    that sorts the rows by (group, pos), the rows of sorted row ``i``'s window are ``lo[i]:hi[i]``,
+    which is what a SQL window ``PARTITION BY group ORDER BY pos RANGE BETWEEN width PRECEDING AND
+    1 PRECEDING`` frames.
+    """
+
+    def __init__(self, group: IntArray, pos: IntArray, width: int) -> None:
+        p0, span = _span(pos)
+        ids, _ = dense(group)
+        key = ids * (span + width + 1) + (pos - p0)  # gaps between groups wider than any window
+        self.order = np.argsort(key, kind="stable")
+        key = key[self.order]
+        self.hi = np.searchsorted(key, key, side="left")
+        self.lo = np.searchsorted(key, key - width, side="left")
+        self.empty = self.hi == self.lo
+
+    def sum(self, values: IntArray) -> pa.Array:
+        """Sum of ``values`` over each window (sorted order; null where the window is empty)."""
+        running = np.zeros(len(values) + 1, dtype=np.int64)
+        np.cumsum(values[self.order], out=running[1:])
+        return pa.array(running[self.hi] - running[self.lo], pa.int64(), mask=self.empty)
+
+    def count(self) -> pa.Array:
+        return pa.array(self.hi - self.lo, pa.int64())
+
+    def first(self, values: IntArray) -> pa.Array:
+        """``values`` of each window's first row (the smallest, when they grow with ``pos``)."""
+        return pa.array(values[self.order][np.minimum(self.lo, len(values) - 1)], pa.int64(), mask=self.empty)
+
+    def last(self, values: IntArray) -> pa.Array:
+        """``values`` of each window's last row (the largest, when they grow with ``pos``)."""
+        return pa.array(values[self.order][np.maximum(self.hi - 1, 0)], pa.int64(), mask=self.empty)
+
+
+def windowed(daily: pa.Table, name: str, forget_days: int, since_day: int) -> pa.Table:
+    """The windowed profile ``name`` of a daily table, for the days from ``since_day`` on.
+
+    The same table as the Ibis windows (:func:`~trailsight.features.asof.pair_window`,
+    :func:`~trailsight.features.asof.volume_window`, :func:`~trailsight.features.asof.error_window`)
+    with the same filter, in another row order: sums over the ``forget_days`` before each row's
+    day (hours and buckets of the same hour-of-week slot, for ``vol`` and ``err``). A pair's first
+    and last times come from the window's earliest and latest days (its days are distinct and
+    each day's times lie within it).
+    """
+    if name == "vol":
+        keys, pos_col, width, since = ["_k_principal"], "hour_idx", forget_days * 24, since_day * 24
+    elif name == "err":
+        keys, pos_col, width, since = ["_k_account_id"], "b15", forget_days * 96, since_day * 96
+    else:
+        keys, pos_col, width, since = [_key(k) for k in PAIR_BY_NAME[name].keys], "day", forget_days, since_day
+    pos = ints(daily, pos_col)
+    parts = []
+    for k in keys:
+        encoded = pc.dictionary_encode(daily.column(k).combine_chunks())
+        parts.append((encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), len(encoded.dictionary)))
+    if name == "vol":
+        parts.append(((pos + _HOW_OFFSET) % 168, 168))
+    win = _Windows(_combine(parts) if parts else np.zeros(daily.num_rows, np.int64), pos, width)
+    kept = np.flatnonzero(pos[win.order] >= since)
+
+    def keep(values: pa.Array) -> pa.Array:
+        return values.take(pa.array(kept))
+
+    rows = pa.array(win.order[kept])
+    out: dict[str, pa.Array] = {k: daily.column(k).take(rows) for k in keys}
+    out[pos_col] = pa.array(pos[win.order][kept], pa.int64())
+    if name in ("vol", "err"):
+        value = ints(daily, "_c" if name == "vol" else "_dm")
+        tag = "vol__v" if name == "vol" else "err__e"
+        out[f"{tag}s"] = keep(win.sum(value))
+        out[f"{tag}q"] = keep(win.sum(value * value))
+        return pa.table(out)
+    first = daily.column("_first").cast(pa.int64()).to_numpy(zero_copy_only=False)
+    last = daily.column("_last").cast(pa.int64()).to_numpy(zero_copy_only=False)
+    out[f"{name}__pn"] = keep(win.sum(ints(daily, "_n")))
+    out[f"{name}__pd"] = keep(win.count())
+    out[f"{name}__pf"] = keep(win.first(first)).cast(_TS)
+    out[f"{name}__pl"] = keep(win.last(last)).cast(_TS)
+    if PAIR_BY_NAME[name].hours:
+        out[f"{name}__ph"] = keep(win.sum(ints(daily, "_hours")))
+    return pa.table(out)
+
 
 def _key_type(key: str) -> pa.DataType:
     return pa.int64() if key in ("_k_hour", "_k_how") else pa.string()
@@ -285,4 +386,4 @@ def daily_schemas() -> dict[str, pa.Table]:
     return out
 
 
-__all__ = ["CONTEXT_TABLES", "DAILY_VERSION", "DAY_COLUMNS", "DailyProfiles", "daily_schemas"]
+__all__ = ["CONTEXT_TABLES", "DAILY_VERSION", "DAY_COLUMNS", "DailyProfiles", "daily_schemas", "windowed"]

@@ -1,0 +1,50 @@
+"""The entry point loads only the command it runs; the root help and ``app`` still have them all."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from trailsight.cli.main import COMMAND_MODULES
+
+_LOADED = (
+    "import sys\n"
+    "from trailsight.cli.main import main\n"
+    "try:\n"
+    "    main(sys.argv[1:])\n"
+    "except SystemExit:\n"
+    "    pass\n"
+    "cli = sorted(m for m in sys.modules if m.startswith('trailsight.cli.') and m != 'trailsight.cli.main')\n"
+    "print(' '.join(cli))\n"
+)
+
+
+def _run(*args: str) -> tuple[set[str], str]:
+    done = subprocess.run([sys.executable, "-c", _LOADED, *args], capture_output=True, text=True, check=True)
+    *shown, loaded = done.stdout.rstrip("\n").split("\n")
+    return {m.removeprefix("trailsight.cli.") for m in loaded.split()}, "\n".join(shown)
+
+
+def test_a_command_loads_only_its_own_module() -> None:
+    loaded, shown = _run("--debug", "ingest", "--help")
+    assert loaded == {"ingest"}
+    assert "--store" in shown
+    loaded, _ = _run("findings", "list", "--help")
+    assert loaded == {"findings"}
+
+
+def test_the_root_help_and_a_mistyped_command_see_every_command() -> None:
+    loaded, shown = _run("--help")
+    assert loaded == set(COMMAND_MODULES)
+    for name in COMMAND_MODULES:
+        assert name in shown
+    done = subprocess.run([sys.executable, "-m", "trailsight", "ingets"], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "Did you mean 'ingest'?" in done.stderr
+
+
+def test_app_has_every_command() -> None:
+    from trailsight.cli.main import app
+
+    names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    assert names == set(COMMAND_MODULES)
