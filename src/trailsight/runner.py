@@ -36,11 +36,12 @@ from trailsight.features.asof import (
     CARRIED_COLUMNS,
     PAIRS,
     SECONDS_PER_DAY,
+    Pair,
     history_window,
     prepare,
 )
 from trailsight.features.behaviour import CONTEXT_COLUMNS, BehaviourContext, ContextOptions
-from trailsight.features.chunk import ChunkFeatures
+from trailsight.features.chunk import ChunkFeatures, needed_pairs
 from trailsight.features.daily import (
     CONTEXT_TABLES,
     DAILY_VERSION,
@@ -252,7 +253,7 @@ def _detect(
             pool = workers.start(processes)  # they start while the profiles are built
         open_events(con, layout, since, until, feat_opts.forget_days, files=files)  # fails on an empty range
         profiles, daily = _materialise_profiles(
-            con, layout, files, since, until, feat_opts, threads, background=pending
+            con, layout, files, since, until, feat_opts, threads, background=pending, pairs=needed_pairs(columns)
         )
         context = (
             BehaviourContext(
@@ -399,6 +400,7 @@ def _materialise_profiles(
     opts: FeatureOptions,
     threads: int = 1,
     background: list[threading.Thread] | None = None,
+    pairs: Sequence[Pair] = PAIRS,
 ) -> tuple[dict[str, Any], dict[str, pa.Table]]:
     """Build the profiles of the whole range once, one lake day at a time, and keep them as tables.
 
@@ -410,7 +412,8 @@ def _materialise_profiles(
     tables (Ibis, for :class:`~trailsight.features.chunk.ChunkFeatures`) and the ``pday`` and
     ``papi`` daily tables, which feed the behaviour context. With ``background``, the new days
     are written to the cache by a thread (appended to it; join it before the run ends) while the
-    run goes on.
+    run goes on. Only the ``pairs`` given get a windowed profile (the daily tables, which the
+    cache keeps, always hold every pair).
     """
     since_day = int(since.timestamp() // SECONDS_PER_DAY)
     first, last = event_days(since, until, opts.forget_days)
@@ -472,7 +475,7 @@ def _materialise_profiles(
     # The windowed sums, one profile at a time in numpy; only the rows of the scored days are
     # kept (a chunk looks nothing else up). The api users stay daily: a chunk joins them in SQL.
     profiles: dict[str, Any] = {}
-    for name in [p.name for p in PAIRS] + ["vol", "err"]:
+    for name in [p.name for p in pairs] + ["vol", "err"]:
         table = windowed(builder.take(name), name, opts.forget_days, since_day)
         profiles[name] = _create(con, f"_ts_profile_{name}_{tag}", table)
     profiles["used"] = con.table(builder.finish("used"))

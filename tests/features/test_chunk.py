@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from trailsight.detectors import registry
 from trailsight.features import daily as daily_module
 from trailsight.features.asof import (
     PAIR_BY_NAME,
@@ -32,12 +33,12 @@ from trailsight.features.asof import (
     volume_window,
 )
 from trailsight.features.behaviour import context_aggregates
-from trailsight.features.chunk import ChunkFeatures
+from trailsight.features.chunk import ChunkFeatures, needed_pairs
 from trailsight.features.daily import DAY_COLUMNS, DailyProfiles, windowed
 from trailsight.features.options import FeatureOptions
 from trailsight.features.source import all_lake_files, connect, open_events, quiet_ibis
 from trailsight.ingest import ingest
-from trailsight.runner import _create, _materialise_profiles
+from trailsight.runner import _create, _materialise_profiles, _needed_columns
 from trailsight.simulate import simulate
 from trailsight.store.layout import StoreLayout
 
@@ -173,3 +174,29 @@ def test_windowed_profiles_equal_the_window_expressions(store: StoreLayout, forg
     # Some windows are empty (a first day) and some not: both kinds of row were compared.
     p = windowed(daily["p"], "p", forget_days, since_day)
     assert 0 < p.column("p__pn").null_count < p.num_rows
+
+
+def test_chunk_features_of_some_columns_compute_only_the_pairs_they_need(store: StoreLayout) -> None:
+    """The default detectors need some pairs only; those give the same columns, and others are not touched.
+
+    The profiles hold only the needed pairs, so a chunk that looked another up would fail.
+    """
+    assert {p.name for p in needed_pairs(["p_how_share"])} == {"p", "a", "x", "p_how"}
+    opts = FeatureOptions()
+    columns = _needed_columns(registry.create(None, None))
+    pairs = needed_pairs(columns)
+    assert 3 < len(pairs) < len(PAIRS)
+    files = all_lake_files(store)
+    with quiet_ibis():
+        con = connect()
+        every, _ = _materialise_profiles(con, store, files, SINCE, UNTIL, opts)
+        some, _ = _materialise_profiles(con, store, files, SINCE, UNTIL, opts, pairs=pairs)
+        assert set(some) == {p.name for p in pairs} | {"vol", "err", "used"}
+        full, wanted = ChunkFeatures(con, every, opts), ChunkFeatures(con, some, opts, columns)
+        for c_since, c_until in _chunks():
+            events = open_events(con, store, c_since, c_until, 0, table_name="chunk_events")
+            want = full(events, "chunk_events", c_since, c_until).select(columns)
+            got = wanted(events, "chunk_events", c_since, c_until)
+            assert got.num_rows > 0
+            assert got.equals(want), c_since
+        con.disconnect()

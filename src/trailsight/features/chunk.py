@@ -264,14 +264,31 @@ def _pair(
     return out
 
 
+#: Feature columns derived from another pair's columns (besides ``<pair>_freq`` and the ages).
+_SHARES = {"p_hour_share": "p_hour", "p_how_share": "p_how"}
+#: Pairs every chunk computes: their columns give the ages and the gates.
+_OWNERS = frozenset({"p", "a", "x"})
+
+
+def needed_pairs(columns: Sequence[str] | None) -> list[Pair]:
+    """The pairs whose figures the feature ``columns`` need (all of them for None)."""
+    if columns is None:
+        return list(PAIRS)
+    wanted = set(columns)
+    uses = {pair for column, pair in _SHARES.items() if column in wanted}
+    suffixes = ("n", "days", "first", "last", "hours", "freq")
+    return [p for p in PAIRS if p.name in _OWNERS or p.name in uses or any(f"{p.name}_{s}" in wanted for s in suffixes)]
+
+
 class ChunkFeatures:
     """Computes chunk after chunk of one run the table :func:`build_feature_table` gives for it.
 
     ``con`` is the run's DuckDB backend, ``profiles`` the materialised windowed profiles (as
     :func:`~trailsight.features.asof.build_profiles` defines them; the runner builds them day by
     day with :mod:`trailsight.features.daily`) over a range covering every chunk, and
-    ``columns`` the feature columns wanted (default all). The SQL of the finishing step is
-    compiled once and reused for every chunk.
+    ``columns`` the feature columns wanted (default all): only the pairs they need are computed
+    (:func:`needed_pairs`), and ``profiles`` need hold only those. The SQL of the chunk's events
+    is compiled once and reused for every chunk.
 
     Several chunks may be computed at once from different threads, each with its own DuckDB
     connection to the run's database (``db``, a ``cursor()`` of it, holding its own
@@ -285,6 +302,7 @@ class ChunkFeatures:
         self._profiles = {name: table.get_name() for name, table in profiles.items()}
         self._options = options
         self._columns = list(columns) if columns is not None else None
+        self._pairs = needed_pairs(self._columns)
         self._prepare_sql: dict[str, str] = {}
         self._compiling = threading.Lock()
 
@@ -329,7 +347,7 @@ class ChunkFeatures:
         codes = _Codes(cur)
 
         built: dict[str, pa.Array] = {}
-        for pair in PAIRS:
+        for pair in self._pairs:
             profile = self._scored(db, pair.name, "day", d_lo, d_hi + 1)
             built.update(_pair(codes, pair, times, day, hour_idx, profile))
 
@@ -435,8 +453,9 @@ def finished(table: pa.Table, options: FeatureOptions, names: Sequence[str]) -> 
     err_mean = filled("err__es") / buckets
     err_var = filled("err__eq") / buckets - err_mean * err_mean
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["p_hour_share"] = np.where(p_n > 0, col("p_hour_n").astype(np.float64) / p_n, 0.0)
-        out["p_how_share"] = np.where(p_n > 0, col("p_how_n").astype(np.float64) / p_n, 0.0)
+        for share, of in _SHARES.items():
+            if share in names:  # the pair is there only when a share or its own columns are wanted
+                out[share] = np.where(p_n > 0, col(f"{of}_n").astype(np.float64) / p_n, 0.0)
     out["p_how_mean"] = how_mean
     out["p_how_var"] = np.maximum(how_var, 0.0)
     out["err_bucket_mean"] = err_mean

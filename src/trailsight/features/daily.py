@@ -134,16 +134,17 @@ class DailyProfiles:
         if self._waiting_bytes >= self._flush_bytes:
             self._flush()
 
-    def _flush(self) -> None:
-        """Insert what is waiting, one statement per table (many small inserts cost more than one),
-        all in one transaction (one commit instead of one per table)."""
-        if not self._waiting:
+    def _flush(self, only: str | None = None) -> None:
+        """Insert what is waiting (of table ``only``, if given), one statement per table (many small
+        inserts cost more than one), all in one transaction (one commit instead of one per table)."""
+        names = list(self._waiting) if only is None else [only] if only in self._waiting else []
+        if not names:
             return
         with transaction(self._db):
-            for name, parts in self._waiting.items():
+            for name in names:
+                parts = self._waiting.pop(name)
                 self._insert(name, pa.concat_tables(parts))
-        self._waiting.clear()
-        self._waiting_bytes = 0
+                self._waiting_bytes -= sum(t.nbytes for t in parts)
 
     def _insert(self, name: str, table: pa.Table) -> None:
         self._db.register("_ts_daily_in", table)
@@ -161,8 +162,8 @@ class DailyProfiles:
         return f"_ts_daily_{name}_{self._tag}"
 
     def finish(self, name: str) -> str:
-        """:meth:`stored`, with everything waiting inserted (created empty when no rows of ``name`` came)."""
-        self._flush()
+        """:meth:`stored`, with what waits of ``name`` inserted (created empty when no rows of it came)."""
+        self._flush(name)
         if name not in self._made:
             self._insert(name, daily_schemas()[name])
         return self.stored(name)
