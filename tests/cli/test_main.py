@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from trailsight.cli.main import COMMAND_MODULES
+
+FLAWS2 = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "flaws2_cloud" / "AWSLogs"
 
 _LOADED = (
     "import sys\n"
@@ -48,3 +53,29 @@ def test_app_has_every_command() -> None:
 
     names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
     assert names == set(COMMAND_MODULES)
+
+
+def test_a_run_does_not_import_pandas_yet_pyarrow_still_converts_to_it(tmp_path: Path) -> None:
+    """pyarrow's first conversion would import pandas (0.3-0.5 s); the CLI spares it, and pandas
+    is still there for whatever asks pyarrow for it later."""
+    pytest.importorskip("pandas")
+    script = (
+        "import sys\n"
+        "from trailsight.cli.main import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code in (0, None), exc.code\n"
+        "print('pandas' in sys.modules)\n"
+        "import pyarrow as pa\n"
+        "print(type(pa.table({'a': [1, 2]}).to_pandas()).__name__)\n"
+    )
+    store = tmp_path / "store"
+    done = subprocess.run(
+        [sys.executable, "-c", script, "ingest", str(FLAWS2), "--store", str(store), "--workers", "0"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.split()[-2:] == ["False", "DataFrame"]
+    assert (store / "lake").is_dir()

@@ -12,6 +12,7 @@ stderr and exit 1; ``--debug`` shows the traceback instead. Exit codes:
 from __future__ import annotations
 
 import importlib
+import importlib.abc
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -107,11 +108,42 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+class _NoPandas(importlib.abc.MetaPathFinder):
+    """An import hook under which ``import pandas`` fails."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ImportError("pandas is not imported by the trailsight CLI")
+
+
+def _skip_pandas_probe() -> None:
+    """Spare this process pyarrow's import of pandas (0.3-0.5 s), which nothing here uses.
+
+    pyarrow imports pandas the first time it converts anything, to tell whether the input is a
+    pandas object, and remembers the answer. Here that first probe finds no pandas; a later
+    call that asks pyarrow for pandas itself (``to_pandas``, ``from_pandas``: pyspark does)
+    imports it then, as pyarrow retries for those.
+    """
+    if "pandas" in sys.modules:
+        return
+    import pyarrow as pa
+
+    hook = _NoPandas()
+    sys.meta_path.insert(0, hook)
+    try:
+        pa.array([0])
+    finally:
+        sys.meta_path.remove(hook)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; map trailsight errors to one line and exit code 1."""
     args = list(argv if argv is not None else sys.argv[1:])
     debug = "--debug" in args
-    _register_commands(_command(args))
+    command = _command(args)
+    if command is not None and "--help" not in args:
+        _skip_pandas_probe()  # before any command module converts with pyarrow
+    _register_commands(command)
     try:
         _app(args=args, standalone_mode=False)
     except TrailsightError as exc:

@@ -427,8 +427,8 @@ def _run_pool(tasks: Iterator[_Task], config: _WorkerConfig, n_workers: int, enr
     global _INHERITED_ENRICHER
     _INHERITED_ENRICHER = enricher
     ctx = _mp_context()
-    # pyarrow imports pandas (about 0.3 s) the first time it converts a numpy array: do that here,
-    # once, so that forked workers inherit it instead of each importing it again.
+    # pyarrow's first conversion looks for pandas (importing it costs about 0.3 s, which the CLI
+    # skips): make it here, once, so that forked workers inherit the answer instead of each asking.
     pa.array(np.zeros(1))
     task_q: Any = ctx.Queue()
     # Results are small (the rows are in Parquet files already), so many tasks can be in flight:
