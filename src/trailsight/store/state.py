@@ -33,7 +33,6 @@ from typing import Final
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from trailsight.errors import StoreError
 from trailsight.store.layout import StoreLayout
@@ -247,7 +246,10 @@ def event_keys(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]
 def first_of_keys(hi: np.ndarray, lo: np.ndarray) -> np.ndarray | None:
     """A mask keeping the first row of each key; None when all keys differ (the usual case)."""
     n = len(lo)
-    if n < 2 or pc.count_distinct(pa.array(lo)).as_py() == n:
+    if n < 2:
+        return None
+    ordered = np.sort(lo)  # a sort is cheaper than Arrow's count_distinct here (6 ms against 26-60 per 250k)
+    if (ordered[1:] != ordered[:-1]).all():
         return None
     order = np.lexsort((np.arange(n), hi, lo))
     s_hi, s_lo = hi[order], lo[order]
