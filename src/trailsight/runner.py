@@ -48,6 +48,7 @@ from trailsight.features.daily import (
     DAY_COLUMNS,
     DailyProfiles,
     daily_schemas,
+    window_spec,
     windowed,
 )
 from trailsight.features.options import FeatureOptions
@@ -476,17 +477,21 @@ def _materialise_profiles(
     # kept (a chunk looks nothing else up). The api users stay daily: a chunk joins them in SQL.
     profiles: dict[str, Any] = {}
     for name in [p.name for p in pairs] + ["vol", "err"]:
-        table = windowed(builder.take(name), name, opts.forget_days, since_day)
-        profiles[name] = _create(con, f"_ts_profile_{name}_{tag}", table)
+        stored = f"_ts_profile_{name}_{tag}"
+        for k, piece in enumerate(builder.pieces(name, window_spec(name)[0])):
+            profiles[name] = _create(con, stored, windowed(piece, name, opts.forget_days, since_day), append=k > 0)
     profiles["used"] = con.table(builder.finish("used"))
     return profiles, daily
 
 
-def _create(con: Any, name: str, table: pa.Table) -> Any:
-    """A table ``name`` of the run's database holding ``table``, as an Ibis table."""
+def _create(con: Any, name: str, table: pa.Table, *, append: bool = False) -> Any:
+    """A table ``name`` of the run's database holding ``table`` (with ``append``, added to it), as Ibis."""
     con.con.register("_ts_arrow_in", table)
     try:
-        con.con.execute(f"CREATE TABLE {name} AS SELECT * FROM _ts_arrow_in")
+        if append:
+            con.con.execute(f"INSERT INTO {name} SELECT * FROM _ts_arrow_in")
+        else:
+            con.con.execute(f"CREATE TABLE {name} AS SELECT * FROM _ts_arrow_in")
     finally:
         con.con.unregister("_ts_arrow_in")
     return con.table(name)

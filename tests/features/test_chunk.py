@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from trailsight import runner
 from trailsight.detectors import registry
 from trailsight.features import daily as daily_module
 from trailsight.features.asof import (
@@ -113,27 +114,40 @@ def test_context_daily_tables_equal_the_aggregates(store: StoreLayout) -> None:
 def test_daily_tables_flushed_day_by_day_make_the_same_profiles(
     store: StoreLayout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Daily tables go into the database in pieces on long histories; the profiles do not change."""
+    """Daily tables go into the database in pieces on long histories, and are windowed a few
+    groups at a time when big; the profiles do not change."""
     opts = FeatureOptions()
+    pieces: Counter[str] = Counter()
 
-    def profile_rows(flush_bytes: int, cached: bool) -> dict[str, Counter[tuple[object, ...]]]:
+    def counted(daily: pa.Table, name: str, forget_days: int, since_day: int) -> pa.Table:
+        pieces[name] += 1
+        return windowed(daily, name, forget_days, since_day)
+
+    monkeypatch.setattr(runner, "windowed", counted)
+
+    def profile_rows(flush_bytes: int, window_bytes: int, cached: bool) -> dict[str, Counter[tuple[object, ...]]]:
         if not cached:
             (store.root / "profiles.duckdb").unlink(missing_ok=True)
         monkeypatch.setattr(daily_module, "FLUSH_BYTES", flush_bytes)
+        monkeypatch.setattr(daily_module, "WINDOW_BYTES", window_bytes)
+        pieces.clear()
         with quiet_ibis():
             con = connect()
             profiles, _ = _materialise_profiles(con, store, all_lake_files(store), SINCE, UNTIL, opts, threads=2)
             tables = {
                 name: con.con.sql(f"SELECT * FROM {t.get_name()}").to_arrow_table() for name, t in profiles.items()
             }
-            out = {name: Counter(tuple(row.values()) for row in t.to_pylist()) for name, t in tables.items()}
+            out = {name: _rows(t) for name, t in tables.items()}
             con.disconnect()
         return out
 
-    at_once = profile_rows(2**40, cached=False)  # one insert per table
+    at_once = profile_rows(2**40, 2**40, cached=False)  # one insert per table, each windowed whole
     assert sum(sum(rows.values()) for rows in at_once.values()) > 5_000
-    for flush_bytes, cached in ((1, False), (1, True)):  # one insert per day and table; days from the cache
-        assert profile_rows(flush_bytes, cached) == at_once, (flush_bytes, cached)
+    assert max(pieces.values()) == 1
+    # One insert per day and table; days from the cache; big tables windowed in pieces of whole groups.
+    for flush_bytes, window_bytes, cached in ((1, 2**40, False), (1, 2**40, True), (1, 20_000, False)):
+        assert profile_rows(flush_bytes, window_bytes, cached) == at_once, (flush_bytes, window_bytes, cached)
+    assert pieces["p_api"] > 2
 
 
 def _rows(table: pa.Table) -> Counter[tuple[object, ...]]:

@@ -13,7 +13,9 @@ pass. ``tests/features/test_chunk.py`` checks all three against the Ibis express
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -102,6 +104,8 @@ class _Grouped:
 CONTEXT_TABLES = ("pday", "papi")
 #: Daily tables wait in memory up to about this many bytes before they go into the database.
 FLUSH_BYTES = 64 * 2**20
+#: A daily table that went into the database is windowed about this many bytes of it at a time.
+WINDOW_BYTES = 256 * 2**20
 
 
 class DailyProfiles:
@@ -112,14 +116,17 @@ class DailyProfiles:
     ``db``, so a long history costs the database's disk rather than memory.
     """
 
-    def __init__(self, db: Any, tag: str, flush_bytes: int | None = None) -> None:
+    def __init__(self, db: Any, tag: str, flush_bytes: int | None = None, window_bytes: int | None = None) -> None:
         self._db = db
         self._tag = tag
         self._parts: dict[str, list[pa.Table]] = defaultdict(list)
         self._waiting: dict[str, list[pa.Table]] = defaultdict(list)
         self._waiting_bytes = 0
         self._flush_bytes = FLUSH_BYTES if flush_bytes is None else flush_bytes
+        self._window_bytes = WINDOW_BYTES if window_bytes is None else window_bytes
         self._made: set[str] = set()
+        self._bytes: dict[str, int] = defaultdict(int)  # what each table took in memory, to size its pieces
+        self._rows: dict[str, int] = defaultdict(int)
 
     def extend(self, tables: dict[str, pa.Table]) -> None:
         """Fold in daily tables made by :meth:`reduce` (or read back from the profile cache)."""
@@ -131,6 +138,8 @@ class DailyProfiles:
             else:
                 self._waiting[name].append(table)
                 self._waiting_bytes += table.nbytes
+                self._bytes[name] += table.nbytes
+                self._rows[name] += table.num_rows
         if self._waiting_bytes >= self._flush_bytes:
             self._flush()
 
@@ -258,20 +267,35 @@ class DailyProfiles:
         parts = self._parts.pop(name, None)
         return pa.concat_tables(parts) if parts else daily_schemas()[name]
 
-    def take(self, name: str) -> pa.Table:
-        """The whole daily table ``name``: what went into the database (which drops it) and what waits.
+    def pieces(self, name: str, keys: Sequence[str]) -> Iterator[pa.Table]:
+        """The whole daily table ``name``, in pieces of whole groups of ``keys`` (for :func:`windowed`).
 
-        For the windowed profiles (:func:`windowed`), which need one table at a time.
+        A table still waiting in memory comes whole. One in the database comes in as many pieces,
+        split by a hash of ``keys``, as keep each near :data:`WINDOW_BYTES`; the database drops it after.
         """
+        schema = daily_schemas()[name].schema
         parts = self._waiting.pop(name, [])
         self._waiting_bytes -= sum(t.nbytes for t in parts)
-        if name in self._made:
-            stored = self.stored(name)
-            parts.insert(0, self._db.sql(f"SELECT * FROM {stored}").to_arrow_table())
-            self._db.execute(f"DROP TABLE {stored}")
-            self._made.discard(name)
-        schema = daily_schemas()[name].schema
-        return pa.concat_tables([t.select(schema.names).cast(schema) for t in parts]) if parts else schema.empty_table()
+        if name not in self._made:
+            yield (
+                pa.concat_tables([t.select(schema.names).cast(schema) for t in parts])
+                if parts
+                else schema.empty_table()
+            )
+            return
+        stored = self.stored(name)
+        if parts:
+            with transaction(self._db):
+                self._insert(name, pa.concat_tables(parts))
+        rows = self._db.execute(f"SELECT count(*) FROM {stored}").fetchall()[0][0]
+        row_bytes = self._bytes[name] / max(self._rows[name], 1)
+        split = max(1, math.ceil(rows * row_bytes / self._window_bytes))
+        hashed = ", ".join(f'"{k}"' for k in keys)
+        for i in range(split):
+            where = f" WHERE hash({hashed}) % {split} = {i}" if split > 1 else ""
+            yield self._db.sql(f"SELECT * FROM {stored}{where}").to_arrow_table().select(schema.names).cast(schema)
+        self._db.execute(f"DROP TABLE {stored}")
+        self._made.discard(name)
 
 
 class _Windows:
@@ -311,6 +335,15 @@ class _Windows:
         return pa.array(values[self.order][np.maximum(self.hi - 1, 0)], pa.int64(), mask=self.empty)
 
 
+def window_spec(name: str) -> tuple[list[str], str, int]:
+    """(group key columns, position column, positions per day) of the windowed profile ``name``."""
+    if name == "vol":
+        return ["_k_principal"], "hour_idx", 24
+    if name == "err":
+        return ["_k_account_id"], "b15", 96
+    return [_key(k) for k in PAIR_BY_NAME[name].keys], "day", 1
+
+
 def windowed(daily: pa.Table, name: str, forget_days: int, since_day: int) -> pa.Table:
     """The windowed profile ``name`` of a daily table, for the days from ``since_day`` on.
 
@@ -321,12 +354,8 @@ def windowed(daily: pa.Table, name: str, forget_days: int, since_day: int) -> pa
     and last times come from the window's earliest and latest days (its days are distinct and
     each day's times lie within it).
     """
-    if name == "vol":
-        keys, pos_col, width, since = ["_k_principal"], "hour_idx", forget_days * 24, since_day * 24
-    elif name == "err":
-        keys, pos_col, width, since = ["_k_account_id"], "b15", forget_days * 96, since_day * 96
-    else:
-        keys, pos_col, width, since = [_key(k) for k in PAIR_BY_NAME[name].keys], "day", forget_days, since_day
+    keys, pos_col, per_day = window_spec(name)
+    width, since = forget_days * per_day, since_day * per_day
     pos = ints(daily, pos_col)
     parts = []
     for k in keys:
@@ -387,4 +416,12 @@ def daily_schemas() -> dict[str, pa.Table]:
     return out
 
 
-__all__ = ["CONTEXT_TABLES", "DAILY_VERSION", "DAY_COLUMNS", "DailyProfiles", "daily_schemas", "windowed"]
+__all__ = [
+    "CONTEXT_TABLES",
+    "DAILY_VERSION",
+    "DAY_COLUMNS",
+    "DailyProfiles",
+    "daily_schemas",
+    "window_spec",
+    "windowed",
+]
