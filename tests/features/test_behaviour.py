@@ -15,7 +15,7 @@ from trailsight.detectors.behaviour_model import BehaviourModelDetector
 from trailsight.detectors.off_hours import OffHoursDetector
 from trailsight.features import build_feature_table
 from trailsight.features.asof import SECONDS_PER_DAY, prepare
-from trailsight.features.behaviour import BehaviourContext, context_aggregates
+from trailsight.features.behaviour import CONTEXT_COLUMNS, BehaviourContext, context_aggregates
 from trailsight.features.sample import make_events
 from trailsight.runner import add_context
 from trailsight.scoring.combine import combine
@@ -197,3 +197,26 @@ def test_working_hours_count_for_people_only(test_day: pa.Table) -> None:
     machine = np.array([p == ROLE for p in test_day.column("principal").to_pylist()])
     assert np.all(out.context[machine] == 0.0)
     assert np.all(out.context[~machine] == 1.0)
+
+
+def test_peer_figures_of_an_event_alone_equal_those_among_many() -> None:
+    """A (day, principal, API) group of one event takes a plain-Python path, a bigger one arrays:
+    each event's figures are the same either way (they depend on the context and its time only)."""
+    rows = [r for r in history() if r["event_name"] != "InvokeModel" or r["principal"] != user("cy")]
+    at = TEST + timedelta(hours=12)
+    for k, who in enumerate(("ana", "ana", "cy", "ana", "dee", "cy", "ana")):
+        rows.append(_ev(at + timedelta(minutes=20 * k), user(who), "bedrock", "InvokeModel"))
+    rows.append(_ev(at, user("dee"), "kms", "ScheduleKeyDeletion"))
+    con = ibis.duckdb.connect()
+    con.raw_sql("SET TimeZone = 'UTC'")
+    events = ibis.memtable(make_events(rows))
+    features = con.to_pyarrow(build_feature_table(events, TEST, TEST + timedelta(days=1)))
+    aggs = {name: con.to_pyarrow(e) for name, e in context_aggregates(prepare(events)).items()}
+    context = BehaviourContext(aggs["pday"], aggs["papi"], forget_days=90)
+    whole = context.augment(features)
+    alone = pa.concat_tables([context.augment(features.slice(i, 1)) for i in range(features.num_rows)])
+    ana = [r for r in whole.to_pylist() if r["principal"] == user("ana") and r["api"] == "bedrock:InvokeModel"]
+    assert len(ana) == 4 and [r["peers_using"] for r in ana] == [1, 1, 2, 2]  # ben; then cy too, same day
+    assert max(r["a_api_users"] for r in ana) == 3  # ben, cy and dee by the last
+    for column in CONTEXT_COLUMNS:
+        assert whole.column(column).to_pylist() == alone.column(column).to_pylist(), column

@@ -26,6 +26,7 @@ the driver.
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -409,20 +410,31 @@ class BehaviourContext:
         ):
             day_s, acct, p, key = k.split("\x1f", 3)
             ctx = self._day(int(day_s))
-            t = now[members]
             pi = ctx.index.get((acct, p))
             plist = ctx.peers[pi] if pi is not None else []
             ai = ctx.apis.get(key)
+            # Other principals of the account that used the API before this event: those of the
+            # window, those new today before it, less the principal itself.
+            base = int(ctx.users_by_account[acct][ai]) if ai is not None and acct in ctx.users_by_account else 0
+            new_today = ctx.today_new_users.get((acct, key))
+            own_earlier = pi is not None and ai is not None and bool(ctx.used[pi, ai])
+            own_first = ctx.today.get((acct, p, key), np.inf)
+            if len(members) == 1:  # the same figures without arrays (many groups are one event)
+                row, t_row = int(members[0]), float(now[members[0]])
+                self._one_event(ctx, row, t_row, plist, ai, key, out, labels)
+                count = base + (bisect_left(new_today, t_row) if new_today else 0) - (own_earlier or own_first < t_row)
+                a_users[row] = max(count, 0)
+                continue
+            t = now[members]
             if plist:
                 earlier = np.array([ai is not None and bool(ctx.used[q, ai]) for q, _ in plist])
                 first = np.array([ctx.today.get((ctx.account[q], ctx.names[q], key), np.inf) for q, _ in plist])
                 used = earlier[None, :] | (first[None, :] < t[:, None])
                 using[members] = used.sum(axis=1)
-                # Summed peer by peer, in the peer order, as one event at a time would be.
-                total = np.zeros(len(members))
-                for j, (_, sim) in enumerate(plist):
-                    total = total + np.where(used[:, j], sim, 0.0)
-                using_sim[members] = total
+                # Summed peer by peer, in the peer order, as one event at a time would be
+                # (accumulate adds left to right; a sum along the row would add pairwise).
+                sims = np.array([sim for _, sim in plist], dtype=np.float64)
+                using_sim[members] = np.add.accumulate(np.where(used, sims[None, :], 0.0), axis=1)[:, -1]
                 # One name list per distinct set of peers that had used it, not per row.
                 sets, which = _distinct_rows(used)
                 at = [
@@ -434,14 +446,40 @@ class BehaviourContext:
             else:
                 using[members] = 0
                 using_sim[members] = 0.0
-            # Other principals of the account that used the API before this event.
-            users = np.zeros(len(members), dtype=np.int64)
-            if ai is not None and acct in ctx.users_by_account:
-                users += int(ctx.users_by_account[acct][ai])
-            users += np.searchsorted(np.asarray(ctx.today_new_users.get((acct, key), []), dtype=np.float64), t)
-            own_earlier = pi is not None and ai is not None and bool(ctx.used[pi, ai])
-            users -= own_earlier | (ctx.today.get((acct, p, key), np.inf) < t)
+            users = np.full(len(members), base, dtype=np.int64)
+            if new_today:
+                users += np.searchsorted(np.asarray(new_today, dtype=np.float64), t)
+            users -= own_earlier | (own_first < t)
             a_users[members] = np.maximum(users, 0)
+
+    @staticmethod
+    def _one_event(
+        ctx: _Day,
+        row: int,
+        t: float,
+        plist: list[tuple[int, float]],
+        ai: int | None,
+        key: str,
+        out: tuple[Any, Any, Any, Any, Any],
+        labels: Callable[[str | None], int],
+    ) -> None:
+        """:meth:`_peer_usage`'s peer figures for a group of one event, in plain Python."""
+        using, using_sim, names, group, _ = out
+        if not plist:
+            using[row] = 0
+            using_sim[row] = 0.0
+            return
+        used = [
+            (ai is not None and bool(ctx.used[q, ai])) or ctx.today.get((ctx.account[q], ctx.names[q], key), np.inf) < t
+            for q, _ in plist
+        ]
+        using[row] = sum(used)
+        total = 0.0
+        for (_, sim), u in zip(plist, used, strict=True):
+            total = total + (sim if u else 0.0)
+        using_sim[row] = total
+        names[row] = labels(", ".join([ctx.names[q] for (q, _), u in zip(plist, used, strict=True) if u][:3]) or None)
+        group[row] = labels(", ".join(ctx.names[q] for q, _ in plist[:3]))
 
     def peers_of(self, account: str, principal: str, day: int) -> list[tuple[str, float]]:
         """The peer group of ``principal`` as of ``day`` (epoch day number), most similar first."""
