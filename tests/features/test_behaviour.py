@@ -200,8 +200,8 @@ def test_working_hours_count_for_people_only(test_day: pa.Table) -> None:
 
 
 def test_peer_figures_of_an_event_alone_equal_those_among_many() -> None:
-    """A (day, principal, API) group of one event takes a plain-Python path, a bigger one arrays:
-    each event's figures are the same either way (they depend on the context and its time only)."""
+    """Each event's peer and account-user figures depend on the context and its own time only:
+    worked out with many events of its (day, principal, API) group, or alone, they are the same."""
     rows = [r for r in history() if r["event_name"] != "InvokeModel" or r["principal"] != user("cy")]
     at = TEST + timedelta(hours=12)
     for k, who in enumerate(("ana", "ana", "cy", "ana", "dee", "cy", "ana")):
@@ -216,7 +216,8 @@ def test_peer_figures_of_an_event_alone_equal_those_among_many() -> None:
     whole = context.augment(features)
     alone = pa.concat_tables([context.augment(features.slice(i, 1)) for i in range(features.num_rows)])
     ana = [r for r in whole.to_pylist() if r["principal"] == user("ana") and r["api"] == "bedrock:InvokeModel"]
-    assert len(ana) == 4 and [r["peers_using"] for r in ana] == [1, 1, 2, 2]  # ben; then cy too, same day
+    assert len(ana) == 4
+    assert [r["peers_using"] for r in ana] == [1, 1, 2, 2]  # ben; then cy too, the same day
     assert max(r["a_api_users"] for r in ana) == 3  # ben, cy and dee by the last
     for column in CONTEXT_COLUMNS:
         assert whole.column(column).to_pylist() == alone.column(column).to_pylist(), column

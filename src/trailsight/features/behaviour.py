@@ -26,7 +26,6 @@ the driver.
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -142,15 +141,39 @@ def _epoch(col: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.float64]:
     return out
 
 
-def _distinct_rows(flags: npt.NDArray[np.bool_]) -> tuple[list[list[bool]], npt.NDArray[np.int64]]:
-    """(the distinct rows of a boolean matrix, which of them each row is)."""
+def _distinct_pairs(
+    group: npt.NDArray[np.int64], flags: npt.NDArray[np.bool_]
+) -> tuple[list[tuple[int, list[bool]]], npt.NDArray[np.int64]]:
+    """(the distinct (group, row of ``flags``) pairs, which of them each row is)."""
     width = flags.shape[1]
-    if width <= 62:  # as bit patterns: a 1-D unique is far cheaper than a row-wise one
-        bits = flags.astype(np.int64) @ (np.int64(1) << np.arange(width, dtype=np.int64))
-        values, which = np.unique(bits, return_inverse=True)
-        return [[bool(v >> j & 1) for j in range(width)] for v in values.tolist()], which.reshape(-1)
-    rows, which = np.unique(flags, axis=0, return_inverse=True)
-    return rows.tolist(), which.reshape(-1)
+    if width <= 30 and int(group.max(initial=0)) < 1 << 32:  # as one number each: a 1-D unique
+        key = group << width | flags.astype(np.int64) @ (np.int64(1) << np.arange(width, dtype=np.int64))
+        values, which = np.unique(key, return_inverse=True)
+        pairs = [(v >> width, [bool(v >> j & 1) for j in range(width)]) for v in values.tolist()]
+        return pairs, which.reshape(-1)
+    rows, which = np.unique(np.column_stack([group, flags.astype(np.int64)]), axis=0, return_inverse=True)
+    return [(int(r[0]), [bool(x) for x in r[1:]]) for r in rows.tolist()], which.reshape(-1)
+
+
+def _earlier_counts(
+    group: npt.NDArray[np.int64],
+    t: npt.NDArray[np.float64],
+    value_group: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float64],
+    n_groups: int,
+) -> npt.NDArray[np.int64]:
+    """For each (group, t), how many ``values`` of the same group (``value_group``) are below ``t``."""
+    if not len(values):
+        return np.zeros(len(t), dtype=np.int64)
+    kind = np.concatenate([np.zeros(len(t), dtype=np.int8), np.ones(len(values), dtype=np.int8)])
+    # By group, then value, a query before the values equal to it (those are not below it).
+    order = np.lexsort((kind, np.concatenate([t, values]), np.concatenate([group, value_group])))
+    seen = np.cumsum(kind[order], dtype=np.int64)
+    before_group = np.concatenate([[0], np.cumsum(np.bincount(value_group, minlength=n_groups))])
+    queries = order < len(t)
+    out = np.empty(len(t), dtype=np.int64)
+    out[order[queries]] = seen[queries] - before_group[group[order[queries]]]
+    return out
 
 
 def _texts_at(texts: dict[str, int], at: npt.NDArray[np.int64]) -> pa.Array:
@@ -393,93 +416,80 @@ class BehaviourContext:
     ) -> None:
         """Fill, for ``rows``, the peers that used the API before each event and the account's users of it.
 
-        Rows are taken a (day, account, principal, api) at a time: within one such group only
-        the event time changes the answer (a peer's or an account user's first call earlier
-        the same day), so each group is a few array comparisons, not a loop over its rows.
+        Within one (day, account, principal, api) group only the event time changes the answer
+        (a peer's or an account user's first call earlier the same day): what the day knows is
+        gathered once per group (its peers' earlier use, first calls today and similarities, as
+        rows of a group × peer matrix), then every row is a few array operations at once.
         """
         using, using_sim, names, group, a_users = out
         taken = pa.array(rows)
         text = [features.column(c).take(taken).fill_null("") for c in ("account_id", "principal", "api")]
         day_text = pc.cast(pa.array(days[rows]), pa.string())
         encoded = pc.dictionary_encode(pc.binary_join_element_wise(day_text, *text, "\x1f")).combine_chunks()
-        codes = encoded.indices.to_numpy(zero_copy_only=False)
-        order = np.argsort(codes, kind="stable")
-        bounds = np.flatnonzero(np.diff(codes[order])) + 1
-        for k, members in zip(
-            encoded.dictionary.to_pylist(), np.split(rows[order], bounds) if len(order) else [], strict=True
-        ):
+        g = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)  # each row's group
+        t = now[rows]
+        keys = encoded.dictionary.to_pylist()
+        n_groups = len(keys)
+        # Per group, in Python once: what the day knows of its principal, API and peers.
+        base = np.zeros(n_groups, dtype=np.int64)
+        own_earlier = np.zeros(n_groups, dtype=bool)
+        own_first = np.full(n_groups, np.inf)
+        peer_names: list[list[str]] = []
+        peer_rows: list[tuple[list[bool], list[float], list[float]]] = []
+        new_at: list[float] = []
+        new_of: list[int] = []
+        for i, k in enumerate(keys):
             day_s, acct, p, key = k.split("\x1f", 3)
             ctx = self._day(int(day_s))
             pi = ctx.index.get((acct, p))
-            plist = ctx.peers[pi] if pi is not None else []
             ai = ctx.apis.get(key)
-            # Other principals of the account that used the API before this event: those of the
-            # window, those new today before it, less the principal itself.
-            base = int(ctx.users_by_account[acct][ai]) if ai is not None and acct in ctx.users_by_account else 0
-            new_today = ctx.today_new_users.get((acct, key))
-            own_earlier = pi is not None and ai is not None and bool(ctx.used[pi, ai])
-            own_first = ctx.today.get((acct, p, key), np.inf)
-            if len(members) == 1:  # the same figures without arrays (many groups are one event)
-                row, t_row = int(members[0]), float(now[members[0]])
-                self._one_event(ctx, row, t_row, plist, ai, key, out, labels)
-                count = base + (bisect_left(new_today, t_row) if new_today else 0) - (own_earlier or own_first < t_row)
-                a_users[row] = max(count, 0)
-                continue
-            t = now[members]
-            if plist:
-                earlier = np.array([ai is not None and bool(ctx.used[q, ai]) for q, _ in plist])
-                first = np.array([ctx.today.get((ctx.account[q], ctx.names[q], key), np.inf) for q, _ in plist])
-                used = earlier[None, :] | (first[None, :] < t[:, None])
-                using[members] = used.sum(axis=1)
-                # Summed peer by peer, in the peer order, as one event at a time would be
-                # (accumulate adds left to right; a sum along the row would add pairwise).
-                sims = np.array([sim for _, sim in plist], dtype=np.float64)
-                using_sim[members] = np.add.accumulate(np.where(used, sims[None, :], 0.0), axis=1)[:, -1]
-                # One name list per distinct set of peers that had used it, not per row.
-                sets, which = _distinct_rows(used)
-                at = [
-                    labels(", ".join([ctx.names[q] for (q, _), u in zip(plist, row, strict=True) if u][:3]) or None)
-                    for row in sets
-                ]
-                names[members] = np.asarray(at, dtype=np.int64)[which]
-                group[members] = labels(", ".join(ctx.names[q] for q, _ in plist[:3]))
-            else:
-                using[members] = 0
-                using_sim[members] = 0.0
-            users = np.full(len(members), base, dtype=np.int64)
-            if new_today:
-                users += np.searchsorted(np.asarray(new_today, dtype=np.float64), t)
-            users -= own_earlier | (own_first < t)
-            a_users[members] = np.maximum(users, 0)
-
-    @staticmethod
-    def _one_event(
-        ctx: _Day,
-        row: int,
-        t: float,
-        plist: list[tuple[int, float]],
-        ai: int | None,
-        key: str,
-        out: tuple[Any, Any, Any, Any, Any],
-        labels: Callable[[str | None], int],
-    ) -> None:
-        """:meth:`_peer_usage`'s peer figures for a group of one event, in plain Python."""
-        using, using_sim, names, group, _ = out
-        if not plist:
-            using[row] = 0
-            using_sim[row] = 0.0
-            return
-        used = [
-            (ai is not None and bool(ctx.used[q, ai])) or ctx.today.get((ctx.account[q], ctx.names[q], key), np.inf) < t
-            for q, _ in plist
-        ]
-        using[row] = sum(used)
-        total = 0.0
-        for (_, sim), u in zip(plist, used, strict=True):
-            total = total + (sim if u else 0.0)
-        using_sim[row] = total
-        names[row] = labels(", ".join([ctx.names[q] for (q, _), u in zip(plist, used, strict=True) if u][:3]) or None)
-        group[row] = labels(", ".join(ctx.names[q] for q, _ in plist[:3]))
+            plist = ctx.peers[pi] if pi is not None else []
+            peer_names.append([ctx.names[q] for q, _ in plist])
+            peer_rows.append(
+                (
+                    [ai is not None and bool(ctx.used[q, ai]) for q, _ in plist],
+                    [ctx.today.get((ctx.account[q], ctx.names[q], key), np.inf) for q, _ in plist],
+                    [sim for _, sim in plist],
+                )
+            )
+            if ai is not None and acct in ctx.users_by_account:
+                base[i] = int(ctx.users_by_account[acct][ai])
+            own_earlier[i] = pi is not None and ai is not None and bool(ctx.used[pi, ai])
+            own_first[i] = ctx.today.get((acct, p, key), np.inf)
+            new_today = ctx.today_new_users.get((acct, key), [])
+            new_at.extend(new_today)
+            new_of.extend([i] * len(new_today))
+        # Peers that used the API before each event: earlier in the window, or earlier today.
+        width = max((len(names_) for names_ in peer_names), default=0)
+        earlier = np.zeros((n_groups, width), dtype=bool)
+        first = np.full((n_groups, width), np.inf)
+        sims = np.zeros((n_groups, width))
+        for i, (e, f, sm) in enumerate(peer_rows):
+            earlier[i, : len(e)], first[i, : len(f)], sims[i, : len(sm)] = e, f, sm
+        used = earlier[g] | (first[g] < t[:, None])  # padding is never used and adds 0.0
+        using[rows] = used.sum(axis=1)
+        # Summed peer by peer, in the peer order, as one event at a time would be (accumulate adds
+        # left to right; a sum along the row would add pairwise).
+        using_sim[rows] = np.add.accumulate(np.where(used, sims[g], 0.0), axis=1)[:, -1] if width else 0.0
+        # One name list per distinct (group, peers that had used it), not per row.
+        has_peers = np.array([bool(names_) for names_ in peer_names], dtype=bool)
+        with_peers = np.flatnonzero(has_peers[g]) if n_groups else np.zeros(0, np.int64)
+        if len(with_peers):
+            pairs, which = _distinct_pairs(g[with_peers], used[with_peers])
+            at = []
+            for gi, row in pairs:
+                chosen = [n for n, u in zip(peer_names[gi], row, strict=False) if u]
+                at.append(labels(", ".join(chosen[:3]) or None))
+            names[rows[with_peers]] = np.asarray(at, dtype=np.int64)[which]
+            group_label = np.full(n_groups, -1, dtype=np.int64)
+            for peered in np.flatnonzero(has_peers).tolist():
+                group_label[peered] = labels(", ".join(peer_names[peered][:3]))
+            group[rows[with_peers]] = group_label[g[with_peers]]
+        # Other principals of the account that used the API before this event: those of the
+        # window, those new today before it (a merge of the events' times with theirs), less itself.
+        users = base[g] + _earlier_counts(g, t, np.asarray(new_of, dtype=np.int64), np.asarray(new_at), n_groups)
+        users -= own_earlier[g] | (own_first[g] < t)
+        a_users[rows] = np.maximum(users, 0)
 
     def peers_of(self, account: str, principal: str, day: int) -> list[tuple[str, float]]:
         """The peer group of ``principal`` as of ``day`` (epoch day number), most similar first."""
