@@ -50,6 +50,7 @@ from trailsight.features.daily import (
     daily_schemas,
     window_spec,
     windowed,
+    write_table,
 )
 from trailsight.features.options import FeatureOptions
 from trailsight.features.source import (
@@ -479,22 +480,10 @@ def _materialise_profiles(
     for name in [p.name for p in pairs] + ["vol", "err"]:
         stored = f"_ts_profile_{name}_{tag}"
         for k, piece in enumerate(builder.pieces(name, window_spec(name)[0])):
-            profiles[name] = _create(con, stored, windowed(piece, name, opts.forget_days, since_day), append=k > 0)
+            write_table(con.con, stored, windowed(piece, name, opts.forget_days, since_day), append=k > 0)
+        profiles[name] = con.table(stored)
     profiles["used"] = con.table(builder.finish("used"))
     return profiles, daily
-
-
-def _create(con: Any, name: str, table: pa.Table, *, append: bool = False) -> Any:
-    """A table ``name`` of the run's database holding ``table`` (with ``append``, added to it), as Ibis."""
-    con.con.register("_ts_arrow_in", table)
-    try:
-        if append:
-            con.con.execute(f"INSERT INTO {name} SELECT * FROM _ts_arrow_in")
-        else:
-            con.con.execute(f"CREATE TABLE {name} AS SELECT * FROM _ts_arrow_in")
-    finally:
-        con.con.unregister("_ts_arrow_in")
-    return con.table(name)
 
 
 def _describe(

@@ -35,11 +35,11 @@ from trailsight.features.asof import (
 )
 from trailsight.features.behaviour import context_aggregates
 from trailsight.features.chunk import ChunkFeatures, needed_pairs
-from trailsight.features.daily import DAY_COLUMNS, DailyProfiles, windowed
+from trailsight.features.daily import DAY_COLUMNS, DailyProfiles, windowed, write_table
 from trailsight.features.options import FeatureOptions
 from trailsight.features.source import all_lake_files, connect, open_events, quiet_ibis
 from trailsight.ingest import ingest
-from trailsight.runner import _create, _materialise_profiles, _needed_columns
+from trailsight.runner import _materialise_profiles, _needed_columns
 from trailsight.simulate import simulate
 from trailsight.store.layout import StoreLayout
 
@@ -167,7 +167,8 @@ def test_windowed_profiles_equal_the_window_expressions(store: StoreLayout, forg
         daily = DailyProfiles.reduce(con.to_pyarrow(history.select(*DAY_COLUMNS, msg=history._k_msg)))
         compared = 0
         for name in [p.name for p in PAIRS] + ["vol", "err"]:
-            table = _create(con, f"daily_{name}_{forget_days}", daily[name])
+            write_table(con.con, f"daily_{name}_{forget_days}", daily[name])
+            table = con.table(f"daily_{name}_{forget_days}")
             if name == "vol":
                 expr = volume_window(table, forget_days)
                 expr = expr.filter(expr.hour_idx >= since_day * 24)

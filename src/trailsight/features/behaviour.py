@@ -473,7 +473,7 @@ class BehaviourContext:
         using_sim[rows] = np.add.accumulate(np.where(used, sims[g], 0.0), axis=1)[:, -1] if width else 0.0
         # One name list per distinct (group, peers that had used it), not per row.
         has_peers = np.array([bool(names_) for names_ in peer_names], dtype=bool)
-        with_peers = np.flatnonzero(has_peers[g]) if n_groups else np.zeros(0, np.int64)
+        with_peers = np.flatnonzero(has_peers[g])
         if len(with_peers):
             pairs, which = _distinct_pairs(g[with_peers], used[with_peers])
             at = []

@@ -156,15 +156,8 @@ class DailyProfiles:
                 self._waiting_bytes -= sum(t.nbytes for t in parts)
 
     def _insert(self, name: str, table: pa.Table) -> None:
-        self._db.register("_ts_daily_in", table)
-        try:
-            if name in self._made:
-                self._db.execute(f"INSERT INTO {self.stored(name)} BY NAME SELECT * FROM _ts_daily_in")
-            else:
-                self._db.execute(f"CREATE TABLE {self.stored(name)} AS SELECT * FROM _ts_daily_in")
-                self._made.add(name)
-        finally:
-            self._db.unregister("_ts_daily_in")
+        write_table(self._db, self.stored(name), table, append=name in self._made)
+        self._made.add(name)
 
     def stored(self, name: str) -> str:
         """The database table holding daily table ``name`` (``_ts_daily_<name>_<tag>``)."""
@@ -274,19 +267,17 @@ class DailyProfiles:
         split by a hash of ``keys``, as keep each near :data:`WINDOW_BYTES`; the database drops it after.
         """
         schema = daily_schemas()[name].schema
-        parts = self._waiting.pop(name, [])
-        self._waiting_bytes -= sum(t.nbytes for t in parts)
         if name not in self._made:
+            parts = self._waiting.pop(name, [])
+            self._waiting_bytes -= sum(t.nbytes for t in parts)
             yield (
                 pa.concat_tables([t.select(schema.names).cast(schema) for t in parts])
                 if parts
                 else schema.empty_table()
             )
             return
+        self._flush(name)  # what still waits joins the rest in the database
         stored = self.stored(name)
-        if parts:
-            with transaction(self._db):
-                self._insert(name, pa.concat_tables(parts))
         rows = self._db.execute(f"SELECT count(*) FROM {stored}").fetchall()[0][0]
         row_bytes = self._bytes[name] / max(self._rows[name], 1)
         split = max(1, math.ceil(rows * row_bytes / self._window_bytes))
@@ -296,6 +287,19 @@ class DailyProfiles:
             yield self._db.sql(f"SELECT * FROM {stored}{where}").to_arrow_table().select(schema.names).cast(schema)
         self._db.execute(f"DROP TABLE {stored}")
         self._made.discard(name)
+
+
+def write_table(db: Any, name: str, table: pa.Table, *, append: bool = False) -> None:
+    """Store ``table`` as the database table ``name`` of connection ``db`` (``append``: add it, by
+    column name, to the table already there)."""
+    db.register("_ts_arrow_in", table)
+    try:
+        if append:
+            db.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _ts_arrow_in")
+        else:
+            db.execute(f"CREATE TABLE {name} AS SELECT * FROM _ts_arrow_in")
+    finally:
+        db.unregister("_ts_arrow_in")
 
 
 class _Windows:
@@ -424,4 +428,5 @@ __all__ = [
     "daily_schemas",
     "window_spec",
     "windowed",
+    "write_table",
 ]
