@@ -146,8 +146,11 @@ class _Worker:
     """One run's connection, feature engine, context and detectors in a worker process."""
 
     def __init__(self, job: Job) -> None:
+        from trailsight import allocation
         from trailsight.features.chunk import ChunkFeatures
         from trailsight.features.source import connect
+
+        allocation.tune()
 
         self.con = connect(threads=job.threads, database=Path(job.database), read_only=True)
         profiles = {name: self.con.table(table) for name, table in job.profiles.items()}

@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> None:
     command = _command(args)
     if command is not None and "--help" not in args:
         _skip_pandas_probe()  # before any command module converts with pyarrow
+        from trailsight import allocation
+
+        allocation.tune()  # freed memory is kept for reuse, not faulted in again (trailsight.allocation)
     _register_commands(command)
     try:
         _app(args=args, standalone_mode=False)

@@ -23,7 +23,6 @@ goes to the quarantine (:mod:`~trailsight.ingest.quarantine`).
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import gc
 import multiprocessing as mp
@@ -44,6 +43,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from trailsight import allocation
 from trailsight.config import Settings
 from trailsight.errors import ConfigError, IngestError, StoreError
 from trailsight.ingest import normalise as norm
@@ -355,35 +355,10 @@ def _process_task(task: _Task, ws: _WorkerState) -> Iterator[_Chunk]:
 _INHERITED_ENRICHER: Any = None
 
 
-def _keep_freed_memory() -> None:
-    """Let glibc's malloc keep freed memory for reuse instead of handing it back to the system.
-
-    A worker allocates and frees the same large buffers (a file's text, a chunk's column lists,
-    numpy arrays) over and over; above glibc's default thresholds each is a fresh ``mmap``, and
-    every page of it a page fault and a page zeroed by the kernel. Keeping blocks up to
-    :data:`MALLOC_KEEP_BYTES` in the heap cut a 1 M-event ingest's page faults from ≈ 420k to
-    ≈ 150k and its system time by a third, with the same peak memory. Workers live for one run,
-    so what they keep goes when they exit. Elsewhere than glibc this does nothing.
-    """
-    if sys.platform != "linux":
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_TRIM_THRESHOLD, MALLOC_KEEP_BYTES)
-        libc.mallopt(_M_MMAP_THRESHOLD, MALLOC_KEEP_BYTES)
-    except (OSError, AttributeError):  # not glibc (musl, ...): keep its defaults
-        return
-
-
-MALLOC_KEEP_BYTES: Final = 256 << 20
-_M_TRIM_THRESHOLD: Final = -1  # glibc's mallopt parameter numbers (malloc.h)
-_M_MMAP_THRESHOLD: Final = -3
-
-
 def _worker_main(task_q: Any, result_q: Any, config: _WorkerConfig) -> None:
     """Entry point of a worker process: take tasks until ``None``, put chunks."""
     gc.disable()  # parsed records hold no cycles; the cyclic collector only costs time here
-    _keep_freed_memory()
+    allocation.tune()  # a forked worker has it already; a spawned one sets it here
     ws = _WorkerState(config)
     if _INHERITED_ENRICHER is not None:
         ws.enricher, ws.enricher_loaded = _INHERITED_ENRICHER, True
