@@ -15,6 +15,11 @@ process tree, sampled from /proc every 50 ms (worker processes add up), and
 ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` of the biggest single process as a cross-check.
 The ratio column is events/s of the step divided by events/s of its floor.
 
+On a shared machine one measurement moves by 15-25 %. With ``--repeat R`` each step and its
+floor run R times, taking turns (floor, step, floor, step, ...; every ingest into a fresh store,
+every detect with a cold profile cache): the table then gives the median seconds, the median
+floor rate, the median of the R ratios with their range in brackets, and the largest peaks.
+
 It prints a markdown table and the command that reproduces it. Run it when the machine is
 otherwise idle: it is CPU-bound and the figures are only comparable within one run.
 """
@@ -26,6 +31,7 @@ import os
 import resource
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -131,59 +137,69 @@ def _gb(n: int) -> str:
     return f"{n / 2**30:.2f} GB"
 
 
-def run(n: int, work: Path, trailsight: str, steps: frozenset[str] = frozenset({"ingest", "detect"})) -> list[str]:
-    """Measure one N (the ``steps`` of it); return its table rows."""
+def run(
+    n: int, work: Path, trailsight: str, steps: frozenset[str] = frozenset({"ingest", "detect"}), repeat: int = 1
+) -> list[str]:
+    """Measure one N (the ``steps`` of it), each step and its floor ``repeat`` times, taking turns;
+    return its table rows."""
     logs, store = work / f"logs-{n}", work / f"store-{n}"
     shutil.rmtree(logs, ignore_errors=True)
     shutil.rmtree(store, ignore_errors=True)
     print(f"# {n:,} events: simulating ...", file=sys.stderr, flush=True)
     subprocess.run([trailsight, "simulate", "--out", str(logs), "--events", str(n)], check=True, capture_output=True)
     raw = sum(p.stat().st_size for p in logs.rglob("*.json.gz"))
-
-    print(f"# {n:,}: ingest floor ...", file=sys.stderr, flush=True)
     pattern = str(logs / "**" / "*.json.gz")
-    floor_in = measure(
-        _floor_script(
-            f"SELECT count(*) FROM (SELECT unnest(Records) FROM read_json('{pattern}', format='auto', "
-            "maximum_object_size=67108864))"
-        )
+    floor_in_cmd = _floor_script(
+        f"SELECT count(*) FROM (SELECT unnest(Records) FROM read_json('{pattern}', format='auto', "
+        "maximum_object_size=67108864))"
     )
-    assert int(floor_in.stdout.strip()) == n, floor_in.stdout
-    print(f"# {n:,}: ingest ...", file=sys.stderr, flush=True)
-    ing = measure([trailsight, "ingest", str(logs), "--store", str(store)])
-    since, until, rows = _lake_days(store)
-    assert rows == n, (rows, n)
+    lake_glob = str(store / "lake" / "**" / "*.parquet")
+    floor_det_cmd = _floor_script(
+        "SELECT count(*) FROM (SELECT principal, event_name, count(*) FROM "
+        f"read_parquet('{lake_glob}', hive_partitioning=false) GROUP BY ALL)"
+    )
+    measured: dict[str, list[tuple[Measure, Measure]]] = {"ingest": [], "detect": []}
+    since = until = ""
+    for k in range(repeat):
+        turn = f" ({k + 1}/{repeat})" if repeat > 1 else ""
+        print(f"# {n:,}: ingest floor{turn} ...", file=sys.stderr, flush=True)
+        floor_in = measure(floor_in_cmd)
+        assert int(floor_in.stdout.strip()) == n, floor_in.stdout
+        print(f"# {n:,}: ingest{turn} ...", file=sys.stderr, flush=True)
+        shutil.rmtree(store, ignore_errors=True)
+        ing = measure([trailsight, "ingest", str(logs), "--store", str(store)])
+        since, until, rows = _lake_days(store)
+        assert rows == n, (rows, n)
+        measured["ingest"].append((ing, floor_in))
+        if "detect" not in steps:
+            continue
+        print(f"# {n:,}: detect floor{turn} ...", file=sys.stderr, flush=True)
+        floor_det = measure(floor_det_cmd)
+        print(f"# {n:,}: detect {since} .. {until}{turn} ...", file=sys.stderr, flush=True)
+        (store / "profiles.duckdb").unlink(missing_ok=True)  # each detect starts with a cold profile cache
+        detect_cmd = [trailsight, "detect", "--store", str(store), "--since", since, "--until", until]
+        measured["detect"].append((measure([*detect_cmd, "--no-save", "--output", os.devnull]), floor_det))
     lake = sum(p.stat().st_size for p in (store / "lake").rglob("*.parquet"))
 
-    def row(step: str, m: Measure, floor: Measure) -> str:
-        rate, floor_rate = n / m.seconds, n / floor.seconds
+    def row(step: str) -> str:
+        pairs = measured[step]
+        seconds = statistics.median([m.seconds for m, _ in pairs])
+        floor_rate = statistics.median([n / f.seconds for _, f in pairs])
+        ratios = sorted((n / m.seconds) / (n / f.seconds) for m, f in pairs)
+        spread = f" ({ratios[0]:.3f}–{ratios[-1]:.3f})" if len(ratios) > 1 else ""
         return (
-            f"| {n:,} | {step} | {m.seconds:,.1f} | {rate:,.0f} | {floor_rate:,.0f} | {rate / floor_rate:.3f} "
-            f"| {_gb(m.peak_tree)} | {_gb(m.peak_single)} |"
+            f"| {n:,} | {step} | {seconds:,.1f} | {n / seconds:,.0f} | {floor_rate:,.0f} "
+            f"| {statistics.median(ratios):.3f}{spread} | {_gb(max(m.peak_tree for m, _ in pairs))} "
+            f"| {_gb(max(m.peak_single for m, _ in pairs))} |"
         )
-
-    sizes = f"| {n:,} | (sizes) | | | | | lake {lake / n:.0f} B/event | gz input {raw / n:.0f} B/event |"
-    if "detect" not in steps:
-        return [row("ingest", ing, floor_in), sizes]
-
-    print(f"# {n:,}: detect floor ...", file=sys.stderr, flush=True)
-    lake_glob = str(store / "lake" / "**" / "*.parquet")
-    floor_det = measure(
-        _floor_script(
-            "SELECT count(*) FROM (SELECT principal, event_name, count(*) FROM "
-            f"read_parquet('{lake_glob}', hive_partitioning=false) GROUP BY ALL)"
-        )
-    )
-    print(f"# {n:,}: detect {since} .. {until} ...", file=sys.stderr, flush=True)
-    detect_cmd = [trailsight, "detect", "--store", str(store), "--since", since, "--until", until]
-    det = measure([*detect_cmd, "--no-save", "--output", os.devnull])
 
     print(
         f"# {n:,}: raw gz {raw / n:.0f} B/event, lake {lake / n:.0f} B/event, days {since}..{until}",
         file=sys.stderr,
         flush=True,
     )
-    return [row("ingest", ing, floor_in), row("detect", det, floor_det), sizes]
+    sizes = f"| {n:,} | (sizes) | | | | | lake {lake / n:.0f} B/event | gz input {raw / n:.0f} B/event |"
+    return [row(step) for step in ("ingest", "detect") if measured[step]] + [sizes]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -195,11 +211,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--steps", default="ingest,detect", help="steps to measure: ingest, or ingest,detect (the default)"
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure each step and its floor this many times, taking turns, and report medians (default 1)",
+    )
     args = parser.parse_args(argv)
     sizes = [int(x.replace("_", "")) for x in args.events.split(",") if x.strip()]
     steps = frozenset(x.strip() for x in args.steps.split(",") if x.strip())
     if not steps <= {"ingest", "detect"} or "ingest" not in steps:
         parser.error("--steps is ingest or ingest,detect (detect reads the lake ingest writes)")
+    if args.repeat < 1:
+        parser.error("--repeat is at least 1")
     trailsight = str(Path(sys.executable).with_name("trailsight"))
     work = args.work or Path(tempfile.mkdtemp(prefix="trailsight-scale-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -209,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     ]
     try:
         for n in sizes:
-            rows += run(n, work, trailsight, steps)
+            rows += run(n, work, trailsight, steps, args.repeat)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -217,6 +241,8 @@ def main(argv: list[str] | None = None) -> None:
     again = ["python", "bench/scale.py", "--events", args.events]
     if steps != {"ingest", "detect"}:
         again += ["--steps", args.steps]
+    if args.repeat > 1:
+        again += ["--repeat", str(args.repeat)]
     print(f"\n`{shlex.join(again)}` ({cpus} CPUs)\n")
     print("\n".join(rows))
     assert resource  # getrusage is used in the wrapper process
