@@ -14,7 +14,9 @@ freed blocks had cut a 1 M-event ingest's worker page faults from about 420k to 
   :data:`ARROW_DECAY_MS` before returning them.
 
 Together they cut that detect's system time to about 2 s and its wall time by about 10 %, for
-40-60 MB more peak memory (docs/scaling.md). Both are process-wide and only change when memory
+30-60 MB more peak memory (docs/scaling.md). The price in a long-lived process (``watch``): between
+runs it may keep up to 256 MiB of freed heap per malloc arena rather than hand it back; Arrow's
+freed pages still go back, within 10 s. Both are process-wide and only change when memory
 goes back to the system, never what a run computes. The CLI calls :func:`tune` when a command
 runs, and worker processes call it when they start. Where glibc or jemalloc is missing (another
 libc, another platform, a pyarrow built without jemalloc), or the user chose a pool with
