@@ -151,9 +151,13 @@ class DailyProfiles:
             return
         with transaction(self._db):
             for name in names:
-                parts = self._waiting.pop(name)
-                self._insert(name, pa.concat_tables(parts))
-                self._waiting_bytes -= sum(t.nbytes for t in parts)
+                self._insert(name, pa.concat_tables(self._take_waiting(name)))
+
+    def _take_waiting(self, name: str) -> list[pa.Table]:
+        """The tables of ``name`` waiting in memory, which stop waiting (counted out of the flush bytes)."""
+        parts = self._waiting.pop(name, [])
+        self._waiting_bytes -= sum(t.nbytes for t in parts)
+        return parts
 
     def _insert(self, name: str, table: pa.Table) -> None:
         write_table(self._db, self.stored(name), table, append=name in self._made)
@@ -268,8 +272,7 @@ class DailyProfiles:
         """
         schema = daily_schemas()[name].schema
         if name not in self._made:
-            parts = self._waiting.pop(name, [])
-            self._waiting_bytes -= sum(t.nbytes for t in parts)
+            parts = self._take_waiting(name)
             yield (
                 pa.concat_tables([t.select(schema.names).cast(schema) for t in parts])
                 if parts
