@@ -112,6 +112,10 @@ def _odd_records() -> list[dict[str, Any]]:
         _record(25, userIdentity={"type": "IAMUser", "userName": "bob", "accountId": ACCOUNT}),
         _record(26, vpcEndpointId="vpce-0123", errorCode="AccessDenied", eventName="GetObject", readOnly=None),
         _record(27, eventTime="2025-03-02T00:00:00Z", awsRegion="us-east-1"),
+        _record(28, eventTime="2025-03-01T12:00:00.9999995Z"),  # seven decimals: rounded up
+        _record(29, eventTime="2025-03-01T12:00:29"),  # no offset: UTC
+        _record(30, eventTime="1999-12-31T23:59:59Z"),  # rejected: before 2000
+        _record(31, eventTime="2025-03-01T12:00:31.1234564+00:00"),  # seven decimals: rounded down
         _record(0),  # a duplicate of the first record, later in the file
     ]
 
@@ -176,7 +180,7 @@ def test_compact_file_is_one_document_and_other_shapes_are_not(tmp_path: Path) -
 def test_every_branch_gives_the_row_path_result(tmp_path: Path) -> None:
     table, problems = _same(_write_compact(tmp_path / "a.json.gz", _odd_records()))
     reasons = {p.location: p.reason for p in problems}
-    assert set(reasons) == {"record 14", "record 15", "record 21", "record 23"}
+    assert set(reasons) == {"record 14", "record 15", "record 21", "record 23", "record 30"}
     by_offset = {r["source_offset"]: r for r in table.to_pylist()}
     assert by_offset[11]["error_code"] == "403"
     assert by_offset[12]["event_id"].startswith("ts-")
@@ -190,6 +194,9 @@ def test_every_branch_gives_the_row_path_result(tmp_path: Path) -> None:
     assert by_offset[20]["read_only"] is None
     assert by_offset[19]["read_only"] is False
     assert orjson.loads(by_offset[0]["raw"]) == _record(0)
+    assert by_offset[28]["event_time"] == datetime(2025, 3, 1, 12, 0, 1, tzinfo=UTC)
+    assert by_offset[29]["event_time"] == datetime(2025, 3, 1, 12, 0, 29, tzinfo=UTC)
+    assert by_offset[31]["event_time"] == datetime(2025, 3, 1, 12, 0, 31, 123456, tzinfo=UTC)
     assert orjson.loads(by_offset[22]["resources"]) == [{"ARN": "arn:aws:s3:::b", "type": "AWS::S3::Bucket"}]
 
 

@@ -60,8 +60,13 @@ UNKNOWN_PRINCIPAL: Final = "unknown"
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US: Final = timedelta(microseconds=1)
 _DAY_US: Final = 86_400_000_000
-_MIN_US: Final = (datetime(2000, 1, 1, tzinfo=UTC) - _EPOCH) // _ONE_US
-_MAX_US: Final = (datetime(2100, 1, 1, tzinfo=UTC) - _EPOCH) // _ONE_US
+_MIN_TIME: Final = datetime(2000, 1, 1, tzinfo=UTC)
+_MAX_TIME: Final = datetime(2100, 1, 1, tzinfo=UTC)
+_MIN_US: Final = (_MIN_TIME - _EPOCH) // _ONE_US
+_MAX_US: Final = (_MAX_TIME - _EPOCH) // _ONE_US
+_TIMESTAMP: Final = pa.timestamp("us", "UTC")
+# Seconds with more than six decimals: rounded to the microsecond on the 7th, as msgspec does.
+_LONG_FRACTION: Final = re.compile(r"\.(\d{6})(\d+)")
 
 _ACCOUNT_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _ASSUMED_ROLE_RE: Final = re.compile(r"arn:([\w-]+):sts::([^:]*):assumed-role/([^/]+)/(.+)", re.DOTALL)
@@ -135,7 +140,11 @@ def _text(value: object, name: str) -> str | None:
 
 
 def _micros(value: object, name: str) -> int:
-    """Microseconds since the epoch (UTC) of a CloudTrail time string."""
+    """Microseconds since the epoch (UTC) of a CloudTrail time string.
+
+    A time without an offset is UTC; more than six decimals of a second are rounded on the
+    seventh, as the columnar path's decoder (msgspec) rounds them.
+    """
     if type(value) is str and len(value) == 20 and value[19] == "Z" and value[16] == ":":
         base = _minute_cache.get(value[:16])
         if base is not None:
@@ -151,6 +160,10 @@ def _micros(value: object, name: str) -> int:
         raise _Reject(f"{name} is not a time: {value[:40]!r}")
     if text[-1] in "Zz":
         text = text[:-1] + "+00:00"
+    up = False
+    if (long := _LONG_FRACTION.search(text)) is not None:
+        up = long.group(2)[0] >= "5"
+        text = text[: long.end(1)] + text[long.end(2) :]
     try:
         stamp = datetime.fromisoformat(text)
     except ValueError:
@@ -158,7 +171,7 @@ def _micros(value: object, name: str) -> int:
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=UTC)
     try:
-        micros = (stamp - _EPOCH) // _ONE_US
+        micros = (stamp - _EPOCH) // _ONE_US + up
     except OverflowError:
         raise _Reject(f"{name} is out of range: {value[:40]!r}") from None
     if not _MIN_US <= micros < _MAX_US:
@@ -548,7 +561,7 @@ def rows_to_table(rows: list[Row]) -> pa.Table:
 class _Fields(msgspec.Struct):
     """The fields of a record the fast path reads (CloudTrail's names); the rest is skipped."""
 
-    eventTime: str | None = None
+    eventTime: datetime | None = None  # RFC 3339, parsed in C; other forms take the row path
     eventName: str | None = None
     eventID: str | None = None
     recipientAccountId: str | None = None
@@ -667,7 +680,7 @@ class FastRows:
 
     def _reset(self) -> None:
         self._fields: list[_Fields] = []
-        self._times: list[int] = []
+        self._times: list[datetime] = []
         self._accounts: list[str] = []
         self._ident_ids: list[int] = []
         self._idents: dict[_Identity, int] = {}
@@ -722,7 +735,10 @@ class FastRows:
                         slow.append(i)
                         continue
                     valid_accounts.add(account)
-                micros = _micros(rec.eventTime, "eventTime")
+                stamp = rec.eventTime
+                if stamp.tzinfo is not UTC or not _MIN_TIME <= stamp < _MAX_TIME:
+                    slow.append(i)  # an offset other than UTC, a naive time or one out of range
+                    continue
                 extra = rec.additionalEventData
                 extra_key = None
                 if len(extra) > 4 and _MFA_KEY in (extra_bytes := bytes(extra)):
@@ -741,11 +757,11 @@ class FastRows:
             except Exception:  # a record the struct cannot hold, a bad time: the row path says why
                 slow.append(i)
                 continue
-            if check and outside(bounds, micros, account, rec.awsRegion):
+            if check and outside(bounds, (stamp - _EPOCH) // _ONE_US, account, rec.awsRegion):
                 filtered += 1
                 continue
             fields.append(rec)
-            times.append(micros)
+            times.append(stamp)
             accounts.append(account)
             ident_ids.append(ident_id)
             kept.append(i)
@@ -763,7 +779,7 @@ class FastRows:
         _trim_caches()
         fields = self._fields
         n = len(fields)
-        event_time = np.array(self._times, np.int64)
+        event_time = pa.array(self._times, _TIMESTAMP).cast(pa.int64()).to_numpy()
         sources = pa.array(list(map(_get_eventSource, fields)), pa.string())
         take = pa.array(self._ident_ids, pa.int32())
         distinct = list(self._idents)
