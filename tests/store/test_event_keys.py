@@ -69,15 +69,20 @@ def test_keys_of_slices_chunks_and_nulls_match_the_whole_column() -> None:
     assert (int(with_null[0][2]), int(with_null[1][2])) == (int(whole[0][2]), int(whole[1][2]))
 
 
-def test_first_of_keys_keeps_the_first_of_each_pair() -> None:
-    assert state.first_of_keys(np.array([1, 2, 3]), np.array([7, 8, 9])) is None
+def test_first_of_keys_keeps_the_first_of_each_key_and_day() -> None:
+    same_day = np.zeros(5, np.int32)
+    assert state.first_of_keys(np.array([1, 2, 3]), np.array([7, 8, 9]), same_day[:3]) is None
     # Equal low halves with different high halves are different keys.
-    mask = state.first_of_keys(np.array([1, 2, 1, 3, 2]), np.array([5, 5, 5, 5, 5]))
+    mask = state.first_of_keys(np.array([1, 2, 1, 3, 2]), np.array([5, 5, 5, 5, 5]), same_day)
     assert mask is not None
     assert mask.tolist() == [True, True, False, True, False]
-    mask = state.first_of_keys(np.array([9, 4, 9, 9]), np.array([1, 2, 1, 3]))
+    mask = state.first_of_keys(np.array([9, 4, 9, 9]), np.array([1, 2, 1, 3]), same_day[:4])
     assert mask is not None
     assert mask.tolist() == [True, True, False, True]
+    # The same key on another event day is another event.
+    mask = state.first_of_keys(np.array([9, 9, 9]), np.array([1, 1, 1]), np.array([20000, 20001, 20000], np.int32))
+    assert mask is not None
+    assert mask.tolist() == [True, True, False]
 
 
 def _record(i: int, event_id: str) -> dict[str, object]:
@@ -164,6 +169,29 @@ def test_keys_of_old_days_are_pruned_and_their_repeats_still_caught_in_the_lake(
         f"SELECT count(*), count(DISTINCT event_id) FROM read_parquet('{files}', hive_partitioning = false)"
     ).fetchall()
     assert lake == [(213, 213)]
+
+
+def test_an_event_is_a_duplicate_only_on_its_own_event_day(tmp_path: Path) -> None:
+    """CloudTrail repeats a record with its own time: the same id on another day is kept, not dropped."""
+    logs, store = tmp_path / "logs", tmp_path / "s"
+    logs.mkdir()
+    ids = [str(uuid.uuid4()) for _ in range(20)]
+    _day_file(logs, "a", 3, ids)
+    _day_file(logs, "b", 3, ids[:5])  # repeats in the same run, same day
+    _day_file(logs, "c", 4, ids[:2])  # the same ids on another day
+    first = ingest([logs], store, workers=0)
+    assert (first.new, first.duplicates) == (22, 5)
+    again = tmp_path / "again"
+    again.mkdir()
+    _day_file(again, "d", 4, [*ids[:3], "new-1"])  # two known on day 4, one known only on day 3
+    second = ingest([again], store, workers=0)
+    assert (second.new, second.duplicates) == (2, 2)
+    files = f"{store}/lake/**/*.parquet"
+    lake = duckdb.sql(
+        f"SELECT count(*), count(DISTINCT (event_id, event_date)) "
+        f"FROM read_parquet('{files}', hive_partitioning = false)"
+    ).fetchall()
+    assert lake == [(24, 24)]  # 21 ids: two of them on two days
 
 
 def test_dedup_days_must_be_a_positive_integer() -> None:

@@ -11,8 +11,9 @@ Normalisation is not re-written in Spark SQL (it would drift from the reference)
    rows. S3 objects are read with boto3 (``endpoint_url`` for moto or MinIO), so no
    ``hadoop-aws`` jar is needed; a record or file that cannot be read becomes a quarantine row
    (file, location, reason, snippet), never a failed task;
-3. duplicate event ids (CloudTrail delivers some records twice) are dropped, keeping the first
-   in listing order, as ``trailsight ingest`` run with ``workers=0`` keeps them.
+3. duplicate event ids of the same event day (CloudTrail delivers some records twice, with the
+   same time) are dropped, keeping the first in listing order, as ``trailsight ingest`` run
+   with ``workers=0`` keeps them.
 
 :func:`read_cloudtrail` returns the de-duplicated events as a persisted DataFrame with the lake's
 schema, which :func:`trailsight.engines.spark.detect` takes as ``events=`` in place of the lake.
@@ -359,7 +360,7 @@ def read_cloudtrail(
             .limit(MAX_PROBLEMS)
             .collect()
         ]
-        first_seen = Window.partitionBy("event_id").orderBy("_file_no", "_seq")
+        first_seen = Window.partitionBy("event_id", "event_date").orderBy("_file_no", "_seq")
         events = (
             converted.where(F.col("_kind") == EVENT)
             .withColumn("_n", F.row_number().over(first_seen))

@@ -522,7 +522,7 @@ class _Committer:
         self.seq += 1
         batch_id = f"{self.run_id}-{self.seq:05d}"
         hi, lo, days = _keys_of(self.parts)
-        keep = state.first_of_keys(hi, lo)
+        keep = state.first_of_keys(hi, lo, days)
         published: list[lake.LakeFile] = []
         with state.connect(self.layout) as con:
             try:
@@ -557,14 +557,14 @@ class _Committer:
         """
         horizon = state.key_horizon(con)
         if horizon is None or not (old := days < horizon).any():
-            return state.seen_event_keys(con, hi, lo)
+            return state.seen_event_keys(con, hi, lo, days)
         recent, aged = np.flatnonzero(~old), np.flatnonzero(old)
         partitions = sorted(
             {(p.account_id, day) for p in self.parts if (day := (p.event_date - _EPOCH_DATE).days) < horizon}
         )
         found = [
-            recent[state.seen_event_keys(con, hi[recent], lo[recent])],
-            aged[state.seen_in_lake(con, str(self.layout.root), partitions, hi[aged], lo[aged])],
+            recent[state.seen_event_keys(con, hi[recent], lo[recent], days[recent])],
+            aged[state.seen_in_lake(con, str(self.layout.root), partitions, hi[aged], lo[aged], days[aged])],
         ]
         return np.sort(np.concatenate(found))
 
@@ -626,10 +626,11 @@ def _write_parts(layout: StoreLayout, table: pa.Table, stem: str) -> list[_Part]
 
 
 def _first_per_event_id(table: pa.Table) -> pa.Table:
-    """Keep the first row of each event id (CloudTrail repeats records across deliveries), adding
-    the ids' keys (:func:`~trailsight.store.state.event_keys`) as two trailing columns."""
+    """Keep the first row of each event id and day (CloudTrail repeats records across deliveries),
+    adding the ids' keys (:func:`~trailsight.store.state.event_keys`) as two trailing columns."""
     hi, lo = state.event_keys(table.column("event_id"))
-    keep = state.first_of_keys(hi, lo)
+    days = table.column("event_date").cast(pa.int32()).to_numpy()
+    keep = state.first_of_keys(hi, lo, days)
     if keep is not None:
         table, hi, lo = table.filter(pa.array(keep)), hi[keep], lo[keep]
     return table.append_column(_KEY_HI, pa.array(hi)).append_column(_KEY_LO, pa.array(lo))
