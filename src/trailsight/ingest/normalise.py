@@ -64,7 +64,6 @@ _MIN_TIME: Final = datetime(2000, 1, 1, tzinfo=UTC)
 _MAX_TIME: Final = datetime(2100, 1, 1, tzinfo=UTC)
 _MIN_US: Final = (_MIN_TIME - _EPOCH) // _ONE_US
 _MAX_US: Final = (_MAX_TIME - _EPOCH) // _ONE_US
-_TIMESTAMP: Final = pa.timestamp("us", "UTC")
 # Seconds with more than six decimals: rounded to the microsecond on the 7th, as msgspec does.
 _LONG_FRACTION: Final = re.compile(r"\.(\d{6})(\d+)")
 
@@ -779,7 +778,7 @@ class FastRows:
         _trim_caches()
         fields = self._fields
         n = len(fields)
-        event_time = pa.array(self._times, _TIMESTAMP).cast(pa.int64()).to_numpy()
+        event_time = pa.array(self._times, RECORD_FIELDS[1].type)
         sources = pa.array(list(map(_get_eventSource, fields)), pa.string())
         take = pa.array(self._ident_ids, pa.int32())
         distinct = list(self._idents)
@@ -793,8 +792,8 @@ class FastRows:
         files = text_array(self._files).take(pa.array(file_ids))
         arrays: list[pa.Array] = [
             text_array(list(map(_get_eventID, fields))),
-            pa.array(event_time, pa.int64()).cast(RECORD_FIELDS[1].type),
-            pa.array(event_time // _DAY_US, pa.int32()).cast(RECORD_FIELDS[2].type),
+            event_time,
+            pa.array(event_time.cast(pa.int64()).to_numpy() // _DAY_US, pa.int32()).cast(RECORD_FIELDS[2].type),
             pa.array(self._accounts, pa.string()),
             text_array(list(map(_get_awsRegion, fields))),
             _cut(sources),

@@ -273,20 +273,26 @@ def seen_event_keys(con: duckdb.DuckDBPyConnection, hi: np.ndarray, lo: np.ndarr
 
 
 def _positions_in(
-    con: duckdb.DuckDBPyConnection, keys: str, hi: np.ndarray, lo: np.ndarray, days: np.ndarray | None = None
+    con: duckdb.DuckDBPyConnection, keys: str, hi: np.ndarray, lo: np.ndarray, days: np.ndarray
 ) -> np.ndarray:
-    """Positions (sorted) of the (hi, lo) keys that table ``keys`` (columns k_hi, k_lo) holds;
-    with ``days`` (int32 days since the epoch), of the (hi, lo, day) triples (column event_date)."""
+    """Positions (sorted) of the (hi, lo, day) triples that table ``keys`` (columns k_hi, k_lo,
+    event_date) holds; ``days`` are int32 days since the epoch."""
     if len(hi) == 0:
         return np.zeros(0, np.int64)
-    probe = {"i": np.arange(len(hi), dtype=np.int64), "k_hi": hi, "k_lo": lo}
-    on = "p.k_hi = e.k_hi AND p.k_lo = e.k_lo"
-    if days is not None:
-        probe["event_date"] = pa.array(days, pa.int32()).cast(pa.date32())
-        on += " AND p.event_date = e.event_date"
-    con.register("_probe_keys", pa.table(probe))
+    probe = pa.table(
+        {
+            "i": np.arange(len(hi), dtype=np.int64),
+            "k_hi": hi,
+            "k_lo": lo,
+            "event_date": pa.array(days, pa.int32()).cast(pa.date32()),
+        }
+    )
+    con.register("_probe_keys", probe)
     try:
-        found = con.sql(f"SELECT p.i FROM _probe_keys p SEMI JOIN {keys} e ON {on}").to_arrow_table()
+        found = con.sql(
+            f"SELECT p.i FROM _probe_keys p SEMI JOIN {keys} e "
+            "ON p.k_hi = e.k_hi AND p.k_lo = e.k_lo AND p.event_date = e.event_date"
+        ).to_arrow_table()
     finally:
         con.unregister("_probe_keys")
     return np.sort(found.column("i").to_numpy())
