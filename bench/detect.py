@@ -5,7 +5,7 @@
 
 Builds a store by replicating an ingested store's lake ``--copies`` times under new account ids
 (event ids, ARNs and account ids rewritten, so every copy is a separate organisation with the
-same habits), then runs :func:`trailsight.runner.detect` over the whole range (or
+same habits), then runs :func:`trailsight.pipeline.detect` over the whole range (or
 ``--since``/``--until``) and prints events/s and the process's peak resident memory. The run
 goes day by day (``[detect] chunk_days = 1``), so memory follows one day of events plus the
 profiles, not the lake.
@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from trailsight.config import Settings
 from trailsight.features.sample import write_lake
 from trailsight.features.source import all_lake_files, lake_day_range
-from trailsight.runner import RunStats, detect
+from trailsight.pipeline import RunStats, detect
 from trailsight.store.layout import StoreLayout
 
 

@@ -5,7 +5,7 @@
 Rows (each scored with the benchmark's own scorer, ../shared/bench/score.py, on the findings
 that are *raised*, i.e. not Suppressed):
 
-* **no feedback** — :func:`trailsight.runner.detect` over the test week (test_start..test_end).
+* **no feedback** — :func:`trailsight.pipeline.detect` over the test week (test_start..test_end).
 * **day by day, no feedback** — the same detection run one test day at a time (what the next two
   rows start from; it differs from the first only where a burst crosses midnight).
 * **analyst feedback, day by day** — a simulated analyst runs detect for each test day in turn, with
@@ -45,9 +45,9 @@ from typing import Any
 from quality import DEFAULT_LOGS, DEFAULT_TRUTH, _scorer
 from trailsight.config import Settings
 from trailsight.detectors.registry import SEEDS
-from trailsight.findings.model import Finding
+from trailsight.finding import Finding
 from trailsight.findings.suppress import apply_suppressions, finding_apis, load_rules, rule_from_finding
-from trailsight.runner import detect
+from trailsight.pipeline import detect
 from trailsight.store.findings import set_status
 from trailsight.store.layout import StoreLayout
 

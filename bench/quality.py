@@ -10,7 +10,7 @@ shows, for each kind of benign trap, how many still fire.
 
 Ingests the benchmark's logs into a temporary store (or reuses ``--store``), runs
 
-Detection runs through :func:`trailsight.runner.detect` over the test period (truth.json's
+Detection runs through :func:`trailsight.pipeline.detect` over the test period (truth.json's
 test_start..test_end); each output is scored with the benchmark's own scorer
 (../shared/bench/score.py). truth.json is read here only for the test period and the scoring —
 never by detection.
@@ -30,7 +30,7 @@ from typing import Any
 
 from trailsight.config import Settings, load_settings
 from trailsight.detectors.registry import SEEDS, available
-from trailsight.runner import detect
+from trailsight.pipeline import detect
 from trailsight.store.layout import StoreLayout
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

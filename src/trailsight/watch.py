@@ -6,7 +6,7 @@ One *cycle* does, in order:
    (the ``watch_outbox`` table) go out first.
 2. **Ingest** what is new in the source (a local folder or an ``s3://`` prefix). The
    ingest manifest remembers every file already read, so this is cheap and idempotent.
-3. **Score the look-back window** ``[since, now)`` with :func:`trailsight.runner.detect`,
+3. **Score the look-back window** ``[since, now)`` with :func:`trailsight.pipeline.detect`,
    where ``since = min(now, watermark) - lookback - late``. ``watermark`` is the end of
    the last committed cycle, so a restart after any downtime covers the gap; ``late``
    (default 15 min) re-reads the stretch that CloudTrail files delivered late can still
@@ -63,7 +63,7 @@ import orjson
 
 from trailsight.config import Settings
 from trailsight.errors import ConfigError, TrailsightError
-from trailsight.findings.model import Finding
+from trailsight.finding import Finding
 from trailsight.outputs.base import Alert, DeadLetterFile, Sink
 from trailsight.store.findings import connect_state
 from trailsight.store.layout import StoreLayout
@@ -352,8 +352,8 @@ def default_ingest(source: str, layout: StoreLayout, settings: Settings) -> tupl
 def default_detect(
     layout: StoreLayout, since: datetime, until: datetime, settings: Settings, detectors: Sequence[str] | None
 ) -> list[Finding]:
-    """Score the window with :func:`trailsight.runner.detect` (nothing to score: no findings)."""
-    from trailsight.runner import detect
+    """Score the window with :func:`trailsight.pipeline.detect` (nothing to score: no findings)."""
+    from trailsight.pipeline import detect
 
     if not _has_events(layout, since, until):
         return []

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from trailsight.cli.main import app, main
+from trailsight.finding import Finding
 from trailsight.findings.describe import describe
-from trailsight.findings.model import Finding
 from trailsight.findings.suppress import feedback_rules
 from trailsight.investigate.lake import open_lake
 from trailsight.store.findings import feedback_for, get_finding, save_findings

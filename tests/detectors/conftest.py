@@ -10,9 +10,8 @@ import pytest
 
 from trailsight.features import build_feature_table
 from trailsight.features.asof import prepare
-from trailsight.features.behaviour import BehaviourContext, context_aggregates
+from trailsight.features.behaviour import BehaviourContext, add_context, context_aggregates
 from trailsight.features.sample import scenario_events
-from trailsight.runner import add_context
 
 START = datetime(2025, 1, 6, tzinfo=UTC)
 TEST_DAY = START + timedelta(days=21)

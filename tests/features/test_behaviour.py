@@ -15,9 +15,8 @@ from trailsight.detectors.behaviour_model import BehaviourModelDetector
 from trailsight.detectors.off_hours import OffHoursDetector
 from trailsight.features import build_feature_table
 from trailsight.features.asof import SECONDS_PER_DAY, prepare
-from trailsight.features.behaviour import CONTEXT_COLUMNS, BehaviourContext, context_aggregates
+from trailsight.features.behaviour import CONTEXT_COLUMNS, BehaviourContext, add_context, context_aggregates
 from trailsight.features.sample import make_events
-from trailsight.runner import add_context
 from trailsight.scoring.combine import combine
 from trailsight.scoring.options import ScoringOptions
 

@@ -4,7 +4,7 @@ A store holds six days of a small simulated organisation (with its attacks, erro
 SSO people) and the real invictus-ir Stratus detonation after them. For each scored chunk,
 one starting mid-day so that same-day history before ``since`` counts, the table of
 :class:`~trailsight.features.chunk.ChunkFeatures` on the profiles of
-:func:`trailsight.runner._materialise_profiles` is compared column by column with
+:func:`trailsight.engines.local.materialise_profiles` is compared column by column with
 :func:`~trailsight.features.asof.build_feature_table` computing everything itself; the
 context's daily tables are compared with :func:`~trailsight.features.behaviour.context_aggregates`.
 """
@@ -18,8 +18,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from trailsight import runner
 from trailsight.detectors import registry
+from trailsight.engines import local
+from trailsight.engines.base import needed_columns
+from trailsight.engines.local import materialise_profiles
 from trailsight.features import daily as daily_module
 from trailsight.features.asof import (
     PAIR_BY_NAME,
@@ -39,7 +41,6 @@ from trailsight.features.daily import DAY_COLUMNS, DailyProfiles, windowed, writ
 from trailsight.features.options import FeatureOptions
 from trailsight.features.source import all_lake_files, connect, open_events, quiet_ibis
 from trailsight.ingest import ingest
-from trailsight.runner import _materialise_profiles, _needed_columns
 from trailsight.simulate import simulate
 from trailsight.store.layout import StoreLayout
 
@@ -74,7 +75,7 @@ def test_chunk_engine_equals_the_feature_expression(store: StoreLayout) -> None:
     compared = 0
     with quiet_ibis():
         con = connect()
-        profiles, _ = _materialise_profiles(con, store, all_lake_files(store), SINCE, UNTIL, opts)
+        profiles, _ = materialise_profiles(con, store, all_lake_files(store), SINCE, UNTIL, opts)
         engine = ChunkFeatures(con, profiles, opts)
         for c_since, c_until in _chunks():
             history = open_events(con, store, c_since, c_until, opts.forget_days)
@@ -98,7 +99,7 @@ def test_context_daily_tables_equal_the_aggregates(store: StoreLayout) -> None:
     opts = FeatureOptions()
     with quiet_ibis():
         con = connect()
-        _, daily = _materialise_profiles(con, store, all_lake_files(store), SINCE, UNTIL, opts)
+        _, daily = materialise_profiles(con, store, all_lake_files(store), SINCE, UNTIL, opts)
         history = history_window(prepare(open_events(con, store, SINCE, UNTIL, opts.forget_days)), SINCE, UNTIL, 90)
         for name, expr in context_aggregates(history).items():
             want: pa.Table = con.to_pyarrow(expr)
@@ -123,7 +124,7 @@ def test_daily_tables_flushed_day_by_day_make_the_same_profiles(
         pieces[name] += 1
         return windowed(daily, name, forget_days, since_day)
 
-    monkeypatch.setattr(runner, "windowed", counted)
+    monkeypatch.setattr(local, "windowed", counted)
 
     def profile_rows(flush_bytes: int, window_bytes: int, cached: bool) -> dict[str, Counter[tuple[object, ...]]]:
         if not cached:
@@ -133,7 +134,7 @@ def test_daily_tables_flushed_day_by_day_make_the_same_profiles(
         pieces.clear()
         with quiet_ibis():
             con = connect()
-            profiles, _ = _materialise_profiles(con, store, all_lake_files(store), SINCE, UNTIL, opts, threads=2)
+            profiles, _ = materialise_profiles(con, store, all_lake_files(store), SINCE, UNTIL, opts, threads=2)
             tables = {
                 name: con.con.sql(f"SELECT * FROM {t.get_name()}").to_arrow_table() for name, t in profiles.items()
             }
@@ -198,14 +199,14 @@ def test_chunk_features_of_some_columns_compute_only_the_pairs_they_need(store: 
     """
     assert {p.name for p in needed_pairs(["p_how_share"])} == {"p", "a", "x", "p_how"}
     opts = FeatureOptions()
-    columns = _needed_columns(registry.create(None, None))
+    columns = needed_columns(registry.create(None, None))
     pairs = needed_pairs(columns)
     assert 3 < len(pairs) < len(PAIRS)
     files = all_lake_files(store)
     with quiet_ibis():
         con = connect()
-        every, _ = _materialise_profiles(con, store, files, SINCE, UNTIL, opts)
-        some, _ = _materialise_profiles(con, store, files, SINCE, UNTIL, opts, pairs=pairs)
+        every, _ = materialise_profiles(con, store, files, SINCE, UNTIL, opts)
+        some, _ = materialise_profiles(con, store, files, SINCE, UNTIL, opts, pairs=pairs)
         assert set(some) == {p.name for p in pairs} | {"vol", "err", "used"}
         full, wanted = ChunkFeatures(con, every, opts), ChunkFeatures(con, some, opts, columns)
         for c_since, c_until in _chunks():

@@ -16,10 +16,12 @@ import duckdb
 import pytest
 from rich.console import Console
 
-from trailsight.findings.describe import describe, finding_type_for, frequency_class, severity_for
-from trailsight.findings.model import Finding
+from trailsight.finding import Finding
+from trailsight.findings.describe import describe, frequency_class
+from trailsight.findings.names import finding_type_for
 from trailsight.findings.render import finding_view
 from trailsight.investigate.lake import open_lake
+from trailsight.scoring.policy import severity_for
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
 INVICTUS = REAL / "invictus-ir_aws_dataset" / "CloudTrail"
@@ -222,7 +224,7 @@ def test_pure_helpers() -> None:
 
 
 def test_peer_and_automation_reasons_are_marked(con: duckdb.DuckDBPyConnection) -> None:
-    from trailsight.findings.model import Reason
+    from trailsight.finding import Reason
 
     reasons = [
         Reason(
@@ -249,7 +251,7 @@ def test_detect_over_the_detonation_raises_bert_jan_gated(store: Path, con: duck
     from datetime import timedelta
 
     from trailsight.features.source import lake_day_range
-    from trailsight.runner import detect
+    from trailsight.pipeline import detect
     from trailsight.store.layout import StoreLayout
 
     days = lake_day_range(StoreLayout(store))
@@ -280,7 +282,7 @@ def test_detect_over_the_detonation_raises_bert_jan_gated(store: Path, con: duck
 
 
 def test_behaviour_model_reasons_become_one_peer_line_and_one_automation_line(con: duckdb.DuckDBPyConnection) -> None:
-    from trailsight.findings.model import Reason
+    from trailsight.finding import Reason
 
     def model(api: str, using: int) -> Reason:
         details = {"api": api, "peers": 5, "peers_using": using, "peer_group": "u/ana, u/ben, u/cy"}
@@ -405,8 +407,8 @@ def test_usual_hours_are_the_hours_of_most_active_days_as_in_the_table() -> None
 
 
 def test_peer_lines_say_when_the_group_is_cut_and_agree_in_number() -> None:
+    from trailsight.finding import Reason
     from trailsight.findings.describe import _peer_notes
-    from trailsight.findings.model import Reason
 
     def model(api: str, peers: int, group: str, using: int = 0, names: str = "") -> Reason:
         details = {"api": api, "peers": peers, "peers_using": using, "peer_group": group, "peers_using_names": names}
@@ -429,8 +431,8 @@ def test_peer_lines_say_when_the_group_is_cut_and_agree_in_number() -> None:
 
 
 def test_peers_in_other_accounts_say_which_account() -> None:
+    from trailsight.finding import Reason
     from trailsight.findings.describe import _peer_notes
-    from trailsight.findings.model import Reason
 
     group = "arn:aws:iam::2:role/terraform-apply, arn:aws:iam::1:user/ken"
     details = {"api": "iam:AttachUserPolicy", "peers": 2, "peers_using": 0, "peer_group": group}

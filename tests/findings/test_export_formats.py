@@ -21,11 +21,7 @@ from botocore.validate import ParamValidator
 from ocsf.v1_7_0.events import DetectionFinding
 
 from trailsight.errors import ConfigError, TrailsightError
-from trailsight.findings.export import FORMATS, write_export
-from trailsight.findings.export_asff import severity_label, to_asff, validate_asff
-from trailsight.findings.export_csv import CSV_COLUMNS, neutralise
-from trailsight.findings.export_ocsf import severity_id, to_ocsf
-from trailsight.findings.model import (
+from trailsight.finding import (
     ApiCall,
     Evidence,
     Finding,
@@ -34,6 +30,10 @@ from trailsight.findings.model import (
     TimelineEntry,
     UnusualAttribute,
 )
+from trailsight.findings.export import FORMATS, write_export
+from trailsight.findings.export_asff import severity_label, to_asff, validate_asff
+from trailsight.findings.export_csv import CSV_COLUMNS, neutralise
+from trailsight.findings.export_ocsf import severity_id, to_ocsf
 from trailsight.store.findings import finding_from_dict
 
 GOLDEN = Path(__file__).with_name("test_export_stratus.jsonl")

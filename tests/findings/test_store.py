@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from trailsight.errors import StoreError
-from trailsight.findings.model import Evidence, Finding, NetworkInfo, TimelineEntry, UnusualAttribute
+from trailsight.finding import Evidence, Finding, NetworkInfo, TimelineEntry, UnusualAttribute
 from trailsight.store.findings import (
     connect_state,
     count_findings,

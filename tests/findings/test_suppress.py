@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from trailsight.errors import ConfigError
-from trailsight.findings.model import ApiCall, Finding, NetworkInfo, UnusualAttribute
+from trailsight.finding import ApiCall, Finding, NetworkInfo, UnusualAttribute
 from trailsight.findings.suppress import (
     apply_suppressions,
     feedback_rules,

@@ -25,7 +25,7 @@ import pytest
 from spark_env import INVICTUS, require_spark, skip_or_fail
 
 from moto_s3 import moto_s3
-from trailsight import runner
+from trailsight import pipeline
 from trailsight.engines import spark
 from trailsight.engines.spark_cloudtrail import CloudTrailRead, read_cloudtrail
 from trailsight.features.options import FeatureOptions
@@ -159,7 +159,7 @@ def test_malformed_input_is_set_aside(
 @pytest.fixture(scope="module")
 def duckdb_findings(ingested: tuple[StoreLayout, IngestSummary]) -> list[dict[str, Any]]:
     with quiet_ibis():
-        return [f.to_dict() for f in runner.detect(ingested[0], SINCE, UNTIL, None, save=False)]
+        return [f.to_dict() for f in pipeline.detect(ingested[0], SINCE, UNTIL, None, save=False)]
 
 
 @pytest.fixture(scope="module")

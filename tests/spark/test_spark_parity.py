@@ -4,7 +4,7 @@ The store holds the real invictus-ir Stratus detonation (2023-07-10) after eight
 days of a small organisation (2023-07-02 .. 07-09, with its own attacks). Spark runs in
 local mode (``local[2]``, no UI, 1 GB driver). One Spark feature query serves both checks:
 its table is compared column by column with DuckDB's, then fed to the same detectors,
-scoring and grouping as ``trailsight.runner.detect``, whose findings it must reproduce.
+scoring and grouping as ``trailsight.pipeline.detect``, whose findings it must reproduce.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ import pyarrow as pa
 import pytest
 from spark_env import build_store, require_spark
 
-from trailsight import runner
+from trailsight import pipeline
 from trailsight.detectors import registry
 from trailsight.engines import spark
+from trailsight.engines.base import needed_columns
 from trailsight.features.asof import build_feature_table
 from trailsight.features.options import FeatureOptions
 from trailsight.features.source import connect, open_events, quiet_ibis
@@ -88,8 +89,8 @@ def test_feature_values_match(spark_features: pa.Table, duckdb_features: pa.Tabl
 
 def test_findings_match(store: StoreLayout, spark_features: pa.Table) -> None:
     with quiet_ibis():
-        expected = runner.detect(store, SINCE, UNTIL, None, save=False)
-    columns = runner._needed_columns(registry.create(None, None))
+        expected = pipeline.detect(store, SINCE, UNTIL, None, save=False)
+    columns = needed_columns(registry.create(None, None))
     got = spark.detect(store, SINCE, UNTIL, None, save=False, features=spark_features.select(columns))
     assert len(expected) >= 3
     assert [f.to_dict() for f in got] == [f.to_dict() for f in expected]

@@ -18,7 +18,7 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from trailsight import runner
+from trailsight import pipeline
 from trailsight.features.daily import DailyProfiles
 from trailsight.ingest import ingest
 from trailsight.simulate import simulate
@@ -40,7 +40,7 @@ def store(tmp_path: Path) -> StoreLayout:
 
 def _findings(layout: StoreLayout) -> list[dict[str, Any]]:
     out = []
-    for finding in runner.detect(layout, SINCE, UNTIL, save=False):
+    for finding in pipeline.detect(layout, SINCE, UNTIL, save=False):
         d = finding.to_dict()
         d.pop("detected_at", None)
         out.append(d)

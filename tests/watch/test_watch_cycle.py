@@ -17,7 +17,7 @@ import pytest
 
 from trailsight.config import Settings
 from trailsight.errors import ConfigError
-from trailsight.findings.model import Finding
+from trailsight.finding import Finding
 from trailsight.outputs import Alert, Delivery, FileSink
 from trailsight.store.layout import StoreLayout
 from trailsight.watch import (

@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 import pytest
 
-from trailsight import runner
+from trailsight import pipeline
 from trailsight.features.source import quiet_ibis
 
 pytestmark = pytest.mark.slow
@@ -171,7 +171,7 @@ def test_watch_hour_with_kill_matches_batch(tmp_path: Path) -> None:
         del latest[old]
 
     with quiet_ibis():
-        batch = runner.detect(store, START - timedelta(minutes=10), END, None, save=False)
+        batch = pipeline.detect(store, START - timedelta(minutes=10), END, None, save=False)
     assert batch
     assert set(latest) == {f.id for f in batch}
     for finding in batch:

@@ -516,7 +516,7 @@ def test_shared_role_finding_follows_its_actor(tmp_path: Path) -> None:
     """A finding about one person behind a shared SSO role shows that person's events, not the role's."""
     from webseed import normalise, write_lake
 
-    from trailsight.findings.model import Finding
+    from trailsight.finding import Finding
     from trailsight.store.findings import save_findings
 
     role = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Dev_0123"

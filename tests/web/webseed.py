@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from trailsight.findings.model import ApiCall, Evidence, Finding, NetworkInfo, Reason, TimelineEntry, UnusualAttribute
+from trailsight.finding import ApiCall, Evidence, Finding, NetworkInfo, Reason, TimelineEntry, UnusualAttribute
 from trailsight.schema import EVENT_SCHEMA
 from trailsight.store.findings import save_findings
 from trailsight.store.layout import StoreLayout

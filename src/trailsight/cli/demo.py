@@ -61,9 +61,9 @@ def demo_command(
     top: Annotated[int, typer.Option("--top", min=1, help="How many findings to show.")] = 10,
 ) -> None:
     """Simulate a small organisation with attacks, ingest it, detect, and print the top findings."""
-    from trailsight.findings.describe import short_name
+    from trailsight.findings.names import short_name
     from trailsight.ingest import ingest
-    from trailsight.runner import detect
+    from trailsight.pipeline import detect
     from trailsight.simulate import simulate
 
     console = Console(highlight=False)

@@ -27,10 +27,10 @@ import typer
 from trailsight.config import Settings, load_settings
 from trailsight.errors import ConfigError
 
-if TYPE_CHECKING:  # the runner (Ibis, the detectors) is imported when a command runs, not for every command
+if TYPE_CHECKING:  # the pipeline (Ibis, the detectors) is imported when a command runs, not for every command
     from trailsight.engines.spark_cloudtrail import CloudTrailRead
-    from trailsight.findings.model import Finding
-    from trailsight.runner import RunStats
+    from trailsight.finding import Finding
+    from trailsight.pipeline import RunStats
 
 _NO_PYSPARK = "--engine spark: PySpark is not installed; run `pip install trailsight[spark]` (needs Java 17)"
 _NO_JAVA = "--engine spark: Java is not installed; Spark needs Java 17 (java on PATH or JAVA_HOME)"
@@ -213,7 +213,7 @@ def detect_command(
 
     Without --since/--until the last UTC day with data is scored.
     """
-    from trailsight.runner import RunStats, detect, top_findings
+    from trailsight.pipeline import RunStats, detect, top_findings
 
     settings = load_settings(config)
     names = [n.strip() for n in detectors.split(",") if n.strip()] if detectors else None

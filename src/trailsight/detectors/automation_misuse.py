@@ -25,7 +25,7 @@ import numpy as np
 
 from trailsight.detectors.base import Columns, Detector, FloatArray, recently_new
 from trailsight.features.behaviour import AUTOMATION_AT
-from trailsight.findings.model import Reason
+from trailsight.finding import Reason
 
 
 class AutomationMisuseDetector(Detector):

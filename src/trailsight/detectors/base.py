@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from trailsight.errors import DetectorError
-from trailsight.findings.model import Reason
+from trailsight.finding import Reason
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]

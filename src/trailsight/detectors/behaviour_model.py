@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from trailsight.detectors.base import Columns, Detector, FloatArray
-from trailsight.findings.model import Reason
+from trailsight.finding import Reason
 
 
 class BehaviourModelDetector(Detector):

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from trailsight.detectors.base import Columns, Detector, FloatArray, seen_today
-from trailsight.findings.model import Reason
+from trailsight.finding import Reason
 
 
 class OffHoursDetector(Detector):

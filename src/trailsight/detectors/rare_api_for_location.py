@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from trailsight.detectors.base import Columns, Detector, FloatArray, rarity_score
-from trailsight.findings.model import Reason
+from trailsight.finding import Reason
 
 
 class _RareApiForPlace(Detector):

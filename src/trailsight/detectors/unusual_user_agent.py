@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from trailsight.detectors.base import Columns, Detector, FloatArray, recently_new
-from trailsight.findings.model import Reason
+from trailsight.finding import Reason
 
 
 class UnusualUserAgentDetector(Detector):

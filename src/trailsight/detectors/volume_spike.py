@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from trailsight.detectors.base import Columns, Detector, FloatArray, upper_tail_p
-from trailsight.findings.model import Reason
+from trailsight.finding import Reason
 
 
 class VolumeSpikeDetector(Detector):

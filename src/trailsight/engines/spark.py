@@ -3,13 +3,14 @@
 The feature engine (:mod:`trailsight.features`) is written once in portable Ibis; this
 module supplies the other engine. :func:`connect` returns an Ibis PySpark backend on a
 Spark session (local mode by default, or whatever ``spark-submit`` / the cluster
-configured), and :func:`open_events` registers the events a range needs as the table
+configured), :class:`SparkEngine` implements the feature-engine protocol
+(:mod:`trailsight.engines.base`) on it, and :func:`open_events` registers the events a range needs as the table
 ``events`` — from the store's Parquet lake (or Parquet ``paths`` anywhere Spark reads), or
 from a DataFrame of normalised events: raw CloudTrail JSON (local files and folders, or
 ``s3://bucket/AWSLogs/...`` read with boto3) that
 :func:`trailsight.engines.spark_cloudtrail.read_cloudtrail` parses, normalises and enriches
 on the executors with trailsight's own ingest code — not re-written in Spark SQL, so it
-cannot drift from ``trailsight ingest``. :func:`detect` takes that DataFrame as ``events=``.
+cannot drift from ``trailsight ingest``. :class:`SparkEngine` (and :func:`detect`) take that DataFrame as ``events=``.
 
 Spark is an optional extra (``pip install trailsight[spark]``); :func:`session` and
 :func:`connect` raise a :class:`~trailsight.errors.ConfigError` that says so without it.
@@ -32,19 +33,22 @@ from __future__ import annotations
 
 import os
 import sys
-import time
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from trailsight.config import Settings
+from trailsight.engines.base import FeaturePlan
 from trailsight.errors import ConfigError, StoreError
-from trailsight.findings.model import Finding
+from trailsight.finding import Finding
 from trailsight.schema import EVENT_COLUMNS, EVENT_SCHEMA
+from trailsight.scoring.events import ScoredChunk
 from trailsight.store.layout import StoreLayout
+from trailsight.timespan import day_range
 
 #: Settings applied to every session this module creates (callers may override any of them).
 BASE_CONF: dict[str, str] = {
@@ -130,7 +134,7 @@ def connect(
     spark_session: Any = None,
     conf: Mapping[str, str] | None = None,
 ) -> Any:
-    """Return an Ibis PySpark backend that :func:`trailsight.features.build_features` can use."""
+    """Return an Ibis PySpark backend for :class:`SparkEngine` (and :func:`feature_table`)."""
     _require_pyspark()
     import ibis
 
@@ -299,6 +303,121 @@ def behaviour_context(
     )
 
 
+class SparkEngine:
+    """The feature engine on Spark: one chunk (the whole range) computed by Spark, scored on the driver.
+
+    ``con`` is a backend from :func:`connect` (default: a new one on ``$TRAILSIGHT_SPARK_MASTER``
+    or ``local[2]``, made when first needed). ``paths`` replaces the store's lake files (as for
+    :func:`open_events`); ``features`` (a :func:`feature_table` result with at least the
+    detectors' columns) skips the Spark step for the features. ``events`` (a DataFrame of
+    normalised events: raw CloudTrail read by
+    :func:`trailsight.engines.spark_cloudtrail.read_cloudtrail`) replaces the store's lake for
+    the features, the context and the descriptions; without a range its last UTC day is scored.
+    """
+
+    def __init__(
+        self,
+        con: Any = None,
+        *,
+        paths: Sequence[str] | None = None,
+        features: pa.Table | None = None,
+        events: Any = None,
+    ) -> None:
+        self._con = con
+        self.paths = paths
+        self.features = features
+        self.events = events
+
+    def backend(self) -> Any:
+        """The Ibis PySpark backend (made on first use)."""
+        if self._con is None:
+            self._con = connect()
+        return self._con
+
+    def default_range(self, layout: StoreLayout) -> tuple[datetime, datetime]:
+        """The last UTC day with data: of ``events`` when given, else of the store's lake."""
+        if self.events is not None:
+            return last_day(self.events)
+        from trailsight.engines.local import LocalEngine
+
+        return LocalEngine().default_range(layout)
+
+    @contextmanager
+    def open(self, layout: StoreLayout, since: datetime, until: datetime, plan: FeaturePlan) -> Iterator[SparkRange]:
+        """Open ``[since, until)``: nothing is computed until :meth:`SparkRange.chunks` is read."""
+        yield SparkRange(self, layout, since, until, plan)
+
+
+class SparkRange:
+    """A range the Spark engine opened."""
+
+    def __init__(self, engine: SparkEngine, layout: StoreLayout, since: datetime, until: datetime, plan: FeaturePlan):
+        self.engine, self.layout, self.since, self.until, self.plan = engine, layout, since, until, plan
+
+    def chunks(self) -> Iterator[tuple[str, ScoredChunk]]:
+        """One chunk: the range's feature table collected to the driver, with its context, scored there."""
+        eng, plan = self.engine, self.plan
+        features = eng.features
+        if features is None:
+            features = feature_table(
+                eng.backend(),
+                self.layout,
+                self.since,
+                self.until,
+                plan.settings,
+                columns=list(plan.columns),
+                paths=eng.paths,
+                events=eng.events,
+            )
+        context = None
+        if plan.context:
+            context = behaviour_context(
+                eng.backend(),
+                self.layout,
+                self.since,
+                self.until,
+                plan.features,
+                plan.settings,
+                paths=eng.paths,
+                events=eng.events,
+            )
+        yield "spark", plan.scorer(features, context)
+
+    @contextmanager
+    def events_for(self, findings: Sequence[Finding]) -> Iterator[tuple[Any, str]]:
+        """The events the descriptions read, in an in-memory DuckDB as the view ``events``.
+
+        From the store's lake; or, with ``events``, only what the descriptions read comes to the
+        driver: its columns, of the findings' accounts, up to their last event, on the range's days.
+        """
+        from trailsight.features.source import connect as duckdb_connect
+        from trailsight.features.source import open_events as duckdb_open_events
+
+        con = duckdb_connect()
+        try:
+            if self.engine.events is None:
+                duckdb_open_events(con, self.layout, self.since, self.until, self.plan.features.forget_days)
+            else:
+                con.con.register("events", self._driver_events(findings))
+            yield con, "events"
+        finally:
+            con.disconnect()
+
+    def _driver_events(self, findings: Sequence[Finding]) -> pa.Table:
+        from pyspark.sql import functions as F
+
+        from trailsight.findings.describe import LAKE_COLUMNS
+
+        accounts = sorted({f.account_id for f in findings})
+        last_seen = max(f.last_seen for f in findings).astimezone(UTC)
+        frame = (
+            events_between(self.engine.events, self.since, self.until, self.plan.features.forget_days)
+            .where(F.col("account_id").isin(accounts) & (F.col("event_time") <= F.lit(last_seen)))
+            .select(*LAKE_COLUMNS)
+        )
+        return to_utc_arrow(frame.toArrow())
+
+
 def detect(
     store: Path | str | StoreLayout,
     since: datetime | None,
@@ -306,124 +425,32 @@ def detect(
     settings: Settings | None = None,
     detectors: Sequence[str] | None = None,
     *,
-    save: bool = True,
-    describe: bool = True,
-    min_score: float | None = None,
-    stats: Any = None,
-    progress: Callable[[str], None] | None = None,
     con: Any = None,
     paths: Sequence[str] | None = None,
     features: pa.Table | None = None,
     events: Any = None,
+    **options: Any,
 ) -> list[Finding]:
-    """:func:`trailsight.runner.detect` with the features computed on Spark.
+    """:func:`trailsight.pipeline.detect` with a :class:`SparkEngine` (same arguments and result).
 
-    Same arguments and result; ``con`` is a backend from :func:`connect` (default: a new
-    one on ``$TRAILSIGHT_SPARK_MASTER`` or ``local[2]``). The feature table of the range is
-    collected to the driver for the detectors, so give a cluster ranges of a day or so at a
-    time (:mod:`trailsight.spark_job` does). ``features`` (a :func:`feature_table` result with
-    at least the detectors' columns) skips the Spark step, for a caller that already has it.
-
-    ``events`` (a DataFrame of normalised events: raw CloudTrail read by
-    :func:`trailsight.engines.spark_cloudtrail.read_cloudtrail`) replaces the store's lake for
-    the features, the context and the explanations (those events of the findings' accounts are
-    collected to the driver for :mod:`trailsight.findings.describe`); the store folder still
-    receives the findings and its feedback still suppresses them. Without a range, the last UTC
-    day of ``events`` is scored.
+    The feature table of the range is collected to the driver for the detectors, so give a
+    cluster ranges of a day or so at a time (:mod:`trailsight.spark_job` does). The store folder
+    receives the findings and its feedback suppresses them, whatever the events' source.
     """
-    from trailsight import runner
-    from trailsight.detectors import registry
-    from trailsight.features.options import FeatureOptions
-    from trailsight.features.source import quiet_ibis
-    from trailsight.findings.group import group_findings
-    from trailsight.scoring.options import ScoringOptions
+    from trailsight.pipeline import detect as run
 
-    started = time.perf_counter()
-    started_at = datetime.now(UTC)
-    layout = store if isinstance(store, StoreLayout) else StoreLayout(Path(store))
-    if since is None or until is None:
-        d_since, d_until = runner.default_range(layout) if events is None else last_day(events)
-        since = since if since is not None else d_since
-        until = until if until is not None else d_until
-    since, until = since.astimezone(UTC), until.astimezone(UTC)
-    if since >= until:
-        raise ConfigError(f"--since {since.isoformat()} is not before --until {until.isoformat()}")
-    feat_opts = FeatureOptions.from_settings(settings)
-    scoring = ScoringOptions.from_settings(settings)
-    dets = registry.create(detectors, settings)
-    st = stats if stats is not None else runner.RunStats()
-    st.since, st.until, st.detectors = since, until, [d.name for d in dets]
-    if features is None:
-        backend = con if con is not None else connect()
-        features = feature_table(
-            backend, layout, since, until, settings, columns=runner._needed_columns(dets), paths=paths, events=events
-        )
-    if runner.needs_context(dets):
-        backend = con if con is not None else connect()
-        context = behaviour_context(backend, layout, since, until, feat_opts, settings, paths=paths, events=events)
-        features = runner.add_context(features, context)
-    unusual, _ = runner.score_table(features, dets, scoring)
-    st.events, st.unusual_events, st.chunks = features.num_rows, len(unusual), 1
-    if progress is not None:
-        progress(f"spark: {features.num_rows} events, {len(unusual)} unusual")
-    findings = group_findings(unusual, timedelta(minutes=scoring.gap_minutes), scoring.context_weight)
-    floor = scoring.min_score if min_score is None else min_score
-    findings = [f for f in findings if f.gated or f.score >= floor]
-    with quiet_ibis():
-        if findings and describe and events is not None:
-            findings = describe_from(events, findings, since, until, feat_opts, settings)
-        elif findings and describe:
-            from trailsight.features.source import connect as duckdb_connect
-
-            findings = runner._describe(duckdb_connect(), layout, findings, since, until, feat_opts, settings)
-        findings = runner._suppress(layout, findings, settings)
-    st.findings = len(findings)
-    st.seconds = time.perf_counter() - started
-    if save:
-        runner._save(layout, findings, st, started_at)
-    return findings
+    engine = SparkEngine(con, paths=paths, features=features, events=events)
+    return run(store, since, until, settings, detectors, engine=engine, **options)
 
 
 def last_day(events: Any) -> tuple[datetime, datetime]:
     """The default range over a DataFrame of events: its last UTC day with data."""
     from pyspark.sql import functions as F
 
-    from trailsight.runner import day_range
-
     last = events.agg(F.max("event_date")).first()[0]
     if last is None:
         raise StoreError("CloudTrail: no events read; nothing to score")
     return day_range(last)
-
-
-def describe_from(
-    events: Any, findings: list[Finding], since: datetime, until: datetime, opts: Any, settings: Settings | None
-) -> list[Finding]:
-    """:func:`trailsight.runner._describe` over a Spark DataFrame of events instead of the lake.
-
-    Only what :func:`trailsight.findings.describe.describe` reads comes to the driver: its
-    columns, of the findings' accounts, up to their last event, on the days the range reads.
-    """
-    from pyspark.sql import functions as F
-
-    from trailsight.features.source import connect as duckdb_connect
-    from trailsight.findings.describe import LAKE_COLUMNS
-    from trailsight.runner import describe_over
-
-    accounts = sorted({f.account_id for f in findings})
-    last_seen = max(f.last_seen for f in findings).astimezone(UTC)
-    frame = (
-        events_between(events, since, until, opts.forget_days)
-        .where(F.col("account_id").isin(accounts) & (F.col("event_time") <= F.lit(last_seen)))
-        .select(*LAKE_COLUMNS)
-    )
-    table = to_utc_arrow(frame.toArrow())
-    con = duckdb_connect()
-    try:
-        con.con.register("events", table)
-        return describe_over(con, findings, settings, "events")
-    finally:
-        con.disconnect()
 
 
 def stop(con: Any) -> None:

@@ -507,11 +507,36 @@ class BehaviourContext:
         return 0.0 if a is None else a[0]
 
 
+#: Feature columns :func:`add_context` reads to pick the rows that need population figures.
+CANDIDATE_COLUMNS: tuple[str, ...] = ("p_api_days", "p_days", "x_api_days")
+
+
+def _numbers(features: pa.Table, name: str) -> npt.NDArray[np.float64]:
+    values: npt.NDArray[np.float64] = features.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+    values[np.isnan(values)] = 0.0
+    return values
+
+
+def add_context(features: pa.Table, context: BehaviourContext | None) -> pa.Table:
+    """Add the peer / automation / account-usage columns (population figures on thin-history rows only).
+
+    A row's own history is thin when the principal used its API on at most ``2 + 0.1 ×`` its
+    active days, or the account on at most two days (:data:`CANDIDATE_COLUMNS`).
+    """
+    if context is None:
+        return features
+    p_api_days, p_days, x_api_days = (_numbers(features, name) for name in CANDIDATE_COLUMNS)
+    thin = (p_api_days <= 2.0 + 0.1 * p_days) | (x_api_days <= 2.0)
+    return context.augment(features, thin)
+
+
 __all__ = [
     "AUTOMATION_AT",
+    "CANDIDATE_COLUMNS",
     "CONTEXT_COLUMNS",
     "BehaviourContext",
     "ContextOptions",
+    "add_context",
     "context_aggregates",
     "ibis",
 ]

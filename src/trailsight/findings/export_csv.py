@@ -15,8 +15,8 @@ import csv
 from collections.abc import Iterable
 from typing import TextIO
 
+from trailsight.finding import Finding
 from trailsight.findings.export_common import iso_z, utf8_clean
-from trailsight.findings.model import Finding
 
 #: The columns, in order. New columns are only ever appended.
 CSV_COLUMNS: tuple[str, ...] = (

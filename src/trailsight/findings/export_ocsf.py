@@ -35,6 +35,7 @@ from ocsf.v1_7_0.objects import Cloud
 import trailsight
 from trailsight.enrich.geo import GEO_ATTRIBUTION
 from trailsight.enrich.network import parse_ip
+from trailsight.finding import Finding, UnusualAttribute
 from trailsight.findings.export_common import (
     PRODUCT_NAME,
     VENDOR_NAME,
@@ -46,7 +47,6 @@ from trailsight.findings.export_common import (
     short_name,
     tactic_id,
 )
-from trailsight.findings.model import Finding, UnusualAttribute
 
 OCSF_VERSION = "1.7.0"
 CLASS_UID = 2004

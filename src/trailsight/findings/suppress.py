@@ -37,7 +37,7 @@ from typing import Any
 import duckdb
 
 from trailsight.errors import ConfigError
-from trailsight.findings.model import Finding
+from trailsight.finding import Finding
 from trailsight.store.findings import connect_state, feedback_for, finding_from_dict, get_finding, state_path
 
 __all__ = [

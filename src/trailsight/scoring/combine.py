@@ -11,7 +11,8 @@ detectors fired (each at ``corroboration`` or more after weighting, 0.8), which 
 a new network *and* an hour never worked is how a person's stolen credentials look even when
 the APIs are the usual ones. Detectors marked ``people_only`` (working hours) count in
 proportion to how much the principal behaves like a person (``1 − automation likelihood``). The result is scaled by the
-API's risk weight from the catalog (``0.35 + 0.65 · risk``): a new ``StopLogging`` weighs far
+API's risk factor from the catalog (``0.35 + 0.65 · risk``, :func:`~trailsight.scoring.policy.risk_factor`):
+a new ``StopLogging`` weighs far
 more than a new ``DescribeInstances``.
 
 Gated events (too little account or principal history) keep their score for the record but
@@ -30,8 +31,9 @@ import numpy as np
 import pyarrow as pa
 
 from trailsight.detectors.base import BoolArray, DetectorScores, FloatArray
-from trailsight.findings.model import Reason
+from trailsight.finding import Reason
 from trailsight.scoring.options import ScoringOptions
+from trailsight.scoring.policy import risk_factor
 
 #: The built-in detectors that say *what* was done is unusual (``Detector.kind == "what"``);
 #: any detector declaring ``kind = "what"`` is treated the same, every other one as context.
@@ -51,12 +53,6 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "off_hours": 1.0,
     "volume_spike": 0.5,
 }
-
-
-def risk_factor(risk: FloatArray) -> FloatArray:
-    """How much an API's risk (0..1) scales a surprise: 0.35 for harmless reads, 1 for the worst."""
-    out: FloatArray = 0.35 + 0.65 * risk
-    return out
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from typing import Any
 import duckdb
 
 from trailsight.errors import StoreError
-from trailsight.findings.model import (
+from trailsight.finding import (
     STATUSES,
     ApiCall,
     Evidence,

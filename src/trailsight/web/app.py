@@ -43,7 +43,7 @@ from markupsafe import Markup, escape
 
 from trailsight import __version__
 from trailsight.errors import ConfigError, StoreError
-from trailsight.findings.model import CONFIDENCE_LABELS, SEVERITY_LABELS, STATUSES, TACTICS
+from trailsight.finding import CONFIDENCE_LABELS, SEVERITY_LABELS, STATUSES, TACTICS
 from trailsight.store import findings as findings_store
 from trailsight.web import queries
 from trailsight.web.rules import SCOPES, append_rule, similar_rule

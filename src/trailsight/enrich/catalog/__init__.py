@@ -1,7 +1,7 @@
 """The API catalog: what each CloudTrail API means to an attacker.
 
 ``apis.csv`` beside this module lists, per ``event_source,event_name``, the service, the
-MITRE ATT&CK tactic (a key of :data:`trailsight.findings.model.TACTICS`) and technique id an
+MITRE ATT&CK tactic (a key of :data:`trailsight.finding.TACTICS`) and technique id an
 attacker uses the call for, a risk weight in [0, 1] (``StopLogging`` weighs more than
 ``DescribeInstances``) and whether the call only reads. An empty tactic means the call has
 no attacker use worth naming (``CreateLogStream``, ``SendHeartbeat``).
@@ -23,7 +23,7 @@ from functools import cache, lru_cache
 from importlib import resources
 
 from trailsight.errors import ConfigError
-from trailsight.findings.model import TACTICS
+from trailsight.finding import TACTICS
 
 CATALOG_FILE = "apis.csv"
 CATALOG_COLUMNS = ("event_source", "event_name", "service", "tactic", "technique", "risk", "read_only")

@@ -1,14 +1,19 @@
-"""The finding: what trailsight raises, and everything an analyst needs to act on it.
+"""The finding, and the unusual events it is built from: the domain types every stage shares.
 
 A finding groups the unusual events of one principal that came close together.
 It is a frozen, keyword-only dataclass; :func:`Finding.to_dict` gives its JSON form
 (the form written to JSON lines, stored in the state database and read by the
 exporters and the web UI). Times are timezone-aware UTC.
+
+This module sits at the bottom of the package, beside the event schema
+(:mod:`trailsight.schema`): it imports nothing of trailsight, and the detectors, scoring, the
+store, the pipeline and the presentation all import it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -52,6 +57,47 @@ class Reason:
     score: float
     message: str
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnusualEvent:
+    """One event scoring above the threshold: its feature row and its combined scores.
+
+    The hand-off from scoring (:mod:`trailsight.scoring.events`) to grouping
+    (:mod:`trailsight.findings.group`). ``row`` holds the event's feature columns
+    (``event_id``, ``event_time``, ``principal``, ``api``, ``api_risk`` ...), as the engine
+    computed them.
+    """
+
+    row: Mapping[str, Any]
+    score: float  # the event score (surprise × API risk factor), 0..1
+    risk: float  # the API's risk weight, 0..1
+    what: float  # novelty of what was done, 0..1
+    context: float  # novelty of where / how it was done, 0..1
+    corroborated: bool  # two or more context signals on this event
+    gated: bool  # too little history: unusual only because the API is high-risk
+    reasons: tuple[Reason, ...]
+
+    @property
+    def event_id(self) -> str:
+        """The CloudTrail event id."""
+        return str(self.row["event_id"])
+
+    @property
+    def event_time(self) -> datetime:
+        """When the event happened (UTC)."""
+        value: datetime = self.row["event_time"]
+        return value
+
+    @property
+    def principal(self) -> str:
+        """The principal ARN that made the call."""
+        return str(self.row["principal"])
+
+    @property
+    def account_id(self) -> str:
+        """The account the call was made in."""
+        return str(self.row["account_id"])
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,4 +1,4 @@
-"""runner.detect and `trailsight detect` on a real store: findings, gating, chunks, CLI, errors."""
+"""pipeline.detect and `trailsight detect` on a real store: findings, gating, chunks, CLI, errors."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from trailsight.cli.main import main
 from trailsight.config import Settings
 from trailsight.errors import ConfigError, DetectorError, StoreError
 from trailsight.features.sample import ALICE, NEWBIE, scenario_events, write_lake
-from trailsight.findings.model import Finding
-from trailsight.runner import default_range, detect
+from trailsight.finding import Finding
+from trailsight.pipeline import default_range, detect
 from trailsight.store.layout import StoreLayout
 
 START = datetime(2025, 1, 6, tzinfo=UTC)

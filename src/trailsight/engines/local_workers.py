@@ -1,6 +1,6 @@
 """Score a run's chunks in worker processes, so every CPU works on its own day.
 
-:func:`trailsight.runner.detect` builds the profiles once; after that each chunk (a day by
+The local engine (:mod:`trailsight.engines.local`) builds the profiles once; after that each chunk (a day by
 default) is independent: its features come from its own events and the profiles, its scores
 from its features. Threads share one interpreter, and the per-chunk work holds the GIL for a
 good part of its time, so on a few CPUs a pool of processes goes further.
@@ -9,9 +9,10 @@ How the work is shared: the run's profile tables are copied into a DuckDB file o
 the run's scratch folder (workers open it read-only), the behaviour context's daily tables are
 written beside it as Parquet, and each worker keeps one connection, one
 :class:`~trailsight.features.chunk.ChunkFeatures` and one context for the whole run. A chunk goes
-to a worker as its span and lake files; its unusual events (rows with their reasons) come back.
+to a worker as its span and lake files; the run's :class:`~trailsight.scoring.events.ChunkScorer`
+scores it there and its unusual events come back.
 
-Workers are started from a fork server that has imported the runner once, when the run starts,
+Workers are started from a fork server that has imported the pipeline once, when the run starts,
 so they are ready by the time the profiles are.
 """
 
@@ -31,10 +32,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from trailsight import allocation
 from trailsight.detectors.base import Detector
+from trailsight.errors import ConfigError
 from trailsight.features.behaviour import BehaviourContext, ContextOptions
+from trailsight.features.chunk import ChunkFeatures
 from trailsight.features.options import FeatureOptions
-from trailsight.scoring.options import ScoringOptions
+from trailsight.features.source import connect, quiet_ibis, read_events
+from trailsight.scoring.events import ChunkScorer, ScoredChunk
 
 
 @dataclass(frozen=True)
@@ -45,10 +50,9 @@ class Job:
     database: str
     profiles: dict[str, str]
     context: tuple[str, str] | None
-    detectors: Sequence[Detector]
     features: FeatureOptions
     context_options: ContextOptions
-    scoring: ScoringOptions
+    scorer: ChunkScorer
     columns: Sequence[str]
     threads: int
 
@@ -60,8 +64,6 @@ def choose(setting: Any, chunks: int, detectors: Sequence[Detector]) -> int:
     copy of the profiles; on 2 CPUs that costs more than the GIL does (see docs/detect.md), so
     they are for machines with many CPUs. Detectors that cannot be sent to another process mean none.
     """
-    from trailsight.errors import ConfigError
-
     if setting is None:
         wanted = 0
     elif isinstance(setting, bool) or not isinstance(setting, int) or setting < 0:
@@ -78,11 +80,11 @@ def choose(setting: Any, chunks: int, detectors: Sequence[Detector]) -> int:
 
 
 def start(processes: int) -> ProcessPoolExecutor:
-    """A pool of ``processes`` workers, started now (they import the runner while the profiles build)."""
+    """A pool of ``processes`` workers, started now (they import the pipeline while the profiles build)."""
     context: BaseContext
     if "forkserver" in multiprocessing.get_all_start_methods():
         server = multiprocessing.get_context("forkserver")
-        server.set_forkserver_preload(["trailsight.runner"])
+        server.set_forkserver_preload(["trailsight.pipeline"])
         context = server
     else:  # Windows: each worker starts afresh
         context = multiprocessing.get_context("spawn")
@@ -120,9 +122,9 @@ def share(
 
 def score(
     pool: ProcessPoolExecutor, job: Job, spans: Sequence[tuple[datetime, datetime, list[Path]]]
-) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    """Each span's (events, unusual rows), in span order, scored by the pool's workers."""
-    futures: list[Future[tuple[int, list[dict[str, Any]]]]] = [
+) -> Iterator[ScoredChunk]:
+    """Each span scored by the pool's workers, in span order."""
+    futures: list[Future[ScoredChunk]] = [
         pool.submit(_score_chunk, job, since, until, [str(p) for p in files]) for since, until, files in spans
     ]
     try:
@@ -146,10 +148,6 @@ class _Worker:
     """One run's connection, feature engine, context and detectors in a worker process."""
 
     def __init__(self, job: Job) -> None:
-        from trailsight import allocation
-        from trailsight.features.chunk import ChunkFeatures
-        from trailsight.features.source import connect
-
         allocation.tune()
 
         self.con = connect(threads=job.threads, database=Path(job.database), read_only=True)
@@ -170,10 +168,7 @@ class _Worker:
         self.con.disconnect()
 
 
-def _score_chunk(job: Job, since: datetime, until: datetime, files: list[str]) -> tuple[int, list[dict[str, Any]]]:
-    from trailsight.features.source import quiet_ibis, read_events
-    from trailsight.runner import score_chunk_features
-
+def _score_chunk(job: Job, since: datetime, until: datetime, files: list[str]) -> ScoredChunk:
     worker = _STATE.get(job.run)
     if worker is None:
         for old in _STATE.values():
@@ -184,7 +179,7 @@ def _score_chunk(job: Job, since: datetime, until: datetime, files: list[str]) -
     with quiet_ibis():
         events = read_events(worker.con, files, "chunk_events")
         features = worker.features(events, "chunk_events", since, until)
-        return score_chunk_features(features, worker.context, job.detectors, job.scoring)
+        return job.scorer(features, worker.context)
 
 
 __all__ = ["Job", "choose", "score", "share", "start"]
