@@ -12,7 +12,7 @@ import typer
 
 from trailsight.config import load_settings
 from trailsight.errors import ConfigError, TrailsightError
-from trailsight.outputs.base import parse_output
+from trailsight.outputs import parse_output
 from trailsight.watch import (
     EXIT_DEAD_LETTERED,
     EXIT_OK,

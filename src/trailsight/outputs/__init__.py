@@ -16,9 +16,33 @@ process was killed may be sent again after a restart. Each alert carries an
 
 from __future__ import annotations
 
-from trailsight.outputs.base import Alert, DeadLetterFile, Delivery, Sink, parse_output
+from collections.abc import Mapping
+from pathlib import Path
+
+from trailsight.errors import ConfigError
+from trailsight.outputs.base import Alert, DeadLetterFile, Delivery, Sink
 from trailsight.outputs.jsonl import FileSink, StreamSink
 from trailsight.outputs.webhook import WebhookSink
+
+
+def parse_output(
+    spec: str,
+    *,
+    retries: int = 5,
+    backoff_s: float = 1.0,
+    timeout_s: float = 10.0,
+    headers: Mapping[str, str] | None = None,
+) -> Sink:
+    """Turn ``--output`` (``jsonl``, ``file:PATH`` or ``webhook:URL``) into a sink."""
+    if spec in ("jsonl", "stdout", "-"):
+        return StreamSink()
+    kind, sep, rest = spec.partition(":")
+    if sep and kind == "file" and rest:
+        return FileSink(Path(rest))
+    if sep and kind == "webhook" and rest.startswith(("http://", "https://")):
+        return WebhookSink(rest, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s, headers=headers)
+    raise ConfigError(f"--output {spec!r}: expected 'jsonl', 'file:PATH' or 'webhook:http(s)://...'")
+
 
 __all__ = [
     "Alert",

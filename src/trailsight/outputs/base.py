@@ -114,27 +114,5 @@ class DeadLetterFile:
             raise ConfigError(f"{self.path}: cannot write the dead-letter file: {exc.strerror}") from None
 
 
-def parse_output(
-    spec: str,
-    *,
-    retries: int = 5,
-    backoff_s: float = 1.0,
-    timeout_s: float = 10.0,
-    headers: Mapping[str, str] | None = None,
-) -> Sink:
-    """Turn ``--output`` (``jsonl``, ``file:PATH`` or ``webhook:URL``) into a sink."""
-    from trailsight.outputs.jsonl import FileSink, StreamSink
-    from trailsight.outputs.webhook import WebhookSink
-
-    if spec in ("jsonl", "stdout", "-"):
-        return StreamSink()
-    kind, sep, rest = spec.partition(":")
-    if sep and kind == "file" and rest:
-        return FileSink(Path(rest))
-    if sep and kind == "webhook" and rest.startswith(("http://", "https://")):
-        return WebhookSink(rest, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s, headers=headers)
-    raise ConfigError(f"--output {spec!r}: expected 'jsonl', 'file:PATH' or 'webhook:http(s)://...'")
-
-
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
