@@ -46,7 +46,8 @@ def parse_time(value: str | None, flag: str, *, now: datetime | None = None) -> 
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise ConfigError(
-            f"{flag} {value!r}: not a time; give an ISO date or time (2025-03-01, 2025-03-01T12:00Z) or a span like 7d"
+            f"{flag} {value!r}: expected a date (2025-03-03), an ISO time (2025-03-03T12:00Z)"
+            " or a span ago (7d, 24h, 30m)"
         ) from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 

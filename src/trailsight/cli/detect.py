@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import shutil
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated
@@ -26,6 +25,7 @@ import typer
 
 from trailsight.config import Settings, load_settings
 from trailsight.errors import ConfigError
+from trailsight.timespan import parse_time
 
 if TYPE_CHECKING:  # the pipeline (Ibis, the detectors) is imported when a command runs, not for every command
     from trailsight.engines.spark_cloudtrail import CloudTrailRead
@@ -34,9 +34,6 @@ if TYPE_CHECKING:  # the pipeline (Ibis, the detectors) is imported when a comma
 
 _NO_PYSPARK = "--engine spark: PySpark is not installed; run `pip install trailsight[spark]` (needs Java 17)"
 _NO_JAVA = "--engine spark: Java is not installed; Spark needs Java 17 (java on PATH or JAVA_HOME)"
-
-_RELATIVE = re.compile(r"^(\d+)([dhm])$")
-_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 
 
 class OutputFormat(StrEnum):
@@ -51,21 +48,6 @@ class Engine(StrEnum):
 
     duckdb = "duckdb"
     spark = "spark"
-
-
-def parse_time(value: str | None, flag: str, now: datetime | None = None) -> datetime | None:
-    """An ISO date or date-time (UTC when it has no zone), or ``7d`` / ``24h`` / ``30m`` ago."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    match = _RELATIVE.match(text)
-    if match:
-        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"{flag} {value!r}: expected an ISO date/time (2025-03-03T12:00Z) or 7d, 24h, 30m") from None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def detect_on_spark(

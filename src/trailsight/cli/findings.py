@@ -7,9 +7,7 @@ triage commands open it read-write for one short transaction.
 from __future__ import annotations
 
 import importlib
-import re
 import sys
-from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Annotated, Any
@@ -28,6 +26,7 @@ from trailsight.store.findings import (
     set_status,
     state_path,
 )
+from trailsight.timespan import parse_time
 
 findings_app = typer.Typer(
     name="findings",
@@ -56,9 +55,6 @@ StatusOpt = Annotated[
 ]
 ConfidenceOpt = Annotated[str | None, typer.Option("--confidence", help="Confidence labels, comma-separated.")]
 
-_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
 
 class ListFormat(StrEnum):
     """Output formats of ``findings list``."""
@@ -74,22 +70,6 @@ class ExportFormat(StrEnum):
     ocsf = "ocsf"
     asff = "asff"
     csv = "csv"
-
-
-def parse_when(value: str | None, flag: str, *, now: datetime | None = None) -> datetime | None:
-    """Parse ``--since``/``--until``: an ISO date or date-time (UTC if no zone) or ``7d``/``24h`` ago."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    match = _RELATIVE.match(text)
-    if match:
-        delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-        return (now or datetime.now(UTC)) - delta
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"{flag} {value!r}: expected an ISO date/time (2024-03-01T12:00Z) or 7d, 24h, 30m") from None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _severity(value: str | None) -> list[str] | None:
@@ -130,8 +110,8 @@ def _filters(
     confidence: str | None,
 ) -> dict[str, Any]:
     return {
-        "since": parse_when(since, "--since"),
-        "until": parse_when(until, "--until"),
+        "since": parse_time(since, "--since"),
+        "until": parse_time(until, "--until"),
         "severity": _severity(severity),
         "tactic": tactic,
         "principal": principal,

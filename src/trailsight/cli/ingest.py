@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 import sys
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +10,7 @@ import orjson
 import typer
 
 from trailsight.config import load_settings
-from trailsight.errors import ConfigError
+from trailsight.timespan import parse_time
 
 HELP = (
     "Read CloudTrail from PATH... into the store's Parquet lake: folders in the CloudTrail S3 layout "
@@ -24,27 +22,6 @@ HELP = (
     "Exit codes: 0 done; 3 done, but records or files were quarantined; 1 an error stopped the run; "
     "2 bad usage."
 )
-
-_RELATIVE = re.compile(r"(\d+)\s*([dhm])")
-
-
-def parse_when(value: str | None, flag: str) -> datetime | None:
-    """An ISO date or time (UTC unless it says otherwise), or ``7d`` / ``24h`` / ``30m`` ago."""
-    if value is None:
-        return None
-    text = value.strip()
-    match = _RELATIVE.fullmatch(text)
-    if match:
-        unit = {"d": "days", "h": "hours", "m": "minutes"}[match[2]]
-        return datetime.now(UTC) - timedelta(**{unit: int(match[1])})
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime(day.year, day.month, day.day, tzinfo=UTC)
-        stamp = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"{flag} {value!r}: expected a date (2025-03-03), a UTC time or 7d/24h/30m") from None
-    return stamp.astimezone(UTC) if stamp.tzinfo else stamp.replace(tzinfo=UTC)
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -129,8 +106,8 @@ def ingest_command(
             paths,
             store,
             settings,
-            since=parse_when(since, "--since"),
-            until=parse_when(until, "--until"),
+            since=parse_time(since, "--since"),
+            until=parse_time(until, "--until"),
             accounts=_split(account),
             regions=_split(region),
             endpoint_url=endpoint_url,
