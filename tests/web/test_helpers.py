@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from trailsight.web.app import _heat_level, clip, clip_mid, fmt_time, group_unusual, short_arn
+from trailsight.findings.names import short_arn
+from trailsight.web.app import _heat_level, clip, clip_mid, fmt_time, group_unusual
 
 
 def test_short_arn() -> None:

@@ -16,7 +16,8 @@ from rich.text import Text
 from rich.tree import Tree
 
 from trailsight.errors import ConfigError, StoreError
-from trailsight.findings.render import safe, short_principal
+from trailsight.findings.names import short_arn
+from trailsight.findings.render import safe
 
 investigate_app = typer.Typer(
     name="investigate",
@@ -162,7 +163,7 @@ def _chain_tree(tree: Tree, chains: Sequence[Mapping[str, Any]], limit: int) -> 
         )
         label = Text.assemble(
             ("assumed ", "dim"),
-            (safe(short_principal(str(c.get("role_arn") or "(unknown role)")), 120), "bold"),
+            (safe(short_arn(str(c.get("role_arn") or "(unknown role)")), 120), "bold"),
             (f"  session {safe(c.get('session_name'), 60)}" if c.get("session_name") else "", ""),
             (f"  at {_time(c.get('assumed_at'))}", "dim"),
             (f"  {outcome}", "red" if c.get("failures") else "dim"),
@@ -203,7 +204,7 @@ def principal_view(d: Mapping[str, Any], limit: int) -> Group:
     """Rich view of :func:`principal_pivot`."""
     who = safe(d.get("principal"), 200)
     if d.get("actor"):
-        who = f"{safe(d['actor'], 200)} (one person of {short_principal(str(d.get('principal') or ''))})"
+        who = f"{safe(d['actor'], 200)} (one person of {short_arn(str(d.get('principal') or ''))})"
     label = f"{who}  ({safe(d.get('identity_type'))}, account {safe(d.get('account_id'))})"
     parts: list[RenderableType] = [_summary(label, d)]
     others = list(d.get("matches") or [])[1:]

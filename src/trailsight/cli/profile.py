@@ -15,7 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from trailsight.errors import ConfigError, StoreError
-from trailsight.findings.render import safe, short_principal
+from trailsight.findings.names import short_arn
+from trailsight.findings.render import safe
 
 _SHADES = " ░▒▓█"
 _FREQ_STYLE = {"frequent": "green", "infrequent": "yellow", "rare": "red", "unseen": "dim"}
@@ -66,7 +67,7 @@ def profile_view(p: Mapping[str, Any], *, limit: int = 20) -> Group:
     """The profile as rich renderables."""
     who = safe(p.get("principal"), 200)
     if p.get("actor"):
-        who = f"{safe(p['actor'], 200)}  (one person of {short_principal(str(p.get('principal') or ''))})"
+        who = f"{safe(p['actor'], 200)}  (one person of {short_arn(str(p.get('principal') or ''))})"
     head = Text.assemble(
         (who, "bold"),
         (f"  ({safe(p.get('identity_type'))}, account {safe(p.get('account_id'))})\n", "dim"),
@@ -93,7 +94,7 @@ def profile_view(p: Mapping[str, Any], *, limit: int = 20) -> Group:
         )
     peers = p.get("peers") or []
     if peers:
-        names = ", ".join(f"{short_principal(str(x['principal']))} ({x['similarity']:.2f})" for x in peers)
+        names = ", ".join(f"{short_arn(str(x['principal']))} ({x['similarity']:.2f})" for x in peers)
         parts.append(Text(f"Similar principals: {safe(names, 400)}", style=""))
     parts.append(Text("\nWorking hours", style="bold"))
     parts.append(heatmap(p.get("heatmap") or [[0] * 24 for _ in range(7)]))

@@ -59,15 +59,6 @@ def clean_tree(value: Any) -> Any:
     return value
 
 
-def short_name(principal: str) -> str:
-    """``arn:aws:iam::1:user/ops/alice`` → ``alice``; ``...:root`` → ``root``; services as they are."""
-    if principal.endswith(":root"):
-        return "root"
-    if principal.startswith("arn:"):
-        return principal.rsplit("/", 1)[-1] if "/" in principal else principal.rsplit(":", 1)[-1]
-    return principal
-
-
 @cache
 def _attack() -> AttackLookup:
     return AttackLookup()

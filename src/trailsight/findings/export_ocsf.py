@@ -44,9 +44,9 @@ from trailsight.findings.export_common import (
     clean_tree,
     epoch_ms,
     sentences,
-    short_name,
     tactic_id,
 )
+from trailsight.findings.names import principal_name
 
 OCSF_VERSION = "1.7.0"
 CLASS_UID = 2004
@@ -95,7 +95,7 @@ def _attacks(f: Finding) -> list[dict[str, Any]]:
 def _user(f: Finding) -> dict[str, Any]:
     user: dict[str, Any] = {
         "uid": f.principal,
-        "name": short_name(f.principal),
+        "name": principal_name(f.principal),
         "type_id": _USER_TYPE.get(f.identity_type, 99),
         "account": {"uid": f.account_id, "type_id": 10},  # 10: AWS Account
     }
@@ -331,7 +331,7 @@ def to_ocsf(f: Finding) -> dict[str, Any]:
         "resources": [
             {
                 "uid": f.principal,
-                "name": short_name(f.principal),
+                "name": principal_name(f.principal),
                 "type": f.identity_type,
                 "cloud_partition": "aws",
                 "owner": {"uid": f.account_id, "account": {"uid": f.account_id, "type_id": 10}},

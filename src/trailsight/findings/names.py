@@ -1,7 +1,13 @@
-"""How findings name things: principals in prose, finding types.
+"""How findings name things: principals, finding types. The one home of the ARN shorteners.
 
-:func:`short_name` is the one ARN shortener of the package: explanations, titles, tables, the
-exports and the web UI all name a principal with it.
+A principal ARN is named three ways, each for its place, all from here:
+
+* :func:`short_name` — in prose (titles, explanations): ``alice``, ``role deploy``, ``root``;
+* :func:`principal_name` — the bare name (OCSF's user name): ``alice``, ``deploy``, ``root``;
+* :func:`short_arn` — in tables and the web UI, where the kind matters: ``user/alice``,
+  ``role/deploy``, ``role/…/AWSReservedSSO_Admin_0c5c``, ``root``; an SSO actor's person.
+
+Text that is not an ARN is returned as it is by all three.
 """
 
 from __future__ import annotations
@@ -33,4 +39,32 @@ def short_name(principal: str) -> str:
     return principal
 
 
-__all__ = ["actor_name", "finding_type_for", "short_name"]
+def principal_name(principal: str) -> str:
+    """``arn:aws:iam::1:user/ops/alice`` → ``alice``; ``...:root`` → ``root``; services as they are."""
+    if principal.endswith(":root"):
+        return "root"
+    if principal.startswith("arn:"):
+        return principal.rsplit("/", 1)[-1] if "/" in principal else principal.rsplit(":", 1)[-1]
+    return principal
+
+
+def short_arn(value: object, actor: str | None = None) -> str:
+    """The readable tail of an ARN: ``user/alice``, ``role/Admin``, ``role/…/NAME``, ``root``.
+
+    With ``actor`` under the ARN (``<role ARN>/<session name>``), the session name (the person).
+    None gives ``''``; other text is returned unchanged.
+    """
+    text = "" if value is None else str(value)
+    if actor and actor != text and actor.startswith(text + "/"):
+        return actor[len(text) + 1 :]
+    if text.startswith("arn:"):
+        parts = text.split(":", 5)
+        if len(parts) == 6:
+            segments = parts[5].split("/")
+            if len(segments) > 2:  # role/aws-reserved/sso.amazonaws.com/NAME -> role/…/NAME
+                return f"{segments[0]}/…/{segments[-1]}"
+            return parts[5]
+    return text
+
+
+__all__ = ["actor_name", "finding_type_for", "principal_name", "short_arn", "short_name"]

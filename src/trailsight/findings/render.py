@@ -19,7 +19,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["finding_table", "finding_view", "safe", "short_principal"]
+from trailsight.findings.names import short_arn
+
+__all__ = ["finding_table", "finding_view", "safe"]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 _SEVERITY_STYLE = {"High": "bold red", "Medium": "bold yellow", "Low": "cyan"}
@@ -46,22 +48,6 @@ def safe(value: Any, limit: int = 200) -> str:
 
 def _t(value: Any, style: str = "", limit: int = 200) -> Text:
     return Text(safe(value, limit), style=style)
-
-
-def short_principal(arn: str, actor: str | None = None) -> str:
-    """A short form for tables: ``user/alice``, ``role/deploy``, ``root``; an SSO actor's person.
-
-    With ``actor`` under ``arn`` (``<role ARN>/<session name>``), the session name (the person).
-    """
-    if actor and actor != arn and actor.startswith(arn + "/"):
-        return actor[len(arn) + 1 :]
-    if arn.endswith(":root"):
-        return "root"
-    if arn.startswith("arn:") and ":" in arn:
-        resource = arn.rsplit(":", 1)[-1]
-        kind, _, rest = resource.partition("/")
-        return f"{kind}/{rest.rsplit('/', 1)[-1]}" if rest else resource
-    return arn
 
 
 def _time(value: Any) -> str:
@@ -96,7 +82,7 @@ def finding_table(findings: Sequence[Mapping[str, Any]], *, total: int | None = 
     for f in findings:
         sev = str(f.get("severity_label") or "")
         status = str(f.get("status") or "")
-        who = short_principal(str(f.get("principal") or ""), str(f.get("actor") or ""))
+        who = short_arn(str(f.get("principal") or ""), str(f.get("actor") or ""))
         table.add_row(
             _t(str(f.get("id", ""))[:12]),
             Text(f"{sev} {float(f.get('severity') or 0):.1f}", style=_SEVERITY_STYLE.get(sev, "")),

@@ -44,6 +44,7 @@ from markupsafe import Markup, escape
 from trailsight import __version__
 from trailsight.errors import ConfigError, StoreError
 from trailsight.finding import CONFIDENCE_LABELS, SEVERITY_LABELS, STATUSES, TACTICS
+from trailsight.findings.names import short_arn
 from trailsight.store import findings as findings_store
 from trailsight.web import queries
 from trailsight.web.rules import SCOPES, append_rule, similar_rule
@@ -133,19 +134,6 @@ def fmt_time(value: Any, seconds: bool = True) -> str:
     if parsed is None:
         return "" if value in (None, "") else str(value)
     return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
-
-
-def short_arn(value: Any) -> str:
-    """The readable tail of an ARN: ``user/alice``, ``role/Admin``, ``root``; other text unchanged."""
-    text = "" if value is None else str(value)
-    if text.startswith("arn:"):
-        parts = text.split(":", 5)
-        if len(parts) == 6:
-            segments = parts[5].split("/")
-            if len(segments) > 2:  # role/aws-reserved/sso.amazonaws.com/NAME -> role/…/NAME
-                return f"{segments[0]}/…/{segments[-1]}"
-            return parts[5]
-    return text
 
 
 def clip(value: Any, limit: int = 160) -> str:
@@ -706,4 +694,4 @@ def _search_target(q: str) -> str:
     return "/?" + urlencode({"principal": q, "status": "all"})
 
 
-__all__ = ["create_app", "fmt_time", "short_arn"]
+__all__ = ["create_app", "fmt_time"]
