@@ -28,7 +28,7 @@ import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,10 @@ __all__ = [
     "count_findings",
     "ensure_tables",
     "feedback_for",
+    "finding_facets",
     "finding_from_dict",
+    "findings_per_day",
+    "findings_touching",
     "get_finding",
     "list_findings",
     "save_findings",
@@ -449,6 +452,86 @@ def count_findings(
             return 0
         row = con.execute(f"SELECT count(*) FROM findings{where}", params).fetchone()
     return int(row[0]) if row else 0
+
+
+def findings_per_day(
+    path: duckdb.DuckDBPyConnection | StatePath,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    severity: str | Sequence[str] | None = None,
+    tactic: str | Sequence[str] | None = None,
+    principal: str | None = None,
+    account: str | None = None,
+    status: str | Sequence[str] | None = None,
+    confidence: str | Sequence[str] | None = None,
+) -> list[tuple[date, int]]:
+    """(UTC day, findings first seen that day) of the findings matching the filters of :func:`list_findings`."""
+    where, params = _where(
+        since=since,
+        until=until,
+        severity=severity,
+        tactic=tactic,
+        principal=principal,
+        account=account,
+        status=status,
+        confidence=confidence,
+    )
+    with _reader(path) as con:
+        if con is None:
+            return []
+        rows = con.execute(
+            f"SELECT CAST(timezone('UTC', first_seen) AS DATE) AS d, count(*) FROM findings{where}"
+            " GROUP BY d ORDER BY d",
+            params,
+        ).fetchall()
+    return [(r[0], int(r[1])) for r in rows]
+
+
+def finding_facets(path: duckdb.DuckDBPyConnection | StatePath) -> dict[str, list[str]]:
+    """Distinct tactics and accounts among stored findings (for filter menus), at most 200 of each."""
+    result: dict[str, list[str]] = {"tactic": [], "account": []}
+    with _reader(path) as con:
+        if con is None:
+            return result
+        for column, key in (("tactic", "tactic"), ("account_id", "account")):
+            rows = con.execute(
+                f"SELECT DISTINCT {column} FROM findings WHERE {column} IS NOT NULL ORDER BY 1 LIMIT 200"
+            ).fetchall()
+            result[key] = [str(r[0]) for r in rows]
+    return result
+
+
+def findings_touching(
+    path: duckdb.DuckDBPyConnection | StatePath,
+    *,
+    ip: str | None = None,
+    asn: int | None = None,
+    key: str | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """Findings whose network list holds ``ip`` / ``asn`` or whose access keys hold ``key`` (newest first)."""
+    if ip is not None:
+        cond, param = "list_contains(json_extract_string(body, '$.networks[*].ip'), ?)", ip
+    elif asn is not None:
+        cond, param = "list_contains(json_extract_string(body, '$.networks[*].asn'), ?)", str(asn)
+    elif key is not None:
+        cond, param = "list_contains(json_extract_string(body, '$.access_keys[*]'), ?)", key
+    else:
+        return []
+    with _reader(path) as con:
+        if con is None:
+            return []
+        rows = con.execute(
+            "SELECT status, body FROM findings WHERE " + cond + " ORDER BY last_seen DESC, id LIMIT ?",
+            [param, limit],
+        ).fetchall()
+    out = []
+    for status, text in rows:
+        body: dict[str, Any] = json.loads(text)
+        body["status"] = status
+        out.append(body)
+    return out
 
 
 def get_finding(path: duckdb.DuckDBPyConnection | StatePath, finding_id: str) -> dict[str, Any] | None:

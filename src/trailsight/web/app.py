@@ -380,8 +380,8 @@ def create_app(
                 rows = findings_store.list_findings(
                     con, **filters.as_kwargs(), order_by=sort, limit=size, offset=(page - 1) * size
                 )
-                per_day = queries.findings_per_day(con, filters)
-                facets = queries.finding_facets(con)
+                per_day = findings_store.findings_per_day(con, **filters.as_kwargs())
+                facets = findings_store.finding_facets(con)
         params = {
             "sort": sort,
             "tactic": tactic,
@@ -555,7 +555,7 @@ def create_app(
         related: list[dict[str, Any]] = []
         with reader() as con:
             if con is not None:
-                related = queries.findings_touching(
+                related = findings_store.findings_touching(
                     con,
                     ip=value if kind == "ip" else None,
                     asn=int(value) if kind == "asn" else None,
