@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from trailsight.findings.names import short_arn
-from trailsight.web.app import _heat_level, clip, clip_mid, fmt_time, group_unusual
+from trailsight.web.helpers import clip, clip_mid, fmt_time, group_unusual, heat_level
 
 
 def test_short_arn() -> None:
@@ -75,15 +75,15 @@ def test_group_unusual_merges_one_row_per_attribute() -> None:
     assert api["principal_usual_more"] == 0
 
 
-def test_heat_level() -> None:
-    assert _heat_level(0, 10) == 0
-    assert _heat_level(1, 100) == 1
-    assert _heat_level(10, 10) == 5
-    assert _heat_level(3, 0) == 0
+def testheat_level() -> None:
+    assert heat_level(0, 10) == 0
+    assert heat_level(1, 100) == 1
+    assert heat_level(10, 10) == 5
+    assert heat_level(3, 0) == 0
 
 
 def test_soft_breaks_puts_wrap_points_between_words_and_escapes() -> None:
-    from trailsight.web.app import soft_breaks
+    from trailsight.web.helpers import soft_breaks
 
     assert soft_breaks("DefenseEvasion:IAMUser/AnomalousBehavior") == (
         "DefenseEvasion:<wbr>IAMUser/<wbr>AnomalousBehavior"  # never inside AnomalousBehavior
