@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import resource
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,10 +26,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from trailsight.config import Settings
-from trailsight.features.sample import write_lake
 from trailsight.features.source import all_lake_files, lake_day_range
 from trailsight.pipeline import RunStats, detect
 from trailsight.store.layout import StoreLayout
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from sample_events import write_lake  # the tests' helper that lays a table out as a lake
 
 
 def replicate(source: StoreLayout, target: StoreLayout, copies: int) -> int:
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     """Build (or reuse) the bench store, run detect, print the figures."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--source", type=Path, help="an ingested store to replicate (e.g. the dev benchmark)")
-    ap.add_argument("--store", type=Path, default=Path("/tmp/trailsight-bench-detect"))
+    ap.add_argument("--store", type=Path, default=Path(tempfile.gettempdir()) / "trailsight-bench-detect")
     ap.add_argument("--copies", type=int, default=4)
     ap.add_argument("--since", help="ISO date (default: the lake's first day)")
     ap.add_argument("--until", help="ISO date, exclusive (default: the day after the lake's last)")

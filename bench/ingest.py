@@ -26,6 +26,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -163,7 +164,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000, help="records to generate (default 1,000,000)")
     parser.add_argument("--per-file", type=int, default=500, help="records per generated file (default 500)")
     parser.add_argument("--input", type=Path, help="use this CloudTrail folder instead of generating one")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/trailsight-bench"), help="scratch folder")
+    parser.add_argument(
+        "--work", type=Path, default=Path(tempfile.gettempdir()) / "trailsight-bench", help="scratch folder"
+    )
     parser.add_argument("--templates", type=Path, default=DEFAULT_TEMPLATES, help="CloudTrail to copy records from")
     parser.add_argument("--workers", type=int, default=None, help="ingest --workers (default: its own default)")
     parser.add_argument("--keep-store", action="store_true", help="keep the store after the run")

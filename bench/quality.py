@@ -33,9 +33,8 @@ from trailsight.detectors.registry import SEEDS, available
 from trailsight.pipeline import detect
 from trailsight.store.layout import StoreLayout
 
+#: The shared benchmark folder beside the repository (``../shared``).
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-if not SHARED.is_dir():  # running from another checkout: fall back to the usual place
-    SHARED = Path("/work/shared")
 DEFAULT_LOGS = SHARED / "bench" / "dev" / "logs"
 DEFAULT_TRUTH = SHARED / "bench" / "dev" / "truth.json"
 SCORER = SHARED / "bench" / "score.py"

@@ -9,10 +9,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from sample_events import ALICE, NEWBIE, scenario_events, write_lake
 from trailsight.cli.main import main
 from trailsight.config import Settings
 from trailsight.errors import ConfigError, DetectorError, StoreError
-from trailsight.features.sample import ALICE, NEWBIE, scenario_events, write_lake
 from trailsight.finding import Finding
 from trailsight.pipeline import default_range, detect
 from trailsight.store.layout import StoreLayout

@@ -8,10 +8,10 @@ import ibis
 import pyarrow as pa
 import pytest
 
+from sample_events import scenario_events
 from trailsight.features import build_feature_table
 from trailsight.features.asof import prepare
 from trailsight.features.behaviour import BehaviourContext, add_context, context_aggregates
-from trailsight.features.sample import scenario_events
 
 START = datetime(2025, 1, 6, tzinfo=UTC)
 TEST_DAY = START + timedelta(days=21)

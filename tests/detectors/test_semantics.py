@@ -9,8 +9,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from sample_events import ALICE, BOB, CAROL, DEPLOY
 from trailsight.detectors import registry
-from trailsight.features.sample import ALICE, BOB, CAROL, DEPLOY
 
 TEST_DAY = datetime(2025, 1, 27, tzinfo=UTC)
 

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from sample_events import ALICE, BOB, CAROL, NEWBIE, make_events, scenario_events
 from trailsight.features import FeatureOptions, build_feature_table, feature_columns
-from trailsight.features.sample import ALICE, BOB, CAROL, NEWBIE, make_events, scenario_events
 
 START = datetime(2025, 1, 6, tzinfo=UTC)
 TEST_DAY = START + timedelta(days=21)

@@ -10,13 +10,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from sample_events import make_events
 from trailsight.detectors.automation_misuse import AutomationMisuseDetector
 from trailsight.detectors.behaviour_model import BehaviourModelDetector
 from trailsight.detectors.off_hours import OffHoursDetector
 from trailsight.features import build_feature_table
 from trailsight.features.asof import SECONDS_PER_DAY, prepare
 from trailsight.features.behaviour import CONTEXT_COLUMNS, BehaviourContext, add_context, context_aggregates
-from trailsight.features.sample import make_events
 from trailsight.scoring.combine import combine
 from trailsight.scoring.options import ScoringOptions
 

@@ -23,7 +23,7 @@ from trailsight.schema import EVENT_SCHEMA
 from trailsight.store.findings import save_findings
 from trailsight.store.layout import StoreLayout
 
-INVICTUS = Path("/work/shared/data/real/invictus-ir_aws_dataset/CloudTrail")
+INVICTUS = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "invictus-ir_aws_dataset" / "CloudTrail"
 ACCOUNT = "123837392027"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/stratus-red-team-ec2-get-password-data-role"
 USER = f"arn:aws:iam::{ACCOUNT}:user/bert-jan"

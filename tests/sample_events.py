@@ -1,4 +1,4 @@
-"""Small normalised event tables for tests, examples and notebooks.
+"""Small normalised event tables for tests and benchmarks (kept out of the package: it is test data).
 
 :func:`make_events` fills every column of :data:`trailsight.schema.EVENT_SCHEMA` from a few
 keyword fields per event, and :func:`write_lake` lays such a table out as a store's lake
