@@ -3,20 +3,19 @@
 A run allocates and frees buffers of the same large sizes over and over: a file's text, a
 chunk's columns, the numpy arrays of a day's features, the Arrow tables DuckDB hands back. When
 an allocator gives freed memory straight back to the system, the next buffer is fresh memory,
-and the kernel faults in and zeroes every page of it again. On a 1 M-event detect that was
-about 520k page faults and 3.3-3.9 s of system time out of 16.7 s of CPU; keeping glibc's
-freed blocks had cut a 1 M-event ingest's worker page faults from about 420k to 150k.
+and the kernel faults in and zeroes every page of it again: on a large detect or ingest, page
+faults and system time become a sizeable share of the CPU time (docs/scaling.md has the figures).
 
 * :func:`keep_freed_memory` raises glibc's trim and mmap thresholds (numpy and Python allocate
   with malloc), so blocks up to :data:`MALLOC_KEEP_BYTES` stay in the heap.
 * :func:`retain_arrow_memory` makes jemalloc pyarrow's default pool (pyarrow's wheels default
-  to mimalloc, which purges freed pages after 10 ms) and lets it hold freed pages for
+  to mimalloc, which purges freed pages almost at once) and lets it hold freed pages for
   :data:`ARROW_DECAY_MS` before returning them.
 
-Together they cut that detect's system time to about 2 s and its wall time by about 10 %, for
-30-60 MB more peak memory (docs/scaling.md). The price in a long-lived process (``watch``): between
-runs it may keep up to 256 MiB of freed heap per malloc arena rather than hand it back; Arrow's
-freed pages still go back, within 10 s. Both are process-wide and only change when memory
+Together they trade a little more peak memory for much less system time (docs/scaling.md). The
+price in a long-lived process (``watch``): between runs it may keep up to
+:data:`MALLOC_KEEP_BYTES` of freed heap per malloc arena rather than hand it back; Arrow's freed
+pages still go back, after :data:`ARROW_DECAY_MS`. Both are process-wide and only change when memory
 goes back to the system, never what a run computes. The CLI calls :func:`tune` when a command
 runs, and worker processes call it when they start. Where glibc or jemalloc is missing (another
 libc, another platform, a pyarrow built without jemalloc), or the user chose a pool with

@@ -117,7 +117,7 @@ class _NoPandas(importlib.abc.MetaPathFinder):
 
 
 def _skip_pandas_probe() -> None:
-    """Spare this process pyarrow's import of pandas (0.3-0.5 s), which nothing here uses.
+    """Spare this process pyarrow's import of pandas (slow to import), which nothing here uses.
 
     pyarrow imports pandas the first time it converts anything, to tell whether the input is a
     pandas object, and remembers the answer. Here that first probe finds no pandas; a later

@@ -402,8 +402,8 @@ def _run_pool(tasks: Iterator[_Task], config: _WorkerConfig, n_workers: int, enr
     global _INHERITED_ENRICHER
     _INHERITED_ENRICHER = enricher
     ctx = _mp_context()
-    # pyarrow's first conversion looks for pandas (importing it costs about 0.3 s, which the CLI
-    # skips): make it here, once, so that forked workers inherit the answer instead of each asking.
+    # pyarrow's first conversion looks for pandas (an import the CLI
+    # skips, it is slow): make it here, once, so that forked workers inherit the answer instead of each asking.
     pa.array(np.zeros(1))
     task_q: Any = ctx.Queue()
     # Results are small (the rows are in Parquet files already), so many tasks can be in flight:

@@ -250,7 +250,7 @@ def first_of_keys(hi: np.ndarray, lo: np.ndarray, days: np.ndarray) -> np.ndarra
     n = len(lo)
     if n < 2:
         return None
-    ordered = np.sort(lo)  # a sort is cheaper than Arrow's count_distinct here (6 ms against 26-60 per 250k)
+    ordered = np.sort(lo)  # a sort is cheaper than Arrow's count_distinct here (docs/scaling.md)
     if (ordered[1:] != ordered[:-1]).all():
         return None
     order = np.lexsort((np.arange(n), days, hi, lo))
