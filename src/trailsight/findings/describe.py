@@ -291,139 +291,13 @@ def _gather_registered(con: duckdb.DuckDBPyConnection, events: str, findings: Se
         "AND event_time <= (SELECT max(last_seen) FROM _ts_keys_in)"
     )
     events = "_ts_ev"
-    # The finding's own events.
-    rows = con.execute(
-        f"SELECT fe.finding_id, {', '.join(c if '(' in c else 'e.' + c for c in _EVENT_COLUMNS)} FROM _ts_fev fe "
-        f"JOIN {events} e ON e.event_id = fe.event_id ORDER BY fe.finding_id, t, e.event_id"
-    ).fetchall()
-    names = ["finding_id", *[c.split(" AS ")[-1] for c in _EVENT_COLUMNS]]
-    finding_events: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    seen: set[tuple[str, str]] = set()
-    for row in rows:
-        record = dict(zip(names, row, strict=True))
-        key = (record["finding_id"], record["event_id"])
-        if key in seen:
-            continue
-        seen.add(key)
-        record["event_time"] = datetime.fromtimestamp(record.pop("t") / 1_000_000, tz=UTC)
-        finding_events[record["finding_id"]].append(record)
-    # The finding's attribute values, event by event.
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _ts_fvals AS "
-        "SELECT fe.finding_id, l.event_id, l.attribute, l.value FROM _ts_fev fe "
-        f"JOIN ({_long(events, 'event_id IN (SELECT event_id FROM _ts_fev)')}) l ON l.event_id = fe.event_id"
-    )
-    event_values: dict[str, dict[str, dict[str, str]]] = defaultdict(lambda: defaultdict(dict))
-    values: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
-    for fid, eid, attribute, value in con.execute(
-        "SELECT DISTINCT finding_id, event_id, attribute, value FROM _ts_fvals"
-    ).fetchall():
-        event_values[fid][eid][attribute] = value
-        values[fid][attribute][value] += 1
-    # History folded per day, and the same-day history before each finding.
-    in_accounts = "account_id IN (SELECT account_id FROM _ts_keys)"
-    daily_where = f"{in_accounts} AND {_DAY} < (SELECT max(fday) FROM _ts_keys)"
-    same_where = f"{in_accounts} AND {_DAY} IN (SELECT fday FROM _ts_keys)"
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _ts_daily AS SELECT account_id, principal, day, attribute, value, count(*) AS n "
-        f"FROM ({_long(events, daily_where)}) "
-        "GROUP BY ALL"
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _ts_same AS "
-        "SELECT k.finding_id, l.principal, l.attribute, l.value, count(*) AS n "
-        f"FROM _ts_keys k JOIN ({_long(events, same_where)}) l "
-        "ON l.account_id = k.account_id AND l.day = k.fday AND l.event_time < k.first_seen GROUP BY ALL"
-    )
-    # Principal scope: every value the principal showed before first_seen (top ones + the finding's).
-    principal_rows = con.execute(
-        """
-        WITH r AS (
-            SELECT k.finding_id, d.attribute, d.value, d.day, d.n FROM _ts_keys k JOIN _ts_daily d
-              ON d.account_id = k.account_id AND d.principal = k.principal AND d.day < k.fday
-            UNION ALL
-            SELECT s.finding_id, s.attribute, s.value, k.fday, s.n FROM _ts_same s JOIN _ts_keys k
-              ON k.finding_id = s.finding_id AND s.principal = k.principal
-        ), g AS (
-            SELECT finding_id, attribute, value, sum(n)::BIGINT AS n, count(DISTINCT day) AS days,
-                   count(DISTINCT date_trunc('week', day)) AS weeks
-            FROM r GROUP BY ALL
-        )
-        SELECT g.finding_id, g.attribute, g.value, g.n, g.days, g.weeks FROM g
-        LEFT JOIN (SELECT DISTINCT finding_id, attribute, value FROM _ts_fvals) v
-          ON v.finding_id = g.finding_id AND v.attribute = g.attribute AND v.value = g.value
-        QUALIFY v.value IS NOT NULL
-             OR row_number() OVER (PARTITION BY g.finding_id, g.attribute ORDER BY g.n DESC, g.value) <= ?
-        """,
-        [_TOP_APIS],
-    ).fetchall()
-    principal_stats: dict[str, dict[tuple[str, str], _Stats]] = defaultdict(dict)
-    for fid, attribute, value, n, days, weeks in principal_rows:
-        principal_stats[fid][(attribute, value)] = _Stats(count=int(n), days=int(days), weeks=int(weeks))
-    # Account scope, exact, for the finding's own values (with how many principals used each).
-    account_rows = con.execute(
-        """
-        WITH v AS (SELECT DISTINCT finding_id, attribute, value FROM _ts_fvals),
-        r AS (
-            SELECT k.finding_id, d.attribute, d.value, d.day, d.principal, d.n FROM _ts_keys k
-              JOIN v ON v.finding_id = k.finding_id
-              JOIN _ts_daily d ON d.account_id = k.account_id AND d.attribute = v.attribute
-               AND d.value = v.value AND d.day < k.fday
-            UNION ALL
-            SELECT s.finding_id, s.attribute, s.value, k.fday, s.principal, s.n FROM _ts_same s
-              JOIN _ts_keys k ON k.finding_id = s.finding_id
-              JOIN v ON v.finding_id = s.finding_id AND v.attribute = s.attribute AND v.value = s.value
-        )
-        SELECT finding_id, attribute, value, sum(n)::BIGINT, count(DISTINCT day),
-               count(DISTINCT date_trunc('week', day)), count(DISTINCT principal)
-        FROM r GROUP BY ALL
-        """
-    ).fetchall()
-    account_stats: dict[str, dict[tuple[str, str], _Stats]] = defaultdict(dict)
-    for fid, attribute, value, n, days, weeks, principals in account_rows:
-        account_stats[fid][(attribute, value)] = _Stats(int(n), int(days), int(weeks), int(principals))
-    # Account scope, usual values: per (account, day of the finding), then the same day added per finding.
-    usual_rows = con.execute(
-        """
-        SELECT k.finding_id, g.attribute, g.value, g.n, g.days, g.weeks, g.same_week FROM (
-            SELECT k2.account_id, k2.fday, d.attribute, d.value, sum(d.n)::BIGINT AS n, count(DISTINCT d.day) AS days,
-                   count(DISTINCT date_trunc('week', d.day)) AS weeks,
-                   date_trunc('week', max(d.day)) = date_trunc('week', k2.fday) AS same_week
-            FROM (SELECT DISTINCT account_id, fday FROM _ts_keys) k2
-            JOIN _ts_daily d ON d.account_id = k2.account_id AND d.day < k2.fday
-            GROUP BY k2.account_id, k2.fday, d.attribute, d.value
-            QUALIFY row_number() OVER (
-                PARTITION BY k2.account_id, k2.fday, d.attribute ORDER BY sum(d.n) DESC, d.value) <= ?
-        ) g JOIN _ts_keys k ON k.account_id = g.account_id AND k.fday = g.fday
-        """,
-        [_TOP_APIS * 3],
-    ).fetchall()
-    same_rows = con.execute("SELECT finding_id, attribute, value, sum(n)::BIGINT FROM _ts_same GROUP BY ALL").fetchall()
-    account_usual_raw: dict[str, dict[tuple[str, str], tuple[_Stats, bool]]] = defaultdict(dict)
-    for fid, attribute, value, n, days, weeks, same_week in usual_rows:
-        account_usual_raw[fid][(attribute, value)] = (_Stats(int(n), int(days), int(weeks)), bool(same_week))
-    for fid, attribute, value, n in same_rows:
-        stats, same_week = account_usual_raw[fid].get((attribute, value), (_Stats(), False))
-        merged = _Stats(stats.count + int(n), stats.days + 1, stats.weeks + (0 if same_week else 1))
-        account_usual_raw[fid][(attribute, value)] = (merged, True)
-    # Spans of history and the number of principals in each account before each finding.
-    spans = {
-        fid: (first, n, active)
-        for fid, first, n, active in con.execute(
-            "SELECT k.finding_id, epoch_us(min(e.event_time)), count(*), "
-            f"count(DISTINCT CAST(timezone('UTC', e.event_time) AS DATE)) FROM _ts_keys k JOIN {events} e "
-            "ON e.account_id = k.account_id AND e.actor = k.principal AND e.event_time < k.first_seen GROUP BY 1"
-        ).fetchall()
-    }
-    account_spans = {
-        fid: (first, principals)
-        for fid, first, principals in con.execute(
-            f"SELECT k.finding_id, epoch_us(min(e.event_time)), count(DISTINCT e.actor) FROM _ts_keys k "
-            f"JOIN (SELECT account_id, actor, min(event_time) AS event_time FROM {events} "
-            "WHERE account_id IN (SELECT account_id FROM _ts_keys) GROUP BY ALL) e "
-            "ON e.account_id = k.account_id AND e.event_time < k.first_seen GROUP BY 1"
-        ).fetchall()
-    }
+    finding_events = _finding_events(con, events)
+    event_values, values = _finding_values(con, events)
+    _fold_history(con, events)
+    principal_stats = _principal_stats(con)
+    account_stats = _account_stats(con)
+    account_usual_raw = _account_usual(con)
+    spans, account_spans = _spans(con, events)
     contexts: dict[str, _Context] = {}
     for f in findings:
         first_us, n_events, active_days = spans.get(f.id, (None, 0, 0))
@@ -458,6 +332,170 @@ def _gather_registered(con: duckdb.DuckDBPyConnection, events: str, findings: Se
             account_principals=int(principals),
         )
     return contexts
+
+
+def _finding_events(con: duckdb.DuckDBPyConnection, events: str) -> dict[str, list[dict[str, Any]]]:
+    """Each finding's own events (its columns of :data:`_EVENT_COLUMNS`), in time order."""
+    rows = con.execute(
+        f"SELECT fe.finding_id, {', '.join(c if '(' in c else 'e.' + c for c in _EVENT_COLUMNS)} FROM _ts_fev fe "
+        f"JOIN {events} e ON e.event_id = fe.event_id ORDER BY fe.finding_id, t, e.event_id"
+    ).fetchall()
+    names = ["finding_id", *[c.split(" AS ")[-1] for c in _EVENT_COLUMNS]]
+    finding_events: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    seen: set[tuple[str, str]] = set()
+    for row in rows:
+        record = dict(zip(names, row, strict=True))
+        key = (record["finding_id"], record["event_id"])
+        if key in seen:
+            continue
+        seen.add(key)
+        record["event_time"] = datetime.fromtimestamp(record.pop("t") / 1_000_000, tz=UTC)
+        finding_events[record["finding_id"]].append(record)
+    return finding_events
+
+
+def _finding_values(
+    con: duckdb.DuckDBPyConnection, events: str
+) -> tuple[dict[str, dict[str, dict[str, str]]], dict[str, dict[str, Counter[str]]]]:
+    """Each finding's attribute values, event by event and counted (table ``_ts_fvals``)."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _ts_fvals AS "
+        "SELECT fe.finding_id, l.event_id, l.attribute, l.value FROM _ts_fev fe "
+        f"JOIN ({_long(events, 'event_id IN (SELECT event_id FROM _ts_fev)')}) l ON l.event_id = fe.event_id"
+    )
+    event_values: dict[str, dict[str, dict[str, str]]] = defaultdict(lambda: defaultdict(dict))
+    values: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+    for fid, eid, attribute, value in con.execute(
+        "SELECT DISTINCT finding_id, event_id, attribute, value FROM _ts_fvals"
+    ).fetchall():
+        event_values[fid][eid][attribute] = value
+        values[fid][attribute][value] += 1
+    return event_values, values
+
+
+def _fold_history(con: duckdb.DuckDBPyConnection, events: str) -> None:
+    """History folded per day (``_ts_daily``), and the same-day history before each finding (``_ts_same``)."""
+    in_accounts = "account_id IN (SELECT account_id FROM _ts_keys)"
+    daily_where = f"{in_accounts} AND {_DAY} < (SELECT max(fday) FROM _ts_keys)"
+    same_where = f"{in_accounts} AND {_DAY} IN (SELECT fday FROM _ts_keys)"
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _ts_daily AS SELECT account_id, principal, day, attribute, value, count(*) AS n "
+        f"FROM ({_long(events, daily_where)}) "
+        "GROUP BY ALL"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _ts_same AS "
+        "SELECT k.finding_id, l.principal, l.attribute, l.value, count(*) AS n "
+        f"FROM _ts_keys k JOIN ({_long(events, same_where)}) l "
+        "ON l.account_id = k.account_id AND l.day = k.fday AND l.event_time < k.first_seen GROUP BY ALL"
+    )
+
+
+def _principal_stats(con: duckdb.DuckDBPyConnection) -> dict[str, dict[tuple[str, str], _Stats]]:
+    """Principal scope: every value the principal showed before first_seen (top ones + the finding's)."""
+    principal_rows = con.execute(
+        """
+        WITH r AS (
+            SELECT k.finding_id, d.attribute, d.value, d.day, d.n FROM _ts_keys k JOIN _ts_daily d
+              ON d.account_id = k.account_id AND d.principal = k.principal AND d.day < k.fday
+            UNION ALL
+            SELECT s.finding_id, s.attribute, s.value, k.fday, s.n FROM _ts_same s JOIN _ts_keys k
+              ON k.finding_id = s.finding_id AND s.principal = k.principal
+        ), g AS (
+            SELECT finding_id, attribute, value, sum(n)::BIGINT AS n, count(DISTINCT day) AS days,
+                   count(DISTINCT date_trunc('week', day)) AS weeks
+            FROM r GROUP BY ALL
+        )
+        SELECT g.finding_id, g.attribute, g.value, g.n, g.days, g.weeks FROM g
+        LEFT JOIN (SELECT DISTINCT finding_id, attribute, value FROM _ts_fvals) v
+          ON v.finding_id = g.finding_id AND v.attribute = g.attribute AND v.value = g.value
+        QUALIFY v.value IS NOT NULL
+             OR row_number() OVER (PARTITION BY g.finding_id, g.attribute ORDER BY g.n DESC, g.value) <= ?
+        """,
+        [_TOP_APIS],
+    ).fetchall()
+    principal_stats: dict[str, dict[tuple[str, str], _Stats]] = defaultdict(dict)
+    for fid, attribute, value, n, days, weeks in principal_rows:
+        principal_stats[fid][(attribute, value)] = _Stats(count=int(n), days=int(days), weeks=int(weeks))
+    return principal_stats
+
+
+def _account_stats(con: duckdb.DuckDBPyConnection) -> dict[str, dict[tuple[str, str], _Stats]]:
+    """Account scope, exact, for the finding's own values (with how many principals used each)."""
+    account_rows = con.execute(
+        """
+        WITH v AS (SELECT DISTINCT finding_id, attribute, value FROM _ts_fvals),
+        r AS (
+            SELECT k.finding_id, d.attribute, d.value, d.day, d.principal, d.n FROM _ts_keys k
+              JOIN v ON v.finding_id = k.finding_id
+              JOIN _ts_daily d ON d.account_id = k.account_id AND d.attribute = v.attribute
+               AND d.value = v.value AND d.day < k.fday
+            UNION ALL
+            SELECT s.finding_id, s.attribute, s.value, k.fday, s.principal, s.n FROM _ts_same s
+              JOIN _ts_keys k ON k.finding_id = s.finding_id
+              JOIN v ON v.finding_id = s.finding_id AND v.attribute = s.attribute AND v.value = s.value
+        )
+        SELECT finding_id, attribute, value, sum(n)::BIGINT, count(DISTINCT day),
+               count(DISTINCT date_trunc('week', day)), count(DISTINCT principal)
+        FROM r GROUP BY ALL
+        """
+    ).fetchall()
+    account_stats: dict[str, dict[tuple[str, str], _Stats]] = defaultdict(dict)
+    for fid, attribute, value, n, days, weeks, principals in account_rows:
+        account_stats[fid][(attribute, value)] = _Stats(int(n), int(days), int(weeks), int(principals))
+    return account_stats
+
+
+def _account_usual(con: duckdb.DuckDBPyConnection) -> dict[str, dict[tuple[str, str], tuple[_Stats, bool]]]:
+    """Account scope, usual values: per (account, day of the finding), then the same day added per finding."""
+    usual_rows = con.execute(
+        """
+        SELECT k.finding_id, g.attribute, g.value, g.n, g.days, g.weeks, g.same_week FROM (
+            SELECT k2.account_id, k2.fday, d.attribute, d.value, sum(d.n)::BIGINT AS n, count(DISTINCT d.day) AS days,
+                   count(DISTINCT date_trunc('week', d.day)) AS weeks,
+                   date_trunc('week', max(d.day)) = date_trunc('week', k2.fday) AS same_week
+            FROM (SELECT DISTINCT account_id, fday FROM _ts_keys) k2
+            JOIN _ts_daily d ON d.account_id = k2.account_id AND d.day < k2.fday
+            GROUP BY k2.account_id, k2.fday, d.attribute, d.value
+            QUALIFY row_number() OVER (
+                PARTITION BY k2.account_id, k2.fday, d.attribute ORDER BY sum(d.n) DESC, d.value) <= ?
+        ) g JOIN _ts_keys k ON k.account_id = g.account_id AND k.fday = g.fday
+        """,
+        [_TOP_APIS * 3],
+    ).fetchall()
+    same_rows = con.execute("SELECT finding_id, attribute, value, sum(n)::BIGINT FROM _ts_same GROUP BY ALL").fetchall()
+    account_usual_raw: dict[str, dict[tuple[str, str], tuple[_Stats, bool]]] = defaultdict(dict)
+    for fid, attribute, value, n, days, weeks, same_week in usual_rows:
+        account_usual_raw[fid][(attribute, value)] = (_Stats(int(n), int(days), int(weeks)), bool(same_week))
+    for fid, attribute, value, n in same_rows:
+        stats, same_week = account_usual_raw[fid].get((attribute, value), (_Stats(), False))
+        merged = _Stats(stats.count + int(n), stats.days + 1, stats.weeks + (0 if same_week else 1))
+        account_usual_raw[fid][(attribute, value)] = (merged, True)
+    return account_usual_raw
+
+
+def _spans(
+    con: duckdb.DuckDBPyConnection, events: str
+) -> tuple[dict[str, tuple[Any, Any, Any]], dict[str, tuple[Any, Any]]]:
+    """Spans of history and the number of principals in each account before each finding."""
+    spans = {
+        fid: (first, n, active)
+        for fid, first, n, active in con.execute(
+            "SELECT k.finding_id, epoch_us(min(e.event_time)), count(*), "
+            f"count(DISTINCT CAST(timezone('UTC', e.event_time) AS DATE)) FROM _ts_keys k JOIN {events} e "
+            "ON e.account_id = k.account_id AND e.actor = k.principal AND e.event_time < k.first_seen GROUP BY 1"
+        ).fetchall()
+    }
+    account_spans = {
+        fid: (first, principals)
+        for fid, first, principals in con.execute(
+            f"SELECT k.finding_id, epoch_us(min(e.event_time)), count(DISTINCT e.actor) FROM _ts_keys k "
+            f"JOIN (SELECT account_id, actor, min(event_time) AS event_time FROM {events} "
+            "WHERE account_id IN (SELECT account_id FROM _ts_keys) GROUP BY ALL) e "
+            "ON e.account_id = k.account_id AND e.event_time < k.first_seen GROUP BY 1"
+        ).fetchall()
+    }
+    return spans, account_spans
 
 
 # --------------------------------------------------------------------------- building the description
