@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import duckdb
 
@@ -51,6 +51,7 @@ from trailsight.store.state import transaction
 __all__ = [
     "ANALYST_STATUSES",
     "ORDERINGS",
+    "FindingFilter",
     "StatePath",
     "connect_state",
     "count_findings",
@@ -69,6 +70,20 @@ __all__ = [
 
 StatePath = str | Path | StoreLayout
 """A store folder, a :class:`StoreLayout`, or the ``state.duckdb`` file itself."""
+
+
+class FindingFilter(TypedDict, total=False):
+    """The filters of :func:`list_findings`, :func:`count_findings` and :func:`findings_per_day`."""
+
+    since: datetime | None
+    until: datetime | None
+    severity: str | Sequence[str] | None
+    tactic: str | Sequence[str] | None
+    principal: str | None
+    account: str | None
+    status: str | Sequence[str] | None
+    confidence: str | Sequence[str] | None
+
 
 ANALYST_STATUSES = ("Acknowledged", "Dismissed", "Malicious")
 """Statuses only an analyst sets; a re-run of detection keeps them."""
@@ -329,17 +344,9 @@ def _as_list(value: str | Sequence[str] | None) -> list[str]:
     return [str(v) for v in value if str(v).strip()]
 
 
-def _where(
-    *,
-    since: datetime | None,
-    until: datetime | None,
-    severity: str | Sequence[str] | None,
-    tactic: str | Sequence[str] | None,
-    principal: str | None,
-    account: str | None,
-    status: str | Sequence[str] | None,
-    confidence: str | Sequence[str] | None,
-) -> tuple[str, list[Any]]:
+def _where(**filters: Unpack[FindingFilter]) -> tuple[str, list[Any]]:
+    since, until = filters.get("since"), filters.get("until")
+    tactic, principal, account = filters.get("tactic"), filters.get("principal"), filters.get("account")
     clauses: list[str] = []
     params: list[Any] = []
     if since is not None:
@@ -349,9 +356,9 @@ def _where(
         clauses.append("first_seen < ?")
         params.append(until)
     for column, value in (
-        ("severity_label", severity),
-        ("status", status),
-        ("confidence", confidence),
+        ("severity_label", filters.get("severity")),
+        ("status", filters.get("status")),
+        ("confidence", filters.get("confidence")),
     ):
         values = [v.lower() for v in _as_list(value)]
         if values:
@@ -379,17 +386,10 @@ def _where(
 def list_findings(
     path: duckdb.DuckDBPyConnection | StatePath,
     *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    severity: str | Sequence[str] | None = None,
-    tactic: str | Sequence[str] | None = None,
-    principal: str | None = None,
-    account: str | None = None,
-    status: str | Sequence[str] | None = None,
-    confidence: str | Sequence[str] | None = None,
     order_by: str = "risk",
     limit: int | None = 50,
     offset: int = 0,
+    **filters: Unpack[FindingFilter],
 ) -> list[dict[str, Any]]:
     """Return stored findings (their ``to_dict`` form, with the current status) matching the filters.
 
@@ -400,16 +400,7 @@ def list_findings(
     """
     if order_by not in ORDERINGS:
         raise StoreError(f"order_by {order_by!r}: must be one of {', '.join(ORDERINGS)}")
-    where, params = _where(
-        since=since,
-        until=until,
-        severity=severity,
-        tactic=tactic,
-        principal=principal,
-        account=account,
-        status=status,
-        confidence=confidence,
-    )
+    where, params = _where(**filters)
     sql = f"SELECT status, body FROM findings{where} ORDER BY {ORDERINGS[order_by]}"
     if limit is not None:
         sql += " LIMIT ? OFFSET ?"
@@ -424,29 +415,9 @@ def list_findings(
     return [_body(status, text) for status, text in rows]
 
 
-def count_findings(
-    path: duckdb.DuckDBPyConnection | StatePath,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    severity: str | Sequence[str] | None = None,
-    tactic: str | Sequence[str] | None = None,
-    principal: str | None = None,
-    account: str | None = None,
-    status: str | Sequence[str] | None = None,
-    confidence: str | Sequence[str] | None = None,
-) -> int:
+def count_findings(path: duckdb.DuckDBPyConnection | StatePath, **filters: Unpack[FindingFilter]) -> int:
     """Return how many stored findings match the filters (same filters as :func:`list_findings`)."""
-    where, params = _where(
-        since=since,
-        until=until,
-        severity=severity,
-        tactic=tactic,
-        principal=principal,
-        account=account,
-        status=status,
-        confidence=confidence,
-    )
+    where, params = _where(**filters)
     with _reader(path) as con:
         if con is None:
             return 0
@@ -455,28 +426,10 @@ def count_findings(
 
 
 def findings_per_day(
-    path: duckdb.DuckDBPyConnection | StatePath,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    severity: str | Sequence[str] | None = None,
-    tactic: str | Sequence[str] | None = None,
-    principal: str | None = None,
-    account: str | None = None,
-    status: str | Sequence[str] | None = None,
-    confidence: str | Sequence[str] | None = None,
+    path: duckdb.DuckDBPyConnection | StatePath, **filters: Unpack[FindingFilter]
 ) -> list[tuple[date, int]]:
     """(UTC day, findings first seen that day) of the findings matching the filters of :func:`list_findings`."""
-    where, params = _where(
-        since=since,
-        until=until,
-        severity=severity,
-        tactic=tactic,
-        principal=principal,
-        account=account,
-        status=status,
-        confidence=confidence,
-    )
+    where, params = _where(**filters)
     with _reader(path) as con:
         if con is None:
             return []
