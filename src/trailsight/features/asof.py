@@ -41,7 +41,7 @@ from trailsight.features.options import FeatureOptions
 
 SECONDS_PER_DAY = 86_400
 #: Epoch hour 0 (1970-01-01) was a Thursday; adding 72 h makes Monday 00:00 UTC hour-of-week 0.
-_HOW_OFFSET = 72
+HOW_OFFSET = 72
 
 #: Event columns carried into the feature table.
 CARRIED_COLUMNS: tuple[str, ...] = (
@@ -152,7 +152,8 @@ def feature_columns() -> list[str]:
     return cols
 
 
-def _key(col: str) -> str:
+def key_column(col: str) -> str:
+    """The name of the (text) key column made from event column ``col``."""
     return f"_k_{col}"
 
 
@@ -165,22 +166,22 @@ def prepare(events: ir.Table) -> ir.Table:
         hour_idx=(secs // 3600).cast("int64"),
         b15=(secs // 900).cast("int64"),
     )
-    t = t.mutate(hour=t.hour_idx % 24, how=(t.hour_idx + _HOW_OFFSET) % 168)
+    t = t.mutate(hour=t.hour_idx % 24, how=(t.hour_idx + HOW_OFFSET) % 168)
     key_cols: set[str] = {k for p in PAIRS for k in p.keys}
     mutations: dict[str, Any] = {}
     for col in sorted(key_cols):
         value = t[col]
         if col in ("hour", "how"):
-            mutations[_key(col)] = value
+            mutations[key_column(col)] = value
         else:
-            mutations[_key(col)] = value.cast("string").fill_null("")
+            mutations[key_column(col)] = value.cast("string").fill_null("")
     mutations["_k_msg"] = t.error_message.fill_null(t.error_code.fill_null(""))
     return t.mutate(**mutations)
 
 
 def pair_daily(hist: ir.Table, pair: Pair) -> ir.Table:
     """The pair's daily profile: per (keys, day) ``_n`` events, ``_first``/``_last`` times, ``_hours``."""
-    keys = [_key(k) for k in pair.keys]
+    keys = [key_column(k) for k in pair.keys]
     aggs: dict[str, Any] = {
         "_n": hist.count(),
         "_first": hist.event_time.min(),
@@ -193,7 +194,7 @@ def pair_daily(hist: ir.Table, pair: Pair) -> ir.Table:
 
 def pair_window(daily: ir.Table, pair: Pair, forget_days: int) -> ir.Table:
     """Sum a pair's daily profile over the ``forget_days`` days before each of its days."""
-    keys = [_key(k) for k in pair.keys]
+    keys = [key_column(k) for k in pair.keys]
     w = ibis.window(group_by=keys, order_by=daily.day, range=(-forget_days, -1))
     out: dict[str, Any] = {
         f"{pair.name}__pn": daily._n.sum().over(w),
@@ -213,7 +214,7 @@ def _pair_part(cur: ir.Table, pair: Pair, profile: ir.Table) -> ir.Table:
     windowed daily profile joined on (pair, day).
     """
     nm = pair.name
-    keys = [_key(k) for k in pair.keys]
+    keys = [key_column(k) for k in pair.keys]
     narrow = cur.select("event_id", "event_time", "day", "hour_idx", *keys)
     order = [narrow.event_time, narrow.event_id]
     kcols = [narrow[k] for k in keys]
@@ -333,7 +334,7 @@ def volume_daily(hist: ir.Table) -> ir.Table:
 
 def volume_window(hourly: ir.Table, forget_days: int) -> ir.Table:
     """Sums of the hourly counts per hour-of-week slot over the forget window before each hour."""
-    hourly = hourly.mutate(_how=(hourly.hour_idx + _HOW_OFFSET) % 168)
+    hourly = hourly.mutate(_how=(hourly.hour_idx + HOW_OFFSET) % 168)
     w_slot = ibis.window(
         group_by=[hourly._k_principal, hourly._how], order_by=hourly.hour_idx, range=(-forget_days * 24, -1)
     )

@@ -30,8 +30,8 @@ from trailsight.features.asof import (
     PAIRS,
     SECONDS_PER_DAY,
     Pair,
-    _key,
     feature_columns,
+    key_column,
     prepare,
 )
 from trailsight.features.options import FeatureOptions
@@ -44,7 +44,7 @@ _NAT = np.iinfo(np.int64).min
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class _Codes:
+class KeyCodes:
     """Integer codes of the chunk's pair keys, shared by every pair that uses them.
 
     A key is the event column as :func:`~trailsight.features.asof.prepare` keys it (text, null
@@ -76,12 +76,12 @@ class _Codes:
         return self._codes[name]
 
     def part(self, name: str) -> tuple[IntArray, int]:
-        """(codes of every row, how many distinct values) for key column ``name``, for :func:`_combine`."""
+        """(codes of every row, how many distinct values) for key column ``name``, for :func:`combine_codes`."""
         codes, values = self.column(name)
         return codes, len(values)
 
 
-def _combine(parts: Sequence[tuple[IntArray, int]]) -> IntArray:
+def combine_codes(parts: Sequence[tuple[IntArray, int]]) -> IntArray:
     """Mixed-radix code of several code arrays (each with its number of distinct values)."""
     out = np.zeros(len(parts[0][0]), dtype=np.int64)
     for codes, size in parts:
@@ -155,7 +155,7 @@ class _Groups:
 
 
 def _lookup(
-    codes: _Codes,
+    codes: KeyCodes,
     keys: Sequence[str],
     slot: IntArray,
     profile: pa.Table,
@@ -178,11 +178,11 @@ def _lookup(
         pr = idx.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
         ev_parts.append((ev_codes if rows is None else ev_codes[rows], len(values)))
         pr_parts.append((pr, len(values)))
-    lo, span = _span(slot)
+    lo, span = value_span(slot)
     p_slot = profile.column(slot_col).to_numpy(zero_copy_only=False).astype(np.int64)
     valid &= (p_slot >= lo) & (p_slot < lo + span)
-    ev_code = _combine([*ev_parts, (slot - lo, span)])
-    pr_code = _combine([*pr_parts, (np.clip(p_slot - lo, 0, span - 1), span)])
+    ev_code = combine_codes([*ev_parts, (slot - lo, span)])
+    pr_code = combine_codes([*pr_parts, (np.clip(p_slot - lo, 0, span - 1), span)])
     kept = np.flatnonzero(valid)
     pr_code = pr_code[kept]
     sort = np.argsort(pr_code, kind="stable")
@@ -227,11 +227,11 @@ def _times(values: IntArray) -> pa.Array:
 
 
 def _pair(
-    codes: _Codes, pair: Pair, times: IntArray, day: IntArray, hour_idx: IntArray, profile: pa.Table
+    codes: KeyCodes, pair: Pair, times: IntArray, day: IntArray, hour_idx: IntArray, profile: pa.Table
 ) -> dict[str, pa.Array]:
-    keys = [_key(k) for k in pair.keys]
-    d0, days = _span(day)
-    groups = _Groups(_combine([*(codes.part(k) for k in keys), (day - d0, days)]))
+    keys = [key_column(k) for k in pair.keys]
+    d0, days = value_span(day)
+    groups = _Groups(combine_codes([*(codes.part(k) for k in keys), (day - d0, days)]))
     rn = groups.row_number()
     seen = rn > 0
     match = _lookup(codes, keys, day, profile, "day", groups.rep)
@@ -344,7 +344,7 @@ class ChunkFeatures:
         cur = self._prepared(db, events, view, d_lo, d_hi, until)
         times = cur.column("event_time").cast(pa.int64()).to_numpy(zero_copy_only=False)
         day, hour_idx, b15 = ints(cur, "day"), ints(cur, "hour_idx"), ints(cur, "b15")
-        codes = _Codes(cur)
+        codes = KeyCodes(cur)
 
         built: dict[str, pa.Array] = {}
         for pair in self._pairs:
@@ -352,8 +352,8 @@ class ChunkFeatures:
             built.update(_pair(codes, pair, times, day, hour_idx, profile))
 
         # Volume: the principal's calls earlier in the clock hour; its usual hour-of-week counts.
-        h0, h_span = _span(hour_idx)
-        in_hour = _Groups(_combine([codes.part("_k_principal"), (hour_idx - h0, h_span)]))
+        h0, h_span = value_span(hour_idx)
+        in_hour = _Groups(combine_codes([codes.part("_k_principal"), (hour_idx - h0, h_span)]))
         built["p_hour_count"] = pa.array(in_hour.row_number(), pa.int64())
         vol = self._scored(db, "vol", "hour_idx", d_lo * 24, (d_hi + 1) * 24)
         match = _lookup(codes, ["_k_principal"], hour_idx, vol, "hour_idx", in_hour.rep)
@@ -362,11 +362,11 @@ class ChunkFeatures:
 
         # Errors: distinct messages of the account so far in the 15-minute bucket; the usual.
         is_err = cur.column("error_code").is_valid().to_numpy(zero_copy_only=False)
-        b0, b_span = _span(b15)
+        b0, b_span = value_span(b15)
         bucket = [codes.part("_k_account_id"), (b15 - b0, b_span)]
-        first_msg = _Groups(_combine([*bucket, (is_err.astype(np.int64), 2), codes.part("_k_msg")]))
+        first_msg = _Groups(combine_codes([*bucket, (is_err.astype(np.int64), 2), codes.part("_k_msg")]))
         new = (is_err & (first_msg.row_number() == 0)).astype(np.int64)
-        in_bucket = _Groups(_combine(bucket))
+        in_bucket = _Groups(combine_codes(bucket))
         ordered_new = new[in_bucket.order]
         running = np.cumsum(ordered_new)
         so_far = in_bucket.unsort(running - (running[in_bucket.start] - ordered_new[in_bucket.start]))
@@ -377,8 +377,8 @@ class ChunkFeatures:
         built["err__eq"] = _nullable(*_gather(err, "err__eq", match, in_bucket.ids))
 
         # Principals of the account that used the api on earlier days of the window.
-        d0, d_span = _span(day)
-        per_api = _Groups(_combine([codes.part("_k_account_id"), codes.part("_k_api"), (day - d0, d_span)]))
+        d0, d_span = value_span(day)
+        per_api = _Groups(combine_codes([codes.part("_k_account_id"), codes.part("_k_api"), (day - d0, d_span)]))
         at = pa.array(per_api.rep)
         asked = pa.table(
             [codes.key("_k_account_id").take(at), codes.key("_k_api").take(at), pa.array(day[per_api.rep])],
@@ -471,7 +471,7 @@ def finished(table: pa.Table, options: FeatureOptions, names: Sequence[str]) -> 
     return arrays
 
 
-def _span(values: IntArray) -> tuple[int, int]:
+def value_span(values: IntArray) -> tuple[int, int]:
     """(smallest value, number of values from it to the largest) of a non-negative code column."""
     if not len(values):
         return 0, 1

@@ -22,9 +22,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from trailsight.features.asof import _HOW_OFFSET, PAIR_BY_NAME, PAIRS, _key
+from trailsight.features.asof import HOW_OFFSET, PAIR_BY_NAME, PAIRS, key_column
 from trailsight.features.behaviour import AWS_NETWORK_KINDS, PERSON_IDENTITIES
-from trailsight.features.chunk import IntArray, _Codes, _combine, _span, dense, ints
+from trailsight.features.chunk import IntArray, KeyCodes, combine_codes, dense, ints, value_span
 from trailsight.store.state import transaction
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -88,7 +88,7 @@ class _Grouped:
 
     def distinct(self, values: IntArray) -> IntArray:
         """How many distinct ``values`` each group holds."""
-        lo, span = _span(values)
+        lo, span = value_span(values)
         cells = self.ids * span + (values - lo)
         if self.size * span <= 4 * self.n + (1 << 20):
             present = np.zeros(self.size * span, dtype=bool)
@@ -180,23 +180,23 @@ class DailyProfiles:
         out: dict[str, pa.Table] = {}
         if table.num_rows == 0:
             return out
-        codes = _Codes(table)
+        codes = KeyCodes(table)
         times = table.column("event_time").cast(pa.int64()).to_numpy(zero_copy_only=False)
         day = ints(table, "day")
         hour_idx = ints(table, "hour_idx")
         b15 = ints(table, "b15")
-        d0, d_span = _span(day)
+        d0, d_span = value_span(day)
         by_day = (day - d0, d_span)
 
         def grouped(keys: list[str], extra: list[tuple[IntArray, int]]) -> _Grouped:
-            return _Grouped(_combine([*(codes.part(k) for k in keys), *extra]))
+            return _Grouped(combine_codes([*(codes.part(k) for k in keys), *extra]))
 
         def key_columns(g: _Grouped, keys: list[str], rows: IntArray | None = None) -> dict[str, pa.Array]:
             at = pa.array(g.rep if rows is None else rows[g.rep])
             return {k: codes.key(k).take(at) for k in keys}
 
         for pair in PAIRS:
-            keys = [_key(k) for k in pair.keys]
+            keys = [key_column(k) for k in pair.keys]
             g = grouped(keys, [by_day])
             cols = key_columns(g, keys)
             cols["day"] = pa.array(day[g.rep], pa.int64())
@@ -207,7 +207,7 @@ class DailyProfiles:
                 cols["_hours"] = pa.array(g.distinct(hour_idx), pa.int64())
             out[pair.name] = pa.table(cols)
 
-        h0, h_span = _span(hour_idx)
+        h0, h_span = value_span(hour_idx)
         g = grouped(["_k_principal"], [(hour_idx - h0, h_span)])
         cols = key_columns(g, ["_k_principal"])
         cols["hour_idx"] = pa.array(hour_idx[g.rep], pa.int64())
@@ -217,8 +217,8 @@ class DailyProfiles:
         failed = np.flatnonzero(table.column("error_code").is_valid().to_numpy(zero_copy_only=False))
         if len(failed):
             account, accounts = codes.part("_k_account_id")
-            b0, b_span = _span(b15[failed])
-            g = _Grouped(_combine([(account[failed], accounts), (b15[failed] - b0, b_span)]))
+            b0, b_span = value_span(b15[failed])
+            g = _Grouped(combine_codes([(account[failed], accounts), (b15[failed] - b0, b_span)]))
             cols = key_columns(g, ["_k_account_id"], failed)
             cols["b15"] = pa.array(b15[failed][g.rep], pa.int64())
             cols["_dm"] = pa.array(g.distinct(codes.column("_k_msg")[0][failed]), pa.int64())
@@ -315,7 +315,7 @@ class _Windows:
     """
 
     def __init__(self, group: IntArray, pos: IntArray, width: int) -> None:
-        p0, span = _span(pos)
+        p0, span = value_span(pos)
         ids, _ = dense(group)
         key = ids * (span + width + 1) + (pos - p0)  # gaps between groups wider than any window
         self.order = np.argsort(key, kind="stable")
@@ -348,7 +348,7 @@ def window_spec(name: str) -> tuple[list[str], str, int]:
         return ["_k_principal"], "hour_idx", 24
     if name == "err":
         return ["_k_account_id"], "b15", 96
-    return [_key(k) for k in PAIR_BY_NAME[name].keys], "day", 1
+    return [key_column(k) for k in PAIR_BY_NAME[name].keys], "day", 1
 
 
 def windowed(daily: pa.Table, name: str, forget_days: int, since_day: int) -> pa.Table:
@@ -369,8 +369,8 @@ def windowed(daily: pa.Table, name: str, forget_days: int, since_day: int) -> pa
         encoded = pc.dictionary_encode(daily.column(k).combine_chunks())
         parts.append((encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), len(encoded.dictionary)))
     if name == "vol":
-        parts.append(((pos + _HOW_OFFSET) % 168, 168))
-    win = _Windows(_combine(parts) if parts else np.zeros(daily.num_rows, np.int64), pos, width)
+        parts.append(((pos + HOW_OFFSET) % 168, 168))
+    win = _Windows(combine_codes(parts) if parts else np.zeros(daily.num_rows, np.int64), pos, width)
     kept = np.flatnonzero(pos[win.order] >= since)
 
     def keep(values: pa.Array) -> pa.Array:
@@ -405,7 +405,7 @@ def daily_schemas() -> dict[str, pa.Table]:
     i64, text = pa.int64(), pa.string()
     out: dict[str, pa.Table] = {}
     for pair in PAIRS:
-        fields = [pa.field(_key(k), _key_type(_key(k))) for k in pair.keys]
+        fields = [pa.field(key_column(k), _key_type(key_column(k))) for k in pair.keys]
         fields += [pa.field("day", i64), pa.field("_n", i64), pa.field("_first", _TS), pa.field("_last", _TS)]
         if pair.hours:
             fields.append(pa.field("_hours", i64))
