@@ -105,3 +105,16 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
         if v not in index:
             visit(v)
     return out
+
+
+def private_imports() -> list[str]:
+    """``module: from other import _name`` for each private name imported from another package module."""
+    out = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = module_name(path)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("trailsight") and node.level == 0:
+                for alias in node.names:
+                    if alias.name.startswith("_") and not alias.name.startswith("__") and node.module != name:
+                        out.append(f"{name}: from {node.module} import {alias.name}")
+    return out

@@ -1,15 +1,19 @@
-"""The package has no import cycles, and ``import trailsight`` stays light."""
+"""Import hygiene: no import cycles, no module imports another's private names, ``import trailsight`` stays light."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from import_graph import cycles, graph
+from import_graph import cycles, graph, private_imports
 
 
 def test_no_import_cycles() -> None:
     assert cycles(graph()) == []
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    assert private_imports() == []
 
 
 def test_the_graph_sees_imports_in_functions() -> None:
