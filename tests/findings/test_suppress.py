@@ -249,7 +249,7 @@ def test_feedback_suppresses_the_next_session_of_a_dismissed_traveller(tmp_path:
     assert out == {"t2": "Suppressed", "t3": "Open", "t4": "Open", "t5": "Open"}
 
 
-def test_runner_judges_expiry_at_the_findings_time(tmp_path: Path) -> None:
+def test_the_pipeline_judges_expiry_at_the_findings_time(tmp_path: Path) -> None:
     rules = load_rules(write(tmp_path, '[[suppress]]\naccount = "111122223333"\nexpires = 2024-03-31\n'))
     march, april = (
         make_finding("m"),

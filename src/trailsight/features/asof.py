@@ -379,7 +379,7 @@ def build_feature_table(
     ``events`` must hold the normalised events from ``forget_days`` before ``since`` up to
     ``until`` (more is harmless); the profiles are computed in the same expression. The result
     has one row per event in the range: the carried event columns plus :func:`feature_columns`.
-    (On DuckDB the runner computes the same table with :mod:`trailsight.features.daily` and
+    (On DuckDB the local engine computes the same table with :mod:`trailsight.features.daily` and
     :mod:`trailsight.features.chunk`.)
     """
     opts = options or FeatureOptions()

@@ -284,7 +284,7 @@ class ChunkFeatures:
     """Computes chunk after chunk of one run the table :func:`build_feature_table` gives for it.
 
     ``con`` is the run's DuckDB backend, ``profiles`` the materialised windowed profiles (as
-    :func:`~trailsight.features.asof.build_profiles` defines them; the runner builds them day by
+    :func:`~trailsight.features.asof.build_profiles` defines them; the local engine builds them day by
     day with :mod:`trailsight.features.daily`) over a range covering every chunk, and
     ``columns`` the feature columns wanted (default all): only the pairs they need are computed
     (:func:`needed_pairs`), and ``profiles`` need hold only those. The SQL of the chunk's events

@@ -1,6 +1,6 @@
 """Options of the as-of features: the forget window and the enough-data gates (``[detect]``).
 
-They live here because the feature table depends on them; the runner and the scoring
+They live here because the feature table depends on them; the pipeline, the engines and the scoring
 read the same frozen object.
 """
 

@@ -248,7 +248,7 @@ def apply_suppressions(
 
     Nothing is dropped. The first matching rule is named in a last explanation line.
     Findings an analyst already triaged keep their status. ``now`` is when expiry is judged;
-    None (what the runner passes) judges each finding at its ``last_seen``, when the behaviour
+    None (what the pipeline passes) judges each finding at its ``last_seen``, when the behaviour
     happened, so a re-run over last month's logs meets the rules as they stood then.
     """
     rules = list(rules)
