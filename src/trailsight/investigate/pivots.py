@@ -26,6 +26,7 @@ __all__ = [
     "ip_pivot",
     "key_pivot",
     "principal_pivot",
+    "principal_summary",
     "resolve_identity",
     "resolve_principal",
     "role_chains",
@@ -154,7 +155,8 @@ def _values(con: duckdb.DuckDBPyConnection, column: str, where: str, params: lis
     return [_times(r, "first_seen", "last_seen") for r in rows]
 
 
-def _principals(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> list[dict[str, Any]]:
+def principal_summary(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> list[dict[str, Any]]:
+    """Principals of the events matching ``where``: identity type, events, failures, APIs, first and last seen."""
     rows = _rows(
         con,
         "SELECT principal, any_value(identity_type) AS identity_type, count(*) AS events, "
@@ -180,7 +182,7 @@ def ip_pivot(con: duckdb.DuckDBPyConnection, ip: str) -> dict[str, Any]:
         "ip": ip,
         **totals,
         "network": network,
-        "principals": _principals(con, where, params),
+        "principals": principal_summary(con, where, params),
         "apis": api_summary(con, where, params),
         "access_keys": _values(con, "access_key_id", where, params),
         "user_agents": _values(con, "user_agent", where, params),
@@ -202,7 +204,7 @@ def key_pivot(con: duckdb.DuckDBPyConnection, access_key: str) -> dict[str, Any]
     return {
         "access_key": access_key,
         **_totals(con, where, params),
-        "principals": _principals(con, where, params),
+        "principals": principal_summary(con, where, params),
         "issued_by": [_times(r, "event_time") for r in issued],
         "source_ips": _sources(con, where, params),
         "apis": api_summary(con, where, params),

@@ -21,6 +21,7 @@ import duckdb
 
 from trailsight.errors import StoreError
 from trailsight.findings.describe import frequency_class
+from trailsight.investigate.pivots import api_summary, principal_summary
 from trailsight.store.layout import StoreLayout
 
 #: Columns shown in event tables (``raw`` is fetched only on demand).
@@ -137,9 +138,10 @@ class Lake:
             return {"peers": [], "automation": None}
         from trailsight.investigate.profile import behaviour_summary
 
-        return behaviour_summary(self._connection(), account, principal, at)
+        return behaviour_summary(self.connection(), account, principal, at)
 
-    def _connection(self) -> duckdb.DuckDBPyConnection:
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The in-memory DuckDB connection whose view ``events`` is the lake (made on first use)."""
         if self._con is None:
             con = duckdb.connect(":memory:")
             con.execute("SET TimeZone = 'UTC'")
@@ -153,7 +155,7 @@ class Lake:
         """Run ``sql`` (over the view ``events``) and return rows as dicts; [] when the lake is empty."""
         if self.empty:
             return []
-        cur = self._connection().execute(sql, [_naive_utc(p) for p in params])
+        cur = self.connection().execute(sql, [_naive_utc(p) for p in params])
         names = [d[0] for d in cur.description or []]
         return [{n: _aware(v) for n, v in zip(names, row, strict=True)} for row in cur.fetchall()]
 
@@ -344,17 +346,10 @@ def pivot(lake: Lake, kind: str, value: str) -> Pivot:
         f"any_value(city) AS city, any_value(country) AS country FROM events WHERE {cond}",
         [param],
     )
-    principals = lake.rows(
-        "SELECT principal, any_value(identity_type) AS identity_type, count(*) AS count, min(event_time) AS first, "
-        f"max(event_time) AS last, count(error_code) AS failures FROM events WHERE {cond} "
-        "GROUP BY principal ORDER BY count DESC LIMIT 100",
-        [param],
-    )
-    apis = lake.rows(
-        "SELECT service, event_name, count(*) AS count, count(error_code) AS failures, min(event_time) AS first "
-        f"FROM events WHERE {cond} GROUP BY service, event_name ORDER BY count DESC LIMIT 100",
-        [param],
-    )
+    # Who used it and what they called: the same summaries as `trailsight investigate`.
+    con = None if lake.empty else lake.connection()
+    principals = principal_summary(con, cond, [param]) if con is not None else []
+    apis = api_summary(con, cond, [param]) if con is not None else []
     if kind == "ip":
         related = lake.rows(
             "SELECT CAST(asn AS VARCHAR) AS value, any_value(as_org) AS label, count(*) AS count FROM events "
