@@ -273,6 +273,18 @@ def test_ip_pivot(client: Any) -> None:
     assert "bert-jan was denied AssumeRole 13 times" in body  # finding with this IP
 
 
+def test_ip_pivot_shows_what_investigate_shows(client: Any, store: Path) -> None:
+    from trailsight.investigate.lake import open_lake
+    from trailsight.investigate.pivots import ip_pivot
+
+    with open_lake(store) as con:
+        expected = ip_pivot(con, "192.168.10.20")
+    body = text_of(client.get("/ip/192.168.10.20").text)
+    assert expected["apis"]
+    for api in expected["apis"]:
+        assert f"{api['event_name']} {api['success'] + api['failure']:,}" in body
+
+
 def test_asn_pivot(client: Any) -> None:
     body = text_of(client.get("/asn/14618").text)
     assert "3.225.16.109" in body
