@@ -23,7 +23,6 @@ goes to the quarantine (:mod:`~trailsight.ingest.quarantine`).
 
 from __future__ import annotations
 
-import fcntl
 import gc
 import multiprocessing as mp
 import os
@@ -37,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from itertools import chain, islice
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Final
+from typing import Any, BinaryIO, Final
 
 import numpy as np
 import pyarrow as pa
@@ -48,6 +47,7 @@ from trailsight.config import Settings
 from trailsight.errors import ConfigError, IngestError, StoreError
 from trailsight.ingest import normalise as norm
 from trailsight.ingest.convert import ROWS_PER_TABLE, SourceCounts, enrich, read_source
+from trailsight.ingest.lock import StoreLock, detach_child
 from trailsight.ingest.quarantine import QUARANTINE_DDL, QuarantineEntry, QuarantineWriter, insert_entries
 from trailsight.ingest.sources import (
     STDIN,
@@ -355,8 +355,12 @@ def _process_task(task: _Task, ws: _WorkerState) -> Iterator[_Chunk]:
 _INHERITED_ENRICHER: Any = None
 
 
-def _worker_main(task_q: Any, result_q: Any, config: _WorkerConfig) -> None:
-    """Entry point of a worker process: take tasks until ``None``, put chunks."""
+def _worker_main(task_q: Any, result_q: Any, config: _WorkerConfig, parent: int) -> None:
+    """Entry point of a worker process: take tasks until ``None``, put chunks.
+
+    The worker drops the store lock it inherited and ends when ``parent`` (the ingest) does.
+    """
+    detach_child(parent)
     gc.disable()  # parsed records hold no cycles; the cyclic collector only costs time here
     allocation.tune()  # a forked worker has it already; a spawned one sets it here
     ws = _WorkerState(config)
@@ -411,7 +415,12 @@ def _run_pool(tasks: Iterator[_Task], config: _WorkerConfig, n_workers: int, enr
     in_flight = n_workers * TASKS_IN_FLIGHT_PER_WORKER
     result_q: Any = ctx.Queue(maxsize=in_flight + n_workers)
     procs = [
-        ctx.Process(target=_worker_main, args=(task_q, result_q, config), daemon=True, name=f"trailsight-ingest-{i}")
+        ctx.Process(
+            target=_worker_main,
+            args=(task_q, result_q, config, os.getpid()),
+            daemon=True,
+            name=f"trailsight-ingest-{i}",
+        )
         for i in range(n_workers)
     ]
     for proc in procs:
@@ -457,31 +466,6 @@ def _run_pool(tasks: Iterator[_Task], config: _WorkerConfig, n_workers: int, enr
             proc.join(timeout=5)
         task_q.cancel_join_thread()
         result_q.cancel_join_thread()
-
-
-class _StoreLock:
-    """An exclusive lock on ``S/.ingest.lock``: one ingest per store at a time."""
-
-    def __init__(self, layout: StoreLayout) -> None:
-        self.path = layout.root / ".ingest.lock"
-        self._fh: IO[bytes] | None = None
-
-    def __enter__(self) -> _StoreLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = self.path.open("ab")
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.close()
-            raise IngestError(f"{self.path.parent}: another ingest is writing to this store; try again later") from None
-        self._fh = fh
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fh is not None:
-            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
 
 
 @dataclass
@@ -779,7 +763,7 @@ def ingest(
     enricher = ws.get_enricher()  # a broken enrichment set-up fails here, before anything is read
 
     layout.root.mkdir(parents=True, exist_ok=True)
-    with _StoreLock(layout):
+    with StoreLock(layout.root):
         with state.connect(layout) as con:
             state.ensure_tables(con)
             lake.ensure_tables(con)
