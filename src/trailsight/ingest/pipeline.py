@@ -212,6 +212,7 @@ class _FileDone:
     records: int
     quarantined: int
     complete: bool  # read to the end (False: the read itself failed; retry next time)
+    filtered: int = 0  # records the filters left out (a later run with a wider filter reads them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,7 +347,9 @@ def _process_task(task: _Task, ws: _WorkerState) -> Iterator[_Chunk]:
         if len(sink) >= ROWS_PER_TABLE:
             tables.append(sink.table()[0])
         filtered += counts.filtered
-        files.append(_FileDone(src, counts.records, counts.quarantined, counts.complete and not src.is_stdin))
+        files.append(
+            _FileDone(src, counts.records, counts.quarantined, counts.complete and not src.is_stdin, counts.filtered)
+        )
         if pending >= cfg.chunk_rows:
             yield emit(final=False)
     yield emit(final=True)
@@ -475,6 +478,7 @@ class _Committer:
     layout: StoreLayout
     run_id: str
     batch_rows: int
+    scope: str = ""  # the run's filter (PathFilter.scope), kept with files it filtered records of
     parts: list[_Part] = field(default_factory=list)
     rows: int = 0
     files: list[_FileDone] = field(default_factory=list)
@@ -521,7 +525,7 @@ class _Committer:
                     published = self._publish(batch_id, keep)
                     lake.register_files(con, published, batch_id)
                     state.insert_event_keys(con, hi, lo, days, batch_id)
-                    state.insert_manifest(con, _manifest_rows(self.files, self.run_id))
+                    state.insert_manifest(con, _manifest_rows(self.files, self.run_id, self.scope))
                     insert_entries(con, self.run_id, self.problems)
             except BaseException:
                 for item in published:
@@ -620,7 +624,7 @@ def _first_per_event_id(table: pa.Table) -> pa.Table:
     return table.append_column(_KEY_HI, pa.array(hi)).append_column(_KEY_LO, pa.array(lo))
 
 
-def _manifest_rows(files: list[_FileDone], run_id: str) -> pa.Table:
+def _manifest_rows(files: list[_FileDone], run_id: str, scope: str) -> pa.Table:
     done = [f for f in files if f.complete]
     now = datetime.now(UTC)
     return pa.table(
@@ -632,6 +636,8 @@ def _manifest_rows(files: list[_FileDone], run_id: str) -> pa.Table:
             "records": pa.array([f.records for f in done], pa.int64()),
             "quarantined": pa.array([f.quarantined for f in done], pa.int64()),
             "ingested_at": pa.array([now] * len(done), pa.timestamp("us", tz="UTC")),
+            "filtered": pa.array([f.filtered for f in done], pa.int64()),
+            "scope": pa.array([scope if f.filtered else "" for f in done], pa.string()),
         }
     )
 
@@ -654,9 +660,10 @@ def _check_paths(paths: Sequence[str]) -> None:
 
 
 def _new_sources(
-    found: Iterator[SourceFile], layout: StoreLayout, force: bool, counts: dict[str, int]
+    found: Iterator[SourceFile], layout: StoreLayout, force: bool, counts: dict[str, int], filters: PathFilter
 ) -> Iterator[SourceFile]:
-    """Drop sources the manifest already holds (same size and version), probing in blocks."""
+    """Drop sources the manifest already holds (same size and version, and no records left out
+    by a narrower filter than ``filters``), probing in blocks."""
     while True:
         block = list(islice(found, MANIFEST_PROBE))
         if not block:
@@ -667,7 +674,7 @@ def _new_sources(
             probe = [(s.key, s.size, s.version) for s in block if not s.is_stdin]
             if probe:
                 with state.connect(layout, read_only=True) as con:
-                    known = state.known_sources(con, probe)
+                    known = state.known_sources(con, probe, filters.covers if filters.active else None)
         for src in block:
             if src.key in known:
                 counts["skipped"] += 1
@@ -780,14 +787,14 @@ def ingest(
         found = discover(texts, options.filters, s3_client=ws.s3_client)
         n_workers = default_workers() if options.workers is None else options.workers
         # Enough small tasks first to tell whether the input is worth a pool (see below).
-        tasks = _tasks(_new_sources(found, layout, options.force, counts), small=max(n_workers, 1) * 4)
+        tasks = _tasks(_new_sources(found, layout, options.force, counts, options.filters), small=max(n_workers, 1) * 4)
         head = list(islice(tasks, max(n_workers, 1) * 2 + 1))
         use_pool = n_workers > 1 and len(head) > 2 and not any(s.is_stdin for t in head for s in t.sources)
         if not use_pool:
             n_workers = 0
 
         qwriter = QuarantineWriter(layout.quarantine, run_id)
-        committer = _Committer(layout, run_id, options.batch_rows)
+        committer = _Committer(layout, run_id, options.batch_rows, options.filters.scope())
         prog = Progress()
         rows = filtered = enrich_errors = files_read = 0
         if use_pool:

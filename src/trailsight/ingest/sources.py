@@ -18,6 +18,7 @@ time, not the event time (records are filtered exactly later).
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import sys
@@ -81,6 +82,43 @@ class PathFilter:
     def active(self) -> bool:
         """Whether any filter is set."""
         return bool(self.since or self.until or self.accounts or self.regions)
+
+    def scope(self) -> str:
+        """The filter as text for the ingest manifest (``""`` for none), read back by :meth:`covers`."""
+        if not self.active:
+            return ""
+        return json.dumps(
+            {
+                "since": self.since.astimezone(UTC).isoformat() if self.since else None,
+                "until": self.until.astimezone(UTC).isoformat() if self.until else None,
+                "accounts": sorted(self.accounts),
+                "regions": sorted(self.regions),
+            },
+            sort_keys=True,
+        )
+
+    def covers(self, scope: str) -> bool:
+        """Whether the filter ``scope`` (:meth:`scope` text) kept every record this filter keeps.
+
+        An earlier run under such a filter read all that this run wants from a file, so the file
+        can be skipped; otherwise it is read again and de-duplication drops what is there already.
+        """
+        if not scope:
+            return True
+        try:
+            old = json.loads(scope)
+            since = datetime.fromisoformat(old["since"]) if old["since"] else None
+            until = datetime.fromisoformat(old["until"]) if old["until"] else None
+            accounts, regions = frozenset(old["accounts"]), frozenset(old["regions"])
+        except (ValueError, KeyError, TypeError):
+            return False
+        if since is not None and (self.since is None or self.since < since):
+            return False
+        if until is not None and (self.until is None or self.until > until):
+            return False
+        if accounts and not (self.accounts and self.accounts <= accounts):
+            return False
+        return not (regions and not (self.regions and self.regions <= regions))
 
     def _first_day(self) -> date | None:
         return (self.since.astimezone(UTC) - timedelta(days=1)).date() if self.since else None

@@ -2,9 +2,11 @@
 
 Tables owned here (created with ``CREATE TABLE IF NOT EXISTS``)::
 
-    ingest_manifest(source, size, version, run_id, records, quarantined, ingested_at)
-        one row per source file read to the end; a file whose (source, size, version)
-        is listed is skipped by the next ingest. ``version`` is the mtime in ns or the S3 ETag.
+    ingest_manifest(source, size, version, run_id, records, quarantined, ingested_at, filtered, scope)
+        one row per source file read to the end; a file whose (source, size, version) is listed
+        is skipped by the next ingest — unless that row's run left ``filtered`` records out by a
+        filter (``scope``, :meth:`~trailsight.ingest.sources.PathFilter.scope`) that does not
+        cover the next run's. ``version`` is the mtime in ns or the S3 ETag.
     event_keys(k_hi, k_lo, event_date, batch_id)
         the 128-bit key of every event id in the lake with its event day, for de-duplication
         (CloudTrail delivers duplicates, with the same event time): an event is a duplicate when
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Final
 
@@ -53,6 +55,9 @@ STATE_DDL: Final = (
         ingested_at TIMESTAMPTZ NOT NULL
     )
     """,
+    # Added later: the records of the file a filter left out, and that filter.
+    "ALTER TABLE ingest_manifest ADD COLUMN IF NOT EXISTS filtered BIGINT DEFAULT 0",
+    "ALTER TABLE ingest_manifest ADD COLUMN IF NOT EXISTS scope VARCHAR DEFAULT ''",
     """
     CREATE TABLE IF NOT EXISTS event_keys (
         k_hi BIGINT NOT NULL,
@@ -165,8 +170,16 @@ def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(rows and rows[0][0])
 
 
-def known_sources(con: duckdb.DuckDBPyConnection, sources: Sequence[tuple[str, int, str]]) -> set[str]:
-    """Keys of ``sources`` (key, size, version) already in the manifest with the same size and version."""
+def known_sources(
+    con: duckdb.DuckDBPyConnection,
+    sources: Sequence[tuple[str, int, str]],
+    covers: Callable[[str], bool] | None = None,
+) -> set[str]:
+    """Keys of ``sources`` (key, size, version) already in the manifest with the same size and version.
+
+    A row whose run filtered records out counts only when ``covers(scope)`` says that run's
+    filter kept everything the caller's filter keeps (no ``covers``: the caller has no filter).
+    """
     if not sources or not table_exists(con, "ingest_manifest"):
         return set()
     probe = pa.table(
@@ -179,12 +192,12 @@ def known_sources(con: duckdb.DuckDBPyConnection, sources: Sequence[tuple[str, i
     con.register("_probe_sources", probe)
     try:
         rows = con.execute(
-            "SELECT DISTINCT p.source FROM _probe_sources p SEMI JOIN ingest_manifest m "
-            "ON p.source = m.source AND p.size = m.size AND p.version = m.version"
+            "SELECT DISTINCT p.source, coalesce(m.filtered, 0) = 0 AS whole, m.scope FROM _probe_sources p "
+            "JOIN ingest_manifest m ON p.source = m.source AND p.size = m.size AND p.version = m.version"
         ).fetchall()
     finally:
         con.unregister("_probe_sources")
-    return {r[0] for r in rows}
+    return {source for source, whole, scope in rows if whole or (covers is not None and covers(scope or ""))}
 
 
 # A canonical event id (a lowercase UUID, as CloudTrail writes them): 36 characters, dashes at
@@ -388,6 +401,6 @@ def insert_manifest(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
         return
     con.register("_manifest_rows", rows)
     try:
-        con.execute("INSERT INTO ingest_manifest SELECT * FROM _manifest_rows")
+        con.execute("INSERT INTO ingest_manifest BY NAME SELECT * FROM _manifest_rows")
     finally:
         con.unregister("_manifest_rows")
