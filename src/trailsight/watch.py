@@ -342,6 +342,9 @@ def default_ingest(source: str, layout: StoreLayout, settings: Settings) -> tupl
     from trailsight.ingest import ingest
 
     report: Any = ingest([source], layout.root, settings)
+    for path, why in getattr(report, "skipped_paths", ()):  # one JSON line each, like the cycle report
+        sys.stderr.write(orjson.dumps({"event": "watch.skipped", "path": path, "reason": why}).decode() + "\n")
+    sys.stderr.flush()
     return (
         int(_first_attr(report, ("files_ingested", "files", "files_read"), 0)),
         int(_first_attr(report, ("events_ingested", "events", "events_written", "rows"), 0)),

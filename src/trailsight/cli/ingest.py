@@ -119,6 +119,8 @@ def ingest_command(
     finally:
         if bar is not None:
             bar.stop()
+    for path, why in summary.skipped_paths:
+        typer.echo(f"skipped {path}: {why}", err=True)
     if json_out:
         typer.echo(orjson.dumps(summary.to_dict()).decode())
     else:

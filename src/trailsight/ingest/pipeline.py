@@ -146,6 +146,7 @@ class IngestSummary:
     quarantine_file: Path | None = None
     enrich_errors: int = 0
     workers: int = 0
+    skipped_paths: tuple[tuple[str, str], ...] = ()  # (path, why) of what discovery passed over
 
     @property
     def records_per_second(self) -> float:
@@ -170,6 +171,8 @@ class IngestSummary:
         )
         if self.filtered:
             text += f", {self.filtered:,} filtered out"
+        if self.skipped_paths:
+            text += f", {len(self.skipped_paths):,} paths skipped"
         text += f" in {self.seconds:.1f} s ({self.records_per_second:,.0f} records/s)"
         if self.quarantine_file is not None and self.quarantined:
             text += f"; quarantine: {self.quarantine_file}"
@@ -179,6 +182,7 @@ class IngestSummary:
         """JSON-ready form (``--json``)."""
         out = asdict(self)
         out["store"] = str(self.store)
+        out["skipped_paths"] = [{"path": path, "reason": why} for path, why in self.skipped_paths]
         out["quarantine_file"] = str(self.quarantine_file) if self.quarantine_file else None
         out["records_per_second"] = round(self.records_per_second, 1)
         out["exit_code"] = self.exit_code
@@ -784,7 +788,10 @@ def ingest(
         del registered
 
         counts = {"found": 0, "skipped": 0}
-        found = discover(texts, options.filters, s3_client=ws.s3_client)
+        skipped: list[tuple[str, str]] = []
+        found = discover(
+            texts, options.filters, s3_client=ws.s3_client, on_skip=lambda path, why: skipped.append((path, why))
+        )
         n_workers = default_workers() if options.workers is None else options.workers
         # Enough small tasks first to tell whether the input is worth a pool (see below).
         tasks = _tasks(_new_sources(found, layout, options.force, counts, options.filters), small=max(n_workers, 1) * 4)
@@ -837,6 +844,7 @@ def ingest(
             quarantine_file=qwriter.path if qwriter.count else None,
             enrich_errors=enrich_errors,
             workers=n_workers,
+            skipped_paths=tuple(skipped),
         )
         try:
             with state.connect(layout) as con:

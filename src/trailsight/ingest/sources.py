@@ -17,10 +17,12 @@ time, not the event time (records are filtered exactly later).
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import os
 import re
+import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -212,37 +214,103 @@ def _local_source(path: Path) -> SourceFile:
     return SourceFile(key=text, size=st.st_size, version=str(st.st_mtime_ns), account=path_account(text))
 
 
-def _walk(root: Path, filters: PathFilter) -> Iterator[SourceFile]:
-    """Files below ``root`` in a stable order, pruning folders the filters exclude."""
+SkipFn = Callable[[str, str], None]
+"""``on_skip(path, why)``: told of each file-system object discovery passes over, and why."""
+
+
+def _ignore(path: str, why: str) -> None:
+    """The default ``on_skip``: nothing."""
+
+
+def _unreadable(exc: OSError, *, link: bool) -> str:
+    """Why a path whose stat failed cannot be read."""
+    if exc.errno == errno.ELOOP:
+        return "symlink loop"
+    if exc.errno == errno.ENOENT and link:
+        return "dangling symlink (its target does not exist)"
+    return f"cannot read: {exc.strerror or exc}"
+
+
+def not_a_file(mode: int) -> str | None:
+    """Why an object of stat ``mode`` is not a file to read (None for a regular file)."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe), not a regular file"
+    if stat.S_ISSOCK(mode):
+        return "a socket, not a regular file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device, not a regular file"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "not a regular file"
+
+
+def _walk(root: Path, filters: PathFilter, on_skip: SkipFn = _ignore) -> Iterator[SourceFile]:
+    """Files below ``root`` in a stable order, pruning folders the filters exclude.
+
+    Symlinks are followed, but a folder is walked once: a link back to one already walked (a
+    loop) is skipped. Loops, dangling links, FIFOs, sockets, devices, unreadable files and
+    folders that cannot be listed are each passed to ``on_skip`` and passed over.
+    """
+    walked: set[tuple[int, int]] = set()
+    try:
+        top = root.stat()
+        walked.add((top.st_dev, top.st_ino))
+    except OSError:
+        pass
     stack = [str(root)]  # plain strings and DirEntry stats: pathlib costs more than the listing
     while stack:
         folder = stack.pop()
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
         except OSError as exc:
-            raise IngestError(f"{folder}: cannot list folder: {exc.strerror or exc}") from None
-        files: list[os.DirEntry[str]] = []
+            if folder == str(root):
+                raise IngestError(f"{folder}: cannot list folder: {exc.strerror or exc}") from None
+            on_skip(folder, f"cannot list folder: {exc.strerror or exc}")
+            continue
+        files: list[tuple[os.DirEntry[str], os.stat_result]] = []
         for entry in entries:
             name = entry.name
             if name.startswith("."):
                 continue
-            if entry.is_dir(follow_symlinks=True):
+            link = entry.is_symlink()
+            log_name = _is_log_name(name)
+            real_dir = not link and entry.is_dir(follow_symlinks=False)
+            if not (link or log_name or real_dir):
+                continue  # another kind of file: not read, nothing to check
+            try:
+                # Real folders come from the listing's file types; links and log files need a stat.
+                st = None if real_dir else entry.stat()
+            except OSError as exc:
+                if log_name or (link and exc.errno == errno.ELOOP):
+                    on_skip(entry.path, _unreadable(exc, link=link))
+                continue
+            if st is None or stat.S_ISDIR(st.st_mode):
                 if name in _SKIP_DIRS:
                     continue
                 sub = entry.path
+                if st is None:
+                    st = entry.stat(follow_symlinks=False)
+                if (st.st_dev, st.st_ino) in walked:
+                    on_skip(sub, "a link to a folder already walked (a loop or a second way in)")
+                    continue
+                walked.add((st.st_dev, st.st_ino))
                 parts = sub.replace(os.sep, "/").split("/")
                 if "AWSLogs" in parts:
                     after = parts[len(parts) - 1 - parts[::-1].index("AWSLogs") + 1 :]
                     if not filters.keep_dir(after):
                         continue
                 stack.append(sub)
-            elif _is_log_name(name) and filters.keep_path(entry.path):
-                files.append(entry)
-        for file in reversed(files):
-            try:
-                st = file.stat()
-            except OSError:
-                continue  # vanished between listing and stat
+            elif log_name and filters.keep_path(entry.path):
+                why = not_a_file(st.st_mode)
+                if why is None and not os.access(entry.path, os.R_OK):
+                    why = "cannot read: permission denied"
+                if why is not None:
+                    on_skip(entry.path, why)
+                    continue
+                files.append((entry, st))
+        for file, st in reversed(files):
             text = file.path
             yield SourceFile(key=text, size=st.st_size, version=str(st.st_mtime_ns), account=path_account(text))
 
@@ -252,11 +320,13 @@ def discover(
     filters: PathFilter | None = None,
     *,
     s3_client: Callable[[], Any] | None = None,
+    on_skip: SkipFn = _ignore,
 ) -> Iterator[SourceFile]:
     """Yield the sources named by ``paths`` (files, folders, globs, ``-``, ``s3://…``).
 
-    Raises :class:`~trailsight.errors.IngestError` for a path that does not exist or a
-    glob that matches nothing — before anything is read.
+    Raises :class:`~trailsight.errors.IngestError` for a path that does not exist, a glob that
+    matches nothing, or a named path that is not a file or folder — before anything is read.
+    What a folder or a glob holds that cannot be read (see :func:`_walk`) goes to ``on_skip``.
     """
     filters = filters or PathFilter()
     for raw in paths:
@@ -268,24 +338,37 @@ def discover(
             yield from _discover_s3(text, filters, s3_client)
             continue
         path = Path(text).expanduser()
+        named = True
         if path.exists():
             targets = [path]
         elif _GLOB_CHARS.search(text):
             matches = sorted(glob.glob(str(path), recursive=True))  # noqa: PTH207 - patterns may be absolute
             targets = [Path(p) for p in matches]
+            named = False
             if not targets:
                 raise IngestError(f"{text}: no files match this pattern")
         else:
             raise IngestError(f"{text}: no such file or folder")
         for target in targets:
-            resolved = target.resolve()
-            if resolved.is_dir():
-                yield from _walk(resolved, filters)
-            elif resolved.is_file():
-                if filters.keep_path(str(resolved)):
-                    yield _local_source(resolved)
-            else:
-                raise IngestError(f"{target}: not a regular file or folder")
+            try:
+                resolved = target.resolve(strict=True)
+                mode = resolved.stat().st_mode
+            except (OSError, RuntimeError) as exc:
+                why = _unreadable(exc, link=target.is_symlink()) if isinstance(exc, OSError) else "symlink loop"
+                if named:
+                    raise IngestError(f"{target}: {why}") from None
+                on_skip(str(target), why)
+                continue
+            if stat.S_ISDIR(mode):
+                yield from _walk(resolved, filters, on_skip)
+                continue
+            odd = not_a_file(mode)
+            if odd is not None:
+                if named:
+                    raise IngestError(f"{target}: {odd}")
+                on_skip(str(target), odd)
+            elif filters.keep_path(str(resolved)):
+                yield _local_source(resolved)
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -375,6 +458,17 @@ def read_blocks(
         finally:
             body.close()
         return
-    with Path(source.key).open("rb") as fh:
+    # O_NONBLOCK: opening a FIFO put in a file's place since discovery must not wait for a writer.
+    fd = os.open(source.key, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        why = not_a_file(os.fstat(fd).st_mode)
+        if why is not None:
+            raise OSError(f"{source.key}: {why}")
+        os.set_blocking(fd, True)
+        fh = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with fh:
         while block := fh.read(BLOCK_SIZE):
             yield block
