@@ -24,7 +24,7 @@ import orjson
 import pyarrow as pa
 
 from trailsight.ingest import normalise as norm
-from trailsight.ingest.parse import Document, Item, Problem, iter_records, snippet
+from trailsight.ingest.parse import DEFAULT_LIMITS, Document, Item, Limits, Problem, iter_records, snippet
 from trailsight.ingest.quarantine import QuarantineEntry
 from trailsight.ingest.sources import PathFilter, SourceFile, read_blocks
 from trailsight.schema import EVENT_COLUMNS, EVENT_SCHEMA
@@ -74,6 +74,7 @@ def read_source(
     stdin: BinaryIO | None = None,
     sink: norm.FastRows | None = None,
     tag: int = 0,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Iterator[norm.Row | QuarantineEntry]:
     """Yield the normalised rows of ``src`` that pass ``filters``, and a quarantine entry per problem.
 
@@ -108,18 +109,21 @@ def read_source(
             counts.filtered += filtered
             for i in slow:
                 text = bytes(texts[i])
-                yield i, orjson.loads(text), "record", text
+                try:
+                    yield i, orjson.loads(text), "record", text
+                except orjson.JSONDecodeError as exc:  # one record's problem never costs the file
+                    yield Problem(location("record", i), f"invalid JSON: {exc}", snippet(text))
 
     try:
         blocks = read_blocks(src, s3_client=s3_client, stdin=stdin)
-        for item in parsed(iter_records(blocks, documents=sink is not None)):
+        for item in parsed(iter_records(blocks, documents=sink is not None, limits=limits)):
             if isinstance(item, Problem):
                 counts.quarantined += 1
                 yield QuarantineEntry(display, item.location, item.reason, item.snippet)
                 continue
             offset, record, unit, text = item
             counts.records += 1
-            row = normalise_row(record, display, offset, default_account, text)
+            row = normalise_row(record, display, offset, default_account, text, limits)
             if type(row) is Rejection:
                 counts.quarantined += 1
                 yield QuarantineEntry(display, location(unit, offset), row.reason, record_snippet(record))

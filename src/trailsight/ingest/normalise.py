@@ -17,7 +17,8 @@ Rules (also in docs/ingest.md):
 * **Types:** a text field holding a number or boolean is kept as its text; one holding
   an object or array is rejected (``awsRegion is an object, expected a string``).
   ``userIdentity`` must be an object when present.
-* **Sizes:** a record whose JSON text is over :data:`MAX_RECORD_BYTES` (1 MiB) is rejected;
+* **Sizes:** a record whose JSON text is over ``max_record_bytes`` (default 1 MiB) or that nests
+  deeper than ``max_depth`` (default 64 levels) is rejected (:class:`~trailsight.ingest.parse.Limits`);
   text fields longer than :data:`MAX_FIELD_CHARS` (8,192 characters, e.g. a 100 kB user
   agent) are cut to that length and the record is kept (``raw`` keeps the full text).
 
@@ -46,9 +47,11 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from trailsight.ingest.parse import DEFAULT_LIMITS, Limits, depth_over, depth_reason
 from trailsight.schema import ENRICHMENT_FIELDS, EVENT_SCHEMA, RECORD_FIELDS
 
-MAX_RECORD_BYTES: Final = 1 << 20
+MAX_RECORD_BYTES: Final = DEFAULT_LIMITS.max_record_bytes
+_ENCODE_DEPTH: Final = 255  # orjson encodes no deeper
 """A record whose JSON text is longer than this is quarantined."""
 
 MAX_FIELD_CHARS: Final = 8192
@@ -394,6 +397,7 @@ def normalise_row(
     source_offset: int | None = None,
     default_account: str | None = None,
     text: bytes | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Row | Rejection:
     """Normalise one record into a row (values in :data:`ROW_COLUMNS` order), or reject it.
 
@@ -414,9 +418,17 @@ def normalise_row(
             try:
                 raw = orjson.dumps(record)
             except (TypeError, orjson.JSONEncodeError) as exc:
+                if "ecursion" in str(exc):  # orjson writes at most 255 levels
+                    return Rejection(
+                        f"record nested more than {_ENCODE_DEPTH} levels deep, over the {limits.max_depth:,}-level cap "
+                        "([ingest] max_depth)"
+                    )
                 return Rejection(f"record cannot be encoded as JSON: {exc}")
-        if len(raw) > MAX_RECORD_BYTES:
-            return Rejection(f"record is {len(raw):,} bytes, over the {MAX_RECORD_BYTES:,}-byte cap")
+        if len(raw) > limits.max_record_bytes:
+            cap = limits.max_record_bytes
+            return Rejection(f"record is {len(raw):,} bytes, over the {cap:,}-byte cap ([ingest] max_record_bytes)")
+        if deep := depth_over(raw, limits.max_depth):
+            return Rejection(depth_reason(deep, limits.max_depth))
 
         when = get("eventTime")
         if when is None:

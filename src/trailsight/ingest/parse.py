@@ -13,6 +13,13 @@ record, invalid UTF-8) or the source is larger than :data:`WHOLE_LIMIT`, a split
 ``Records`` array record by record, so that every good record before and after a bad one is
 kept and each bad one is reported with its index. Nothing here raises on bad input: problems
 come out as :class:`Problem` items.
+
+:class:`Limits` caps what one source or record may cost: a gzip stream that inflates past
+``max_inflated_bytes``, or to more than ``max_inflate_ratio`` times its compressed size (once
+past :data:`RATIO_FLOOR`), is stopped there — a gzip bomb costs a few MiB, not minutes — and the
+complete records before the stop are kept. A compact delivery file holding a record nested
+deeper than ``max_depth`` or longer than ``max_record_bytes`` goes the row path, where that record
+alone is rejected (:func:`trailsight.ingest.normalise.normalise_row`).
 """
 
 from __future__ import annotations
@@ -30,6 +37,29 @@ WHOLE_LIMIT: Final = 256 << 20
 """Sources up to this size (decompressed) are parsed in one piece; larger ones are streamed."""
 
 SNIPPET_CHARS: Final = 200
+
+PARSER_DEPTH: Final = 1024
+"""How deep orjson reads JSON; text nested deeper does not parse at all."""
+
+RATIO_FLOOR: Final = 16 << 20
+"""Inflated bytes after which the inflate ratio is checked (a small file may compress very well)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Limits:
+    """Caps on one source and one record: the ``[ingest]`` settings of the same names."""
+
+    max_depth: int = 64
+    """Deepest nesting of objects and arrays in a record (the record itself is level 1)."""
+    max_record_bytes: int = 1 << 20
+    """Longest record, as JSON text."""
+    max_inflated_bytes: int = 16 << 30
+    """Most bytes one gzip source may inflate to."""
+    max_inflate_ratio: int = 100
+    """Most inflated bytes per compressed byte of one gzip source (checked past :data:`RATIO_FLOOR`)."""
+
+
+DEFAULT_LIMITS: Final = Limits()
 
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 _WS: Final = b" \t\r\n"
@@ -87,11 +117,12 @@ class _GzipError(Exception):
     """The compressed stream broke; carries a one-line reason."""
 
 
-def decompress(blocks: Iterable[bytes]) -> Iterator[bytes]:
+def decompress(blocks: Iterable[bytes], limits: Limits = DEFAULT_LIMITS) -> Iterator[bytes]:
     """Yield the data of ``blocks``, gunzipping it when it starts with the gzip magic.
 
-    Concatenated gzip members are read in turn. A truncated or corrupt stream yields what
-    could be decoded and then raises :class:`_GzipError` with the reason.
+    Concatenated gzip members are read in turn. A truncated or corrupt stream, or one that
+    inflates past the ``limits``, yields what could be decoded and then raises
+    :class:`_GzipError` with the reason.
     """
     it = iter(blocks)
     pending = b""
@@ -106,7 +137,7 @@ def decompress(blocks: Iterable[bytes]) -> Iterator[bytes]:
         return
     dec = isal_zlib.decompressobj(31)
     in_member = True
-    consumed = 0
+    consumed = inflated = 0
     while True:
         while pending:
             if not in_member:
@@ -119,6 +150,19 @@ def decompress(blocks: Iterable[bytes]) -> Iterator[bytes]:
                 out = dec.decompress(pending, _SCAN_BLOCK)
             except _INFLATE_ERROR as exc:
                 raise _GzipError(f"gzip data corrupt after {consumed:,} compressed bytes ({exc})") from None
+            inflated += len(out)
+            used = consumed + len(pending) - len(dec.unused_data if dec.eof else dec.unconsumed_tail)
+            if inflated > limits.max_inflated_bytes:
+                yield out[: len(out) - (inflated - limits.max_inflated_bytes)]  # up to the cap: its records are kept
+                raise _GzipError(
+                    f"stopped: inflates past {limits.max_inflated_bytes:,} bytes ([ingest] max_inflated_bytes)"
+                )
+            if inflated > RATIO_FLOOR and inflated > limits.max_inflate_ratio * max(used, 1):
+                yield out
+                raise _GzipError(
+                    f"stopped: inflates more than {limits.max_inflate_ratio} times its {used:,} compressed bytes, "
+                    "a gzip bomb? ([ingest] max_inflate_ratio)"
+                )
             if out:
                 yield out
             if dec.eof:
@@ -136,13 +180,15 @@ def decompress(blocks: Iterable[bytes]) -> Iterator[bytes]:
         raise _GzipError(f"gzip stream truncated after {consumed:,} compressed bytes")
 
 
-def iter_records(blocks: Iterable[bytes], *, documents: bool = False) -> Iterator[Item | Document]:
+def iter_records(
+    blocks: Iterable[bytes], *, documents: bool = False, limits: Limits = DEFAULT_LIMITS
+) -> Iterator[Item | Document]:
     """Parse a source given as blocks of bytes; yield records and problems. Never raises.
 
     With ``documents``, a source that is one compact delivery file comes out as a single
     :class:`Document` instead of its records (the caller normalises it column by column).
     """
-    stream = decompress(blocks)
+    stream = decompress(blocks, limits)
     buf = bytearray()
     gzip_problem: str | None = None
     big = False
@@ -162,7 +208,7 @@ def iter_records(blocks: Iterable[bytes], *, documents: bool = False) -> Iterato
     data = bytes(buf)
     del buf
     if gzip_problem is None:
-        if documents and (doc := _compact_document(data)) is not None:
+        if documents and (doc := _compact_document(data, limits)) is not None:
             yield doc
             return
         yield from _parse_whole(data)
@@ -181,11 +227,12 @@ def _first_char(data: bytes) -> tuple[int, int]:
     return start, (data[start] if start < n else -1)
 
 
-def _compact_document(data: bytes) -> Document | None:
+def _compact_document(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Document | None:
     """``data`` as a :class:`Document` when it is exactly one compact delivery file, else None.
 
     Compact means what :func:`_record_texts` can cut: records separated by ``},{"eventVersion"``
-    and nothing else, so each record's text is the same either way.
+    and nothing else, so each record's text is the same either way. A file with a record over
+    the ``limits`` is not taken either: the row path rejects that record alone.
     """
     if not data.startswith(_COMPACT_START):
         return None
@@ -194,7 +241,7 @@ def _compact_document(data: bytes) -> Document | None:
         # msgspec does not check the UTF-8 of what it skips; ASCII (the usual case) is valid as it is.
         if not data.isascii():
             data.decode()
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
     n = len(texts)
     close = _records_end(data)
@@ -203,11 +250,49 @@ def _compact_document(data: bytes) -> Document | None:
     # The records fill the array with one comma between each two and no space anywhere: then each
     # starts where the lengths before it say, and begins with the first key there.
     at = _HEADER
+    max_depth, max_bytes = limits.max_depth, limits.max_record_bytes
     for text in texts:
         if data[at : at + _KEY_LENGTH] != _FIRST_KEY:
             return None
-        at += len(text) + 1
+        end = at + len(text)
+        if end - at > max_bytes or depth_over(data, max_depth, at, end):
+            return None
+        at = end + 1
     return Document(texts) if at - 1 == close else None
+
+
+def depth_over(data: bytes, limit: int, start: int = 0, end: int | None = None) -> int:
+    """How deep objects and arrays nest in the JSON text ``data[start:end]`` when that is over
+    ``limit`` levels (an object alone is 1), else 0.
+
+    Counting brackets first makes the usual case cheap: text with no more than ``limit`` of them
+    cannot nest deeper.
+    """
+    stop = len(data) if end is None else end
+    if data.count(b"{", start, stop) + data.count(b"[", start, stop) <= limit:
+        return 0
+    depth = deepest = 0
+    for match in _TOKEN_RE.finditer(data, start, stop):
+        c = data[match.start()]
+        if c == 0x22:
+            continue
+        if c in (0x7B, 0x5B):
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest if deepest > limit else 0
+
+
+def depth_reason(depth: int, limit: int) -> str:
+    """The quarantine reason for a record nested ``depth`` levels deep."""
+    return f"record nested {depth:,} levels deep, over the {limit:,}-level cap ([ingest] max_depth)"
+
+
+def _too_deep_to_read(depth: int) -> str:
+    return (
+        f"record nested {depth:,} levels deep, deeper than JSON is read ({PARSER_DEPTH:,}; [ingest] max_depth is lower)"
+    )
 
 
 def _records_end(data: bytes) -> int | None:
@@ -367,7 +452,9 @@ def _parse_lines(lines: Iterable[bytes], first_line: int = 1) -> Iterator[Item]:
                     else:
                         yield number, item[1], "line", item[3]
                 continue
-            yield Problem(f"line {number}", _json_reason(line, exc), snippet(line))
+            deep = depth_over(line, PARSER_DEPTH)
+            reason = _too_deep_to_read(deep) if deep else _json_reason(line, exc)
+            yield Problem(f"line {number}", reason, snippet(line))
             continue
         if isinstance(value, dict) and "Records" not in value:
             yield number, value, "line", None
@@ -468,7 +555,9 @@ class _Splitter:
             try:
                 yield self.index, loads(text), "record", text
             except orjson.JSONDecodeError as exc:
-                yield Problem(f"record {self.index}", _json_reason(text, exc), snippet(text))
+                deep = depth_over(text, PARSER_DEPTH)
+                reason = _too_deep_to_read(deep) if deep else _json_reason(text, exc)
+                yield Problem(f"record {self.index}", reason, snippet(text))
             self.index += 1
             pos = end
         if final:

@@ -48,6 +48,7 @@ from trailsight.errors import ConfigError, IngestError, StoreError
 from trailsight.ingest import normalise as norm
 from trailsight.ingest.convert import ROWS_PER_TABLE, SourceCounts, enrich, read_source
 from trailsight.ingest.lock import StoreLock, detach_child
+from trailsight.ingest.parse import DEFAULT_LIMITS, Limits
 from trailsight.ingest.quarantine import QUARANTINE_DDL, QuarantineEntry, QuarantineWriter, insert_entries
 from trailsight.ingest.sources import (
     STDIN,
@@ -70,6 +71,7 @@ TASK_FILES: Final = 512
 MANIFEST_PROBE: Final = 4096
 
 ProgressCallback = Callable[["Progress"], None]
+_LIMIT_NAMES: Final = ("max_depth", "max_record_bytes", "max_inflated_bytes", "max_inflate_ratio")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,6 +91,7 @@ class IngestOptions:
     batch_rows: int = DEFAULT_BATCH_ROWS
     dedup_days: int = DEFAULT_DEDUP_DAYS
     force: bool = False
+    limits: Limits = DEFAULT_LIMITS
 
     @classmethod
     def from_settings(cls, settings: Settings | None, **overrides: Any) -> IngestOptions:
@@ -102,7 +105,16 @@ class IngestOptions:
                 if not isinstance(value, kind) or isinstance(value, bool):
                     raise ConfigError(f"{where} {name} must be {'an integer' if kind is int else 'a string'}")
                 values[name] = value
-        unknown = set(section) - {"workers", "batch_rows", "dedup_days", "endpoint_url"}
+        caps: dict[str, int] = {}
+        for name in _LIMIT_NAMES:
+            if name in section:
+                value = section[name]
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    raise ConfigError(f"{where} {name} must be a whole number of at least 1")
+                caps[name] = value
+        if caps:
+            values["limits"] = Limits(**caps)
+        unknown = set(section) - {"workers", "batch_rows", "dedup_days", "endpoint_url", *_LIMIT_NAMES}
         if unknown:
             raise ConfigError(f"{where}: unknown setting {sorted(unknown)[0]!r}")
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -261,6 +273,7 @@ class _WorkerConfig:
     endpoint_url: str | None
     settings: Settings | None
     chunk_rows: int = CHUNK_ROWS
+    limits: Limits = DEFAULT_LIMITS
 
 
 @dataclass
@@ -331,7 +344,9 @@ def _process_task(task: _Task, ws: _WorkerState) -> Iterator[_Chunk]:
         counts = SourceCounts()
         file_rows = 0
         before = len(sink)
-        for item in read_source(src, filters, counts, s3_client=ws.s3_client, stdin=ws.stdin, sink=sink):
+        for item in read_source(
+            src, filters, counts, s3_client=ws.s3_client, stdin=ws.stdin, sink=sink, limits=cfg.limits
+        ):
             if type(item) is QuarantineEntry:
                 problems.append(item)
                 continue
@@ -768,7 +783,12 @@ def ingest(
         raise IngestError("'-' (stdin) can be given only once")
     run_id = new_run_id()
     config = _WorkerConfig(
-        store=layout.root, run_id=run_id, filters=options.filters, endpoint_url=options.endpoint_url, settings=settings
+        store=layout.root,
+        run_id=run_id,
+        filters=options.filters,
+        endpoint_url=options.endpoint_url,
+        settings=settings,
+        limits=options.limits,
     )
     ws = _WorkerState(config, stdin=stdin)
     enricher = ws.get_enricher()  # a broken enrichment set-up fails here, before anything is read
