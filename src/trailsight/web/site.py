@@ -25,7 +25,7 @@ from trailsight import __version__
 from trailsight.finding import CONFIDENCE_LABELS, SEVERITY_LABELS, STATUSES, TACTICS
 from trailsight.findings.names import short_arn
 from trailsight.store import findings as findings_store
-from trailsight.web import queries
+from trailsight.web import queries, safety
 from trailsight.web.helpers import SORTS, clip, clip_mid, fmt_time, number, slug, soft_breaks
 
 HERE = Path(__file__).resolve().parent
@@ -77,6 +77,7 @@ def environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=safety.finalize,  # every written value: invisible characters as visible escapes
     )
     env.filters.update(
         {
@@ -87,6 +88,7 @@ def environment() -> Environment:
             "number": number,
             "slug": slug,
             "soft_breaks": soft_breaks,
+            "visible_data": safety.visible_data,
         }
     )
     env.globals.update(
