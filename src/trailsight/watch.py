@@ -30,8 +30,11 @@ One *cycle* does, in order:
 
 A kill at any point therefore loses nothing: before step 5 nothing of the cycle is
 kept and the next cycle redoes it (ingest and detect are idempotent); after step 5
-the outbox still holds the alerts. Delivery is at least once (an alert sent just
-before a kill is sent again); alerts carry ``alert_key`` for consumers to drop repeats.
+the outbox still holds the alerts. Into a file (``file:PATH``) delivery is exactly once: the
+file's size is committed before each send, and a restart keeps the alerts the file holds whole
+and cuts off a half-written line (:func:`deliver_pending`). To stdout and webhooks it is at least
+once (an alert sent just before a kill is sent again); alerts carry ``alert_key`` for consumers to
+drop repeats.
 
 Profiles are not stored separately: the feature engine recomputes them from the lake
 for every window (daily aggregates over the forget window), so they are always up to
@@ -64,7 +67,7 @@ import orjson
 from trailsight.config import Settings
 from trailsight.errors import ConfigError, TrailsightError
 from trailsight.finding import Finding
-from trailsight.outputs.base import Alert, DeadLetterFile, Sink
+from trailsight.outputs.base import Alert, DeadLetterFile, Delivery, Sink
 from trailsight.store.findings import connect_state
 from trailsight.store.layout import StoreLayout
 from trailsight.store.state import transaction
@@ -109,6 +112,9 @@ _DDL = (
         seq BIGINT,
         payload JSON,
         created_at TIMESTAMPTZ)""",
+    """CREATE TABLE IF NOT EXISTS watch_delivery(
+        sink VARCHAR PRIMARY KEY,
+        mark VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS watch_runs(
         run_id VARCHAR PRIMARY KEY,
         source VARCHAR,
@@ -448,17 +454,36 @@ class _Stop:
 
 
 def deliver_pending(layout: StoreLayout, sink: Sink, dead_letter: DeadLetterFile, now: datetime) -> tuple[int, int]:
-    """Send what the outbox holds; dead-letter failures; return (delivered, dead-lettered)."""
+    """Send what the outbox holds; dead-letter failures; return (delivered, dead-lettered).
+
+    A sink that can tell what an interrupted send wrote (``prepare`` / ``reconcile``, the file
+    sink) gets exactly-once delivery: the mark ``prepare`` returns is committed to
+    ``watch_delivery`` before the send and dropped with the delivered alerts after it; a mark
+    still there means the last send was interrupted, and ``reconcile`` says which alerts it wrote.
+    """
+    prepare = getattr(sink, "prepare", None)
+    reconcile = getattr(sink, "reconcile", None)
     with _state(layout) as con:
         alerts = _pending(con)
+        row = con.execute("SELECT mark FROM watch_delivery WHERE sink = ?", [sink.name]).fetchone()
     if not alerts:
         return 0, 0
-    result = sink.send(alerts)
+    already: list[Alert] = []
+    if row is not None and reconcile is not None:
+        already = list(reconcile(alerts, str(row[0])))
+        written = {a.alert_key for a in already}
+        alerts = [a for a in alerts if a.alert_key not in written]
+    if prepare is not None and alerts:
+        with _state(layout) as con:
+            con.execute("INSERT OR REPLACE INTO watch_delivery VALUES (?, ?)", [sink.name, str(prepare())])
+    result = sink.send(alerts) if alerts else Delivery()
     dead_letter.write(result.failed, sink=sink.name, now=now)
-    done = [a.alert_key for a in result.delivered] + [a.alert_key for a, _ in result.failed]
-    with _state(layout) as con:
+    done = [a.alert_key for a in already] + [a.alert_key for a in result.delivered]
+    done += [a.alert_key for a, _ in result.failed]
+    with _state(layout) as con, transaction(con):
         con.executemany("DELETE FROM watch_outbox WHERE alert_key = ?", [[k] for k in done])
-    return len(result.delivered), len(result.failed)
+        con.execute("DELETE FROM watch_delivery WHERE sink = ?", [sink.name])
+    return len(already) + len(result.delivered), len(result.failed)
 
 
 def _has_events(layout: StoreLayout, since: datetime, until: datetime) -> bool:

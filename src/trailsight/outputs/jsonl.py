@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+import orjson
+
 from trailsight.outputs.base import Alert, Delivery
 
 
@@ -38,7 +40,13 @@ class StreamSink:
 
 
 class FileSink:
-    """Append one JSON line per alert to a file, fsynced before the alerts count as delivered."""
+    """Append one JSON line per alert to a file, fsynced before the alerts count as delivered.
+
+    Delivery into the file is exactly once across kills, with the watch outbox: before a send the
+    outbox records :meth:`prepare`'s mark (the file's size), and if the run dies before the outbox
+    forgets the alerts, the next run's :meth:`reconcile` finds which of them the file already holds
+    whole (they are not written again) and cuts off a line the kill left half written.
+    """
 
     name = "file"
 
@@ -59,6 +67,44 @@ class FileSink:
             error = f"{self.path}: {exc.strerror or exc}"
             return Delivery(failed=[(alert, error) for alert in alerts], attempts=1)
         return Delivery(delivered=list(alerts), attempts=1)
+
+    def prepare(self) -> str:
+        """Where the next send starts: ``<size>:<path>`` of the file now (kept by the watch outbox)."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        return f"{size}:{self.path}"
+
+    def reconcile(self, alerts: Sequence[Alert], mark: str) -> list[Alert]:
+        """The ``alerts`` that a send begun at ``mark`` (:meth:`prepare`) wrote whole into the file.
+
+        A last line the send did not finish is cut off (it was never a delivered alert), so the
+        next send appends after whole lines only. A mark of another file means nothing was written.
+        """
+        size, _, path = mark.partition(":")
+        if path != str(self.path) or not size.isdigit():
+            return []
+        start = int(size)
+        try:
+            fh = self.path.open("r+b")
+        except FileNotFoundError:
+            return []
+        with fh:
+            fh.seek(start)
+            tail = fh.read()
+            whole = tail.rfind(b"\n") + 1
+            if whole < len(tail):
+                fh.truncate(start + whole)
+                fh.flush()
+                os.fsync(fh.fileno())
+        written: set[str] = set()
+        for line in tail[:whole].splitlines():
+            try:
+                written.add(str(orjson.loads(line)["alert_key"]))
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                continue
+        return [alert for alert in alerts if alert.alert_key in written]
 
     def close(self) -> None:
         """Nothing held open between sends."""
