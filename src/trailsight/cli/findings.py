@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from trailsight.errors import ConfigError, StoreError, TrailsightError
+from trailsight.finding import STATUSES
 from trailsight.findings.render import finding_table, finding_view
 from trailsight.store.findings import (
     count_findings,
@@ -51,7 +52,9 @@ PrincipalOpt = Annotated[str | None, typer.Option("--principal", help="Principal
 AccountOpt = Annotated[str | None, typer.Option("--account", help="AWS account id.")]
 StatusOpt = Annotated[
     str | None,
-    typer.Option("--status", help="Statuses, comma-separated (Open,Acknowledged,Dismissed,Malicious,Suppressed)."),
+    typer.Option(
+        "--status", help="Statuses, comma-separated (Open,Acknowledged,Dismissed,Malicious,Suppressed), or all."
+    ),
 ]
 ConfidenceOpt = Annotated[str | None, typer.Option("--confidence", help="Confidence labels, comma-separated.")]
 
@@ -89,6 +92,20 @@ def _severity(value: str | None) -> list[str] | None:
     return labels
 
 
+def _status(value: str | None) -> list[str] | None:
+    """``--status``: ``all`` (no filter) or statuses, comma-separated, any case; anything else is an error."""
+    if value is None or value.strip().lower() == "all":
+        return None
+    known = {s.lower(): s for s in STATUSES}
+    wanted = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in wanted if v.lower() not in known]
+    if bad or not wanted:
+        raise ConfigError(
+            f"--status {value!r}: unknown status {(bad or [value])[0]!r}; expected all or {', '.join(STATUSES)}"
+        )
+    return [known[v.lower()] for v in wanted]
+
+
 def _console(stream: IO[str] | None = None) -> Console:
     # Wide enough for the tables when piped; rich detects a real terminal's width itself.
     return Console(file=stream or sys.stdout, width=None if sys.stdout.isatty() else 140, soft_wrap=False)
@@ -116,7 +133,7 @@ def _filters(
         "tactic": tactic,
         "principal": principal,
         "account": account,
-        "status": status,
+        "status": _status(status),
         "confidence": confidence,
     }
 

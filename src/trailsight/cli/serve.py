@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -91,9 +92,33 @@ def serve_command(
     if secret is None and not is_loopback(host):
         raise ConfigError(f"--host {host}: listening beyond loopback needs --token, --token-file or --generate-token")
     app = create_app(store, token=secret, rules=rules)
+    # Bind before printing the URL: a busy port is a one-line error, not a URL that never answers.
+    sock = listen(host.strip("[]"), port)
+    port = sock.getsockname()[1]
     typer.echo(f"trailsight: serving {store} at {server_url(host, port, secret)}  (Ctrl-C to stop)")
     sys.stdout.flush()  # the URL must reach a pipe (a supervisor, a test) before the server blocks
-    uvicorn.run(app, host=host.strip("[]"), port=port, log_level="warning", server_header=False, proxy_headers=False)
+    config = uvicorn.Config(app, log_level="warning", server_header=False, proxy_headers=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port`` (0: any free port) and listening."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ConfigError(f"{host}:{port}: cannot listen: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        reason = (exc.strerror or str(exc)).lower()
+        raise ConfigError(f"{host}:{port}: cannot listen: {reason}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def register(app: typer.Typer) -> None:

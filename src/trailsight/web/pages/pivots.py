@@ -34,7 +34,7 @@ def pivot_page(request: Request, kind: str, value: str) -> HTMLResponse:
     return site.render(request, "pivot.html", pv=result, findings=related)
 
 
-@router.get("/ip/{ip}", response_class=HTMLResponse)
+@router.get("/ip/{ip:path}", response_class=HTMLResponse)  # :path: a value may hold '/'
 def ip_page(request: Request, ip: str) -> HTMLResponse:
     if len(ip) > 100:
         raise HTTPException(400, "not an IP address")
@@ -46,7 +46,7 @@ def asn_page(request: Request, asn: int) -> HTMLResponse:
     return pivot_page(request, "asn", str(asn))
 
 
-@router.get("/key/{key}", response_class=HTMLResponse)
+@router.get("/key/{key:path}", response_class=HTMLResponse)
 def key_page(request: Request, key: str) -> HTMLResponse:
     if len(key) > 128:
         raise HTTPException(400, "not an access key id")
