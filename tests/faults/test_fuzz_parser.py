@@ -22,6 +22,7 @@ from faultkit import event
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from trailkit import CLOUDTRAIL_KEYS
 from trailsight.ingest import normalise as norm
 from trailsight.ingest.convert import SourceCounts, read_source
 from trailsight.ingest.quarantine import QuarantineEntry
@@ -38,26 +39,12 @@ _json = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
     max_leaves=20,
 )
-_FIELDS = [
-    "eventTime",
-    "eventID",
-    "eventName",
-    "eventSource",
-    "awsRegion",
-    "recipientAccountId",
-    "userIdentity",
-    "sourceIPAddress",
-    "userAgent",
-    "requestParameters",
-    "errorCode",
-    "additionalEventData",
-]
 
 
 @st.composite
 def _record(draw: st.DrawFn) -> Any:
     rec: dict[str, Any] = event(draw(st.integers(0, 50)))
-    for name in draw(st.lists(st.sampled_from(_FIELDS), max_size=3)):
+    for name in draw(st.lists(st.sampled_from(CLOUDTRAIL_KEYS), max_size=3)):
         if draw(st.booleans()):
             rec.pop(name, None)
         else:

@@ -11,6 +11,7 @@ from conftest import event
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from trailkit import CLOUDTRAIL_KEYS
 from trailsight.ingest import Rejection, normalise_record
 from trailsight.ingest.normalise import MAX_FIELD_CHARS, is_stable_session_name, normalise_row, rows_to_table
 from trailsight.schema import EVENT_SCHEMA
@@ -163,22 +164,6 @@ _json = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
     max_leaves=20,
 )
-_CT_KEYS = [
-    "eventTime",
-    "@timestamp",
-    "eventName",
-    "eventID",
-    "eventSource",
-    "awsRegion",
-    "recipientAccountId",
-    "userIdentity",
-    "sourceIPAddress",
-    "userAgent",
-    "readOnly",
-    "requestParameters",
-    "resources",
-    "errorCode",
-]
 _times = st.sampled_from(["2025-03-03T10:00:00Z", "2025-03-03 10:00:00", "bad", "", "2025-13-01T00:00:00Z"]) | _json
 _identity = st.fixed_dictionaries(
     {},
@@ -191,7 +176,7 @@ _identity = st.fixed_dictionaries(
         "principalId": _json,
     },
 )
-_records = st.dictionaries(st.sampled_from(_CT_KEYS) | st.text(max_size=8), _json, max_size=10).flatmap(
+_records = st.dictionaries(st.sampled_from(CLOUDTRAIL_KEYS) | st.text(max_size=8), _json, max_size=10).flatmap(
     lambda base: st.fixed_dictionaries(
         {}, optional={"eventTime": _times, "eventName": _json, "userIdentity": _identity | _json}
     ).map(lambda extra: {**base, **extra})
