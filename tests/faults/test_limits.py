@@ -106,3 +106,12 @@ def test_the_inflated_size_cap_is_a_setting(tmp_path: Path) -> None:
     assert 0 < summary.new < 200
     (reason,) = _reasons(tmp_path)
     assert "max_inflated_bytes" in reason
+
+
+@pytest.mark.parametrize("value", [0, -1, "64", True, 1.5])
+def test_a_bad_limit_setting_is_one_line_naming_it(tmp_path: Path, value: object) -> None:
+    from trailsight.errors import ConfigError
+
+    settings = Settings(data={"ingest": {"max_depth": value}})
+    with pytest.raises(ConfigError, match=r"^\[ingest\] max_depth must be a whole number of at least 1$"):
+        _ingest(tmp_path, orjson.dumps({"Records": [event(1)]}), settings)
