@@ -115,3 +115,11 @@ def test_a_bad_limit_setting_is_one_line_naming_it(tmp_path: Path, value: object
     settings = Settings(data={"ingest": {"max_depth": value}})
     with pytest.raises(ConfigError, match=r"^\[ingest\] max_depth must be a whole number of at least 1$"):
         _ingest(tmp_path, orjson.dumps({"Records": [event(1)]}), settings)
+
+
+def test_max_depth_is_at_most_255(tmp_path: Path) -> None:
+    from trailsight.errors import ConfigError
+
+    settings = Settings(data={"ingest": {"max_depth": 256}})
+    with pytest.raises(ConfigError, match=r"^\[ingest\] max_depth must be at most 255"):
+        _ingest(tmp_path, orjson.dumps({"Records": [event(1)]}), settings)

@@ -71,6 +71,7 @@ TASK_FILES: Final = 512
 MANIFEST_PROBE: Final = 4096
 
 ProgressCallback = Callable[["Progress"], None]
+MAX_DEPTH_SETTING: Final = 255  # orjson writes no deeper, so the row path could not keep deeper records
 _LIMIT_NAMES: Final = ("max_depth", "max_record_bytes", "max_inflated_bytes", "max_inflate_ratio")
 
 
@@ -111,6 +112,10 @@ class IngestOptions:
                 value = section[name]
                 if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                     raise ConfigError(f"{where} {name} must be a whole number of at least 1")
+                if name == "max_depth" and value > MAX_DEPTH_SETTING:
+                    raise ConfigError(
+                        f"{where} max_depth must be at most {MAX_DEPTH_SETTING} (JSON is written no deeper)"
+                    )
                 caps[name] = value
         if caps:
             values["limits"] = Limits(**caps)
