@@ -30,8 +30,9 @@ def _ingest(logs: Path, store: Path, *extra: str) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
-def test_killed_ingest_leaves_no_worker_and_no_lock(tmp_path: Path, signum: int) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+@pytest.mark.parametrize("after", [0.0, 0.5, 1.2], ids=["pool-start", "mid-run", "late"])
+def test_killed_ingest_leaves_no_worker_and_no_lock(tmp_path: Path, signum: int, after: float) -> None:
     expected = _logs(tmp_path / "logs")
     store = tmp_path / "s"
     cmd = _ingest(tmp_path / "logs", store, "--workers", "2", "--batch-rows", "1000")
@@ -42,6 +43,7 @@ def test_killed_ingest_leaves_no_worker_and_no_lock(tmp_path: Path, signum: int)
         workers = children(proc.pid)
         time.sleep(0.01)
     assert len(workers) >= 2, "the pool never started"
+    time.sleep(after)
     os.kill(proc.pid, signum)
     proc.wait()
     left = wait_gone(workers)
