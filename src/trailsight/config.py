@@ -65,10 +65,25 @@ def load_settings(path: Path | None = None) -> Settings:
 
 
 def data_dir() -> Path:
-    """Folder of downloaded reference data (geo/ASN databases): $TRAILSIGHT_DATA or ./data."""
+    """Folder of the downloaded reference data (geo / ASN tables); see :func:`data_dir_origin`."""
+    return data_dir_origin()[0]
+
+
+def data_dir_origin() -> tuple[Path, str]:
+    """The reference-data folder and why it was chosen, first that applies.
+
+    ``$TRAILSIGHT_DATA``; the ``data/`` folder of the checkout this package runs from (an editable
+    install, once ``make data`` created it); else the per-user data folder (``platformdirs``:
+    ``~/.local/share/trailsight`` on Linux). ``[geo] data_dir`` in the settings file comes before
+    all three (:class:`trailsight.enrich.enricher.GeoOptions` applies it).
+    """
     env = os.environ.get(ENV_DATA_DIR)
     if env:
-        return Path(env)
-    # The repository's data/ folder when running from a checkout, else ./data.
-    here = Path(__file__).resolve().parents[2] / "data"
-    return here if here.is_dir() else Path("data")
+        return Path(env).expanduser(), f"${ENV_DATA_DIR}"
+    src = Path(__file__).resolve().parents[1]
+    checkout = src.parent
+    if src.name == "src" and (checkout / "pyproject.toml").is_file() and (checkout / "data").is_dir():
+        return checkout / "data", "the checkout's data/ folder"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("trailsight", appauthor=False)), "the per-user data folder"

@@ -7,7 +7,8 @@ one-line message that names the file, record or setting at fault::
     ├── ConfigError      a setting, flag or rules file is wrong
     ├── IngestError      a source cannot be read at all (a bad *record* is quarantined, not raised)
     ├── StoreError       the lake or the state database is missing or inconsistent
-    └── DetectorError    a detector is unknown, misconfigured or failed
+    ├── DetectorError    a detector is unknown, misconfigured or failed
+    └── ReferenceDataError  geo / ASN reference data cannot be fetched or verified
 
 The CLI turns these into one line on stderr and an exit code; ``--debug`` shows
 the traceback instead.
@@ -34,3 +35,7 @@ class StoreError(TrailsightError):
 
 class DetectorError(TrailsightError):
     """A detector is unknown, misconfigured, or failed while scoring."""
+
+
+class ReferenceDataError(TrailsightError):
+    """Reference data (geo / ASN tables) cannot be downloaded, verified or stored."""

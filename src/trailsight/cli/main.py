@@ -52,6 +52,7 @@ COMMAND_MODULES = (
     "serve",
     "watch",
     "demo",
+    "data",
 )
 
 _state = {"debug": False}
