@@ -1,4 +1,4 @@
-"""Fixtures for the enrichment tests: the real DB-IP / ASN data files fetched by ``make data``."""
+"""Fixtures for the enrichment tests: the real DB-IP / ASN data files fetched by ``trailsight data fetch`` (``make data``)."""
 
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ def real_data() -> Path:
 
 @pytest.fixture(scope="session")
 def data_folder() -> Path:
-    """The folder holding the geo / ASN files; skips when `make data` has not been run."""
+    """The folder holding the geo / ASN files; skips when they have not been fetched."""
     folder = data_dir()
     if not (folder / DBIP_V4).is_file() or not (folder / ASN_V4).is_file():
-        pytest.skip(f"geo/ASN data not in {folder}: run `make data`")
+        pytest.skip(f"geo/ASN data not in {folder}: run `trailsight data fetch`")
     return folder
 
 

@@ -174,7 +174,7 @@ def test_missing_data_files_warn_once_and_leave_geo_null(tmp_path: Path, caplog:
         first = Enricher.from_settings(settings)
         second = Enricher.from_settings(settings)
     assert len(first.warnings) == 2
-    assert all("make data" in w and "nothing-here" in w for w in first.warnings)
+    assert all("trailsight data fetch" in w and "`make" not in w and "nothing-here" in w for w in first.warnings)
     assert second.warnings == first.warnings
     assert len(caplog.records) == 2  # once per process, not once per enricher
     row = first.enrich(_table([{"source_ip": "52.95.110.1"}])).to_pylist()[0]

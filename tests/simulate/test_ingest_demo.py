@@ -9,16 +9,28 @@ import pytest
 from typer.testing import CliRunner
 
 from trailsight.cli.main import app
-from trailsight.simulate import SimulationResult
+from trailsight.simulate import LABELS_FILE, SimulationResult
 
 
 def test_output_ingests_with_zero_quarantined(small_sim: SimulationResult, tmp_path: Path) -> None:
     from trailsight.ingest import ingest
 
-    summary = ingest([small_sim.out / "AWSLogs"], tmp_path / "store", workers=0)
+    summary = ingest([small_sim.out], tmp_path / "store", workers=0)  # the whole folder: labels are not read
     assert summary.quarantined == 0
     assert summary.new == small_sim.events
     assert summary.files == small_sim.files
+    assert small_sim.labels_path == small_sim.out / LABELS_FILE
+
+
+def test_simulate_then_ingest_the_same_folder_exits_0(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "sim"
+    made = runner.invoke(app, ["simulate", "--out", str(out), "--days", "3", "--principals", "6", "--seed", "3"])
+    assert made.exit_code == 0, made.output
+    assert str(out / LABELS_FILE) in made.output
+    ingested = runner.invoke(app, ["ingest", str(out), "--store", str(tmp_path / "store")])
+    assert ingested.exit_code == 0, ingested.output
+    assert "0 quarantined" in ingested.output
 
 
 @pytest.mark.slow
@@ -32,7 +44,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert "0 quarantined" in result.output
     assert f"trailsight serve --store {out / 'store'}" in result.output.replace("\n", "")
     assert (out / "store" / "state.duckdb").is_file()
-    labels = json.loads((out / "logs" / "labels.json").read_text())
+    labels = json.loads((out / "logs" / LABELS_FILE).read_text())
     assert len(labels["attacks"]) == 10
     assert "Injected attacks among the top" in result.output
 

@@ -18,7 +18,7 @@ ASN_CSV = DATA / "asn-ipv4-num.csv"
 
 pytestmark = pytest.mark.skipif(
     not (MMDB.is_file() and ASN_CSV.is_file()),
-    reason=f"geo/ASN data not found in {DATA} (run `make data`)",
+    reason=f"geo/ASN data not found in {DATA} (run `trailsight data fetch`)",
 )
 
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from trailsight.cli.main import app
 from trailsight.errors import ConfigError
-from trailsight.simulate import ATTACK_NAMES, BENIGN_NAMES, SimulationResult, parse_attacks, simulate
+from trailsight.simulate import ATTACK_NAMES, BENIGN_NAMES, LABELS_FILE, SimulationResult, parse_attacks, simulate
 
 FILE_RE = re.compile(
     r"AWSLogs/(?P<acct>\d{12})/CloudTrail/(?P<region>[a-z]{2}-[a-z]+-\d)/(?P<y>\d{4})/(?P<m>\d\d)/(?P<d>\d\d)/"
@@ -234,7 +234,7 @@ def test_cli_simulate(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "labelled: 1 attacks, 0 benign" in result.output
-    labels = json.loads((out / "labels.json").read_text())
+    labels = json.loads((out / LABELS_FILE).read_text())
     assert labels["start"] == "2025-06-02T00:00:00Z"
     again = runner.invoke(app, ["simulate", "--out", str(out)])
     assert again.exit_code != 0

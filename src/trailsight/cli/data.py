@@ -46,14 +46,20 @@ def download_progress(console: Console) -> Iterator[refdata.Progress]:
         TransferSpeedColumn(),
     )
     tasks: dict[str, TaskID] = {}
-    with Progress(*columns, console=console, transient=True) as bar:
+    bar = Progress(*columns, console=console, transient=True)
 
-        def report(name: str, done: int, total: int | None) -> None:
-            if name not in tasks:
-                tasks[name] = bar.add_task(name, total=total)
-            bar.update(tasks[name], completed=done, total=total)
+    def report(name: str, done: int, total: int | None) -> None:
+        if not tasks:
+            bar.start()  # only once a download begins: nothing is drawn when all data is there
+        if name not in tasks:
+            tasks[name] = bar.add_task(name, total=total)
+        bar.update(tasks[name], completed=done, total=total)
 
+    try:
         yield report
+    finally:
+        if tasks:
+            bar.stop()
 
 
 def print_results(console: Console, folder: Path, results: list[refdata.FetchResult]) -> None:

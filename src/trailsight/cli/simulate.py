@@ -22,7 +22,7 @@ def _parse_start(value: str | None) -> date | None:
 
 
 def simulate_command(
-    out: Annotated[Path, typer.Option("--out", help="Folder to write AWSLogs/... and labels.json into.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write AWSLogs/... and .trailsight/labels.json into.")],
     days: Annotated[
         int | None,
         typer.Option("--days", help="Days to simulate (default 30; in scale mode events/100,000 within 1..30)."),

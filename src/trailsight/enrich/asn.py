@@ -2,7 +2,7 @@
 
 The default source is ip-location-db's ASN tables (``asn-ipv4-num.csv`` / ``asn-ipv6-num.csv``,
 rows ``start,end,asn,organisation`` with the addresses as integers; CC-BY-4.0), fetched by
-``make data``. Parsing 400k CSV rows takes a moment, so the first load writes a compact
+``trailsight data fetch``. Parsing 400k CSV rows takes a moment, so the first load writes a compact
 ``.npz`` cache beside the CSV (or under ``~/.cache/trailsight`` when that folder is read-only)
 and later loads read the arrays straight from it. Look-ups are binary searches over the sorted
 range starts.

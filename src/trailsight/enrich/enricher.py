@@ -11,12 +11,14 @@ Settings, section ``[geo]`` (all optional)::
 
     [geo]
     enabled = true                    # false: leave country/city/asn/as_org null
-    data_dir = "data"                 # where make data put the DB-IP / ASN files
+    data_dir = "data"                 # where `trailsight data fetch` puts the DB-IP / ASN files
     city_mmdb = "GeoLite2-City.mmdb"  # your own city database instead of DB-IP's
     asn_mmdb = "GeoLite2-ASN.mmdb"    # your own ASN database instead of ip-location-db's CSVs
     aws_ip_ranges = "ip-ranges.json"  # Amazon's prefixes: ip_kind "aws" beyond ASN 16509/14618
 
-Relative paths are read from the settings file's folder. When the data files are missing
+Relative paths are read from the settings file's folder; without ``data_dir`` the folder is
+:func:`trailsight.config.data_dir` ($TRAILSIGHT_DATA, a checkout's data/, the per-user data
+folder). When the data files are missing
 the enricher logs one warning (``trailsight.enrich``; also kept in :attr:`Enricher.warnings`)
 and leaves the geo / ASN columns null; it never fails a batch for that.
 """
@@ -136,7 +138,7 @@ class Enricher:
                 geo = GeoReader.open_dbip(folder / DBIP_V4, folder / DBIP_V6)
                 if geo.empty:
                     _warn_once(
-                        f"geo data not found in {folder} ({DBIP_V4}); country and city left empty — run `make data`",
+                        f"geo data not found in {folder} ({DBIP_V4}); country and city left empty — run `trailsight data fetch`",
                         warnings,
                     )
                     geo = None
@@ -146,7 +148,7 @@ class Enricher:
                 table = AsnTable.load(folder / ASN_V4, folder / ASN_V6)
                 if table.empty:
                     _warn_once(
-                        f"ASN data not found in {folder} ({ASN_V4}); asn and as_org left empty — run `make data`",
+                        f"ASN data not found in {folder} ({ASN_V4}); asn and as_org left empty — run `trailsight data fetch`",
                         warnings,
                     )
                 else:

