@@ -1,6 +1,7 @@
 """``trailsight demo``: simulate an organisation, ingest it, detect, and show the top findings.
 
-Everything runs locally in a folder of its own (a new temporary folder unless
+On first use it fetches the geo / ASN reference data (``trailsight data fetch``) with a progress
+bar; without a network it says so in one line and goes on without geo. Everything runs locally in a folder of its own (a new temporary folder unless
 ``--out`` is given) and is kept afterwards, so that ``trailsight serve --store
 <folder>/store`` opens the same findings in the web UI.
 """
@@ -18,7 +19,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from trailsight.errors import ConfigError
+from trailsight.config import Settings
+from trailsight.errors import ConfigError, ReferenceDataError
 
 DEMO_DAYS = 14
 DEMO_PRINCIPALS = 20
@@ -49,6 +51,29 @@ def _matched(event_ids: list[str], index: dict[str, str]) -> str:
     return max(hits.items(), key=lambda kv: kv[1])[0]
 
 
+def _reference_data(console: Console) -> Settings:
+    """Settings for the demo's ingest: the geo / ASN data fetched on first use, or geo off when that fails."""
+    from trailsight import refdata
+    from trailsight.cli.data import download_progress
+
+    folder, _ = refdata.resolve_folder()
+    if not refdata.missing_datasets(folder):
+        return Settings()
+    t = time.perf_counter()
+    try:
+        with download_progress(console) as progress:
+            results = refdata.fetch(folder, progress=progress)
+    except ReferenceDataError as exc:
+        console.print(f"[yellow]0. data[/]      no geo data, going on without it (country, city, ASN empty): {escape(str(exc))}")
+        return Settings(data={"geo": {"enabled": False}})
+    fetched = sum(r.download_bytes for r in results)
+    console.print(
+        f"[bold]0. data[/]      geo / ASN data fetched once into {escape(str(folder))} "
+        f"({fetched / 1e6:,.1f} MB, {time.perf_counter() - t:.1f} s; `trailsight data status` shows it)"
+    )
+    return Settings()
+
+
 def demo_command(
     out: Annotated[
         Path | None, typer.Option("--out", help="Folder for logs/ and store/ (default: a new temp folder).")
@@ -73,6 +98,7 @@ def demo_command(
         raise ConfigError(f"--out: {out} is not empty (choose a new folder)")
     logs, store = out / "logs", out / "store"
     began = time.perf_counter()
+    settings = _reference_data(console)
 
     t = time.perf_counter()
     sim = simulate(logs, days=days, principals=principals, seed=seed, compresslevel=1)
@@ -81,7 +107,7 @@ def demo_command(
         f"{sim.attacks} attacks and {sim.benign} benign surprises injected ({time.perf_counter() - t:.1f} s)"
     )
     t = time.perf_counter()
-    summary = ingest([logs / "AWSLogs"], store)
+    summary = ingest([logs], store, settings)
     console.print(f"[bold]2. ingest[/]    {escape(summary.line())}")
     if summary.quarantined:
         console.print(f"[yellow]   {summary.quarantined} records were quarantined: see {summary.quarantine_file}[/]")
