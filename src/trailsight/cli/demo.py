@@ -64,12 +64,16 @@ def _reference_data(console: Console) -> Settings:
         with download_progress(console) as progress:
             results = refdata.fetch(folder, progress=progress)
     except ReferenceDataError as exc:
-        console.print(f"[yellow]0. data[/]      no geo data, going on without it (country, city, ASN empty): {escape(str(exc))}")
+        console.print(
+            f"[yellow]0. data[/]      no geo data, going on without it (country, city, ASN empty): {escape(str(exc))}",
+            soft_wrap=True,
+        )
         return Settings(data={"geo": {"enabled": False}})
     fetched = sum(r.download_bytes for r in results)
     console.print(
         f"[bold]0. data[/]      geo / ASN data fetched once into {escape(str(folder))} "
-        f"({fetched / 1e6:,.1f} MB, {time.perf_counter() - t:.1f} s; `trailsight data status` shows it)"
+        f"({fetched / 1e6:,.1f} MB, {time.perf_counter() - t:.1f} s; `trailsight data status` shows it)",
+        soft_wrap=True,
     )
     return Settings()
 
