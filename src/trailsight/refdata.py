@@ -333,7 +333,8 @@ def _write_manifest(folder: Path, name: str, entry: Installed) -> None:
         doc = orjson.loads(path.read_bytes()) if path.is_file() else {}
     except orjson.JSONDecodeError:
         doc = {}
-    datasets = doc.get("datasets") if isinstance(doc.get("datasets"), dict) else {}
+    found = doc.get("datasets") if isinstance(doc, dict) else None
+    datasets: dict[str, Any] = found if isinstance(found, dict) else {}
     datasets[name] = asdict(entry) | {"files": dict(entry.files)}
     doc = {"note": "written by `trailsight data`; the licences of each dataset are in licences/", "datasets": datasets}
     part = path.with_name(f".{path.name}.part")
@@ -427,10 +428,9 @@ def update(
         if not latest:
             raise ReferenceDataError(f"{ds.package}@latest: the registry's answer has no version")
         if st.present and st.installed is not None and st.installed.version == latest:
+            licence = st.installed.licence
             results.append(
-                FetchResult(
-                    dataset=ds, version=latest, stored=False, download_bytes=0, seconds=0.0, licence=st.installed.licence
-                )
+                FetchResult(dataset=ds, version=latest, stored=False, download_bytes=0, seconds=0.0, licence=licence)
             )
             continue
         results.append(install(ds, folder, version=latest, progress=progress))

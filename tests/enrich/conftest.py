@@ -1,4 +1,4 @@
-"""Fixtures for the enrichment tests: the real DB-IP / ASN data files fetched by ``trailsight data fetch`` (``make data``)."""
+"""Fixtures for the enrichment tests: the real DB-IP / ASN data files (``trailsight data fetch``, ``make data``)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """``trailsight demo``: simulate an organisation, ingest it, detect, and show the top findings.
 
 On first use it fetches the geo / ASN reference data (``trailsight data fetch``) with a progress
-bar; without a network it says so in one line and goes on without geo. Everything runs locally in a folder of its own (a new temporary folder unless
-``--out`` is given) and is kept afterwards, so that ``trailsight serve --store
-<folder>/store`` opens the same findings in the web UI.
+bar; without a network it says so in one line and goes on without geo. Everything runs locally
+in a folder of its own (a new temporary folder unless ``--out`` is given) and is kept afterwards,
+so that ``trailsight serve --store <folder>/store`` opens the same findings in the web UI.
 """
 
 from __future__ import annotations

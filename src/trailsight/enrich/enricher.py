@@ -138,7 +138,8 @@ class Enricher:
                 geo = GeoReader.open_dbip(folder / DBIP_V4, folder / DBIP_V6)
                 if geo.empty:
                     _warn_once(
-                        f"geo data not found in {folder} ({DBIP_V4}); country and city left empty — run `trailsight data fetch`",
+                        f"geo data not found in {folder} ({DBIP_V4}); country and city left empty"
+                        " — run `trailsight data fetch`",
                         warnings,
                     )
                     geo = None
@@ -148,7 +149,8 @@ class Enricher:
                 table = AsnTable.load(folder / ASN_V4, folder / ASN_V6)
                 if table.empty:
                     _warn_once(
-                        f"ASN data not found in {folder} ({ASN_V4}); asn and as_org left empty — run `trailsight data fetch`",
+                        f"ASN data not found in {folder} ({ASN_V4}); asn and as_org left empty"
+                        " — run `trailsight data fetch`",
                         warnings,
                     )
                 else:
