@@ -20,6 +20,7 @@ from trailsight.watch import (
     EXIT_SIGINT,
     EXIT_SIGTERM,
     Clock,
+    CycleReport,
     FileClock,
     FixedClock,
     SystemClock,
@@ -88,6 +89,10 @@ def watch_command(
     detectors: Annotated[str | None, typer.Option("--detectors", help="Detectors, comma-separated.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Settings file (default ./trailsight.toml).")] = None,
     now: Annotated[str | None, typer.Option("--now", help="With --once: score as if it were this UTC time.")] = None,
+    heartbeat: Annotated[
+        Path | None,
+        typer.Option("--heartbeat", help="Touch this file after every completed cycle (for container health checks)."),
+    ] = None,
     clock_file: Annotated[
         Path | None, typer.Option("--clock-file", hidden=True, help="Read the current time from this file (tests).")
     ] = None,
@@ -128,7 +133,12 @@ def watch_command(
         sys.stderr.write(orjson.dumps(line).decode() + "\n")
         sys.stderr.flush()
 
-    code = run_watch(options, settings, sink, clock=clock, once=once, on_report=print_report, on_error=on_error)
+    def on_report(report: CycleReport) -> None:
+        print_report(report)
+        if heartbeat is not None:
+            heartbeat.touch()
+
+    code = run_watch(options, settings, sink, clock=clock, once=once, on_report=on_report, on_error=on_error)
     raise typer.Exit(code)
 
 
