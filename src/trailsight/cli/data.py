@@ -38,7 +38,13 @@ def _mb(n: int) -> str:
 
 @contextmanager
 def download_progress(console: Console) -> Iterator[refdata.Progress]:
-    """A rich progress bar, one line per dataset, fed by :mod:`trailsight.refdata`'s callback."""
+    """A rich progress bar, one line per dataset, fed by :mod:`trailsight.refdata`'s callback.
+
+    Drawn on a terminal only; elsewhere (a pipe, a log file) the summary lines say what happened.
+    """
+    if not console.is_terminal:
+        yield lambda name, done, total: None
+        return
     columns = (
         TextColumn("{task.description:<10}"),
         BarColumn(),
