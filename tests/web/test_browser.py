@@ -37,9 +37,9 @@ VIEWPORT = {"width": 1400, "height": 1000}
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+        pytest.fail(f"{CHROMIUM} is missing: run `make test`, which installs it (scripts/system-deps)")
     if not (VENDOR / "htmx.min.js").is_file():
-        pytest.fail(f"{VENDOR}/htmx.min.js is missing: run `make web-assets`")
+        pytest.fail(f"{VENDOR}/htmx.min.js is missing: it is checked in (git checkout -- {VENDOR})")
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
