@@ -185,3 +185,12 @@ def test_cli_integrity_mismatch_is_one_line(
     assert len(err) == 1
     assert err[0].startswith("trailsight: error: @ip-location-db/asn@")
     assert "does not match" in err[0]
+
+
+def test_folder_that_is_a_file_is_a_one_line_error(registry: FakeRegistry, tmp_path: Path) -> None:
+    publish_pinned(registry)
+    occupied = tmp_path / "data"
+    occupied.write_text("not a folder")
+    with pytest.raises(ReferenceDataError, match=r"data: the data folder is not a folder"):
+        refdata.fetch(occupied)
+    assert registry.requests == []

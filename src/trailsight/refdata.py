@@ -208,6 +208,8 @@ def read_manifest(folder: Path) -> dict[str, Installed]:
 
 def status(folder: Path) -> list[DatasetStatus]:
     """Each dataset's state in ``folder``."""
+    if folder.exists() and not folder.is_dir():
+        raise ReferenceDataError(f"{folder}: the data folder is not a folder")
     recorded = read_manifest(folder)
     out: list[DatasetStatus] = []
     for ds in DATASETS:
