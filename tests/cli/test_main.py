@@ -79,3 +79,17 @@ def test_a_run_does_not_import_pandas_yet_pyarrow_still_converts_to_it(tmp_path:
     )
     assert done.stdout.split()[-2:] == ["False", "DataFrame"]
     assert (store / "lake").is_dir()
+
+
+def test_a_commands_exit_code_reaches_the_shell(tmp_path: Path) -> None:
+    """``watch --once`` exits 3 when ingest quarantined a record (typer.Exit must not be swallowed)."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "bad.json").write_text('{"Records": [{"eventVersion": "1.08", "eventTime": "not a time"}]}\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "trailsight", "watch", str(logs), "--store", str(tmp_path / "s"), "--once"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr

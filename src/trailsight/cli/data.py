@@ -101,7 +101,7 @@ def status_command(directory: DirOption = None, config: ConfigOption = None) -> 
         console.print(line)
     if any(not st.present for st in states):
         console.print("fetch them with: trailsight data fetch")
-        sys.exit(1)  # not typer.Exit: main() runs typer without standalone mode, which would swallow it
+        sys.exit(1)
 
 
 def fetch_command(

@@ -128,8 +128,6 @@ def ingest_command(
         if summary.enrich_errors:
             typer.echo(f"warning: enrichment failed for {summary.enrich_errors:,} events (kept without it)", err=True)
     if summary.exit_code:
-        # SystemExit, not typer.Exit: cli.main runs the app with standalone_mode=False, where click
-        # returns typer.Exit's code instead of raising it, and main() would exit 0.
         sys.exit(summary.exit_code)
 
 

@@ -149,7 +149,10 @@ def main(argv: list[str] | None = None) -> None:
         allocation.tune()  # freed memory is kept for reuse, not faulted in again (trailsight.allocation)
     _register_commands(command)
     try:
-        _app(args=args, standalone_mode=False)
+        code = _app(args=args, standalone_mode=False)
+        # Without standalone mode click returns a typer.Exit's code instead of raising it.
+        if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+            sys.exit(code)
     except TrailsightError as exc:
         if debug:
             raise
