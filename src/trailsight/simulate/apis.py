@@ -8,6 +8,7 @@ automation has its own fixed call list. :func:`request_for` fills plausible
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,146 +200,223 @@ BEDROCK: list[tuple[str, str, float]] = [
 ]
 
 
-def request_for(service: str, name: str, res: Resources, region: str, rng: random.Random) -> dict[str, Any] | None:
-    """Return plausible ``requestParameters`` for a call (``None`` where CloudTrail writes null)."""
-    acct = res.account
-    if service == "ec2":
-        if name in ("DescribeInstances",):
-            return {"instancesSet": {}, "filterSet": {}}
-        if name.startswith("Describe"):
-            return {"filterSet": {}}
-        return None
-    if service == "s3":
-        bucket = rng.choice(res.buckets)
-        if name == "ListBuckets":
-            return {"Host": f"s3.{region}.amazonaws.com"}
-        sub = {"GetBucketLocation": "location", "GetBucketPolicy": "policy", "GetBucketAcl": "acl"}.get(name, "")
-        req: dict[str, Any] = {"bucketName": bucket, "Host": f"{bucket}.s3.{region}.amazonaws.com"}
-        if sub:
-            req[sub] = ""
-        if name == "GetBucketPublicAccessBlock":
-            req["publicAccessBlock"] = ""
-        return req
-    if service == "lambda" and "Function20150331" in name:
+def _ec2(name: str, res: Resources, region: str, rng: random.Random) -> dict[str, Any] | None:
+    if name in ("DescribeInstances",):
+        return {"instancesSet": {}, "filterSet": {}}
+    if name.startswith("Describe"):
+        return {"filterSet": {}}
+    return None
+
+
+def _s3(name: str, res: Resources, region: str, rng: random.Random) -> dict[str, Any] | None:
+    bucket = rng.choice(res.buckets)  # drawn for every call, ListBuckets too: the seed's sequence depends on it
+    if name == "ListBuckets":
+        return {"Host": f"s3.{region}.amazonaws.com"}
+    sub = {"GetBucketLocation": "location", "GetBucketPolicy": "policy", "GetBucketAcl": "acl"}.get(name, "")
+    req: dict[str, Any] = {"bucketName": bucket, "Host": f"{bucket}.s3.{region}.amazonaws.com"}
+    if sub:
+        req[sub] = ""
+    if name == "GetBucketPublicAccessBlock":
+        req["publicAccessBlock"] = ""
+    return req
+
+
+def _lambda(name: str, res: Resources, region: str, rng: random.Random) -> dict[str, Any] | None:
+    if "Function20150331" in name:
         return {"functionName": rng.choice(res.functions)}
-    if service == "lambda" and name.startswith("ListFunctions"):
-        return None
-    if service == "dynamodb" and name == "DescribeTable":
+    return None
+
+
+def _dynamodb(name: str, res: Resources, region: str, rng: random.Random) -> dict[str, Any] | None:
+    if name == "DescribeTable":
         return {"tableName": rng.choice(res.tables)}
-    if service == "ecs":
-        cluster = res.clusters[0]
-        if name == "DescribeServices":
-            return {"cluster": cluster, "services": [rng.choice(res.services)]}
-        if name == "UpdateService":
-            return {"cluster": cluster, "service": rng.choice(res.services), "forceNewDeployment": True}
-        if name == "ListTasks":
-            return {"cluster": cluster}
-        if name == "DescribeClusters":
-            return {"clusters": [cluster]}
+    return None
+
+
+def _ecs(name: str, res: Resources, region: str, rng: random.Random) -> dict[str, Any] | None:
+    cluster = res.clusters[0]
+    if name == "DescribeServices":
+        return {"cluster": cluster, "services": [rng.choice(res.services)]}
+    if name == "UpdateService":
+        return {"cluster": cluster, "service": rng.choice(res.services), "forceNewDeployment": True}
+    if name == "ListTasks":
+        return {"cluster": cluster}
+    if name == "DescribeClusters":
+        return {"clusters": [cluster]}
+    return {"maxResults": 100}
+
+
+def _sqs(name: str, res: Resources, region: str, rng: random.Random) -> dict[str, Any] | None:
+    if name == "ListQueues":
+        return None
+    return {
+        "queueUrl": f"https://sqs.{region}.amazonaws.com/{res.account}/{rng.choice(res.queues)}",
+        "attributeNames": ["All"],
+    }
+
+
+def _logs(name: str, res: Resources, region: str, rng: random.Random) -> dict[str, Any] | None:
+    group = rng.choice(res.log_groups)  # drawn for every call, as for S3
+    if name == "DescribeLogGroups":
+        return {"limit": 50}
+    if name in ("FilterLogEvents", "GetLogEvents", "DescribeLogStreams"):
+        return {"logGroupName": group}
+    if name in ("CreateLogStream", "PutLogEvents"):
+        return {"logGroupName": group, "logStreamName": f"{rng.getrandbits(64):016x}"}
+    return None
+
+
+def _ssm(name: str, res: Resources, region: str, rng: random.Random) -> dict[str, Any] | None:
+    if name == "GetParameter":
+        return {"name": rng.choice(res.parameters), "withDecryption": True}
+    if name == "GetParameters":
+        return {"names": list(rng.sample(res.parameters, 2)), "withDecryption": True}
+    if name == "GetParametersByPath":
+        return {"path": f"/{res.env}/api", "recursive": True, "withDecryption": True}
+    if name == "DescribeParameters":
+        return {"maxResults": 50}
+    return None
+
+
+def _secretsmanager(name: str, res: Resources, region: str, rng: random.Random) -> dict[str, Any] | None:
+    if name in ("GetSecretValue", "DescribeSecret"):
+        return {"secretId": rng.choice(res.secrets)}
+    if name == "ListSecrets":
         return {"maxResults": 100}
-    if service == "sqs":
-        if name == "ListQueues":
-            return None
+    return None
+
+
+def _kms(name: str, res: Resources, region: str, rng: random.Random) -> dict[str, Any] | None:
+    if name in ("Decrypt",):
+        return {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"}
+    if name in ("GenerateDataKey",):
+        return {"keyId": f"arn:aws:kms:{region}:{res.account}:alias/{res.env}-data", "keySpec": "AES_256"}
+    if name in ("DescribeKey", "GetKeyPolicy"):
+        return {"keyId": f"alias/{res.env}-data"}
+    return None
+
+
+def _iam(name: str, res: Resources, region: str, rng: random.Random) -> dict[str, Any] | None:
+    if name in ("GetRole", "ListAttachedRolePolicies"):
+        return {"roleName": rng.choice(("prod-app-instance-role", "github-actions-deploy", "terraform-apply"))}
+    if name == "ListAccessKeys":
+        return None
+    if name == "SimulatePrincipalPolicy":
         return {
-            "queueUrl": f"https://sqs.{region}.amazonaws.com/{acct}/{rng.choice(res.queues)}",
-            "attributeNames": ["All"],
+            "policySourceArn": f"arn:aws:iam::{res.account}:role/prod-app-instance-role",
+            "actionNames": ["s3:GetObject"],
         }
-    if service == "logs":
-        group = rng.choice(res.log_groups)
-        if name == "DescribeLogGroups":
-            return {"limit": 50}
-        if name in ("FilterLogEvents", "GetLogEvents", "DescribeLogStreams"):
-            return {"logGroupName": group}
-        if name in ("CreateLogStream", "PutLogEvents"):
-            return {"logGroupName": group, "logStreamName": f"{rng.getrandbits(64):016x}"}
-        return None
-    if service == "ssm":
-        if name == "GetParameter":
-            return {"name": rng.choice(res.parameters), "withDecryption": True}
-        if name == "GetParameters":
-            return {"names": list(rng.sample(res.parameters, 2)), "withDecryption": True}
-        if name == "GetParametersByPath":
-            return {"path": f"/{res.env}/api", "recursive": True, "withDecryption": True}
-        if name == "DescribeParameters":
-            return {"maxResults": 50}
-        return None
-    if service == "secretsmanager":
-        if name in ("GetSecretValue", "DescribeSecret"):
-            return {"secretId": rng.choice(res.secrets)}
-        if name == "ListSecrets":
-            return {"maxResults": 100}
-        return None
-    if service == "kms":
-        if name in ("Decrypt",):
-            return {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"}
-        if name in ("GenerateDataKey",):
-            return {"keyId": f"arn:aws:kms:{region}:{acct}:alias/{res.env}-data", "keySpec": "AES_256"}
-        if name in ("DescribeKey", "GetKeyPolicy"):
-            return {"keyId": f"alias/{res.env}-data"}
-        return None
-    if service == "iam":
-        if name in ("GetRole", "ListAttachedRolePolicies"):
-            return {"roleName": rng.choice(("prod-app-instance-role", "github-actions-deploy", "terraform-apply"))}
-        if name == "ListAccessKeys":
-            return None
-        if name == "SimulatePrincipalPolicy":
-            return {
-                "policySourceArn": f"arn:aws:iam::{acct}:role/prod-app-instance-role",
-                "actionNames": ["s3:GetObject"],
-            }
-        if name == "GetPolicyVersion":
-            return {"policyArn": f"arn:aws:iam::{acct}:policy/app-data-access", "versionId": "v3"}
-        return None
-    if service == "athena":
-        if name == "StartQueryExecution":
-            table = rng.choice(("orders_daily", "events_raw", "sessions", "revenue_by_region"))
-            return {
-                "queryString": f"SELECT * FROM analytics.{table} WHERE dt = current_date LIMIT 100",
-                "workGroup": "primary",
-                "queryExecutionContext": {"database": "analytics"},
-            }
-        if name in ("GetQueryExecution", "GetQueryResults"):
-            return {"queryExecutionId": str(_uuid(rng))}
-        return None
-    if service == "glue":
-        if name in ("GetTables", "GetTable"):
-            req = {"databaseName": "analytics"}
-            if name == "GetTable":
-                req["name"] = rng.choice(("orders_daily", "events_raw", "sessions"))
-            return req
-        if name in ("StartJobRun", "GetJobRuns"):
-            return {"jobName": rng.choice(("orders-etl", "sessions-compaction"))}
-        return None
-    if service == "cloudformation" and name.startswith("DescribeStack"):
+    if name == "GetPolicyVersion":
+        return {"policyArn": f"arn:aws:iam::{res.account}:policy/app-data-access", "versionId": "v3"}
+    return None
+
+
+def _athena(name: str, res: Resources, region: str, rng: random.Random) -> dict[str, Any] | None:
+    if name == "StartQueryExecution":
+        table = rng.choice(("orders_daily", "events_raw", "sessions", "revenue_by_region"))
+        return {
+            "queryString": f"SELECT * FROM analytics.{table} WHERE dt = current_date LIMIT 100",
+            "workGroup": "primary",
+            "queryExecutionContext": {"database": "analytics"},
+        }
+    if name in ("GetQueryExecution", "GetQueryResults"):
+        return {"queryExecutionId": str(_uuid(rng))}
+    return None
+
+
+def _glue(name: str, res: Resources, region: str, rng: random.Random) -> dict[str, Any] | None:
+    if name in ("GetTables", "GetTable"):
+        req = {"databaseName": "analytics"}
+        if name == "GetTable":
+            req["name"] = rng.choice(("orders_daily", "events_raw", "sessions"))
+        return req
+    if name in ("StartJobRun", "GetJobRuns"):
+        return {"jobName": rng.choice(("orders-etl", "sessions-compaction"))}
+    return None
+
+
+def _cloudformation(name: str, res: Resources, region: str, rng: random.Random) -> dict[str, Any] | None:
+    if name.startswith("DescribeStack"):
         return {"stackName": rng.choice((f"{res.env}-network", f"{res.env}-api", f"{res.env}-data"))}
-    if service == "guardduty" and name in ("ListFindings", "GetFindings"):
+    return None
+
+
+def _guardduty(name: str, res: Resources, region: str, rng: random.Random) -> dict[str, Any] | None:
+    if name in ("ListFindings", "GetFindings"):
         return {"detectorId": "0cb4d1a2f9e8b7c6d5e4f3a2b1c0d9e8"}
-    if service == "cloudtrail":
-        if name == "LookupEvents":
-            return {
-                "maxResults": 50,
-                "lookupAttributes": [{"attributeKey": "EventName", "attributeValue": "ConsoleLogin"}],
-            }
-        if name == "GetTrailStatus":
-            return {"name": f"arn:aws:cloudtrail:us-east-1:{acct}:trail/org-trail"}
-        return {"includeShadowTrails": True} if name == "DescribeTrails" else None
-    if service == "monitoring" and name == "GetMetricData":
-        metric = rng.choice(("CPUUtilization", "Invocations", "Errors", "ApproximateNumberOfMessagesVisible"))
+    return None
+
+
+def _cloudtrail(name: str, res: Resources, region: str, rng: random.Random) -> dict[str, Any] | None:
+    if name == "LookupEvents":
         return {
-            "metricDataQueries": [
-                {"id": "m1", "metricStat": {"metric": {"metricName": metric}, "period": 300, "stat": "Average"}}
-            ],
-            "scanBy": "TimestampDescending",
+            "maxResults": 50,
+            "lookupAttributes": [{"attributeKey": "EventName", "attributeValue": "ConsoleLogin"}],
         }
-    if service == "bedrock" and name == "InvokeModel":
+    if name == "GetTrailStatus":
+        return {"name": f"arn:aws:cloudtrail:us-east-1:{res.account}:trail/org-trail"}
+    return {"includeShadowTrails": True} if name == "DescribeTrails" else None
+
+
+def _monitoring(name: str, res: Resources, region: str, rng: random.Random) -> dict[str, Any] | None:
+    if name != "GetMetricData":
+        return None
+    metric = rng.choice(("CPUUtilization", "Invocations", "Errors", "ApproximateNumberOfMessagesVisible"))
+    return {
+        "metricDataQueries": [
+            {"id": "m1", "metricStat": {"metric": {"metricName": metric}, "period": 300, "stat": "Average"}}
+        ],
+        "scanBy": "TimestampDescending",
+    }
+
+
+def _bedrock(name: str, res: Resources, region: str, rng: random.Random) -> dict[str, Any] | None:
+    if name == "InvokeModel":
         return {"modelId": rng.choice(("anthropic.claude-3-haiku-20240307-v1:0", "amazon.titan-embed-text-v2:0"))}
-    if service == "redshift-data" and name == "ExecuteStatement":
+    return None
+
+
+def _redshift_data(name: str, res: Resources, region: str, rng: random.Random) -> dict[str, Any] | None:
+    if name == "ExecuteStatement":
         return {
             "clusterIdentifier": f"{res.env}-warehouse",
             "database": "analytics",
             "sql": "HIDDEN_DUE_TO_SECURITY_REASONS",
         }
     return None
+
+
+RequestBuilder = Callable[[str, Resources, str, random.Random], dict[str, Any] | None]
+
+#: ``requestParameters`` per service: ``(eventName, resources, region, rng) -> parameters``.
+#: A service not listed here (and an API its builder does not know) gets ``None``.
+REQUEST_BUILDERS: dict[str, RequestBuilder] = {
+    "ec2": _ec2,
+    "s3": _s3,
+    "lambda": _lambda,
+    "dynamodb": _dynamodb,
+    "ecs": _ecs,
+    "sqs": _sqs,
+    "logs": _logs,
+    "ssm": _ssm,
+    "secretsmanager": _secretsmanager,
+    "kms": _kms,
+    "iam": _iam,
+    "athena": _athena,
+    "glue": _glue,
+    "cloudformation": _cloudformation,
+    "guardduty": _guardduty,
+    "cloudtrail": _cloudtrail,
+    "monitoring": _monitoring,
+    "bedrock": _bedrock,
+    "redshift-data": _redshift_data,
+}
+
+
+def request_for(service: str, name: str, res: Resources, region: str, rng: random.Random) -> dict[str, Any] | None:
+    """Return plausible ``requestParameters`` for a call (``None`` where CloudTrail writes null)."""
+    builder = REQUEST_BUILDERS.get(service)
+    return builder(name, res, region, rng) if builder is not None else None
 
 
 def _uuid(rng: random.Random) -> str:

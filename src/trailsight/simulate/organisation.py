@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any
 
 from trailsight.simulate.apis import TEAM_VOCAB, Resources
 from trailsight.simulate.records import key_id
@@ -289,145 +288,181 @@ def build_organisation(rng: random.Random, principals: int) -> Organisation:
     return Organisation(accounts=accounts, humans=humans, workloads=workloads)
 
 
+@dataclass(frozen=True, kw_only=True)
+class _WorkloadSpec:
+    """One workload of the roster; its role id (and instance ids) are drawn when the organisation is built."""
+
+    role: str
+    path: str
+    kind: str
+    env: str  # prod / staging
+    region: str
+    every_min: int = 60
+    offset_min: int = 0
+    calls: tuple[tuple[str, str], ...] = ()
+    net: str = ""
+    instances: int = 0  # how many EC2 instances carry the role
+
+
+_LAMBDA_PATH = "/service-role/"
+
+#: The workloads, in the order an organisation takes them (a small one keeps the first few).
+_ROSTER: tuple[_WorkloadSpec, ...] = (
+    _WorkloadSpec(
+        role="github-actions-deploy", path="/", kind="ci", env="prod", region="us-east-1", net="azure_washington"
+    ),
+    _WorkloadSpec(
+        role="terraform-apply", path="/", kind="terraform", env="prod", region="us-east-1", net="azure_desmoines"
+    ),
+    _WorkloadSpec(
+        role="orders-digest-role",
+        path=_LAMBDA_PATH,
+        kind="lambda",
+        env="prod",
+        region="us-east-1",
+        every_min=60,
+        offset_min=5,
+        calls=(("logs", "CreateLogStream"), ("dynamodb", "DescribeTable"), ("ssm", "GetParameter"), ("kms", "Decrypt")),
+    ),
+    _WorkloadSpec(
+        role="prod-app-instance-role",
+        path="/",
+        kind="instance",
+        env="prod",
+        region="us-east-1",
+        every_min=10,
+        instances=3,
+        calls=(
+            ("ssm", "UpdateInstanceInformation"),
+            ("ecr", "GetAuthorizationToken"),
+            ("kms", "Decrypt"),
+            ("s3", "GetBucketLocation"),
+            ("secretsmanager", "GetSecretValue"),
+        ),
+    ),
+    _WorkloadSpec(
+        role="DatadogIntegrationRole",
+        path="/",
+        kind="vendor",
+        env="prod",
+        region="us-east-1",
+        every_min=20,
+        net="aws_use1_b",
+        calls=(
+            ("ec2", "DescribeInstances"),
+            ("monitoring", "GetMetricData"),
+            ("ecs", "ListClusters"),
+            ("lambda", "ListFunctions20150331"),
+            ("elasticloadbalancing", "DescribeLoadBalancers"),
+            ("rds", "DescribeDBInstances"),
+            ("sqs", "ListQueues"),
+            ("dynamodb", "ListTables"),
+        ),
+    ),
+    _WorkloadSpec(role="AWSBackupDefaultServiceRole", path=_LAMBDA_PATH, kind="backup", env="prod", region="us-east-1"),
+    _WorkloadSpec(
+        role="github-actions-deploy", path="/", kind="ci", env="staging", region="us-east-1", net="azure_washington"
+    ),
+    _WorkloadSpec(
+        role="billing-handler-role",
+        path=_LAMBDA_PATH,
+        kind="lambda",
+        env="prod",
+        region="us-east-1",
+        every_min=15,
+        offset_min=2,
+        calls=(("sqs", "GetQueueAttributes"), ("kms", "Decrypt"), ("logs", "CreateLogStream")),
+    ),
+    _WorkloadSpec(
+        role="terraform-apply", path="/", kind="terraform", env="staging", region="us-east-1", net="azure_desmoines"
+    ),
+    _WorkloadSpec(
+        role="cost-report-role",
+        path=_LAMBDA_PATH,
+        kind="lambda",
+        env="prod",
+        region="us-east-1",
+        every_min=1440,
+        offset_min=8 * 60 + 2,
+        calls=(("ce", "GetCostAndUsage"), ("ce", "GetCostForecast"), ("s3", "GetBucketLocation")),
+    ),
+    _WorkloadSpec(
+        role="staging-app-instance-role",
+        path="/",
+        kind="instance",
+        env="staging",
+        region="us-west-2",
+        every_min=15,
+        instances=2,
+        calls=(("ssm", "UpdateInstanceInformation"), ("ecr", "GetAuthorizationToken"), ("kms", "Decrypt")),
+    ),
+    _WorkloadSpec(
+        role="search-indexer-role",
+        path=_LAMBDA_PATH,
+        kind="lambda",
+        env="prod",
+        region="eu-west-1",
+        every_min=30,
+        offset_min=11,
+        calls=(("dynamodb", "DescribeTable"), ("es", "DescribeDomain"), ("logs", "CreateLogStream")),
+    ),
+    _WorkloadSpec(
+        role="DatadogIntegrationRole",
+        path="/",
+        kind="vendor",
+        env="staging",
+        region="us-east-1",
+        every_min=30,
+        net="aws_use1_b",
+        calls=(
+            ("ec2", "DescribeInstances"),
+            ("monitoring", "GetMetricData"),
+            ("ecs", "ListClusters"),
+            ("lambda", "ListFunctions20150331"),
+        ),
+    ),
+    _WorkloadSpec(
+        role="users-handler-role",
+        path=_LAMBDA_PATH,
+        kind="lambda",
+        env="prod",
+        region="us-east-1",
+        every_min=20,
+        offset_min=7,
+        calls=(("sqs", "GetQueueAttributes"), ("dynamodb", "DescribeTable"), ("logs", "CreateLogStream")),
+    ),
+    _WorkloadSpec(
+        role="orders-digest-role",
+        path=_LAMBDA_PATH,
+        kind="lambda",
+        env="staging",
+        region="us-east-1",
+        every_min=120,
+        offset_min=5,
+        calls=(("logs", "CreateLogStream"), ("dynamodb", "DescribeTable"), ("ssm", "GetParameter")),
+    ),
+)
+
+
 def _workload_roster(rng: random.Random, prod: Account, staging: Account) -> list[Workload]:
-    def w(role: str, path: str, kind: str, acct: Account, region: str, **kw: Any) -> Workload:
-        return Workload(
-            role=role, path=path, kind=kind, account=acct.env, region=region, role_id=key_id(rng, "AROA"), **kw
+    accounts = {"prod": prod, "staging": staging}
+    roster = []
+    for spec in _ROSTER:
+        # Instance ids are drawn before the role id: the seed's sequence depends on that order.
+        instances = [(f"i-0{rng.getrandbits(64):016x}", rng.randrange(254)) for _ in range(spec.instances)]
+        roster.append(
+            Workload(
+                role=spec.role,
+                path=spec.path,
+                kind=spec.kind,
+                account=accounts[spec.env].env,
+                region=spec.region,
+                role_id=key_id(rng, "AROA"),
+                every_min=spec.every_min,
+                offset_min=spec.offset_min,
+                calls=list(spec.calls),
+                net=spec.net,
+                instances=instances,
+            )
         )
-
-    def instances(n: int) -> list[tuple[str, int]]:
-        return [(f"i-0{rng.getrandbits(64):016x}", rng.randrange(254)) for _ in range(n)]
-
-    lam = "/service-role/"
-    return [
-        w("github-actions-deploy", "/", "ci", prod, "us-east-1", net="azure_washington"),
-        w("terraform-apply", "/", "terraform", prod, "us-east-1", net="azure_desmoines"),
-        w(
-            "orders-digest-role",
-            lam,
-            "lambda",
-            prod,
-            "us-east-1",
-            every_min=60,
-            offset_min=5,
-            calls=[
-                ("logs", "CreateLogStream"),
-                ("dynamodb", "DescribeTable"),
-                ("ssm", "GetParameter"),
-                ("kms", "Decrypt"),
-            ],
-        ),
-        w(
-            "prod-app-instance-role",
-            "/",
-            "instance",
-            prod,
-            "us-east-1",
-            every_min=10,
-            instances=instances(3),
-            calls=[
-                ("ssm", "UpdateInstanceInformation"),
-                ("ecr", "GetAuthorizationToken"),
-                ("kms", "Decrypt"),
-                ("s3", "GetBucketLocation"),
-                ("secretsmanager", "GetSecretValue"),
-            ],
-        ),
-        w(
-            "DatadogIntegrationRole",
-            "/",
-            "vendor",
-            prod,
-            "us-east-1",
-            every_min=20,
-            net="aws_use1_b",
-            calls=[
-                ("ec2", "DescribeInstances"),
-                ("monitoring", "GetMetricData"),
-                ("ecs", "ListClusters"),
-                ("lambda", "ListFunctions20150331"),
-                ("elasticloadbalancing", "DescribeLoadBalancers"),
-                ("rds", "DescribeDBInstances"),
-                ("sqs", "ListQueues"),
-                ("dynamodb", "ListTables"),
-            ],
-        ),
-        w("AWSBackupDefaultServiceRole", lam, "backup", prod, "us-east-1"),
-        w("github-actions-deploy", "/", "ci", staging, "us-east-1", net="azure_washington"),
-        w(
-            "billing-handler-role",
-            lam,
-            "lambda",
-            prod,
-            "us-east-1",
-            every_min=15,
-            offset_min=2,
-            calls=[("sqs", "GetQueueAttributes"), ("kms", "Decrypt"), ("logs", "CreateLogStream")],
-        ),
-        w("terraform-apply", "/", "terraform", staging, "us-east-1", net="azure_desmoines"),
-        w(
-            "cost-report-role",
-            lam,
-            "lambda",
-            prod,
-            "us-east-1",
-            every_min=1440,
-            offset_min=8 * 60 + 2,
-            calls=[("ce", "GetCostAndUsage"), ("ce", "GetCostForecast"), ("s3", "GetBucketLocation")],
-        ),
-        w(
-            "staging-app-instance-role",
-            "/",
-            "instance",
-            staging,
-            "us-west-2",
-            every_min=15,
-            instances=instances(2),
-            calls=[("ssm", "UpdateInstanceInformation"), ("ecr", "GetAuthorizationToken"), ("kms", "Decrypt")],
-        ),
-        w(
-            "search-indexer-role",
-            lam,
-            "lambda",
-            prod,
-            "eu-west-1",
-            every_min=30,
-            offset_min=11,
-            calls=[("dynamodb", "DescribeTable"), ("es", "DescribeDomain"), ("logs", "CreateLogStream")],
-        ),
-        w(
-            "DatadogIntegrationRole",
-            "/",
-            "vendor",
-            staging,
-            "us-east-1",
-            every_min=30,
-            net="aws_use1_b",
-            calls=[
-                ("ec2", "DescribeInstances"),
-                ("monitoring", "GetMetricData"),
-                ("ecs", "ListClusters"),
-                ("lambda", "ListFunctions20150331"),
-            ],
-        ),
-        w(
-            "users-handler-role",
-            lam,
-            "lambda",
-            prod,
-            "us-east-1",
-            every_min=20,
-            offset_min=7,
-            calls=[("sqs", "GetQueueAttributes"), ("dynamodb", "DescribeTable"), ("logs", "CreateLogStream")],
-        ),
-        w(
-            "orders-digest-role",
-            lam,
-            "lambda",
-            staging,
-            "us-east-1",
-            every_min=120,
-            offset_min=5,
-            calls=[("logs", "CreateLogStream"), ("dynamodb", "DescribeTable"), ("ssm", "GetParameter")],
-        ),
-    ]
+    return roster
