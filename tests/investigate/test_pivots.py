@@ -14,9 +14,12 @@ from trailsight.investigate import (
     ip_pivot,
     key_pivot,
     open_lake,
+    principal_activity,
     principal_pivot,
     principal_profile,
     resolve_principal,
+    role_assumers,
+    roles_assumed,
 )
 
 BERT = "arn:aws:iam::123837392027:user/bert-jan"
@@ -98,6 +101,60 @@ def test_profile(invictus_store: Path, invictus_records: list[dict[str, Any]]) -
     assert decrypt["count"] == sum(1 for r in mine if r["eventName"] == "Decrypt")
     assert decrypt["frequency"] == "frequent"
     assert p["source_ips"][0]["value"] == "192.168.10.20"
+
+    assert sum(d["events"] for d in p["daily"]) == len(mine)
+    assert [d["day"] for d in p["daily"]] == ["2023-07-10"]
+
+
+def test_principal_activity(invictus_store: Path, invictus_records: list[dict[str, Any]]) -> None:
+    with open_lake(invictus_store) as con:
+        a = principal_activity(con, BERT)
+        profile = principal_profile(con, BERT)
+        nobody = principal_activity(con, "bert-jan")  # taken as it is: no name resolution
+    mine = [r for r in invictus_records if is_bert(r)]
+    assert a["events"] == len(mine)
+    assert a["identity_types"] == ["IAMUser"]
+    assert a["accounts"] == ["123837392027"]
+    assert a["heatmap"] == profile["heatmap"]
+    assert a["daily"] == profile["daily"] == [{"day": "2023-07-10", "events": len(mine)}]
+    calls = Counter((r["eventSource"], r["eventName"]) for r in mine)
+    by_name = Counter(r["eventName"] for r in mine)
+    assert len(a["apis"]) == min(200, len(calls))  # one row per (service, API), the busiest 200
+    assert a["apis"][0]["count"] == max(calls.values())
+    summed: Counter[str] = Counter()
+    for x in a["apis"]:  # ListTagsForResource of SSM and of RDS are two rows
+        summed[x["event_name"]] += x["count"]
+    assert all(n <= by_name[name] for name, n in summed.items())
+    assert sum(summed.values()) > len(mine) // 2
+    counts = [x["count"] for x in a["apis"]]
+    assert counts == sorted(counts, reverse=True)
+    assert a["networks"][0]["source_ip"] == "192.168.10.20"
+    assert sum(n["count"] for n in a["networks"]) == len(mine)
+    assert a["first_seen"] == profile["first_seen"]
+    assert a["last_seen"] == profile["last_seen"]
+    assert nobody["events"] == 0
+    assert nobody["heatmap"] == [[0] * 24 for _ in range(7)]
+
+
+def test_who_assumed_a_role(invictus_store: Path, invictus_records: list[dict[str, Any]]) -> None:
+    with open_lake(invictus_store) as con:
+        up = role_assumers(con, ROLE)
+        down = roles_assumed(con, BERT)
+    assumed = [
+        r
+        for r in invictus_records
+        if r["eventName"] == "AssumeRole"
+        and not r.get("errorCode")
+        and (r.get("requestParameters") or {}).get("roleArn") == ROLE
+    ]
+    direct = [link for link in up if link["depth"] == 1]
+    assert sum(link["count"] for link in direct) == len(assumed)
+    assert {link["source"] for link in direct} == {BERT}
+    assert all(link["target"] == ROLE for link in direct)
+    assert ROLE in {link["target"] for link in down}
+    assert all(link["source"] == BERT and link["depth"] == 1 for link in down)
+    ok = [r for r in invictus_records if r["eventName"] == "AssumeRole" and not r.get("errorCode") and is_bert(r)]
+    assert sum(link["count"] for link in down) == len(ok)
 
 
 def test_hostile_lookups_are_data(invictus_store: Path) -> None:

@@ -305,6 +305,51 @@ def test_role_chain(client: Any) -> None:
     assert "stratus-red-team-leave-org-role" in down  # roles bert-jan assumed
 
 
+def test_principal_page_shows_what_investigate_returns(client: Any, store: Path) -> None:
+    from trailsight.investigate.lake import open_lake
+    from trailsight.investigate.profile import principal_activity
+
+    with open_lake(store) as con:
+        expected = principal_activity(con, USER)
+    r = client.get("/principal", params={"arn": USER})
+    body = text_of(r.text)
+    assert f"Events {expected['events']:,} Active days {expected['days']} " in body
+    assert expected["apis"]
+    for api in expected["apis"]:
+        assert f"{api['service'] or ''} {api['event_name']} {api['count']:,} {api['days']} {api['failures']} " in body
+    for net in expected["networks"]:
+        assert f">{net['source_ip']}</a>" in r.text
+    busiest = max((n, d, h) for d, row in enumerate(expected["heatmap"]) for h, n in enumerate(row))
+    n, day, hour = busiest
+    assert f'title="{("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[day]} {hour}:00 — {n} events"' in r.text
+    assert json_counts(r.text) == [d["events"] for d in expected["daily"]]
+
+
+def json_counts(html: str) -> list[int]:
+    """The daily chart's counts, from the JSON the page hands Plotly."""
+    match = re.search(r'"counts":\s*\[([0-9, ]*)\]', html)
+    assert match is not None
+    return [int(x) for x in match.group(1).split(",") if x.strip()]
+
+
+def test_role_page_shows_what_investigate_returns(client: Any, store: Path) -> None:
+    from trailsight.findings.names import short_arn
+    from trailsight.investigate.lake import open_lake
+    from trailsight.investigate.pivots import role_assumers, roles_assumed
+
+    with open_lake(store) as con:
+        up = role_assumers(con, ROLE)
+        down = roles_assumed(con, USER)
+    assert up
+    assert down
+    body = text_of(client.get("/role", params={"arn": ROLE}).text)
+    for link in up:
+        assert f"{link['depth']} {short_arn(link['source'])} → {short_arn(link['target'])} {link['count']} " in body
+    down_body = text_of(client.get("/role", params={"arn": USER}).text)
+    for link in down:
+        assert f"{short_arn(link['target'])} · chain {link['count']} " in down_body
+
+
 @pytest.mark.parametrize(
     ("q", "target"),
     [

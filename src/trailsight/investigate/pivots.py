@@ -29,7 +29,9 @@ __all__ = [
     "principal_summary",
     "resolve_identity",
     "resolve_principal",
+    "role_assumers",
     "role_chains",
+    "roles_assumed",
 ]
 
 _MAX_ROWS = 200
@@ -276,6 +278,60 @@ def _chains(
         entry["session"] = session
         chains.append(entry)
     return chains
+
+
+_ASSUME_ROLE_EVENTS = ("AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity")
+_ROLE_LINK_SQL = (
+    "SELECT principal AS source, json_extract_string(request_parameters, '$.roleArn') AS target, "
+    "count(*) AS count, epoch_us(min(event_time)) AS first_seen, epoch_us(max(event_time)) AS last_seen, "
+    "list(DISTINCT source_ip) AS ips FROM events "
+    "WHERE event_name IN (?, ?, ?) AND error_code IS NULL AND {cond} GROUP BY source, target "
+    "ORDER BY count DESC, source, target LIMIT 50"
+)
+
+
+def _role_links(con: duckdb.DuckDBPyConnection, cond: str, value: str, depth: int) -> list[dict[str, Any]]:
+    rows = _rows(con, _ROLE_LINK_SQL.format(cond=cond), [*_ASSUME_ROLE_EVENTS, value])
+    return [
+        {
+            "source": str(r["source"]),
+            "target": str(r["target"]),
+            "count": int(r["count"]),
+            "first_seen": iso(r["first_seen"]),
+            "last_seen": iso(r["last_seen"]),
+            "source_ips": sorted(str(i) for i in (r["ips"] or []) if i)[:5],
+            "depth": depth,
+        }
+        for r in rows
+        if r["target"]
+    ]
+
+
+def role_assumers(con: duckdb.DuckDBPyConnection, role_arn: str, max_depth: int = 5) -> list[dict[str, Any]]:
+    """Who assumed ``role_arn`` (successful AssumeRole calls naming it), walked back up to ``max_depth`` hops.
+
+    One link per (caller, role): ``{source, target, count, first_seen, last_seen, source_ips (up to 5),
+    depth}``, depth 1 for the callers that assumed ``role_arn`` itself, 2 for those who assumed theirs ...
+    """
+    links: list[dict[str, Any]] = []
+    frontier, seen = [role_arn], {role_arn}
+    for depth in range(1, max_depth + 1):
+        callers: list[str] = []
+        for arn in frontier:
+            for link in _role_links(con, "json_extract_string(request_parameters, '$.roleArn') = ?", arn, depth):
+                links.append(link)
+                if link["source"] not in seen:
+                    seen.add(link["source"])
+                    callers.append(link["source"])
+        frontier = callers
+        if not frontier:
+            break
+    return links
+
+
+def roles_assumed(con: duckdb.DuckDBPyConnection, principal: str) -> list[dict[str, Any]]:
+    """The roles ``principal`` assumed successfully, one link per role (the shape of :func:`role_assumers`)."""
+    return _role_links(con, "principal = ?", principal, 1)
 
 
 def principal_pivot(con: duckdb.DuckDBPyConnection, principal: str) -> dict[str, Any]:

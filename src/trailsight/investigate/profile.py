@@ -16,7 +16,16 @@ from trailsight.findings.describe import frequency_class
 from trailsight.investigate.lake import iso, to_time
 from trailsight.investigate.pivots import resolve_identity
 
-__all__ = ["DAYS", "principal_profile"]
+__all__ = [
+    "DAYS",
+    "behaviour_summary",
+    "daily_counts",
+    "exact_identity",
+    "no_activity",
+    "principal_activity",
+    "principal_profile",
+    "weekly_heatmap",
+]
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -43,7 +52,8 @@ def principal_profile(
     ``principal`` is an ARN, a name, or the person behind an SSO role (then only their events count).
 
     Returns ``{"principal", "matches", "events", "first_seen", "last_seen", "history_days",
-    "apis": [{value, count, days, weeks, frequency}], ... , "heatmap": 7 x 24 counts (Mon..Sun, UTC hours)}``.
+    "apis": [{value, count, days, weeks, frequency}], ... , "heatmap": 7 x 24 counts (Mon..Sun, UTC hours),
+    "daily": [{day, events}]}``.
     """
     resolved = resolve_identity(con, principal)
     if resolved is None:
@@ -99,6 +109,20 @@ def principal_profile(
             }
             for v, c, d, w, fails, f, lt in rows
         ]
+    profile["heatmap"] = weekly_heatmap(con, where, params)
+    profile["daily"] = daily_counts(con, where, params)
+    profile.update(behaviour_summary(con, str(account or ""), str(arn or ""), until or last_t))
+    return profile
+
+
+def exact_identity(arn: str) -> tuple[str, list[Any]]:
+    """``(where, params)`` for the events of ``arn`` taken as it is (no name resolution): a principal
+    ARN, or the actor ARN of one person behind a shared role (``<role ARN>/<session name>``)."""
+    return "(principal = ? OR actor = ?)", [arn, arn]
+
+
+def weekly_heatmap(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> list[list[int]]:
+    """Events matching ``where`` per weekday and hour: 7 rows (Mon..Sun, see :data:`DAYS`) x 24 UTC hours."""
     heat = [[0] * 24 for _ in range(7)]
     for dow, hour, count in con.execute(
         "SELECT isodow(timezone('UTC', event_time)) - 1, hour(timezone('UTC', event_time)), count(*) "
@@ -106,9 +130,127 @@ def principal_profile(
         params,
     ).fetchall():
         heat[int(dow)][int(hour)] = int(count)
-    profile["heatmap"] = heat
-    profile.update(behaviour_summary(con, str(account or ""), str(arn or ""), until or last_t))
-    return profile
+    return heat
+
+
+def daily_counts(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> list[dict[str, Any]]:
+    """Events matching ``where`` per UTC day, oldest first: ``[{"day": "YYYY-MM-DD", "events": n}]``."""
+    rows = con.execute(
+        "SELECT CAST(timezone('UTC', event_time) AS DATE) AS d, count(*) "
+        f"FROM events WHERE {where} GROUP BY d ORDER BY d",
+        params,
+    ).fetchall()
+    return [{"day": d.isoformat(), "events": int(n)} for d, n in rows]
+
+
+def _activity_rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    cursor = con.execute(sql, params)
+    names = [d[0] for d in cursor.description or []]
+    return [_iso_times(dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
+
+
+def _iso_times(row: dict[str, Any]) -> dict[str, Any]:
+    for key in ("first", "last"):
+        if key in row:
+            row[key] = iso(row[key])
+    return row
+
+
+def no_activity(arn: str) -> dict[str, Any]:
+    """:func:`principal_activity`'s answer for a principal without events (or an empty lake)."""
+    return {
+        "principal": arn,
+        "events": 0,
+        "first_seen": None,
+        "last_seen": None,
+        "days": 0,
+        "identity_types": [],
+        "accounts": [],
+        "apis": [],
+        "networks": [],
+        "countries": [],
+        "agents": [],
+        "sessions": [],
+        "heatmap": [[0] * 24 for _ in range(7)],
+        "daily": [],
+        "peers": [],
+        "automation": None,
+    }
+
+
+def principal_activity(con: duckdb.DuckDBPyConnection, arn: str) -> dict[str, Any]:
+    """Everything the lake says about ``arn`` (matched exactly, see :func:`exact_identity`), for a profile page.
+
+    ``{"principal", "events", "first_seen", "last_seen", "days", "identity_types", "accounts",
+    "apis": [{service, event_name, count, days, weeks, first, last, failures, frequency}],
+    "networks": [{source_ip, ip_kind, asn, as_org, city, country, count, first, last}],
+    "countries": [{country, count, days}], "agents": [{ua_family, user_agent, count, first, last}],
+    "sessions": [{session_name, count, first}], "heatmap": 7 x 24, "daily": [{day, events}],
+    "peers", "automation"}``; times are ISO 8601 UTC, frequency classes over the whole history.
+    """
+    where, params = exact_identity(arn)
+    row = con.execute(
+        "SELECT count(*), epoch_us(min(event_time)), epoch_us(max(event_time)), count(DISTINCT event_date), "
+        f"list(DISTINCT identity_type), list(DISTINCT account_id) FROM events WHERE {where}",
+        params,
+    ).fetchone()
+    n, first, last, days, types, accounts = row if row is not None else (0, None, None, 0, [], [])
+    if not n:
+        return no_activity(arn)
+    first_t, last_t = to_time(first), to_time(last)
+    history_days = (last_t - first_t).total_seconds() / 86400.0 if first_t and last_t else 0.0
+    apis = _activity_rows(
+        con,
+        "SELECT service, event_name, count(*) AS count, count(DISTINCT event_date) AS days, "
+        "count(DISTINCT date_trunc('week', timezone('UTC', event_time))) AS weeks, "
+        "epoch_us(min(event_time)) AS first, epoch_us(max(event_time)) AS last, count(error_code) AS failures "
+        f"FROM events WHERE {where} GROUP BY service, event_name ORDER BY count DESC, event_name, service LIMIT 200",
+        params,
+    )
+    for api in apis:
+        api["frequency"] = frequency_class(int(api["count"]), int(api["days"]), int(api["weeks"]), history_days)
+    account_list = sorted(str(a) for a in accounts or [] if a)
+    return {
+        "principal": arn,
+        "events": int(n),
+        "first_seen": iso(first),
+        "last_seen": iso(last),
+        "days": int(days),
+        "identity_types": sorted(str(t) for t in types or [] if t),
+        "accounts": account_list,
+        "apis": apis,
+        "networks": _activity_rows(
+            con,
+            "SELECT source_ip, any_value(ip_kind) AS ip_kind, any_value(asn) AS asn, any_value(as_org) AS as_org, "
+            "any_value(city) AS city, any_value(country) AS country, count(*) AS count, "
+            "epoch_us(min(event_time)) AS first, epoch_us(max(event_time)) AS last "
+            f"FROM events WHERE {where} GROUP BY source_ip ORDER BY count DESC, source_ip LIMIT 50",
+            params,
+        ),
+        "countries": _activity_rows(
+            con,
+            "SELECT coalesce(country, '?') AS country, count(*) AS count, count(DISTINCT event_date) AS days "
+            f"FROM events WHERE {where} GROUP BY 1 ORDER BY count DESC, country LIMIT 50",
+            params,
+        ),
+        "agents": _activity_rows(
+            con,
+            "SELECT ua_family, user_agent, count(*) AS count, epoch_us(min(event_time)) AS first, "
+            f"epoch_us(max(event_time)) AS last FROM events WHERE {where} GROUP BY ua_family, user_agent "
+            "ORDER BY count DESC, ua_family, user_agent LIMIT 30",
+            params,
+        ),
+        "sessions": _activity_rows(
+            con,
+            "SELECT session_name, count(*) AS count, epoch_us(min(event_time)) AS first FROM events "
+            f"WHERE {where} AND session_name IS NOT NULL GROUP BY session_name "
+            "ORDER BY count DESC, session_name LIMIT 30",
+            params,
+        ),
+        "heatmap": weekly_heatmap(con, where, params),
+        "daily": daily_counts(con, where, params),
+        **behaviour_summary(con, account_list[0] if account_list else "", arn, last_t),
+    }
 
 
 def behaviour_summary(

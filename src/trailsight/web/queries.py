@@ -1,26 +1,26 @@
-"""Read-only queries the web UI runs: the lake of events, daily counts, profiles and pivots.
+"""The lake as the web UI reads it, and the few queries only its pages run.
 
-Findings themselves come from :mod:`trailsight.store.findings`; this module reads what
-that module does not offer (findings per day, findings touching an IP or ASN) and the
-events in the Parquet lake (timelines, raw records, principal profiles, IP / ASN /
-access-key pivots and role chains). Every query is parameterised: CloudTrail values
-are attacker-controlled and never become SQL text. Each call opens its own
-connection and closes it, so the web server never holds the state database.
+:class:`Lake` opens a store's Parquet lake for one page (an in-memory DuckDB whose view
+``events`` the :mod:`trailsight.investigate` queries read: principal profiles, role chains, the
+principals and APIs of a pivot). Findings come from :mod:`trailsight.store.findings`. What is
+left here is page-only: a finding's timeline and raw records, and the pivot page's network,
+related values and recent events. Every query is parameterised: CloudTrail values are
+attacker-controlled and never become SQL text. Each call opens its own connection and closes
+it, so the web server never holds the state database.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from trailsight.errors import StoreError
-from trailsight.findings.describe import frequency_class
 from trailsight.investigate.pivots import api_summary, principal_summary
 from trailsight.store.layout import StoreLayout
 
@@ -47,10 +47,6 @@ EVENT_VIEW_COLUMNS = (
     "asn",
     "as_org",
 )
-
-ASSUME_ROLE_EVENTS = ("AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity")
-
-WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 # --------------------------------------------------------------------------- state database
@@ -132,14 +128,6 @@ class Lake:
         """Whether the lake has no files."""
         return not self.files
 
-    def behaviour(self, account: str, principal: str, at: datetime | None) -> dict[str, Any]:
-        """Peers and automation status of ``principal`` as of ``at`` (see investigate.profile.behaviour_summary)."""
-        if self.empty or at is None:
-            return {"peers": [], "automation": None}
-        from trailsight.investigate.profile import behaviour_summary
-
-        return behaviour_summary(self.connection(), account, principal, at)
-
     def connection(self) -> duckdb.DuckDBPyConnection:
         """The in-memory DuckDB connection whose view ``events`` is the lake (made on first use)."""
         if self._con is None:
@@ -205,119 +193,6 @@ def raw_event(lake: Lake, event_id: str) -> str | None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Profile:
-    """What a principal usually does, from the lake."""
-
-    principal: str
-    events: int
-    first_seen: datetime | None
-    last_seen: datetime | None
-    days: int
-    identity_types: list[str]
-    accounts: list[str]
-    apis: list[dict[str, Any]]
-    heatmap: list[list[int]]  # 7 rows (Mon..Sun) x 24 hours, UTC
-    networks: list[dict[str, Any]]
-    countries: list[dict[str, Any]]
-    agents: list[dict[str, Any]]
-    daily: list[tuple[date, int]]
-    sessions: list[dict[str, Any]] = field(default_factory=list)
-
-
-def profile(lake: Lake, principal: str) -> Profile:
-    """Build the profile of ``principal`` from every event of it in the lake."""
-    stats = lake.one(
-        "SELECT count(*) AS n, min(event_time) AS first, max(event_time) AS last, "
-        "count(DISTINCT event_date) AS days, list(DISTINCT identity_type) AS types, "
-        "list(DISTINCT account_id) AS accounts FROM events WHERE (principal = ? OR actor = ?)",
-        [principal, principal],
-    )
-    if not stats or not stats["n"]:
-        return Profile(
-            principal=principal,
-            events=0,
-            first_seen=None,
-            last_seen=None,
-            days=0,
-            identity_types=[],
-            accounts=[],
-            apis=[],
-            heatmap=[[0] * 24 for _ in range(7)],
-            networks=[],
-            countries=[],
-            agents=[],
-            daily=[],
-        )
-    first: datetime = stats["first"]
-    last: datetime = stats["last"]
-    apis = lake.rows(
-        "SELECT service, event_name, count(*) AS count, count(DISTINCT event_date) AS days, "
-        "count(DISTINCT date_trunc('week', event_time)) AS weeks, min(event_time) AS first, "
-        "max(event_time) AS last, count(error_code) AS failures FROM events WHERE (principal = ? OR actor = ?) "
-        "GROUP BY service, event_name ORDER BY count DESC, event_name LIMIT 200",
-        [principal, principal],
-    )
-    history_days = (last - first).total_seconds() / 86400.0
-    for api in apis:
-        # The classes findings use, over the principal's whole history in the lake.
-        api["frequency"] = frequency_class(int(api["count"]), int(api["days"]), int(api["weeks"]), history_days)
-    heat = [[0] * 24 for _ in range(7)]
-    for row in lake.rows(
-        "SELECT isodow(event_time) AS d, hour(event_time) AS h, count(*) AS n FROM events "
-        "WHERE (principal = ? OR actor = ?) GROUP BY d, h",
-        [principal, principal],
-    ):
-        heat[int(row["d"]) - 1][int(row["h"])] = int(row["n"])
-    networks = lake.rows(
-        "SELECT source_ip, any_value(ip_kind) AS ip_kind, any_value(asn) AS asn, any_value(as_org) AS as_org, "
-        "any_value(city) AS city, any_value(country) AS country, count(*) AS count, min(event_time) AS first, "
-        "max(event_time) AS last FROM events WHERE (principal = ? OR actor = ?) "
-        "GROUP BY source_ip ORDER BY count DESC LIMIT 50",
-        [principal, principal],
-    )
-    countries = lake.rows(
-        "SELECT coalesce(country, '?') AS country, count(*) AS count, count(DISTINCT event_date) AS days "
-        "FROM events WHERE (principal = ? OR actor = ?) GROUP BY 1 ORDER BY count DESC LIMIT 50",
-        [principal, principal],
-    )
-    agents = lake.rows(
-        "SELECT ua_family, user_agent, count(*) AS count, min(event_time) AS first, max(event_time) AS last "
-        "FROM events WHERE (principal = ? OR actor = ?) GROUP BY ua_family, user_agent ORDER BY count DESC LIMIT 30",
-        [principal, principal],
-    )
-    sessions = lake.rows(
-        "SELECT session_name, count(*) AS count, min(event_time) AS first FROM events "
-        "WHERE (principal = ? OR actor = ?) AND session_name IS NOT NULL "
-        "GROUP BY session_name ORDER BY count DESC LIMIT 30",
-        [principal, principal],
-    )
-    daily = [
-        (r["d"], int(r["n"]))
-        for r in lake.rows(
-            "SELECT CAST(event_time AS DATE) AS d, count(*) AS n FROM events "
-            "WHERE (principal = ? OR actor = ?) GROUP BY d ORDER BY d",
-            [principal, principal],
-        )
-    ]
-    return Profile(
-        principal=principal,
-        events=int(stats["n"]),
-        first_seen=first,
-        last_seen=last,
-        days=int(stats["days"]),
-        identity_types=[str(t) for t in stats["types"] or [] if t],
-        accounts=[str(a) for a in stats["accounts"] or [] if a],
-        apis=apis,
-        heatmap=heat,
-        networks=networks,
-        countries=countries,
-        agents=agents,
-        daily=daily,
-        sessions=sessions,
-    )
-
-
-@dataclass(frozen=True, kw_only=True)
 class Pivot:
     """Who used an IP, ASN or access key, since when, and what they called."""
 
@@ -376,64 +251,6 @@ def pivot(lake: Lake, kind: str, value: str) -> Pivot:
         related=related,
         recent=recent,
     )
-
-
-@dataclass(frozen=True, kw_only=True)
-class RoleLink:
-    """One AssumeRole hop: ``source`` assumed ``target``."""
-
-    source: str
-    target: str
-    count: int
-    first_seen: datetime
-    last_seen: datetime
-    source_ips: list[str]
-    depth: int
-
-
-def role_chain(lake: Lake, role_arn: str, max_depth: int = 5) -> tuple[list[RoleLink], list[RoleLink]]:
-    """Who assumed ``role_arn`` (walking up to ``max_depth`` hops) and which roles it assumed itself."""
-    names = ", ".join("?" for _ in ASSUME_ROLE_EVENTS)
-    sql = (
-        "SELECT principal AS source, json_extract_string(request_parameters, '$.roleArn') AS target, "
-        "count(*) AS count, min(event_time) AS first, max(event_time) AS last, "
-        "list(DISTINCT source_ip) AS ips FROM events "
-        f"WHERE event_name IN ({names}) AND error_code IS NULL AND {{cond}} GROUP BY source, target "
-        "ORDER BY count DESC LIMIT 50"
-    )
-
-    def hops(cond: str, value: str, depth: int) -> list[RoleLink]:
-        rows = lake.rows(sql.format(cond=cond), [*ASSUME_ROLE_EVENTS, value])
-        return [
-            RoleLink(
-                source=str(r["source"]),
-                target=str(r["target"]),
-                count=int(r["count"]),
-                first_seen=r["first"],
-                last_seen=r["last"],
-                source_ips=[str(i) for i in (r["ips"] or []) if i][:5],
-                depth=depth,
-            )
-            for r in rows
-            if r["target"]
-        ]
-
-    upstream: list[RoleLink] = []
-    frontier = [role_arn]
-    seen = {role_arn}
-    for depth in range(1, max_depth + 1):
-        nxt: list[str] = []
-        for arn in frontier:
-            for link in hops("json_extract_string(request_parameters, '$.roleArn') = ?", arn, depth):
-                upstream.append(link)
-                if link.source not in seen:
-                    seen.add(link.source)
-                    nxt.append(link.source)
-        frontier = nxt
-        if not frontier:
-            break
-    downstream = hops("principal = ?", role_arn, 1)
-    return upstream, downstream
 
 
 def window_around(first: datetime, last: datetime, pad: timedelta = timedelta(hours=2)) -> tuple[datetime, datetime]:
