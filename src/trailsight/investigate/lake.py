@@ -14,7 +14,7 @@ from trailsight.errors import StoreError
 from trailsight.store import lake
 from trailsight.store.layout import StoreLayout
 
-__all__ = ["iso", "open_lake", "to_time"]
+__all__ = ["fetch_rows", "iso", "iso_fields", "open_lake", "to_time"]
 
 
 @contextmanager
@@ -48,3 +48,18 @@ def iso(micros: Any) -> str | None:
     """ISO 8601 UTC text (``...Z``) from epoch microseconds, or None."""
     value = to_time(micros)
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def iso_fields(row: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """``row`` with its epoch-microsecond ``keys`` turned into ISO 8601 UTC text (in place; absent keys skipped)."""
+    for key in keys:
+        if key in row:
+            row[key] = iso(row[key])
+    return row
+
+
+def fetch_rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    """The rows of ``sql`` (``?`` parameters) as dicts keyed by column name."""
+    cursor = con.execute(sql, params)
+    names = [d[0] for d in cursor.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -19,7 +19,7 @@ from typing import Any
 
 import duckdb
 
-from trailsight.investigate.lake import iso
+from trailsight.investigate.lake import fetch_rows, iso, iso_fields
 
 __all__ = [
     "api_summary",
@@ -44,22 +44,9 @@ _ROLE_ARN = (
 _RETURNED_KEY = "json_extract_string(raw, '$.responseElements.credentials.accessKeyId')"
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    cursor = con.execute(sql, params)
-    names = [d[0] for d in cursor.description or []]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
 def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> dict[str, Any]:
-    rows = _rows(con, sql, params)
+    rows = fetch_rows(con, sql, params)
     return rows[0] if rows else {}
-
-
-def _times(row: dict[str, Any], *keys: str) -> dict[str, Any]:
-    for key in keys:
-        if key in row:
-            row[key] = iso(row[key])
-    return row
 
 
 def resolve_principal(con: duckdb.DuckDBPyConnection, text: str) -> list[str]:
@@ -119,7 +106,7 @@ def api_summary(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -
         entry["first_seen"] = min(entry["first_seen"], first)
         entry["last_seen"] = max(entry["last_seen"], last)
     out = sorted(apis.values(), key=lambda a: (-(a["success"] + a["failure"]), a["service"], a["event_name"]))
-    return [_times(a, "first_seen", "last_seen") for a in out[:_MAX_ROWS]]
+    return [iso_fields(a, "first_seen", "last_seen") for a in out[:_MAX_ROWS]]
 
 
 def _totals(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> dict[str, Any]:
@@ -130,11 +117,11 @@ def _totals(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> di
         f"count(DISTINCT event_name) AS apis FROM events WHERE {where}",
         params,
     )
-    return _times(row, "first_seen", "last_seen")
+    return iso_fields(row, "first_seen", "last_seen")
 
 
 def _sources(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> list[dict[str, Any]]:
-    rows = _rows(
+    rows = fetch_rows(
         con,
         "SELECT source_ip AS ip, any_value(ip_kind) AS ip_kind, any_value(asn) AS asn, any_value(as_org) AS as_org, "
         "any_value(city) AS city, any_value(country) AS country, count(*) AS events, "
@@ -143,23 +130,23 @@ def _sources(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> l
         f"FROM events WHERE {where} AND source_ip IS NOT NULL GROUP BY source_ip ORDER BY events DESC, ip LIMIT ?",
         [*params, _MAX_ROWS],
     )
-    return [_times(r, "first_seen", "last_seen") for r in rows]
+    return [iso_fields(r, "first_seen", "last_seen") for r in rows]
 
 
 def _values(con: duckdb.DuckDBPyConnection, column: str, where: str, params: list[Any]) -> list[dict[str, Any]]:
-    rows = _rows(
+    rows = fetch_rows(
         con,
         f"SELECT {column} AS value, count(*) AS events, epoch_us(min(event_time)) AS first_seen, "
         f"epoch_us(max(event_time)) AS last_seen FROM events WHERE {where} AND {column} IS NOT NULL "
         "GROUP BY 1 ORDER BY events DESC, 1 LIMIT ?",
         [*params, _MAX_ROWS],
     )
-    return [_times(r, "first_seen", "last_seen") for r in rows]
+    return [iso_fields(r, "first_seen", "last_seen") for r in rows]
 
 
 def principal_summary(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> list[dict[str, Any]]:
     """Principals of the events matching ``where``: identity type, events, failures, APIs, first and last seen."""
-    rows = _rows(
+    rows = fetch_rows(
         con,
         "SELECT principal, any_value(identity_type) AS identity_type, count(*) AS events, "
         "count(*) FILTER (WHERE error_code IS NOT NULL) AS failures, count(DISTINCT event_name) AS apis, "
@@ -167,7 +154,7 @@ def principal_summary(con: duckdb.DuckDBPyConnection, where: str, params: list[A
         f"FROM events WHERE {where} GROUP BY principal ORDER BY events DESC, principal LIMIT ?",
         [*params, _MAX_ROWS],
     )
-    return [_times(r, "first_seen", "last_seen") for r in rows]
+    return [iso_fields(r, "first_seen", "last_seen") for r in rows]
 
 
 def ip_pivot(con: duckdb.DuckDBPyConnection, ip: str) -> dict[str, Any]:
@@ -194,7 +181,7 @@ def ip_pivot(con: duckdb.DuckDBPyConnection, ip: str) -> dict[str, Any]:
 def key_pivot(con: duckdb.DuckDBPyConnection, access_key: str) -> dict[str, Any]:
     """Who used access key ``access_key``, where from, what they called, and how the key was issued."""
     where, params = "access_key_id = ?", [access_key]
-    issued = _rows(
+    issued = fetch_rows(
         con,
         f"SELECT epoch_us(event_time) AS event_time, principal, event_name, {_ROLE_ARN} AS role_arn, "
         "json_extract_string(request_parameters, '$.roleSessionName') AS session_name, source_ip, event_id "
@@ -207,7 +194,7 @@ def key_pivot(con: duckdb.DuckDBPyConnection, access_key: str) -> dict[str, Any]
         "access_key": access_key,
         **_totals(con, where, params),
         "principals": principal_summary(con, where, params),
-        "issued_by": [_times(r, "event_time") for r in issued],
+        "issued_by": [iso_fields(r, "event_time") for r in issued],
         "source_ips": _sources(con, where, params),
         "apis": api_summary(con, where, params),
         "user_agents": _values(con, "user_agent", where, params),
@@ -222,7 +209,7 @@ def role_chains(con: duckdb.DuckDBPyConnection, principal: str, depth: int = _MA
 def _chains(
     con: duckdb.DuckDBPyConnection, where: str, params: list[Any], depth: int, seen: set[str]
 ) -> list[dict[str, Any]]:
-    assumed = _rows(
+    assumed = fetch_rows(
         con,
         f"SELECT epoch_us(event_time) AS assumed_at, event_id, {_ROLE_ARN} AS role_arn, "
         "json_extract_string(request_parameters, '$.roleSessionName') AS session_name, "
@@ -291,7 +278,7 @@ _ROLE_LINK_SQL = (
 
 
 def _role_links(con: duckdb.DuckDBPyConnection, cond: str, value: str, depth: int) -> list[dict[str, Any]]:
-    rows = _rows(con, _ROLE_LINK_SQL.format(cond=cond), [*_ASSUME_ROLE_EVENTS, value])
+    rows = fetch_rows(con, _ROLE_LINK_SQL.format(cond=cond), [*_ASSUME_ROLE_EVENTS, value])
     return [
         {
             "source": str(r["source"]),

@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 
 from trailsight.findings.describe import frequency_class
-from trailsight.investigate.lake import iso, to_time
+from trailsight.investigate.lake import fetch_rows, iso, iso_fields, to_time
 from trailsight.investigate.pivots import resolve_identity
 
 __all__ = [
@@ -144,16 +144,7 @@ def daily_counts(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) 
 
 
 def _activity_rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    cursor = con.execute(sql, params)
-    names = [d[0] for d in cursor.description or []]
-    return [_iso_times(dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
-
-
-def _iso_times(row: dict[str, Any]) -> dict[str, Any]:
-    for key in ("first", "last"):
-        if key in row:
-            row[key] = iso(row[key])
-    return row
+    return [iso_fields(row, "first", "last") for row in fetch_rows(con, sql, params)]
 
 
 def no_activity(arn: str) -> dict[str, Any]:
