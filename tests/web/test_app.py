@@ -306,6 +306,8 @@ def test_role_chain(client: Any) -> None:
 
 
 def test_principal_page_shows_what_investigate_returns(client: Any, store: Path) -> None:
+    from urllib.parse import quote
+
     from trailsight.investigate.lake import open_lake
     from trailsight.investigate.profile import principal_activity
 
@@ -317,8 +319,8 @@ def test_principal_page_shows_what_investigate_returns(client: Any, store: Path)
     assert expected["apis"]
     for api in expected["apis"]:
         assert f"{api['service'] or ''} {api['event_name']} {api['count']:,} {api['days']} {api['failures']} " in body
-    for net in expected["networks"]:
-        assert f">{net['source_ip']}</a>" in r.text
+    for net in expected["networks"]:  # each address links to its pivot
+        assert f'href="/ip/{quote(net["source_ip"], safe="/")}"' in r.text
     busiest = max((n, d, h) for d, row in enumerate(expected["heatmap"]) for h, n in enumerate(row))
     n, day, hour = busiest
     assert f'title="{("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[day]} {hour}:00 — {n} events"' in r.text
