@@ -456,34 +456,56 @@ class _Stop:
 def deliver_pending(layout: StoreLayout, sink: Sink, dead_letter: DeadLetterFile, now: datetime) -> tuple[int, int]:
     """Send what the outbox holds; dead-letter failures; return (delivered, dead-lettered).
 
+    With several outputs (a :class:`~trailsight.outputs.routing.FanOutSink`) each sink gets
+    every alert and its failures are dead-lettered under its own name; an alert counts as
+    delivered when every sink took it.
+
     A sink that can tell what an interrupted send wrote (``prepare`` / ``reconcile``, the file
     sink) gets exactly-once delivery: the mark ``prepare`` returns is committed to
     ``watch_delivery`` before the send and dropped with the delivered alerts after it; a mark
     still there means the last send was interrupted, and ``reconcile`` says which alerts it wrote.
     """
-    prepare = getattr(sink, "prepare", None)
-    reconcile = getattr(sink, "reconcile", None)
     with _state(layout) as con:
         alerts = _pending(con)
-        row = con.execute("SELECT mark FROM watch_delivery WHERE sink = ?", [sink.name]).fetchone()
+        marks = {str(r[0]): str(r[1]) for r in con.execute("SELECT sink, mark FROM watch_delivery").fetchall()}
     if not alerts:
         return 0, 0
-    already: list[Alert] = []
-    if row is not None and reconcile is not None:
-        already = list(reconcile(alerts, str(row[0])))
-        written = {a.alert_key for a in already}
-        alerts = [a for a in alerts if a.alert_key not in written]
-    if prepare is not None and alerts:
-        with _state(layout) as con:
-            con.execute("INSERT OR REPLACE INTO watch_delivery VALUES (?, ?)", [sink.name, str(prepare())])
-    result = sink.send(alerts) if alerts else Delivery()
-    dead_letter.write(result.failed, sink=sink.name, now=now)
-    done = [a.alert_key for a in already] + [a.alert_key for a in result.delivered]
-    done += [a.alert_key for a, _ in result.failed]
+    targets: list[Sink] = list(getattr(sink, "sinks", None) or [sink])
+    settled = {a.alert_key for a in alerts}
+    bad: set[str] = set()
+    for target in targets:
+        done, failed = _deliver_to(layout, target, alerts, marks.get(target.name), dead_letter, now)
+        bad |= failed
+        settled &= done | failed
     with _state(layout) as con, transaction(con):
-        con.executemany("DELETE FROM watch_outbox WHERE alert_key = ?", [[k] for k in done])
-        con.execute("DELETE FROM watch_delivery WHERE sink = ?", [sink.name])
-    return len(already) + len(result.delivered), len(result.failed)
+        con.executemany("DELETE FROM watch_outbox WHERE alert_key = ?", [[k] for k in sorted(settled)])
+        con.executemany("DELETE FROM watch_delivery WHERE sink = ?", [[t.name] for t in targets])
+    return len(settled - bad), len(settled & bad)
+
+
+def _deliver_to(
+    layout: StoreLayout,
+    target: Sink,
+    alerts: Sequence[Alert],
+    mark: str | None,
+    dead_letter: DeadLetterFile,
+    now: datetime,
+) -> tuple[set[str], set[str]]:
+    """Deliver ``alerts`` to one sink (reconciling an interrupted send); return (delivered, failed) keys."""
+    prepare = getattr(target, "prepare", None)
+    reconcile = getattr(target, "reconcile", None)
+    already: list[Alert] = []
+    todo = list(alerts)
+    if mark is not None and reconcile is not None:
+        already = list(reconcile(todo, mark))
+        written = {a.alert_key for a in already}
+        todo = [a for a in todo if a.alert_key not in written]
+    if prepare is not None and todo:
+        with _state(layout) as con:
+            con.execute("INSERT OR REPLACE INTO watch_delivery VALUES (?, ?)", [target.name, str(prepare())])
+    result = target.send(todo) if todo else Delivery()
+    dead_letter.write(result.failed, sink=target.name, now=now)
+    return {a.alert_key for a in [*already, *result.delivered]}, {a.alert_key for a, _ in result.failed}
 
 
 def _has_events(layout: StoreLayout, since: datetime, until: datetime) -> bool:

@@ -66,15 +66,6 @@ class ListFormat(StrEnum):
     jsonl = "jsonl"
 
 
-class ExportFormat(StrEnum):
-    """Output formats of ``findings export``."""
-
-    jsonl = "jsonl"
-    ocsf = "ocsf"
-    asff = "asff"
-    csv = "csv"
-
-
 def _severity(value: str | None) -> list[str] | None:
     if value is None:
         return None
@@ -231,9 +222,21 @@ findings_app.command("reopen")(_triage("Open", "Reopen a finding (undoes ack / d
 def export_command(
     store: StoreOpt,
     fmt: Annotated[
-        ExportFormat, typer.Option("--format", "-f", help="jsonl | ocsf | asff | csv.")
-    ] = ExportFormat.jsonl,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default stdout).")] = None,
+        str | None,
+        typer.Option("--format", "-f", help="jsonl | ocsf | asff | csv | slack | teams (or a plugin's format)."),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="File to write (default stdout), or an output: securityhub[:REGION], sns:ARN, eventbridge[:BUS], "
+            "webhook:URL, slack:URL, teams:URL (see docs/export.md).",
+        ),
+    ] = None,
+    ui_url: Annotated[
+        str | None, typer.Option("--ui-url", help="Base URL of 'trailsight serve' for links in Slack/Teams messages.")
+    ] = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
     severity: SeverityOpt = None,
@@ -244,9 +247,20 @@ def export_command(
     confidence: ConfidenceOpt = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="At most this many (default all).")] = None,
 ) -> None:
-    """Export findings as JSON lines, OCSF 1.7 Detection Findings, ASFF (Security Hub) or CSV."""
+    """Export findings as JSON lines, OCSF, ASFF, CSV, Slack or Teams messages — to a file or an output."""
+    from trailsight.outputs.registry import available, get_format, split_spec
+
     _require_state(store)
+    registry = available()
+    if fmt is not None:
+        get_format(fmt, registry, setting="--format")
     filters = _filters(since, until, severity, tactic, principal, account, status, confidence)
+    destination, target, options = split_spec(output, registry) if output else ("stdout", "", {})
+    if output and destination not in ("stdout", "file") and destination in registry.destinations:
+        _export_to_output(store, output, fmt, ui_url, filters, limit)
+        return
+    if output and destination == "file":  # file:PATH?format=... is the same as -o PATH -f ...
+        output, fmt = target, fmt or options.get("format")
     rows = list_findings(store, **filters, order_by="first_seen", limit=limit)
     findings = [finding_from_dict(r) for r in rows]
     try:
@@ -254,16 +268,57 @@ def export_command(
         write_export = importlib.import_module("trailsight.findings.export").write_export
     except (ImportError, AttributeError) as exc:
         raise TrailsightError(f"findings export: exporters not available ({exc})") from None
+    name = fmt or "jsonl"
     if output is None:
-        write_export(findings, fmt.value, sys.stdout)
+        write_export(findings, name, sys.stdout, ui_url=ui_url)
         sys.stdout.flush()
     else:
+        path = Path(output)
         try:
-            with output.open("w", encoding="utf-8", newline="") as stream:
-                write_export(findings, fmt.value, stream)
+            with path.open("w", encoding="utf-8", newline="") as stream:
+                write_export(findings, name, stream, ui_url=ui_url)
         except OSError as exc:
-            raise ConfigError(f"{output}: cannot write: {exc.strerror}") from None
-        typer.echo(f"wrote {len(findings)} findings to {output} ({fmt.value})", err=True)
+            raise ConfigError(f"{path}: cannot write: {exc.strerror}") from None
+        typer.echo(f"wrote {len(findings)} findings to {path} ({name})", err=True)
+
+
+def _export_to_output(
+    store: Path, spec: str, fmt: str | None, ui_url: str | None, filters: dict[str, Any], limit: int | None
+) -> None:
+    """Send the selected findings to a network output (Security Hub, SNS, a webhook ...)."""
+    from datetime import UTC, datetime
+
+    from trailsight.outputs.base import Alert
+    from trailsight.outputs.registry import OutputDefaults, parse_output
+
+    if fmt is not None and "format=" not in spec:
+        spec = spec + ("&" if "?" in spec else "?") + f"format={fmt}"
+    sink = parse_output(spec, defaults=OutputDefaults(ui_url=ui_url))
+    rows = list_findings(store, **filters, order_by="first_seen", limit=limit)
+    now = datetime.now(UTC)
+    run_id = f"export-{now.strftime('%Y%m%dT%H%M%SZ')}"
+    alerts = [
+        Alert(
+            finding_id=str(row["id"]),
+            action="export",
+            event_count=int(row.get("count") or 0),
+            previous_count=0,
+            run_id=run_id,
+            raised_at=now,
+            finding=finding_from_dict(row).to_dict(),
+        )
+        for row in rows
+    ]
+    try:
+        result = sink.send(alerts)
+    finally:
+        sink.close()
+    typer.echo(f"sent {len(result.delivered)} of {len(alerts)} findings to {sink.name}", err=True)
+    if result.failed:
+        alert, error = result.failed[0]
+        raise TrailsightError(
+            f"{sink.name}: {len(result.failed)} findings not delivered; first: {alert.finding_id}: {error}"
+        )
 
 
 def register(app: typer.Typer) -> None:

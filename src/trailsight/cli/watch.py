@@ -12,7 +12,7 @@ import typer
 
 from trailsight.config import load_settings
 from trailsight.errors import ConfigError, TrailsightError
-from trailsight.outputs import parse_output
+from trailsight.outputs.registry import OutputDefaults, parse_outputs
 from trailsight.watch import (
     EXIT_DEAD_LETTERED,
     EXIT_OK,
@@ -31,7 +31,8 @@ from trailsight.watch import (
 )
 
 HELP = (
-    "Every --every, ingest what is new in SOURCE (a folder or an s3:// prefix), score the last "
+    "Every --every, ingest what is new in SOURCE (a folder, an s3:// prefix or an sqs:// queue of S3 "
+    "notifications), score the last "
     "--lookback (+ --late) of events and raise the findings not raised before.\n\n"
     "Alerts (one JSON object per new or grown finding) go to --output; one JSON line per cycle "
     "goes to stderr.\n\n"
@@ -64,7 +65,9 @@ def _headers(values: list[str]) -> dict[str, str]:
 
 
 def watch_command(
-    source: Annotated[str, typer.Argument(help="Folder of CloudTrail files, or an s3://bucket/prefix/.")],
+    source: Annotated[
+        str, typer.Argument(help="Folder of CloudTrail files, an s3://bucket/prefix/, or sqs://QUEUE_URL.")
+    ],
     store: Annotated[Path, typer.Option("--store", "-s", help="Store folder (lake + state.duckdb).")],
     every: Annotated[str | None, typer.Option("--every", help="Time between cycles (default 15m).")] = None,
     lookback: Annotated[str | None, typer.Option("--lookback", help="Window scored each cycle (default 2h).")] = None,
@@ -72,12 +75,28 @@ def watch_command(
     gap: Annotated[str | None, typer.Option("--gap", help="Gap that ends a finding (default 30m).")] = None,
     max_alerts: Annotated[int | None, typer.Option("--max-alerts", help="Alerts per cycle (default 100).")] = None,
     once: Annotated[bool, typer.Option("--once", help="Run one cycle and exit (for cron).")] = False,
-    output: Annotated[str, typer.Option("--output", "-o", help="jsonl (stdout) | file:PATH | webhook:URL.")] = "jsonl",
+    output: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Repeatable. jsonl | file:PATH | webhook:URL | slack:URL | teams:URL | securityhub[:REGION] | "
+            "sns:TOPIC_ARN | eventbridge[:BUS], each with ?format=...&min_severity=... (see docs/watch.md).",
+        ),
+    ] = None,
+    ui_url: Annotated[
+        str | None, typer.Option("--ui-url", help="Base URL of 'trailsight serve': Slack/Teams link each finding.")
+    ] = None,
+    min_severity: Annotated[
+        str | None, typer.Option("--min-severity", help="Default severity floor of every output (Low|Medium|High).")
+    ] = None,
     dead_letter: Annotated[
         Path | None,
         typer.Option("--dead-letter", help="Where undeliverable alerts go (default STORE/watch-dead-letter.jsonl)."),
     ] = None,
-    webhook_retries: Annotated[int, typer.Option("--webhook-retries", help="Retries after the first try.")] = 5,
+    webhook_retries: Annotated[
+        int, typer.Option("--webhook-retries", help="Retries after the first try (every network output).")
+    ] = 5,
     webhook_backoff: Annotated[
         float, typer.Option("--webhook-backoff", help="First retry delay in seconds (doubles each retry).")
     ] = 1.0,
@@ -120,12 +139,16 @@ def watch_command(
         clock = FileClock(clock_file)
     else:
         clock = SystemClock()
-    sink = parse_output(
-        output,
-        retries=webhook_retries,
-        backoff_s=webhook_backoff,
-        timeout_s=webhook_timeout,
-        headers=_headers(webhook_header or []),
+    sink = parse_outputs(
+        output or ["jsonl"],
+        defaults=OutputDefaults(
+            retries=webhook_retries,
+            backoff_s=webhook_backoff,
+            timeout_s=webhook_timeout,
+            headers=_headers(webhook_header or []),
+            ui_url=ui_url,
+            min_severity=min_severity,
+        ),
     )
 
     def on_error(exc: TrailsightError) -> None:

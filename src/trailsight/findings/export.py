@@ -11,6 +11,10 @@
            takes (at most 100 per call) (:mod:`trailsight.findings.export_asff`).
 ``csv``    one row per finding, formula-looking cells neutralised
            (:mod:`trailsight.findings.export_csv`). Open the stream with ``newline=""``.
+``slack``  one Slack Block Kit message per line; ``teams`` one Teams Adaptive Card message.
+
+The formats themselves are found by name in :mod:`trailsight.outputs.registry` (which also
+serves ``watch --output``); this module keeps the function the CLI has always called.
 
 ASFF needs a region for ``ProductArn``: ``region=`` or, when not given, ``$AWS_REGION`` /
 ``$AWS_DEFAULT_REGION``, else ``us-east-1``.
@@ -18,61 +22,30 @@ ASFF needs a region for ``ProductArn``: ``region=`` or, when not given, ``$AWS_R
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
-from typing import Any, TextIO
+from typing import TextIO
 
-import orjson
-
-from trailsight.errors import ConfigError
 from trailsight.finding import Finding
-from trailsight.findings.export_asff import DEFAULT_REGION, to_asff, validate_asff
-from trailsight.findings.export_csv import write_csv
-from trailsight.findings.export_ocsf import to_ocsf
+from trailsight.findings.export_asff import DEFAULT_REGION
+from trailsight.outputs.formats import RenderContext, dumps
 
-#: Formats :func:`write_export` knows.
-FORMATS: tuple[str, ...] = ("jsonl", "ocsf", "asff", "csv")
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON text of ``value``; strings with lone surrogates are written \\u-escaped."""
-    try:
-        return orjson.dumps(value).decode("utf-8")
-    except orjson.JSONEncodeError:
-        # orjson refuses lone surrogates (attacker-supplied CloudTrail text can hold them)
-        return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+#: The built-in formats :func:`write_export` knows (plugins add more: :mod:`trailsight.outputs.registry`).
+FORMATS: tuple[str, ...] = ("jsonl", "ocsf", "asff", "csv", "slack", "teams")
 
 
 def _region(region: str | None) -> str:
     return region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
 
 
-def write_export(findings: Iterable[Finding], fmt: str, stream: TextIO, *, region: str | None = None) -> int:
-    """Write ``findings`` to ``stream`` in format ``fmt``; return how many were written."""
-    if fmt == "jsonl":
-        n = 0
-        for f in findings:
-            stream.write(dumps(f.to_dict()) + "\n")
-            n += 1
-        return n
-    if fmt == "ocsf":
-        n = 0
-        for f in findings:
-            stream.write(dumps(to_ocsf(f)) + "\n")
-            n += 1
-        return n
-    if fmt == "asff":
-        where = _region(region)
-        items = [to_asff(f, region=where) for f in findings]
-        validate_asff(items)
-        stream.write("[\n")
-        stream.write(",\n".join(dumps(item) for item in items))
-        stream.write("\n]\n" if items else "]\n")
-        return len(items)
-    if fmt == "csv":
-        return write_csv(findings, stream)
-    raise ConfigError(f"findings export: unknown format {fmt!r} (choose one of {', '.join(FORMATS)})")
+def write_export(
+    findings: Iterable[Finding], fmt: str, stream: TextIO, *, region: str | None = None, ui_url: str | None = None
+) -> int:
+    """Write ``findings`` to ``stream`` in format ``fmt`` (any name in the outputs registry); return how many."""
+    from trailsight.outputs.registry import get_format
+
+    output = get_format(fmt, setting="findings export")
+    return output.write(findings, stream, RenderContext(region=_region(region), ui_url=ui_url))
 
 
 __all__ = ["FORMATS", "dumps", "write_export"]

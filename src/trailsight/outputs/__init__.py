@@ -1,56 +1,51 @@
-"""Where ``trailsight watch`` sends the findings it raises.
+"""Where findings go: formats and destinations chosen by name, shared by ``watch`` and ``findings export``.
 
-A *sink* receives :class:`Alert` objects, one per finding that is new or has grown
-since it was last raised, and returns the alerts it could not deliver (the
-caller then dead-letters them). Three sinks exist, chosen with ``--output``:
+A *format* turns a finding (or a watch alert) into a payload — JSON lines, OCSF, ASFF, CSV, a
+Slack or a Teams message (:mod:`trailsight.outputs.formats`). A *destination* delivers payloads —
+standard output, a file, a webhook, Security Hub, SNS, EventBridge — as a *sink* that receives
+:class:`Alert` objects and returns the ones it could not deliver (the caller dead-letters them).
+Both are found by name in one registry (:mod:`trailsight.outputs.registry`), which packages
+extend through the ``trailsight.outputs`` entry-point group. ``--output`` names one::
 
-* ``jsonl`` — one JSON line per alert on standard output;
-* ``file:PATH`` — one JSON line per alert appended to ``PATH`` (flushed and fsynced);
-* ``webhook:URL`` — one HTTP POST of JSON per alert, retried with exponential
-  back-off; alerts that never get through go to the dead-letter file.
+    jsonl | file:PATH | webhook:URL | slack:URL | teams:URL | securityhub[:REGION]
+    | sns:TOPIC_ARN | eventbridge[:BUS]      each with ?format=...&min_severity=...
 
-Delivery is *at least once*: an alert whose delivery succeeded just before the
-process was killed may be sent again after a restart. Each alert carries an
-``alert_key`` (``<finding id>:<event count>``) so a consumer can drop repeats.
+Every network sink shares one set of delivery rules (:mod:`trailsight.outputs.retry`):
+batches cut to the API's limits, retries with exponential back-off on throttling, 5xx and
+timeouts, a down endpoint skipped for the rest of the cycle, failures dead-lettered.
+
+Delivery is *at least once*: an alert whose delivery succeeded just before the process was
+killed may be sent again after a restart. Each alert carries an ``alert_key``
+(``<finding id>:<event count>``) so a consumer can drop repeats.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
-
-from trailsight.errors import ConfigError
 from trailsight.outputs.base import Alert, DeadLetterFile, Delivery, Sink
+from trailsight.outputs.formats import OutputFormat, RenderContext
 from trailsight.outputs.jsonl import FileSink, StreamSink
+from trailsight.outputs.registry import Destination, OutputDefaults, available, get_format, parse_output, parse_outputs
+from trailsight.outputs.retry import RetryPolicy
+from trailsight.outputs.routing import FanOutSink, SeverityFloorSink
 from trailsight.outputs.webhook import WebhookSink
-
-
-def parse_output(
-    spec: str,
-    *,
-    retries: int = 5,
-    backoff_s: float = 1.0,
-    timeout_s: float = 10.0,
-    headers: Mapping[str, str] | None = None,
-) -> Sink:
-    """Turn ``--output`` (``jsonl``, ``file:PATH`` or ``webhook:URL``) into a sink."""
-    if spec in ("jsonl", "stdout", "-"):
-        return StreamSink()
-    kind, sep, rest = spec.partition(":")
-    if sep and kind == "file" and rest:
-        return FileSink(Path(rest))
-    if sep and kind == "webhook" and rest.startswith(("http://", "https://")):
-        return WebhookSink(rest, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s, headers=headers)
-    raise ConfigError(f"--output {spec!r}: expected 'jsonl', 'file:PATH' or 'webhook:http(s)://...'")
-
 
 __all__ = [
     "Alert",
     "DeadLetterFile",
     "Delivery",
+    "Destination",
+    "FanOutSink",
     "FileSink",
+    "OutputDefaults",
+    "OutputFormat",
+    "RenderContext",
+    "RetryPolicy",
+    "SeverityFloorSink",
     "Sink",
     "StreamSink",
     "WebhookSink",
+    "available",
+    "get_format",
     "parse_output",
+    "parse_outputs",
 ]

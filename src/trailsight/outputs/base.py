@@ -1,4 +1,4 @@
-"""The alert, the sink contract, the dead-letter file, and ``--output`` parsing."""
+"""The alert, the sink contract and the dead-letter file."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""JSON-lines sinks: standard output and an append-only file."""
+"""Line sinks: standard output and an append-only file, one payload of the sink's format per line."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-import orjson
-
 from trailsight.outputs.base import Alert, Delivery
+from trailsight.outputs.formats import JsonlFormat, OutputFormat, RenderContext
 
 
 class StreamSink:
@@ -18,8 +17,13 @@ class StreamSink:
 
     name = "jsonl"
 
-    def __init__(self, stream: BinaryIO | None = None) -> None:
+    def __init__(
+        self, stream: BinaryIO | None = None, *, fmt: OutputFormat | None = None, ctx: RenderContext | None = None
+    ) -> None:
         self._stream = stream
+        self.fmt = fmt or JsonlFormat()
+        self.ctx = ctx or RenderContext()
+        self._header_done = False
 
     def send(self, alerts: Sequence[Alert]) -> Delivery:
         """Write and flush every alert; a closed pipe fails the rest."""
@@ -27,7 +31,10 @@ class StreamSink:
         delivered: list[Alert] = []
         for index, alert in enumerate(alerts):
             try:
-                stream.write(alert.to_json() + b"\n")
+                if not self._header_done:
+                    stream.write((self.fmt.header() or "").encode("utf-8"))
+                    self._header_done = True
+                stream.write(self.fmt.line(self.fmt.render(alert, self.ctx)))
                 stream.flush()
             except (OSError, ValueError) as exc:
                 error = f"stdout: {exc}"
@@ -50,8 +57,10 @@ class FileSink:
 
     name = "file"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, fmt: OutputFormat | None = None, ctx: RenderContext | None = None) -> None:
         self.path = path
+        self.fmt = fmt or JsonlFormat()
+        self.ctx = ctx or RenderContext()
 
     def send(self, alerts: Sequence[Alert]) -> Delivery:
         """Append all alerts in one write; on an I/O error none of them count as delivered."""
@@ -59,8 +68,12 @@ class FileSink:
             return Delivery()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            lines = b"".join(self.fmt.line(self.fmt.render(alert, self.ctx)) for alert in alerts)
             with self.path.open("ab") as fh:
-                fh.write(b"".join(alert.to_json() + b"\n" for alert in alerts))
+                header = self.fmt.header()
+                if header is not None and fh.tell() == 0:
+                    lines = header.encode("utf-8") + lines
+                fh.write(lines)
                 fh.flush()
                 os.fsync(fh.fileno())
         except OSError as exc:
@@ -98,13 +111,10 @@ class FileSink:
                 fh.truncate(start + whole)
                 fh.flush()
                 os.fsync(fh.fileno())
-        written: set[str] = set()
-        for line in tail[:whole].splitlines():
-            try:
-                written.add(str(orjson.loads(line)["alert_key"]))
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                continue
-        return [alert for alert in alerts if alert.alert_key in written]
+        # an alert was written when its line (in this sink's format) is there whole; rendering is
+        # deterministic (the raise time, not the clock), so any format can be matched this way
+        kept = tail[:whole]
+        return [alert for alert in alerts if self.fmt.line(self.fmt.render(alert, self.ctx)) in kept]
 
     def close(self) -> None:
         """Nothing held open between sends."""
