@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from trailsight.errors import ConfigError
@@ -79,6 +80,7 @@ def make_client(service: str, *, region: str | None, endpoint_url: str | None, p
 def classify(exc: Exception) -> tuple[str, bool]:
     """(error text, whether retrying may help) for an exception raised by a boto3 call."""
     from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.parsers import ResponseParserError
 
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
@@ -86,8 +88,9 @@ def classify(exc: Exception) -> tuple[str, bool]:
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         text = f"{code or 'HTTP ' + str(status)}: {err.get('Message', '')}".strip().rstrip(":")
         return text, code in THROTTLE_CODES or status == 429 or status >= 500
-    if isinstance(exc, BotoCoreError):
-        return str(exc), True
+    if isinstance(exc, BotoCoreError | ResponseParserError):
+        # unreachable, timed out, or an answer that is not the service's (a proxy's 503 page)
+        return " ".join(str(exc).split())[:300], True
     return f"{type(exc).__name__}: {exc}", False
 
 
@@ -112,6 +115,37 @@ def _render_all(
         except (KeyError, ValueError, TypeError) as exc:
             bad.append((alert, f"cannot render as {fmt.name}: {type(exc).__name__}: {exc}"))
     return ok, bad
+
+
+#: How much of each list a finding keeps when its message must shrink to fit SNS / EventBridge.
+_SLIM_LISTS: tuple[tuple[str, int], ...] = (
+    ("timeline", 20),
+    ("event_ids", 200),
+    ("usual_apis_principal", 20),
+    ("usual_apis_account", 20),
+    ("networks", 20),
+    ("unusual", 20),
+    ("anomalous_apis", 50),
+)
+
+
+def fit(fmt: OutputFormat, ctx: RenderContext, alert: Alert, payload: Any, limit: int) -> bytes | None:
+    """``payload`` encoded, or — when over ``limit`` bytes — the alert re-rendered with its long
+    lists cut (``"truncated": true`` in the finding); None when even that does not fit."""
+    body = fmt.encode(payload)
+    if len(body) <= limit:
+        return body
+    slim = dict(alert.finding)
+    for key, keep in _SLIM_LISTS:
+        value = slim.get(key)
+        if isinstance(value, list) and len(value) > keep:
+            slim[key] = value[:keep]
+    slim["truncated"] = True
+    try:
+        body = fmt.encode(fmt.render(replace(alert, finding=slim), ctx))
+    except (KeyError, ValueError, TypeError):
+        return None
+    return body if len(body) <= limit else None
 
 
 def _merge(first: Delivery, bad: list[tuple[Alert, str]]) -> Delivery:
@@ -230,12 +264,13 @@ class SnsSink:
     def send(self, alerts: Sequence[Alert]) -> Delivery:
         """One Publish per alert, under the shared retry rules."""
         rendered, bad = _render_all(self.fmt, self.ctx, alerts)
-        bodies = {a.alert_key: self.fmt.encode(p).decode("utf-8") for a, p in rendered}
-        for alert, _ in rendered:
-            size = len(bodies[alert.alert_key].encode("utf-8"))
-            if size > SNS_MAX_BYTES:
-                bad.append((alert, f"message is {size} bytes, over SNS's 256 KB"))
-                del bodies[alert.alert_key]
+        bodies: dict[str, str] = {}
+        for alert, payload in rendered:
+            body = fit(self.fmt, self.ctx, alert, payload, SNS_MAX_BYTES)
+            if body is None:
+                bad.append((alert, "message is over SNS's 256 KB even with the finding's lists cut"))
+            else:
+                bodies[alert.alert_key] = body.decode("utf-8")
         fifo = self.topic_arn.endswith(".fifo")
 
         def publish(batch: Sequence[Alert]) -> BatchOutcome:
@@ -331,8 +366,14 @@ class EventBridgeSink:
         entries: dict[str, dict[str, Any]] = {}
         sizes: dict[str, int] = {}
         todo: list[Alert] = []
+        overhead = 14 + len(self.source) + 128
         for alert, payload in rendered:
-            detail = self.fmt.encode(payload if isinstance(payload, dict) else {"payload": payload}).decode("utf-8")
+            wrapped = payload if isinstance(payload, dict) else {"payload": payload}
+            body = fit(self.fmt, self.ctx, alert, wrapped, EVENTBRIDGE_MAX_BYTES - overhead)
+            if body is None:
+                bad.append((alert, "event is over EventBridge's 256 KB even with the finding's lists cut"))
+                continue
+            detail = body.decode("utf-8")
             entry = {
                 "Source": self.source,
                 "DetailType": self.detail_type(alert),
@@ -341,10 +382,7 @@ class EventBridgeSink:
                 "Resources": [],
             }
             # EventBridge counts Source, DetailType, Detail and Resources towards the 256 KB.
-            size = len(detail.encode("utf-8")) + len(entry["DetailType"]) + len(self.source) + 14
-            if size > EVENTBRIDGE_MAX_BYTES:
-                bad.append((alert, f"event is {size} bytes, over EventBridge's 256 KB"))
-                continue
+            size = len(body) + len(str(entry["DetailType"])) + len(self.source) + 14
             entries[alert.alert_key] = entry
             sizes[alert.alert_key] = size
             todo.append(alert)

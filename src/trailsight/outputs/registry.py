@@ -278,7 +278,7 @@ def split_spec(spec: str, reg: Registry) -> tuple[str, str, dict[str, str]]:
     """``DEST[:TARGET][?opts]`` → (destination name, target, options); aliases resolved."""
     head, target = spec, ""
     name, sep, rest = spec.partition(":")
-    if sep and (name in reg.destinations or name in ALIASES):
+    if sep and "?" not in name:
         head, target = name, rest
     elif "?" in spec:
         head, _, query = spec.partition("?")
@@ -287,8 +287,9 @@ def split_spec(spec: str, reg: Registry) -> tuple[str, str, dict[str, str]]:
     if "?" in target:
         base, _, query = target.partition("?")
         kept: list[tuple[str, str]] = []
+        url_target = head in ("webhook", "slack", "teams")
         for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
-            if key in COMMON_OPTIONS or key in ("endpoint", "source"):
+            if not url_target or key in COMMON_OPTIONS:
                 options[key] = value
             else:
                 kept.append((key, value))
