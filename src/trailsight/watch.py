@@ -310,6 +310,7 @@ class CycleReport:
     redelivered: int = 0  # leftovers of an earlier, interrupted cycle
     raised_ids: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    intake: dict[str, Any] = field(default_factory=dict)  # source-specific counts (sqs:// drains, s3:// listing)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -320,10 +321,20 @@ class CycleReport:
         return data
 
 
-class IngestFn(Protocol):
-    """``ingest(source, layout, settings) -> (files, events, quarantined)``."""
+@dataclass(frozen=True, kw_only=True)
+class IngestCounts:
+    """What a cycle's ingest did, with the source's own counts (``intake`` in the cycle report)."""
 
-    def __call__(self, source: str, layout: StoreLayout, settings: Settings) -> tuple[int, int, int]:
+    files: int
+    events: int
+    quarantined: int
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class IngestFn(Protocol):
+    """``ingest(source, layout, settings) -> (files, events, quarantined)`` or :class:`IngestCounts`."""
+
+    def __call__(self, source: str, layout: StoreLayout, settings: Settings) -> tuple[int, int, int] | IngestCounts:
         """Ingest what is new in ``source``."""
         ...
 
@@ -343,9 +354,17 @@ class DetectFn(Protocol):
         ...
 
 
-def default_ingest(source: str, layout: StoreLayout, settings: Settings) -> tuple[int, int, int]:
-    """Ingest with :func:`trailsight.ingest.ingest` and return (files, events, quarantined)."""
+def default_ingest(source: str, layout: StoreLayout, settings: Settings) -> tuple[int, int, int] | IngestCounts:
+    """Ingest with :func:`trailsight.ingest.ingest` (an ``sqs://`` source: drain the queue once)."""
     from trailsight.ingest import ingest
+
+    if source.startswith("sqs://"):
+        from trailsight.ingest.sqs import drain_queue
+
+        drained = drain_queue(source, layout, settings)
+        return IngestCounts(
+            files=drained.files, events=drained.stored, quarantined=drained.quarantined, detail=drained.to_dict()
+        )
 
     report: Any = ingest([source], layout.root, settings)
     for path, why in getattr(report, "skipped_paths", ()):  # one JSON line each, like the cycle report
@@ -565,7 +584,11 @@ def run_cycle(
     run_id = f"watch-{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
 
     redelivered, re_dead = deliver_pending(layout, sink, dead_letter, now)
-    files, events, quarantined = ingest_fn(options.source, layout, settings)
+    got = ingest_fn(options.source, layout, settings)
+    if isinstance(got, IngestCounts):
+        files, events, quarantined, intake = got.files, got.events, got.quarantined, got.detail
+    else:
+        (files, events, quarantined), intake = got, {}
 
     with _state(layout) as con:
         since, until = _window(con, options, now)
@@ -626,6 +649,7 @@ def run_cycle(
         over_cap=over_cap,
         redelivered=redelivered,
         raised_ids=[a.finding_id for a in alerts],
+        intake=intake,
     )
     _commit(layout, options, report, alerts, [c[0] for c in chosen], now)
     delivered, dead = deliver_pending(layout, sink, dead_letter, now)
@@ -794,6 +818,7 @@ __all__ = [
     "CycleReport",
     "FileClock",
     "FixedClock",
+    "IngestCounts",
     "SystemClock",
     "WatchOptions",
     "default_detect",

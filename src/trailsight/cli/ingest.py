@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -32,7 +32,11 @@ def _split(values: list[str] | None) -> list[str] | None:
 
 def ingest_command(
     paths: Annotated[
-        list[str], typer.Argument(help="Folders, files, globs, '-' (stdin) or s3://bucket/prefix.", show_default=False)
+        list[str],
+        typer.Argument(
+            help="Folders, files, globs, '-' (stdin), s3://bucket/prefix, or one sqs://QUEUE_URL (drained once).",
+            show_default=False,
+        ),
     ],
     store: Annotated[Path, typer.Option("--store", "-s", help="Store folder (lake + state.duckdb); created if new.")],
     since: Annotated[
@@ -68,6 +72,9 @@ def ingest_command(
     from trailsight.ingest.pipeline import Progress
 
     settings = load_settings(config)
+    if any(p.startswith("sqs://") for p in paths):
+        _drain(paths, store, settings, endpoint_url, workers, json_out)
+        return
     show = sys.stderr.isatty() and not no_progress and not json_out
 
     bar = None
@@ -129,6 +136,33 @@ def ingest_command(
             typer.echo(f"warning: enrichment failed for {summary.enrich_errors:,} events (kept without it)", err=True)
     if summary.exit_code:
         sys.exit(summary.exit_code)
+
+
+def _drain(
+    paths: list[str], store: Path, settings: Any, endpoint_url: str | None, workers: int | None, json_out: bool
+) -> None:
+    """``ingest sqs://...``: read the queue once until it is empty, then exit."""
+    from trailsight.errors import ConfigError
+    from trailsight.ingest.sqs import drain_queue
+    from trailsight.store.layout import StoreLayout
+
+    if len(paths) != 1:
+        raise ConfigError("an sqs:// source must be the only path")
+    report = drain_queue(paths[0], StoreLayout(store), settings, endpoint_url=endpoint_url, workers=workers)
+    if json_out:
+        typer.echo(orjson.dumps(report.to_dict()).decode())
+    else:
+        typer.echo(
+            f"{report.messages:,} messages ({report.deleted:,} deleted, {report.left:,} left, "
+            f"{report.poison:,} poison); "
+            f"{report.files:,} files, {report.records_in:,} records in = {report.stored:,} stored + "
+            f"{report.duplicates:,} duplicates + {report.filtered:,} filtered + {report.quarantined:,} quarantined "
+            f"in {report.seconds:.1f}s"
+        )
+    for line in report.errors[:20]:
+        typer.echo(f"warning: {line}", err=True)
+    if report.quarantined:
+        sys.exit(3)
 
 
 def register(app: typer.Typer) -> None:

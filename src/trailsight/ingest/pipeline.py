@@ -759,12 +759,15 @@ def ingest(
     force: bool | None = None,
     progress: ProgressCallback | None = None,
     stdin: BinaryIO | None = None,
+    objects: Sequence[SourceFile] = (),
 ) -> IngestSummary:
     """Ingest CloudTrail from ``paths`` into the store; return what happened.
 
     ``paths`` are files, folders (CloudTrail S3 layout or any tree of .json/.json.gz/.jsonl),
     globs, ``-`` (read ``stdin``, default ``sys.stdin``) or ``s3://bucket/prefix``. Filters
     prune by path and drop records outside them. ``workers=0`` runs in this process.
+    ``objects`` are sources already known (S3 objects named by queue notifications): they are
+    read like listed ones, without a listing.
     Raises :class:`~trailsight.errors.TrailsightError` only for fatal problems (a missing path,
     an unreadable store); bad input is quarantined and counted.
     """
@@ -783,7 +786,8 @@ def ingest(
         force=force,
     )
     texts = [str(p) for p in paths]
-    _check_paths(texts)
+    if texts or not objects:
+        _check_paths(texts)
     if texts.count(STDIN) > 1:
         raise IngestError("'-' (stdin) can be given only once")
     run_id = new_run_id()
@@ -807,15 +811,18 @@ def ingest(
             registered = lake.registered_paths(con)
             con.execute(
                 "INSERT INTO ingest_runs (run_id, started_at, paths) VALUES (?, ?, ?)",
-                [run_id, started_at, " ".join(texts)[:4000]],
+                [run_id, started_at, (" ".join(texts) or f"{len(objects)} queued objects")[:4000]],
             )
         lake.sweep_orphans(layout, registered)
         del registered
 
         counts = {"found": 0, "skipped": 0}
         skipped: list[tuple[str, str]] = []
-        found = discover(
-            texts, options.filters, s3_client=ws.s3_client, on_skip=lambda path, why: skipped.append((path, why))
+        found = chain(
+            discover(
+                texts, options.filters, s3_client=ws.s3_client, on_skip=lambda path, why: skipped.append((path, why))
+            ),
+            (o for o in objects if options.filters.keep_path(o.key)),
         )
         n_workers = default_workers() if options.workers is None else options.workers
         # Enough small tasks first to tell whether the input is worth a pool (see below).

@@ -208,6 +208,19 @@ def _is_log_name(name: str) -> bool:
     return name.endswith(_EXTENSIONS) and not name.startswith(".")
 
 
+def is_cloudtrail_key(key: str, *, any_name: bool = False) -> bool:
+    """Whether an S3 key names a CloudTrail log file (not a digest, an Insights file or another service's log).
+
+    CloudTrail names every log file ``<account>_CloudTrail_<region>_<time>_<random>.json.gz``;
+    digests say ``CloudTrail-Digest`` and Insights files ``CloudTrail-Insight`` instead. With
+    ``any_name`` every ``.json[l][.gz]`` key outside the digest and Insights folders counts.
+    """
+    name = key.rsplit("/", 1)[-1]
+    if not _is_log_name(name) or any(p in _SKIP_DIRS for p in key.split("/")[:-1]):
+        return False
+    return any_name or "_CloudTrail_" in name
+
+
 def _local_source(path: Path) -> SourceFile:
     st = path.stat()
     text = str(path)
