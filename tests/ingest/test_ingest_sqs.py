@@ -345,3 +345,41 @@ def test_ingest_cli_drains_once(aws: dict[str, Any], tmp_path: Path, capsys: pyt
     assert code == 0
     assert out["deleted"] == 1
     assert out["stored"] == records(FILES[:1])
+
+
+def test_watch_cycle_drains_the_queue_and_reports_it(
+    aws: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from trailsight.config import Settings
+    from trailsight.outputs.base import Delivery
+    from trailsight.watch import WatchOptions, run_cycle
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", aws["url"])
+    for path in FILES[:2]:
+        aws["sqs"].send_message(QueueUrl=aws["queue"], MessageBody=orjson.dumps(s3_event(*put(aws, path))).decode())
+
+    class Quiet:
+        name = "quiet"
+
+        def send(self, alerts: Any) -> Delivery:
+            return Delivery(delivered=list(alerts))
+
+        def close(self) -> None:
+            pass
+
+    options = WatchOptions(source=uri(aws), store=tmp_path / "s")
+    report = run_cycle(
+        options,
+        Settings(),
+        Quiet(),
+        datetime(2023, 7, 10, 12, 40, tzinfo=UTC),
+        detect_fn=lambda layout, since, until, settings, detectors: [],
+    ).to_dict()
+    assert report["files_ingested"] == 2
+    assert report["events_ingested"] == records(FILES[:2])
+    intake = report["intake"]
+    assert (intake["messages"], intake["deleted"], intake["receives"]) == (2, 2, 2)
+    assert intake["records_in"] == intake["stored"] + intake["duplicates"] + intake["filtered"] + intake["quarantined"]
+    assert remaining(aws) == 0

@@ -331,8 +331,9 @@ def drain_queue(
     try:
         attributes = sqs.get_queue_attributes(QueueUrl=spec.url, AttributeNames=["RedrivePolicy"]).get("Attributes", {})
         has_dlq = bool(attributes.get("RedrivePolicy"))
-        while report.messages < spec.max_messages:
-            held = _receive_round(sqs, spec, report)
+        dry = False
+        while report.messages < spec.max_messages and not dry:
+            held, dry = _receive_round(sqs, spec, report)
             if not held:
                 break
             report.rounds += 1
@@ -343,8 +344,8 @@ def drain_queue(
     return report
 
 
-def _receive_round(sqs: Any, spec: QueueSpec, report: DrainReport) -> list[_Held]:
-    """Receive up to ``batch`` messages (fewer when the queue runs dry)."""
+def _receive_round(sqs: Any, spec: QueueSpec, report: DrainReport) -> tuple[list[_Held], bool]:
+    """Receive up to ``batch`` messages; also say whether the queue ran dry (no need to ask again)."""
     held: list[_Held] = []
     want = min(spec.batch, spec.max_messages - report.messages)
     while len(held) < want:
@@ -358,7 +359,7 @@ def _receive_round(sqs: Any, spec: QueueSpec, report: DrainReport) -> list[_Held
         report.receives += 1
         messages = response.get("Messages", [])
         if not messages:
-            break
+            return held, True
         for message in messages:
             receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
             item = _Held(
@@ -384,7 +385,7 @@ def _receive_round(sqs: Any, spec: QueueSpec, report: DrainReport) -> list[_Held
                         report.skipped_keys += 1
             held.append(item)
         report.messages += len(messages)
-    return held
+    return held, False
 
 
 def _process_round(
