@@ -366,6 +366,8 @@ def default_ingest(source: str, layout: StoreLayout, settings: Settings) -> tupl
             files=drained.files, events=drained.stored, quarantined=drained.quarantined, detail=drained.to_dict()
         )
 
+    if source.startswith("s3://"):
+        return _ingest_s3(source, layout, settings)
     report: Any = ingest([source], layout.root, settings)
     for path, why in getattr(report, "skipped_paths", ()):  # one JSON line each, like the cycle report
         sys.stderr.write(orjson.dumps({"event": "watch.skipped", "path": path, "reason": why}).decode() + "\n")
@@ -387,6 +389,22 @@ def default_detect(
         return []
 
     return list(detect(layout.root, since, until, settings, detectors=list(detectors) if detectors else None))
+
+
+def _ingest_s3(source: str, layout: StoreLayout, settings: Settings) -> IngestCounts:
+    """An ``s3://`` source: the backfill once, then only the recent date folders of each account and region."""
+    from trailsight.ingest import ingest
+    from trailsight.ingest.sources import make_s3_client
+    from trailsight.ingest.trail_prefixes import RecentTrailLister, now_utc
+
+    layout.root.mkdir(parents=True, exist_ok=True)
+    sources, listing = RecentTrailLister(source, layout.root, make_s3_client()).plan(now_utc())
+    if not sources:
+        return IngestCounts(files=0, events=0, quarantined=0, detail=listing.to_dict())
+    summary = ingest([], layout.root, settings, objects=sources)
+    return IngestCounts(
+        files=summary.files, events=summary.new, quarantined=summary.quarantined, detail=listing.to_dict()
+    )
 
 
 def _first_attr(obj: Any, names: Sequence[str], default: Any) -> Any:
