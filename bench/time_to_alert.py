@@ -333,11 +333,13 @@ def main() -> None:
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
-            f"| {r['cycle']} | {r['seconds']} | {r['files']:,} | {r['events']:,} | {r['messages']:,} | {r['alerts']} | {r['maxrss_mib']} |"
+            f"| {r['cycle']} | {r['seconds']} | {r['files']:,} | {r['events']:,} | {r['messages']:,} "
+            f"| {r['alerts']} | {r['maxrss_mib']} |"
         )
     print()
     print(
-        f"arrival -> delivery (this run, wall clock): {fmt(totals)}; of which waiting for the cycle {fmt(waits)}, processing {fmt(procs)}"
+        f"arrival -> delivery (this run, wall clock): {fmt(totals)}; "
+        f"of which waiting for the cycle {fmt(waits)}, processing {fmt(procs)}"
     )
     print(f"projected at CloudTrail's real cadence (wait x {args.speedup:g} + processing): {fmt(projected)}")
     print()
