@@ -91,7 +91,7 @@ def test_teams_card_escapes_markdown() -> None:
     joined = "\n".join(texts)
     assert "<" not in joined  # no HTML-looking tags
     assert "[click](https" not in joined
-    assert "\\[click\\]\\(https" in joined
+    assert "\\[click\\](https" in joined
     assert "**now**" not in joined
     assert "\\*\\*now\\*\\*" in joined
     assert card["actions"][0]["url"] == f"https://ts.example/findings/{f.id}"
@@ -126,3 +126,8 @@ def test_webhook_errors_do_not_leak_the_secret_url() -> None:
         assert re.search(r"/services/…", error)
     finally:
         rec.close()
+
+
+def test_teams_escape_leaves_ordinary_punctuation() -> None:
+    assert teams_escape("role deploy-prod (eu-west-1). 1 failed") == "role deploy-prod (eu-west-1). 1 failed"
+    assert teams_escape("- a list\n1. item") == "\\- a list\n1\\. item"

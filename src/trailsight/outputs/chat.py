@@ -11,8 +11,9 @@ error messages) is attacker-controlled, so no such text reaches the receiver as 
   never parses; the notification ``text`` (mrkdwn) has ``&``, ``<`` and ``>`` escaped as Slack
   asks, so ``<!channel>``, ``<@U123>`` or ``<https://evil|click>`` appear as typed and cannot
   ping or link.
-* **Teams**: text blocks render a Markdown subset, so its punctuation (``*_[]()#`` and friends)
-  is backslash-escaped and HTML-looking ``<`` / ``>`` are escaped as entities.
+* **Teams**: text blocks render a Markdown subset (emphasis, links, lists), so the characters
+  that open those (``* _ [ ] ` ~ |``, and a list marker at the start of a line) are
+  backslash-escaped, and ``<`` / ``>`` are written as entities.
 
 In both, control characters and Unicode direction overrides (which can make a string read
 backwards) are removed, and every text is clipped to the receiver's limits.
@@ -35,7 +36,9 @@ SLACK_FIELD_MAX = 2000
 TEAMS_TEXT_MAX = 2000
 
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-_TEAMS_MD = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
+_TEAMS_MD = re.compile(r"([\\`*_\[\]~|])")
+_TEAMS_BULLET = re.compile(r"^(\s*)([-+#])(?=\s)", re.MULTILINE)
+_TEAMS_NUMBERED = re.compile(r"^(\s*\d+)\.(?=\s)", re.MULTILINE)
 _SEVERITY_EMOJI = {"High": ":red_circle:", "Medium": ":large_orange_circle:", "Low": ":large_yellow_circle:"}
 _TEAMS_COLOUR = {"High": "Attention", "Medium": "Warning", "Low": "Accent"}
 
@@ -53,7 +56,8 @@ def slack_escape(text: object) -> str:
 def teams_escape(text: object) -> str:
     """Text for a Teams TextBlock: Markdown punctuation backslash-escaped, ``<``/``>`` as entities."""
     cleaned = _TEAMS_MD.sub(r"\\\1", safe_text(text))
-    return cleaned.replace("<", "&lt;")
+    cleaned = _TEAMS_NUMBERED.sub(r"\1\\.", _TEAMS_BULLET.sub(r"\1\\\2", cleaned))
+    return cleaned.replace("<", "&lt;").replace(">", "&gt;")
 
 
 def finding_url(ui_url: str | None, finding_id: str) -> str | None:
