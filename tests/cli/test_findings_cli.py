@@ -199,3 +199,32 @@ def test_profile_and_investigate(store: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "Issued by" in result.output
     assert "AssumeRole" in result.output
+
+
+def test_export_to_outputs(store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``findings export`` sends to any output of the registry: Security Hub and SNS on moto, a Slack file."""
+    import boto3
+
+    from moto_s3 import moto_s3
+
+    slack = tmp_path / "slack.jsonl"
+    result = runner.invoke(app, ["findings", "export", "--store", str(store), "-o", f"file:{slack}?format=slack"])
+    assert result.exit_code == 0, result.output
+    assert all("blocks" in json.loads(line) for line in slack.read_text().splitlines())
+    with moto_s3(monkeypatch) as url:
+        hub = boto3.client("securityhub", endpoint_url=url)
+        hub.enable_security_hub()
+        result = runner.invoke(app, ["findings", "export", "--store", str(store), "-o", f"securityhub?endpoint={url}"])
+        assert result.exit_code == 0, result.output
+        assert "sent 2 of 2 findings to securityhub" in result.output
+        assert len(hub.get_findings()["Findings"]) == 2
+        topic = "arn:aws:sns:us-east-1:123456789012:none"  # no such topic: refused, not retried
+        result = runner.invoke(
+            app, ["findings", "export", "--store", str(store), "-o", f"sns:{topic}?endpoint={url}&retries=0"]
+        )
+        assert result.exit_code == 1
+        assert "2 findings not delivered" in str(result.exception)
+        assert "NotFound" in str(result.exception)
+    result = runner.invoke(app, ["findings", "export", "--store", str(store), "-f", "xml"])
+    assert result.exit_code == 1
+    assert "unknown format 'xml'" in str(result.exception)
