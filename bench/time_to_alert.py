@@ -3,7 +3,8 @@
     .venv/bin/python bench/time_to_alert.py [--accounts 50] [--regions 4] [--events-per-file 10]
                                             [--speedup 20] [--cycles 4] [--every 15m] [--store /tmp/tta]
 
-Everything runs on 127.0.0.1: moto's server (S3 with notifications to an SQS queue), a local
+Everything runs on 127.0.0.1: moto's server in its own process (S3 with notifications to an
+SQS queue), a local
 HTTP receiver standing for Slack, and ``watch``'s cycle (:func:`trailsight.watch.run_cycle`,
 the real intake, detect and delivery code).
 
@@ -162,6 +163,24 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
+class Recording:
+    """Wraps the Slack sink; records when each alert was delivered and which events it held."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.delivered: list[tuple[float, set[str]]] = []
+
+    def send(self, alerts: Any) -> Any:
+        result = self.inner.send(alerts)
+        at = time.monotonic()
+        self.delivered.extend((at, set(a.finding.get("event_ids") or ())) for a in result.delivered)
+        return result
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 @dataclass
 class Feed:
     """What the feeder wrote: object arrival times and the anomalous bursts."""
@@ -197,14 +216,23 @@ def main() -> None:
     }.items():
         os.environ[name] = value
     import socket
-
-    from moto.server import ThreadedMotoServer
+    import subprocess
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
+    # moto in its own process: in this one it would share the GIL with the feeder and the cycle
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
     endpoint = f"http://127.0.0.1:{port}"
     os.environ["AWS_ENDPOINT_URL_S3"] = endpoint
     import boto3
@@ -270,7 +298,7 @@ def main() -> None:
         feed.done.set()
 
     receiver = Receiver()
-    sink = parse_outputs([f"slack:{receiver.url}"], defaults=OutputDefaults())
+    sink = Recording(parse_outputs([f"slack:{receiver.url}"], defaults=OutputDefaults()))
     options = WatchOptions(source=f"sqs://{queue}?wait=1", store=args.store, every=every, max_alerts=10_000)
     threading.Thread(target=feeder, daemon=True).start()
 
@@ -295,17 +323,11 @@ def main() -> None:
         )
         print(orjson.dumps(rows[-1]).decode(), file=sys.stderr)
 
-    # time to alert, per anomalous burst: its object's arrival -> the first alert holding its events
-    delivered: list[tuple[float, set[str]]] = []
-    for at, body in receiver.arrivals:
-        text = orjson.dumps(body).decode()
-        delivered.append((at, {fid for fid in _ids(text)}))
-    alerts_by_finding = _alerts_by_event(args.store)
+    # time to alert, per anomalous burst: its object's arrival -> the first delivered alert holding its events
     waits, procs, totals, projected, missed = [], [], [], [], 0
     for key, burst in feed.bursts.items():
         arrived = feed.arrivals[key]
-        finding_ids = {alerts_by_finding.get(e) for e in burst} - {None}
-        times = [at for at, ids in delivered if ids & finding_ids and at >= arrived]
+        times = [at for at, events in sink.delivered if events.issuperset(burst)]
         if not times:
             missed += 1
             continue
@@ -344,28 +366,8 @@ def main() -> None:
     print(f"projected at CloudTrail's real cadence (wait x {args.speedup:g} + processing): {fmt(projected)}")
     print()
     print("reproduce: .venv/bin/python bench/time_to_alert.py " + " ".join(sys.argv[1:]))
-    moto.stop()
-
-
-def _ids(text: str) -> list[str]:
-    """Finding ids in a Slack message (``ts-`` followed by 24 hex digits)."""
-    import re
-
-    return re.findall(r"ts-[0-9a-f]{24}", text)
-
-
-def _alerts_by_event(store: Path) -> dict[str, str]:
-    """event id -> id of the raised finding that holds it (from the watch state)."""
-    import duckdb
-
-    out: dict[str, str] = {}
-    with duckdb.connect(str(store / "state.duckdb"), read_only=True) as con:
-        for fid, events, superseded in con.execute("SELECT id, event_ids, superseded_by FROM watch_raised").fetchall():
-            for e in events or ():
-                out.setdefault(str(e), str(fid))
-                if superseded is None:
-                    out[str(e)] = str(fid)
-    return out
+    moto.terminate()
+    moto.wait()
 
 
 if __name__ == "__main__":
