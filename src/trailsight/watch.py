@@ -4,8 +4,11 @@ One *cycle* does, in order:
 
 1. **Deliver leftovers** — alerts a killed run committed but did not finish sending
    (the ``watch_outbox`` table) go out first.
-2. **Ingest** what is new in the source (a local folder or an ``s3://`` prefix). The
-   ingest manifest remembers every file already read, so this is cheap and idempotent.
+2. **Ingest** what is new in the source: a local folder; an ``s3://`` prefix (an organisation
+   trail is listed in full once, then only its recent date folders:
+   :mod:`trailsight.ingest.trail_prefixes`); or an ``sqs://`` queue of S3 notifications, drained
+   (:mod:`trailsight.ingest.sqs`). The ingest manifest remembers every file already read, so
+   this is cheap and idempotent.
 3. **Score the look-back window** ``[since, now)`` with :func:`trailsight.pipeline.detect`,
    where ``since = min(now, watermark) - lookback - late``. ``watermark`` is the end of
    the last committed cycle, so a restart after any downtime covers the gap; ``late``
@@ -25,8 +28,9 @@ One *cycle* does, in order:
 5. **Commit** in one state-database transaction: the ``watch_raised`` rows
    (id, event count, event ids, superseded_by), the alerts into ``watch_outbox``, the new watermark in
    ``watch_state``, and the cycle report in ``watch_runs``.
-6. **Deliver** the outbox to the sink; what cannot be delivered goes to the dead-letter
-   file. Delivered and dead-lettered alerts leave the outbox.
+6. **Deliver** the outbox to the sink (each sink of a fan-out in turn); what a sink cannot
+   deliver goes to the dead-letter file under its name. Delivered and dead-lettered alerts
+   leave the outbox.
 
 A kill at any point therefore loses nothing: before step 5 nothing of the cycle is
 kept and the next cycle redoes it (ingest and detect are idempotent); after step 5

@@ -170,7 +170,6 @@ class SecurityHubSink:
         self.ctx = ctx or RenderContext(region=region)
         self.fmt = AsffFormat()
         self._client = client
-        self._region = region or self.ctx.region
         self._endpoint_url = endpoint_url
         self.calls = 0
 
