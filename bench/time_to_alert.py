@@ -203,9 +203,11 @@ def main() -> None:
     ap.add_argument("--every", default="15m")
     ap.add_argument("--store", type=Path, default=Path("/tmp/tta"))
     ap.add_argument("--anomaly-rate", type=float, default=1 / 40, help="share of files with an anomalous burst")
+    ap.add_argument("--workers", type=int, default=None, help="[ingest] workers (default: ingest's own)")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     every = parse_duration(args.every, setting="--every")
+    settings = Settings(data={"ingest": {"workers": args.workers}} if args.workers is not None else {})
     rng = random.Random(args.seed)
     accounts, regions = account_ids(args.accounts), region_names(args.regions)
 
@@ -309,7 +311,7 @@ def main() -> None:
         sleep_until(T0 + every * k)
         cycle_starts.append(time.monotonic())
         began = time.perf_counter()
-        report = run_cycle(options, Settings(), sink, sim_now()).to_dict()
+        report = run_cycle(options, settings, sink, sim_now()).to_dict()
         rows.append(
             {
                 "cycle": k,
@@ -333,11 +335,13 @@ def main() -> None:
             continue
         got = min(times)
         start_of_cycle = max((c for c in cycle_starts if c <= got), default=arrived)
+        # a file that arrived while a cycle was draining is picked up by that cycle: no wait
         wait = max(0.0, start_of_cycle - arrived)
+        proc = got - max(start_of_cycle, arrived)
         waits.append(wait)
-        procs.append(got - start_of_cycle)
+        procs.append(proc)
         totals.append(got - arrived)
-        projected.append(wait * args.speedup + (got - start_of_cycle))
+        projected.append(wait * args.speedup + proc)
 
     def fmt(xs: list[float]) -> str:
         return f"median {statistics.median(xs):.1f}s, worst {max(xs):.1f}s" if xs else "n/a"
