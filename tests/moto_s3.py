@@ -1,8 +1,9 @@
-"""moto's S3 server on 127.0.0.1 with fake credentials, for the tests that read ``s3://``."""
+"""moto's server on 127.0.0.1 (S3, SQS, SNS, EventBridge, Security Hub ...) with fake credentials, for the tests."""
 
 from __future__ import annotations
 
 import socket
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -32,7 +33,10 @@ def moto_s3(mp: pytest.MonkeyPatch) -> Iterator[str]:
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    url = f"http://127.0.0.1:{port}"
+    # moto keeps its state per process, not per server: every server starts from nothing
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).close()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         server.stop()

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,8 +41,6 @@ def records(paths: list[Path]) -> int:
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """moto with the org-trail bucket and a queue (no redrive policy)."""
     with moto_s3(monkeypatch) as url:
-        # moto keeps its state per process, not per server: start from nothing
-        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).close()
         s3 = boto3.client("s3", endpoint_url=url)
         sqs = boto3.client("sqs", endpoint_url=url)
         s3.create_bucket(Bucket=BUCKET)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,7 +37,6 @@ def key(account: str, region: str, day: datetime, n: int) -> str:
 @pytest.fixture
 def bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     with moto_s3(monkeypatch) as url:
-        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).close()
         monkeypatch.setenv("AWS_ENDPOINT_URL_S3", url)
         s3 = boto3.client("s3", endpoint_url=url)
         s3.create_bucket(Bucket=BUCKET)

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from moto_s3 import moto_s3
-from trailsight.findings.model import Finding
+from trailsight.finding import Finding
 from trailsight.outputs.base import Alert
 from trailsight.store.findings import finding_from_dict
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import as_alert, golden
 
 from http_stub import Receiver
-from trailsight.findings.model import Reason
+from trailsight.finding import Reason
 from trailsight.outputs.chat import slack_escape, slack_message, teams_escape, teams_message
 from trailsight.outputs.registry import parse_output
 

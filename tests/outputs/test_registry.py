@@ -16,7 +16,7 @@ from conftest import as_alert, golden, many
 from http_stub import Receiver
 from trailsight.config import Settings
 from trailsight.errors import ConfigError
-from trailsight.findings.model import Finding
+from trailsight.finding import Finding
 from trailsight.outputs import registry as reg_mod
 from trailsight.outputs.aws import EventBridgeSink, SecurityHubSink, SnsSink
 from trailsight.outputs.base import Alert, Delivery, Sink
