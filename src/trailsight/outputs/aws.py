@@ -23,9 +23,9 @@ Security Hub, the ``ErrorCode`` of each PutEvents entry.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 from trailsight.errors import ConfigError
 from trailsight.findings.export_common import clip
@@ -152,10 +152,68 @@ def _merge(first: Delivery, bad: list[tuple[Alert, str]]) -> Delivery:
     return Delivery(delivered=first.delivered, failed=[*bad, *first.failed], attempts=first.attempts)
 
 
-class SecurityHubSink:
+class _AwsSink:
+    """What the AWS sinks share: the lazily made client, one guarded call, per-item failures."""
+
+    service: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        *,
+        fmt: OutputFormat,
+        region: str | None,
+        endpoint_url: str | None,
+        policy: RetryPolicy | None,
+        ctx: RenderContext | None,
+        client: Any,
+    ) -> None:
+        self.fmt = fmt
+        self.ctx = ctx or RenderContext(region=region)
+        self.policy = policy or RetryPolicy()
+        self._region = region
+        self._endpoint_url = endpoint_url
+        self._client = client
+        self.calls = 0
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client, made on first use."""
+        if self._client is None:
+            self._client = make_client(
+                self.service,
+                region=self._region or self.ctx.aws_region,
+                endpoint_url=self._endpoint_url,
+                policy=self.policy,
+            )
+        return self._client
+
+    def _call(self, size: int, operation: Callable[[], Any]) -> tuple[Any, BatchOutcome | None]:
+        """Run one API call for a batch of ``size``: (response, None), or (None, how the batch failed)."""
+        self.calls += 1
+        try:
+            return operation(), None
+        except Exception as exc:
+            error, retry = classify(exc)
+            return None, BatchOutcome.all_retry(size, error) if retry else BatchOutcome.all_final(size, error)
+
+    @staticmethod
+    def _item_failures(failures: Iterable[tuple[int, str, str]]) -> BatchOutcome:
+        """(position, error code, message) of the items a call refused: throttled ones are retried."""
+        final: dict[int, str] = {}
+        again: dict[int, str] = {}
+        for index, code, message in failures:
+            (again if code in THROTTLE_CODES else final)[index] = f"{code}: {message}"
+        return BatchOutcome(final=final, retry=again)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class SecurityHubSink(_AwsSink):
     """Import alerts into Security Hub as ASFF findings, up to 100 a call."""
 
     name = "securityhub"
+    service = "securityhub"
 
     def __init__(
         self,
@@ -166,21 +224,9 @@ class SecurityHubSink:
         ctx: RenderContext | None = None,
         client: Any = None,
     ) -> None:
-        self.policy = policy or RetryPolicy()
-        self.ctx = ctx or RenderContext(region=region)
-        self.fmt = AsffFormat()
-        self._client = client
-        self._endpoint_url = endpoint_url
-        self.calls = 0
-
-    @property
-    def client(self) -> Any:
-        """The boto3 client, made on first use."""
-        if self._client is None:
-            self._client = make_client(
-                "securityhub", region=self.ctx.aws_region, endpoint_url=self._endpoint_url, policy=self.policy
-            )
-        return self._client
+        super().__init__(
+            fmt=AsffFormat(), region=region, endpoint_url=endpoint_url, policy=policy, ctx=ctx, client=client
+        )
 
     def send(self, alerts: Sequence[Alert]) -> Delivery:
         """Render every alert as ASFF, cut the batches at the API's limits and import them."""
@@ -202,34 +248,24 @@ class SecurityHubSink:
 
         def import_batch(batch: Sequence[Alert]) -> BatchOutcome:
             findings = [payloads[a.alert_key] for a in batch]
-            self.calls += 1
-            try:
-                response = self.client.batch_import_findings(Findings=findings)
-            except Exception as exc:
-                error, retry = classify(exc)
-                return BatchOutcome.all_retry(len(batch), error) if retry else BatchOutcome.all_final(len(batch), error)
+            response, failed = self._call(len(batch), lambda: self.client.batch_import_findings(Findings=findings))
+            if failed is not None:
+                return failed
             position = {f["Id"]: i for i, f in enumerate(findings)}
-            final: dict[int, str] = {}
-            again: dict[int, str] = {}
-            for failure in response.get("FailedFindings", ()):
-                index = position.get(str(failure.get("Id")))
-                if index is None:
-                    continue
-                code = str(failure.get("ErrorCode", ""))
-                text = f"{code}: {failure.get('ErrorMessage', '')}"
-                (again if code in THROTTLE_CODES else final)[index] = text
-            return BatchOutcome(final=final, retry=again)
+            return self._item_failures(
+                (position[str(f.get("Id"))], str(f.get("ErrorCode", "")), str(f.get("ErrorMessage", "")))
+                for f in response.get("FailedFindings", ())
+                if str(f.get("Id")) in position
+            )
 
         return _merge(deliver_batches(batches, import_batch, self.policy), bad)
 
-    def close(self) -> None:
-        """Nothing to release."""
 
-
-class SnsSink:
+class SnsSink(_AwsSink):
     """Publish each alert to an SNS topic."""
 
     name = "sns"
+    service = "sns"
 
     def __init__(
         self,
@@ -245,20 +281,14 @@ class SnsSink:
         if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sns":
             raise ConfigError(f"--output sns:{topic_arn}: expected a topic ARN arn:aws:sns:REGION:ACCOUNT:NAME")
         self.topic_arn = topic_arn
-        self.region = parts[3]
-        self.fmt = fmt or JsonlFormat()
-        self.ctx = ctx or RenderContext()
-        self.policy = policy or RetryPolicy()
-        self._endpoint_url = endpoint_url
-        self._client = client
-        self.calls = 0
-
-    @property
-    def client(self) -> Any:
-        """The boto3 client, made on first use (in the topic's region)."""
-        if self._client is None:
-            self._client = make_client("sns", region=self.region, endpoint_url=self._endpoint_url, policy=self.policy)
-        return self._client
+        super().__init__(
+            fmt=fmt or JsonlFormat(),
+            region=parts[3],  # the topic's region
+            endpoint_url=endpoint_url,
+            policy=policy,
+            ctx=ctx or RenderContext(),
+            client=client,
+        )
 
     def send(self, alerts: Sequence[Alert]) -> Delivery:
         """One Publish per alert, under the shared retry rules."""
@@ -292,25 +322,18 @@ class SnsSink:
             if fifo:
                 request["MessageGroupId"] = alert.finding_id
                 request["MessageDeduplicationId"] = alert.alert_key.replace(":", "-")
-            self.calls += 1
-            try:
-                self.client.publish(**request)
-            except Exception as exc:
-                error, retry = classify(exc)
-                return BatchOutcome.all_retry(1, error) if retry else BatchOutcome.all_final(1, error)
-            return BatchOutcome()
+            _, failed = self._call(1, lambda: self.client.publish(**request))
+            return failed or BatchOutcome()
 
         todo = [a for a, _ in rendered if a.alert_key in bodies]
         return _merge(deliver_batches(chunks(todo, 1), publish, self.policy), bad)
 
-    def close(self) -> None:
-        """Nothing to release."""
 
-
-class EventBridgeSink:
+class EventBridgeSink(_AwsSink):
     """Put each alert on an EventBridge bus, 10 entries a call."""
 
     name = "eventbridge"
+    service = "events"
 
     def __init__(
         self,
@@ -333,25 +356,9 @@ class EventBridgeSink:
                 )
             region = region or parts[3]
         self.source = source
-        self.fmt = fmt or JsonlFormat()
-        self.ctx = ctx or RenderContext(region=region)
-        self.policy = policy or RetryPolicy()
-        self._region = region
-        self._endpoint_url = endpoint_url
-        self._client = client
-        self.calls = 0
-
-    @property
-    def client(self) -> Any:
-        """The boto3 client, made on first use."""
-        if self._client is None:
-            self._client = make_client(
-                "events",
-                region=self._region or self.ctx.aws_region,
-                endpoint_url=self._endpoint_url,
-                policy=self.policy,
-            )
-        return self._client
+        super().__init__(
+            fmt=fmt or JsonlFormat(), region=region, endpoint_url=endpoint_url, policy=policy, ctx=ctx, client=client
+        )
 
     @staticmethod
     def detail_type(alert: Alert) -> str:
@@ -388,24 +395,17 @@ class EventBridgeSink:
         batches = pack(todo, [sizes[a.alert_key] for a in todo], EVENTBRIDGE_MAX_ENTRIES, EVENTBRIDGE_MAX_BYTES)
 
         def put(batch: Sequence[Alert]) -> BatchOutcome:
-            self.calls += 1
-            try:
-                response = self.client.put_events(Entries=[entries[a.alert_key] for a in batch])
-            except Exception as exc:
-                error, retry = classify(exc)
-                return BatchOutcome.all_retry(len(batch), error) if retry else BatchOutcome.all_final(len(batch), error)
-            final: dict[int, str] = {}
-            again: dict[int, str] = {}
-            for index, result in enumerate(response.get("Entries", ())):
-                code = result.get("ErrorCode")
-                if code:
-                    (again if code in THROTTLE_CODES else final)[index] = f"{code}: {result.get('ErrorMessage', '')}"
-            return BatchOutcome(final=final, retry=again)
+            chosen = [entries[a.alert_key] for a in batch]
+            response, failed = self._call(len(batch), lambda: self.client.put_events(Entries=chosen))
+            if failed is not None:
+                return failed
+            return self._item_failures(
+                (index, str(r["ErrorCode"]), str(r.get("ErrorMessage", "")))
+                for index, r in enumerate(response.get("Entries", ()))
+                if r.get("ErrorCode")
+            )
 
         return _merge(deliver_batches(batches, put, self.policy), bad)
-
-    def close(self) -> None:
-        """Nothing to release."""
 
 
 __all__ = [
