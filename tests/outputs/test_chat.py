@@ -12,7 +12,7 @@ from conftest import as_alert, golden
 
 from http_stub import Receiver
 from trailsight.finding import Reason
-from trailsight.outputs.chat import slack_escape, slack_message, teams_escape, teams_message
+from trailsight.outputs.chat import safe_text, slack_escape, slack_message, teams_escape, teams_message
 from trailsight.outputs.registry import parse_output
 
 HOSTILE_PRINCIPAL = "arn:aws:iam::123837392027:user/<!channel> <@U024BE7LH> &amp;"
@@ -43,7 +43,8 @@ def _mrkdwn_texts(value: Any) -> list[str]:
 
 def test_slack_escape_rules() -> None:
     assert slack_escape("<!channel> & <@U1>") == "&lt;!channel&gt; &amp; &lt;@U1&gt;"
-    assert slack_escape("a\u202eb\x07c") == "abc"
+    # invisible and direction characters are shown, not hidden (trailsight.text.visible)
+    assert safe_text("a\u202eb\x07c") == "a\\u202eb\\x07c"
 
 
 def test_slack_message_carries_the_finding_and_no_live_markup() -> None:

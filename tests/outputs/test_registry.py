@@ -218,3 +218,21 @@ def test_watch_cycle_feeds_every_output_and_dead_letters_per_sink(tmp_path: Path
     dead = [orjson.loads(line) for line in (store / "watch-dead-letter.jsonl").read_bytes().splitlines()]
     assert [(d["sink"], d["alert"]["finding_id"]) for d in dead] == [("slack", high.id)]
     assert rec.attempts == 2
+
+
+@pytest.mark.parametrize("fmt", ["ocsf", "csv", "slack"])
+def test_file_sink_reconciles_any_format(tmp_path: Path, fmt: str) -> None:
+    """After a kill mid-send, the file sink recognises the alerts it wrote whole in any format."""
+    path = tmp_path / f"alerts.{fmt}"
+    sink: Any = parse_output(f"file:{path}?format={fmt}")
+    first, second, third = many(3)
+    sink.send([first])
+    mark = sink.prepare()
+    sink.send([second])
+    with path.open("ab") as fh:  # the kill: half of the third alert's line
+        fh.write(sink.fmt.line(sink.fmt.render(third, sink.ctx))[:40])
+    assert sink.reconcile([second, third], mark) == [second]
+    sink.send([third])
+    text = path.read_bytes()
+    for alert in (first, second, third):
+        assert text.count(sink.fmt.line(sink.fmt.render(alert, sink.ctx))) == 1

@@ -15,8 +15,10 @@ error messages) is attacker-controlled, so no such text reaches the receiver as 
   that open those (``* _ [ ] ` ~ |``, and a list marker at the start of a line) are
   backslash-escaped, and ``<`` / ``>`` are written as entities.
 
-In both, control characters and Unicode direction overrides (which can make a string read
-backwards) are removed, and every text is clipped to the receiver's limits.
+In both, every value first goes through :func:`trailsight.text.visible` (the project's one rule
+for human-facing text: control, direction-override and zero-width characters shown as visible
+escapes, so ``invoice\u202egnp.exe`` cannot pass for ``invoiceexe.png``), and every text is
+clipped to the receiver's limits.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 from trailsight.finding import Finding
 from trailsight.findings.export_common import clip, utf8_clean
+from trailsight.text import visible
 
 #: Slack limits: header text 150, section text 3000, a field 2000, 10 fields, 50 blocks.
 SLACK_HEADER_MAX = 150
@@ -35,7 +38,6 @@ SLACK_FIELD_MAX = 2000
 #: Teams TextBlocks have no hard limit; the whole card must stay under 28 KB.
 TEAMS_TEXT_MAX = 2000
 
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 _TEAMS_MD = re.compile(r"([\\`*_\[\]~|])")
 _TEAMS_BULLET = re.compile(r"^(\s*)([-+#])(?=\s)", re.MULTILINE)
 _TEAMS_NUMBERED = re.compile(r"^(\s*\d+)\.(?=\s)", re.MULTILINE)
@@ -44,18 +46,18 @@ _TEAMS_COLOUR = {"High": "Attention", "Medium": "Warning", "Low": "Accent"}
 
 
 def safe_text(text: object) -> str:
-    """``text`` as one clean string: valid UTF-8, no control characters, no direction overrides."""
-    return _UNSAFE.sub("", utf8_clean(str(text)))
+    """One value as text for people: valid UTF-8, invisible and direction characters made visible."""
+    return visible(utf8_clean(str(text)))
 
 
-def slack_escape(text: object) -> str:
-    """Text for a Slack ``mrkdwn`` field: ``&``, ``<``, ``>`` escaped, unsafe characters removed."""
-    return safe_text(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def slack_escape(text: str) -> str:
+    """Text for a Slack ``mrkdwn`` field: ``&``, ``<``, ``>`` escaped as Slack asks."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def teams_escape(text: object) -> str:
+def teams_escape(text: str) -> str:
     """Text for a Teams TextBlock: Markdown punctuation backslash-escaped, ``<``/``>`` as entities."""
-    cleaned = _TEAMS_MD.sub(r"\\\1", safe_text(text))
+    cleaned = _TEAMS_MD.sub(r"\\\1", text)
     cleaned = _TEAMS_NUMBERED.sub(r"\1\\.", _TEAMS_BULLET.sub(r"\1\\\2", cleaned))
     return cleaned.replace("<", "&lt;").replace(">", "&gt;")
 
@@ -74,15 +76,15 @@ def _summary(f: Finding) -> dict[str, str]:
     if f.first_seen.date() != f.last_seen.date():
         span = f"{f.first_seen:%Y-%m-%d %H:%M} – {f.last_seen:%Y-%m-%d %H:%M} UTC"
     return {
-        "severity": f.severity_label or "Unknown",
-        "title": f.title or f.finding_type,
-        "story": story,
-        "principal": f.actor or f.principal,
-        "account": f.account_id,
+        "severity": safe_text(f.severity_label or "Unknown"),
+        "title": safe_text(f.title or f.finding_type),
+        "story": safe_text(story),
+        "principal": safe_text(f.actor or f.principal),
+        "account": safe_text(f.account_id),
         "events": f"{f.count} ({span})",
-        "risk": f"{f.risk_score}/100, confidence {f.confidence}",
-        "tactic": f.tactic or "none",
-        "reasons": "\n".join(f"• {r.message}" for r in reasons),
+        "risk": safe_text(f"{f.risk_score}/100, confidence {f.confidence}"),
+        "tactic": safe_text(f.tactic or "none"),
+        "reasons": "\n".join(f"• {safe_text(r.message)}" for r in reasons),  # one value a line
     }
 
 
@@ -97,7 +99,7 @@ def slack_message(f: Finding, *, action: str = "new", ui_url: str | None = None)
     emoji = _SEVERITY_EMOJI.get(sev, ":white_circle:")
 
     def plain(text: str, limit: int) -> dict[str, Any]:
-        return {"type": "plain_text", "text": clip(safe_text(text), limit) or " ", "emoji": False}
+        return {"type": "plain_text", "text": clip(text, limit) or " ", "emoji": False}
 
     fields = [
         plain(f"Severity: {sev}", SLACK_FIELD_MAX),
@@ -111,7 +113,9 @@ def slack_message(f: Finding, *, action: str = "new", ui_url: str | None = None)
         {"type": "header", "text": plain(f"{sev}: {s['title']}", SLACK_HEADER_MAX)},
         {
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": f"{emoji} trailsight {_headline(action)} `{slack_escape(f.id)}`"}],
+            "elements": [
+                {"type": "mrkdwn", "text": f"{emoji} trailsight {_headline(action)} `{slack_escape(safe_text(f.id))}`"}
+            ],
         },
     ]
     if s["story"]:
