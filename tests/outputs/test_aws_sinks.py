@@ -10,8 +10,8 @@ from typing import Any
 import boto3
 import orjson
 import pytest
-from conftest import RAISED, as_alert, golden, many
 
+from alert_samples import RAISED, as_alert, golden, many
 from http_stub import FlakyProxy, Reply
 from trailsight.outputs import aws
 from trailsight.outputs.aws import EventBridgeSink, SecurityHubSink, SnsSink

@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import as_alert, golden
 
+from alert_samples import as_alert, golden
 from http_stub import Receiver
 from trailsight.finding import Reason
 from trailsight.outputs.chat import safe_text, slack_escape, slack_message, teams_escape, teams_message

@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 
 import orjson
 import pytest
-from conftest import as_alert, golden, many
 
+from alert_samples import as_alert, golden, many
 from http_stub import Receiver
 from trailsight.config import Settings
 from trailsight.errors import ConfigError
