@@ -47,7 +47,6 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]
         check=True,
         capture_output=True,
     )
-    (logs / "labels.json").unlink()  # the labels are not CloudTrail
     out = root / "alerts.jsonl"
     run = subprocess.run(_watch(logs, root / "s", out), capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr
