@@ -2,6 +2,9 @@
 
     .venv/bin/python bench/quality.py [--store S] [--logs DIR] [--truth FILE] [--detectors a,b] [--budget 5]
 
+Columns: ``High/day`` counts findings of High confidence, ``sev High/day`` findings of High
+severity (what the calls did, trailsight.scoring.policy).
+
 Rows: each seed detector alone and the behaviour model alone (every finding they raise, no
 alert threshold), the union of the seed detectors' findings (each rule raising its own
 alerts), the seed detectors combined by trailsight's scoring (the issue-4 system), and the
@@ -89,7 +92,8 @@ def _row(label: str, res: dict[str, Any], budget: int, days: int) -> str:
     per_day = res["findings_total"] / max(1, days)
     return (
         f"| {label:24s} | {res['campaigns_detected']:>4d}/{res['campaigns_total']:<4d} | {per_day:12.1f} "
-        f"| {res['high_per_day']:11.1f} | {res['precision']:9.2f} | {res['false_positive_findings_per_day']:6.1f} "
+        f"| {res['high_per_day']:11.1f} | {res['severe_per_day']:12.1f} | {res['precision']:9.2f} "
+        f"| {res['false_positive_findings_per_day']:6.1f} "
         f"| {res['recall_at_budget']:14.2f} | {res['average_precision']:.2f}  "
         f"| {res['traps_fired']:>5d}/{res['traps_total']:<5d} | {res['event_coverage']:9.2f} "
         f"| {res['seconds']:7.1f} |"
@@ -105,13 +109,15 @@ def _union(truth: dict[str, Any], files: list[Path], out: Path, budget: int) -> 
     res: dict[str, Any] = scorer.score(truth, scorer.load_findings(str(out)), budget)
     res["seconds"] = 0.0
     res["high_per_day"] = _high_per_day(out, truth)
+    res["severe_per_day"] = _high_per_day(out, truth, "severity_label")
     return res
 
 
-def _high_per_day(path: Path, truth: dict[str, Any]) -> float:
+def _high_per_day(path: Path, truth: dict[str, Any], field: str = "confidence") -> float:
+    """Findings a day whose ``field`` (confidence, or severity_label) is High."""
     days = max(1, round((_iso(truth["test_end"]) - _iso(truth["test_start"])).total_seconds() / 86400))
     lines = path.read_text(encoding="utf-8").splitlines()
-    return sum(1 for line in lines if json.loads(line).get("confidence") == "High") / days
+    return sum(1 for line in lines if json.loads(line).get(field) == "High") / days
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     keep = args.keep or Path(tmp.name)
     keep.mkdir(parents=True, exist_ok=True)
     header = (
-        f"| {'method':24s} | campaigns | findings/day | High/day    | precision | FP/day "
+        f"| {'method':24s} | campaigns | findings/day | High/day    | sev High/day | precision | FP/day "
         f"| recall@{args.budget}/day | AP    | traps fired | event cov | seconds |"
     )
     print(header)
@@ -152,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     def run(label: str, chosen: list[str] | None, floor: float | None) -> None:
         res = run_one(store, truth, chosen, keep / f"{label}.jsonl", args.budget, floor, settings)
         res["high_per_day"] = _high_per_day(keep / f"{label}.jsonl", truth)
+        res["severe_per_day"] = _high_per_day(keep / f"{label}.jsonl", truth, "severity_label")
         results[label] = res
         print(_row(label, res, args.budget, days), flush=True)
 

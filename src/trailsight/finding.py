@@ -152,6 +152,37 @@ class TimelineEntry:
 
 
 @dataclass(frozen=True, kw_only=True)
+class EffectEntry:
+    """What one call of the finding did (an admin grant, a share, logging off …), in plain words."""
+
+    kind: str  # an effect kind of trailsight.enrich.effects (effect_kinds.csv)
+    tactic: str
+    technique: str
+    description: str
+    succeeded: bool
+    event_id: str
+    event_time: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResourceEntry:
+    """A resource the finding's calls acted on, with how many of its calls touched it."""
+
+    type: str
+    id: str
+    events: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Counterparty:
+    """Who else the calls involved: an ``account`` shared with, a ``principal`` granted, an ``access key`` created …"""
+
+    kind: str
+    id: str
+    via: str = ""  # the effect kind (or API) that named it
+
+
+@dataclass(frozen=True, kw_only=True)
 class Finding:
     """One finding: unusual events of one principal close together in time."""
 
@@ -186,6 +217,10 @@ class Finding:
     explanation: list[str] = field(default_factory=list)
     timeline: list[TimelineEntry] = field(default_factory=list)
     detectors: dict[str, float] = field(default_factory=dict)  # detector -> 0..100 anomaly score
+    effects: list[EffectEntry] = field(default_factory=list)
+    resources: list[ResourceEntry] = field(default_factory=list)
+    counterparties: list[Counterparty] = field(default_factory=list)
+    next_steps: list[str] = field(default_factory=list)
     status: str = "Open"
     gated: bool = False  # too little history: raised with a note instead of scored normally
 

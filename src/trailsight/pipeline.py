@@ -1,4 +1,4 @@
-"""Detect over a time range: features → detectors → scoring → grouping → description → suppression → save.
+"""Detect over a time range: features → detectors → scoring → grouping → effects → description → suppression → save.
 
 :func:`detect` is the one entry point the CLI, ``watch``, the Spark job and notebooks use, and
 the one place that says what a run does. How the features are computed is an engine's business
@@ -28,6 +28,7 @@ from trailsight.finding import Finding, UnusualEvent
 from trailsight.findings import suppress
 from trailsight.findings.describe import describe as describe_findings
 from trailsight.findings.group import group_findings
+from trailsight.findings.touched import add_what_was_done
 from trailsight.scoring.events import ChunkScorer
 from trailsight.scoring.options import ScoringOptions
 from trailsight.store.findings import connect_state, save_findings
@@ -111,6 +112,9 @@ def detect(
         floor = scoring.min_score if min_score is None else min_score
         # Gated findings (a newcomer calling high-risk APIs) are raised whatever their score.
         findings = [f for f in findings if f.gated or f.score >= floor]
+        if findings:  # what the calls did: effects, resources, counterparties, severity
+            with opened.calls_for(findings) as (con, view):
+                findings = add_what_was_done(findings, con, view)
         if findings and describe:
             with opened.events_for(findings) as (con, view):
                 described = describe_findings(findings, con, settings=settings, events=view)

@@ -65,6 +65,7 @@ ENRICHMENT_FIELDS: list[pa.Field] = [
     pa.field("tactic", pa.string()),
     pa.field("technique", pa.string()),
     pa.field("api_risk", pa.float64()),
+    pa.field("credential_type", pa.string()),  # trailsight.enrich.credentials.CREDENTIAL_TYPES
 ]
 
 #: The whole normalised event, as written to the lake.

@@ -30,14 +30,8 @@ ATTACK_APIS = ("DeleteTrail", "StopLogging", "CreateAccessKey", "CreateUser", "P
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not INVICTUS.is_dir():
-        pytest.skip("real data not present")
-    from trailsight.ingest import ingest
-
-    root = tmp_path_factory.mktemp("invictus")
-    ingest([INVICTUS], root, workers=0)
-    return root
+def store(invictus_store: Path) -> Path:
+    return invictus_store
 
 
 @pytest.fixture

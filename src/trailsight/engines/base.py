@@ -7,7 +7,9 @@ are computed. It opens a time range (:meth:`FeatureEngine.open`), and the open r
 * yields the range's chunks, each chunk's as-of features, with their behaviour context, scored by
   the plan's :class:`~trailsight.scoring.events.ChunkScorer` where the engine computed them (a
   worker process or a Spark driver never ships a feature table back, only unusual events);
-* fetches the events the descriptions read (:meth:`OpenRange.events_for`), as a DuckDB view.
+* fetches the events the descriptions read (:meth:`OpenRange.events_for`), as a DuckDB view;
+* fetches the calls whose requests say what the findings did (:meth:`OpenRange.calls_for`), as a
+  DuckDB view.
 
 Two engines implement it: :class:`trailsight.engines.local.LocalEngine` (DuckDB and numpy in
 this process or its worker processes, the default) and
@@ -84,6 +86,15 @@ class OpenRange(Protocol):
 
     def events_for(self, findings: Sequence[Finding]) -> AbstractContextManager[tuple[Any, str]]:
         """An Ibis DuckDB connection and the name of its view holding the events ``findings`` need described."""
+        ...
+
+    def calls_for(self, findings: Sequence[Finding]) -> AbstractContextManager[tuple[Any, str]]:
+        """An Ibis DuckDB connection and the name of its view for :func:`trailsight.findings.touched.add_what_was_done`.
+
+        The view holds the range's events and the history before them, or at least the findings'
+        own events, the calls of the APIs ``effects.csv`` lists, and each (account, principal)'s
+        first event.
+        """
         ...
 
 

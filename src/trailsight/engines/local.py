@@ -193,6 +193,12 @@ class LocalRange:
         open_events(self.con, self._layout, since, until, self.plan.features.forget_days)
         yield self.con, "events"
 
+    @contextmanager
+    def calls_for(self, findings: Sequence[Finding]) -> Iterator[tuple[Any, str]]:
+        """The same view as :meth:`events_for`: the lake holds every call the effects read."""
+        with self.events_for(findings) as opened:
+            yield opened
+
     def close(self) -> None:
         """Wait for the profile cache's writer and stop the workers."""
         for thread in self.pending:

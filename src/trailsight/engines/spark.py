@@ -403,6 +403,44 @@ class SparkRange:
         finally:
             con.disconnect()
 
+    @contextmanager
+    def calls_for(self, findings: Sequence[Finding]) -> Iterator[tuple[Any, str]]:
+        """The calls what the findings did is read from, in an in-memory DuckDB as the view ``events``.
+
+        From the store's lake; or, with ``events``, to the driver come the findings' own events,
+        the calls of the APIs ``effects.csv`` lists, and one row per (account, principal) at its
+        first time in the range read.
+        """
+        from trailsight.features.source import connect as duckdb_connect
+        from trailsight.features.source import open_events as duckdb_open_events
+
+        con = duckdb_connect()
+        try:
+            if self.engine.events is None:
+                duckdb_open_events(con, self.layout, self.since, self.until, self.plan.features.forget_days)
+            else:
+                con.con.register("events", self._driver_calls(findings))
+            yield con, "events"
+        finally:
+            con.disconnect()
+
+    def _driver_calls(self, findings: Sequence[Finding]) -> pa.Table:
+        from pyspark.sql import functions as F
+
+        from trailsight.findings.touched import CALL_COLUMNS, watched_names
+
+        frame = events_between(self.engine.events, self.since, self.until, self.plan.features.forget_days)
+        ids = sorted({e for f in findings for e in f.event_ids})
+        calls = frame.where(F.col("event_id").isin(ids) | F.col("event_name").isin(watched_names())).select(
+            *CALL_COLUMNS
+        )
+        kept = ("account_id", "principal", "event_time")
+        firsts = frame.groupBy("account_id", "principal").agg(F.min("event_time").alias("event_time"))
+        firsts = firsts.select(
+            *[F.col(c) if c in kept else F.lit(None).cast(frame.schema[c].dataType).alias(c) for c in CALL_COLUMNS]
+        )
+        return to_utc_arrow(calls.unionByName(firsts).toArrow())
+
     def _driver_events(self, findings: Sequence[Finding]) -> pa.Table:
         from pyspark.sql import functions as F
 

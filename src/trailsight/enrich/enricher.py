@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 from trailsight.config import Settings, data_dir
 from trailsight.enrich.asn import AsnSource, AsnTable, MmdbAsn
 from trailsight.enrich.catalog import lookup as catalog_lookup
+from trailsight.enrich.credentials import credential_types
 from trailsight.enrich.geo import GeoReader
 from trailsight.enrich.network import AWS_ASNS, AwsRanges, IntAddress, is_private, non_ip_kind, parse_ip
 from trailsight.enrich.useragent import classify_user_agent
@@ -104,7 +105,7 @@ def _warn_once(message: str, sink: list[str]) -> None:
 
 
 class Enricher:
-    """Adds ``ua_family``, ``ip_kind``, geo, ASN and API-catalog columns to event batches."""
+    """Adds ``ua_family``, ``ip_kind``, geo, ASN, API-catalog and ``credential_type`` columns to event batches."""
 
     def __init__(
         self,
@@ -228,6 +229,7 @@ class Enricher:
         new["tactic"] = pa.array([v[0] for v in api_values], pa.string()).take(api_idx)
         new["technique"] = pa.array([v[1] for v in api_values], pa.string()).take(api_idx)
         new["api_risk"] = pa.array([v[2] for v in api_values], pa.float64()).take(api_idx)
+        new["credential_type"] = credential_types(table, new["ua_family"])
 
         return _assemble(table, new)
 

@@ -16,12 +16,13 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import ibis
 import ibis.expr.types as ir
 from ibis.backends.duckdb import Backend as DuckDBBackend
 
 from trailsight.errors import StoreError
-from trailsight.schema import EVENT_COLUMNS
+from trailsight.schema import EVENT_COLUMNS, EVENT_SCHEMA
 from trailsight.store.layout import StoreLayout
 
 _DATE_DIR = re.compile(r"event_date=(\d{4}-\d{2}-\d{2})")
@@ -93,7 +94,11 @@ def read_events(con: DuckDBBackend, files: Sequence[Path | str], table_name: str
     table = con.read_parquet(
         [str(p) for p in files], table_name=table_name, hive_partitioning=False, union_by_name=True
     )
-    return table.select(*EVENT_COLUMNS)
+    # A lake written before a column was added to the schema reads that column as null.
+    present = set(table.columns)
+    return table.select(
+        *[c if c in present else ibis.null(ibis.dtype(EVENT_SCHEMA.field(c).type)).name(c) for c in EVENT_COLUMNS]
+    )
 
 
 def view_files(db: Any, files: Sequence[Path], name: str) -> None:
@@ -115,6 +120,16 @@ def quiet_ibis() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*fetch_arrow_table.*", category=DeprecationWarning)
         yield
+
+
+def raw_connection(con: Any) -> duckdb.DuckDBPyConnection:
+    """The DuckDB connection of a DuckDB connection or of an Ibis DuckDB backend."""
+    if isinstance(con, duckdb.DuckDBPyConnection):
+        return con
+    inner = getattr(con, "con", None)
+    if isinstance(inner, duckdb.DuckDBPyConnection):
+        return inner
+    raise StoreError(f"expected a DuckDB connection, got {type(con).__name__}")
 
 
 def connect(

@@ -42,6 +42,7 @@ import pyarrow as pa
 
 from trailsight.config import Settings
 from trailsight.errors import StoreError
+from trailsight.features.source import raw_connection
 from trailsight.finding import (
     TACTICS,
     ApiCall,
@@ -179,16 +180,6 @@ class _Context:
     active_days: int  # distinct UTC days with activity in the history (the calendar span is history_days)
     account_history_days: float
     account_principals: int
-
-
-def _raw(con: Any) -> duckdb.DuckDBPyConnection:
-    """A raw DuckDB connection from a DuckDB connection or an Ibis DuckDB backend."""
-    if isinstance(con, duckdb.DuckDBPyConnection):
-        return con
-    inner = getattr(con, "con", None)
-    if isinstance(inner, duckdb.DuckDBPyConnection):
-        return inner
-    raise StoreError(f"describe: expected a DuckDB connection, got {type(con).__name__}")
 
 
 def _long(events: str, where: str) -> str:
@@ -984,6 +975,6 @@ def describe(
         return []
     if not _IDENT.match(events):
         raise StoreError(f"describe: events relation {events!r} is not a plain SQL name")
-    raw = _raw(con)
+    raw = raw_connection(con)
     contexts = _gather(raw, events, findings)
     return [_describe_one(f, contexts[f.id]) for f in findings]

@@ -12,10 +12,12 @@ customer's own account uses to import its own findings); ``GeneratorId``
 ``TTPs/Privilege Escalation``, ``Effects/Data Exfiltration`` ...) plus ``Unusual Behaviors/User``;
 ``Severity`` label from GuardDuty's bands and ``Normalized`` = severity × 10 (GuardDuty's own
 mapping); ``Confidence`` Low/Medium/High → 30/60/90; ``Criticality`` the risk score; ``Resources``
-the principal (``AwsIamUser`` / ``AwsIamRole`` / ``AwsIamAccessKey`` / ``Other``); ``Network`` and
+the principal (``AwsIamUser`` / ``AwsIamRole`` / ``AwsIamAccessKey`` / ``Other``), then the resources
+its calls touched (``AwsS3Bucket``, ``AwsRdsDbSnapshot`` … from ``resource_fields.csv``, at most 32 in
+all); ``Remediation.Recommendation.Text`` the next steps; ``Network`` and
 ``Action.AwsApiCallAction`` from the first source network and anomalous API, GuardDuty style;
 ``FindingProviderFields`` repeats severity, confidence, criticality and types; ``ProductFields``
-carry trailsight's own fields; ``Workflow.Status`` follows the analyst's status.
+carry trailsight's own fields (effects and counterparties included); ``Workflow.Status`` follows the analyst's status.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from botocore.validate import ParamValidator
 
 from trailsight.enrich.geo import GEO_ATTRIBUTION
 from trailsight.enrich.network import parse_ip
+from trailsight.enrich.touched import asff_type
 from trailsight.errors import TrailsightError
 from trailsight.finding import Finding
 from trailsight.findings.export_common import clean_tree, clip, iso_z, sentences, tactic_id
@@ -63,6 +66,7 @@ _WORKFLOW = {
     "Suppressed": "SUPPRESSED",
 }
 _RESOURCE_TYPE = {"IAMUser": "AwsIamUser", "AssumedRole": "AwsIamRole"}
+_MAX_RESOURCES = 32  # BatchImportFindings' limit on Resources
 
 
 def severity_label(severity: float) -> str:
@@ -109,6 +113,17 @@ def _resources(f: Finding, region: str) -> list[dict[str, Any]]:
     resources = [principal]
     for key in f.access_keys[:9]:
         resources.append({"Type": "AwsIamAccessKey", "Id": clip(key, 512), "Partition": "aws", "Region": region})
+    # What the calls touched, after the principal and its keys (BatchImportFindings takes 32).
+    for r in f.resources[: _MAX_RESOURCES - len(resources)]:
+        resources.append(
+            {
+                "Type": asff_type(r.type),
+                "Id": clip(r.id, 512),
+                "Partition": "aws",
+                "Region": region,
+                "Details": {"Other": {"TouchedAs": clip(r.type, 1024), "Calls": str(r.events)}},
+            }
+        )
     return resources
 
 
@@ -183,6 +198,10 @@ def _product_fields(f: Finding) -> dict[str, str]:
         fields["trailsight/UserAgents"] = " | ".join(f.user_agents[:5])
     if f.gated:
         fields["trailsight/Gated"] = "true"
+    if f.effects:
+        fields["trailsight/Effects"] = " | ".join(e.description for e in f.effects[:10])
+    if f.counterparties:
+        fields["trailsight/Counterparties"] = " | ".join(f"{p.kind} {p.id}" for p in f.counterparties[:20])
     if any(n.country or n.city for n in f.networks):
         fields["trailsight/GeoAttribution"] = GEO_ATTRIBUTION
     return {clip(k, 128): clip(v, 2048) for k, v in fields.items() if v}
@@ -229,6 +248,8 @@ def to_asff(f: Finding, *, region: str = DEFAULT_REGION, now: datetime | None = 
         },
         **_network_and_action(f),
     }
+    if f.next_steps:
+        finding["Remediation"] = {"Recommendation": {"Text": clip(" ".join(f.next_steps), 512)}}
     cleaned: dict[str, Any] = clean_tree(finding)
     return cleaned
 

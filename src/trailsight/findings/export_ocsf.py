@@ -12,7 +12,8 @@ Mapping (trailsight → OCSF):
 * ``finding_info``: uid, title, desc (the explanation), types (the finding type), first/last seen,
   ``related_events`` (one per event id, with its API and time where the timeline has it),
   ``analytic`` (trailsight's behavioural analytic) and ``related_analytics`` (the detectors that
-  fired, with their scores), ``attacks`` (tactic, technique / sub-technique with ATT&CK names);
+  fired, with their scores), ``attacks`` (tactic, technique / sub-technique with ATT&CK names:
+  the finding's, then those of what its calls did);
 * ``anomaly_analyses``: one per unusual attribute — the observed value as the anomaly, the
   principal's and the account's usual values (with counts) as baselines; detector reasons when
   the finding has no attribute breakdown;
@@ -20,9 +21,11 @@ Mapping (trailsight → OCSF):
   API (``api.operation`` / ``api.service``, successes, failures, error codes) and one per source
   network (``src_endpoint`` ip, location, autonomous system);
 * ``observables`` for SIEM pivots (IPs, user name, account, user agents, access keys),
-  ``resources`` (the principal), ``cloud`` (provider AWS, account — the cloud profile),
+  ``resources`` (the principal, then the resources its calls touched, with their kind and how
+  many calls touched each), ``remediation.desc`` (the next steps), ``cloud`` (provider AWS,
+  account — the cloud profile),
   ``metadata.product`` trailsight / trailsight, ``unmapped`` for what OCSF has no place for
-  (score, actor, detectors' scores, gated).
+  (score, actor, detectors' scores, gated, what the calls did and the counterparties).
 """
 
 from __future__ import annotations
@@ -77,19 +80,32 @@ def severity_id(severity: float) -> int:
 _SEVERITY_NAME = {0: "Unknown", 2: "Low", 3: "Medium", 4: "High", 5: "Critical"}
 
 
-def _attacks(f: Finding) -> list[dict[str, Any]]:
-    if not f.tactic and not f.technique:
-        return []
+def _attack(tactic: str | None, tactic_uid: str | None, technique: str | None) -> dict[str, Any] | None:
+    if not tactic and not technique:
+        return None
     attack: dict[str, Any] = {"version": attack_version()}
-    tid = tactic_id(f.tactic, f.tactic_id)
+    tid = tactic_id(tactic, tactic_uid)
     if tid:
-        attack["tactic"] = {"uid": tid, "name": attack_name(tid) or f.tactic}
-    if f.technique:
-        parent = f.technique.split(".", 1)[0]
+        attack["tactic"] = {"uid": tid, "name": attack_name(tid) or tactic}
+    if technique:
+        parent = technique.split(".", 1)[0]
         attack["technique"] = {"uid": parent, "name": attack_name(parent)}
-        if parent != f.technique:
-            attack["sub_technique"] = {"uid": f.technique, "name": attack_name(f.technique)}
-    return [attack]
+        if parent != technique:
+            attack["sub_technique"] = {"uid": technique, "name": attack_name(technique)}
+    return attack
+
+
+def _attacks(f: Finding) -> list[dict[str, Any]]:
+    """The finding's tactic and technique, then those of what its calls did (each once)."""
+    pairs = [(f.tactic, f.tactic_id, f.technique)] + [(e.tactic, None, e.technique) for e in f.effects]
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[str | None, str | None]] = set()
+    for tactic, tactic_uid, technique in pairs:
+        attack = _attack(tactic, tactic_uid, technique)
+        if attack is not None and (tactic, technique) not in seen:
+            seen.add((tactic, technique))
+            out.append(attack)
+    return out
 
 
 def _user(f: Finding) -> dict[str, Any]:
@@ -237,6 +253,20 @@ def _related_events(f: Finding) -> list[dict[str, Any]]:
     return events
 
 
+def _touched(f: Finding) -> list[dict[str, Any]]:
+    """The resources the finding's calls acted on, after the principal."""
+    return [
+        {
+            "uid": r.id,
+            "name": principal_name(r.id) or r.id,
+            "type": r.type,
+            "cloud_partition": "aws",
+            "data": {"calls": r.events},
+        }
+        for r in f.resources
+    ]
+
+
 def _observables(f: Finding) -> list[dict[str, Any]]:
     obs: list[dict[str, Any]] = [
         {"name": "evidences.actor.user.uid", "type_id": _OBS_USER, "value": f.principal},
@@ -335,14 +365,22 @@ def to_ocsf(f: Finding) -> dict[str, Any]:
                 "type": f.identity_type,
                 "cloud_partition": "aws",
                 "owner": {"uid": f.account_id, "account": {"uid": f.account_id, "type_id": 10}},
-            }
+            },
+            *_touched(f),
         ],
+        "remediation": {"desc": " ".join(f.next_steps)} if f.next_steps else None,
         "unmapped": {
             "trailsight": {
                 "actor": f.actor,
                 "score": f.score,
                 "severity": f.severity,
                 "detectors": dict(f.detectors),
+                "effects": [
+                    {"kind": e.kind, "description": e.description, "succeeded": e.succeeded, "event_id": e.event_id}
+                    for e in f.effects
+                ]
+                or None,
+                "counterparties": [{"kind": p.kind, "id": p.id, "via": p.via} for p in f.counterparties] or None,
                 "gated": f.gated,
                 **({"geo_attribution": GEO_ATTRIBUTION} if any(n.country or n.city for n in f.networks) else {}),
             }

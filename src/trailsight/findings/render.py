@@ -157,6 +157,46 @@ def _explanation(f: Mapping[str, Any]) -> list[RenderableType]:
     return out
 
 
+def _done(f: Mapping[str, Any]) -> list[RenderableType]:
+    """What the calls did, what they touched and who else they involved (GuardDuty's affected resources)."""
+    out: list[RenderableType] = []
+    effects = f.get("effects") or []
+    if effects:
+        out.append(_section("What the calls did"))
+        for e in effects[:15]:
+            style = "bold red" if e.get("succeeded") else "yellow"
+            out.append(
+                Text.assemble(
+                    ("  • ", style),
+                    (safe(e.get("description"), 300), ""),
+                    (f"  [{safe(e.get('technique'))}, {_time(e.get('event_time'))}]", "dim"),
+                )
+            )
+    resources = f.get("resources") or []
+    if resources:
+        table = Table(box=box.SIMPLE, pad_edge=False)
+        table.add_column("resource", overflow="fold")
+        table.add_column("type", overflow="fold")
+        table.add_column("calls", justify="right")
+        for r in resources[:15]:
+            table.add_row(_t(r.get("id"), limit=160), _t(r.get("type"), limit=40), _t(r.get("events")))
+        out += [_section("Resources touched"), table]
+        if len(resources) > 15:
+            out.append(Text(f"… and {len(resources) - 15} more", style="dim"))
+    parties = f.get("counterparties") or []
+    if parties:
+        out.append(_section("Counterparties"))
+        out += [
+            Text.assemble(("  • ", "dim"), (safe(p.get("kind"), 20) + " ", "dim"), (safe(p.get("id"), 160), "bold"))
+            for p in parties[:15]
+        ]
+    steps = f.get("next_steps") or []
+    if steps:
+        out.append(_section("Next steps"))
+        out += [Text.assemble((f"  {i}. ", "cyan"), (safe(step, 300), "")) for i, step in enumerate(steps, 1)]
+    return out
+
+
 def _apis(f: Mapping[str, Any]) -> list[RenderableType]:
     calls = f.get("anomalous_apis") or []
     if not calls:
@@ -305,6 +345,7 @@ def finding_view(f: Mapping[str, Any], *, timeline_limit: int = 40) -> Group:
     """The whole finding as a short incident summary (``trailsight findings show``)."""
     parts: list[RenderableType] = [_header(f)]
     parts += _explanation(f)
+    parts += _done(f)
     parts += _apis(f)
     parts += _unusual(f)
     parts += _networks(f)

@@ -15,13 +15,34 @@ Every number that ranks or labels what trailsight raises is here, once:
   other on one event, that event's context score weighted by its API risk factor. A group whose
   events are all *gated* (too little history) scores :data:`GATED_SHARE` of its top API risk;
 * the **severity** on GuardDuty's scale from the tactic and the score (:func:`severity_for`,
-  :func:`severity_label`);
+  :func:`severity_label`), raised to what the finding's calls did (:func:`finding_severity`,
+  the severity policy below);
 * the **confidence** band (:func:`confidence_for`, :data:`CONFIDENCE_BANDS`).
+
+**The severity policy.** Confidence says how unusual the behaviour is for this actor (the
+calibrated finding score and its bands); severity says how bad the effect would be if it is an
+attack. Effects (:mod:`trailsight.enrich.effects`) bear on severity, and only here:
+
+* each succeeded effect has its kind's least severity (``severity`` in
+  ``enrich/catalog/effect_kinds.csv``): an admin grant, access opened to outsiders or to
+  everyone, logging blinded, a credential made for someone else — High (7.0); a broad but not
+  admin grant, a web port opened to the world — Medium (4.0). A failed attempt did nothing: it
+  counts one band lower (:data:`FAILED_LABEL`);
+* each further distinct High kind adds :data:`EFFECT_STEP` (at most two of them);
+* a principal with too little history to judge (gated, or under :data:`NEW_PRINCIPAL_DAYS`
+  days) doing a High thing adds :data:`EFFECT_STEP` more: new is worse, not better;
+* the finding keeps the larger of this and its behaviour severity, capped at :data:`TOP_SEVERITY`.
+  Nothing here lowers a severity; a read has no effect and keeps its behaviour severity.
+
+The score, the ranking and the confidence are not changed by effects: legitimate changes of the
+same kinds (break-glass grants, vendor trusts, partner shares) happen every week, and whether
+this actor, from this network, does such things is what the score weighs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
@@ -112,6 +133,49 @@ def severity_label(severity: float) -> str:
     return "Low"
 
 
+#: Severity numbers (GuardDuty's scale) of the least-severity labels of effect kinds.
+EFFECT_FLOORS: dict[str, float] = {"High": 7.0, "Medium": 4.0, "Low": 1.0}
+#: What a failed attempt counts as, by the label of the succeeded effect.
+FAILED_LABEL: dict[str, str] = {"High": "Medium", "Medium": "Low", "Low": "Low"}
+#: Added for each distinct High effect kind after the first (two at most), and for a new principal.
+EFFECT_STEP = 0.5
+#: Days of history under which a principal is new to the severity policy.
+NEW_PRINCIPAL_DAYS = 3.0
+#: The top of GuardDuty's High band.
+TOP_SEVERITY = 8.9
+
+
+@dataclass(frozen=True, kw_only=True)
+class EffectSeverity:
+    """One effect as the severity policy sees it: its kind's least severity and whether it happened."""
+
+    kind: str
+    severity: str  # Low | Medium | High (the kind's, before a failed attempt lowers it)
+    succeeded: bool
+
+
+def effect_floor(effects: Iterable[EffectSeverity], *, new_principal: bool) -> float:
+    """The least severity (GuardDuty number, 0 when none) that these effects give a finding."""
+    labels: dict[str, str] = {}
+    for e in effects:
+        label = e.severity if e.succeeded else FAILED_LABEL.get(e.severity, "Low")
+        if EFFECT_FLOORS.get(label, 0.0) > EFFECT_FLOORS.get(labels.get(e.kind, ""), 0.0):
+            labels[e.kind] = label
+    if not labels:
+        return 0.0
+    value = max(EFFECT_FLOORS.get(label, 0.0) for label in labels.values())
+    highs = sum(1 for label in labels.values() if label == "High")
+    if highs:
+        value += EFFECT_STEP * min(2, highs - 1) + (EFFECT_STEP if new_principal else 0.0)
+    return round(min(TOP_SEVERITY, value), 1)
+
+
+def finding_severity(behaviour: float, effects: Iterable[EffectSeverity], *, history_days: float, gated: bool) -> float:
+    """A finding's severity: its behaviour severity raised to its effects' floor (the severity policy)."""
+    floor = effect_floor(effects, new_principal=gated or history_days < NEW_PRINCIPAL_DAYS)
+    return round(min(TOP_SEVERITY, max(behaviour, floor)), 1)
+
+
 def confidence_for(
     history_days: float, unusual_attributes: int, detectors: int, gated: bool, score: float | None = None
 ) -> str:
@@ -136,11 +200,19 @@ def confidence_for(
 
 __all__ = [
     "CONFIDENCE_BANDS",
+    "EFFECT_FLOORS",
+    "EFFECT_STEP",
+    "FAILED_LABEL",
+    "NEW_PRINCIPAL_DAYS",
     "RISK_FLOOR",
     "RISK_SPAN",
     "TACTIC_WEIGHT",
+    "TOP_SEVERITY",
+    "EffectSeverity",
     "confidence_for",
+    "effect_floor",
     "finding_score",
+    "finding_severity",
     "gated_score",
     "risk_factor",
     "severity_for",

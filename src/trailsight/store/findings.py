@@ -38,10 +38,13 @@ from trailsight.errors import StoreError
 from trailsight.finding import (
     STATUSES,
     ApiCall,
+    Counterparty,
+    EffectEntry,
     Evidence,
     Finding,
     NetworkInfo,
     Reason,
+    ResourceEntry,
     TimelineEntry,
     UnusualAttribute,
 )
@@ -585,6 +588,10 @@ def finding_from_dict(data: dict[str, Any]) -> Finding:
             TimelineEntry(**{**t, "event_time": _parse_time(t["event_time"])}) for t in data.get("timeline") or []
         ],
         detectors={str(k): float(v) for k, v in (data.get("detectors") or {}).items()},
+        effects=[EffectEntry(**{**e, "event_time": _parse_time(e["event_time"])}) for e in data.get("effects") or []],
+        resources=[ResourceEntry(**r) for r in data.get("resources") or []],
+        counterparties=[Counterparty(**c) for c in data.get("counterparties") or []],
+        next_steps=[str(s) for s in data.get("next_steps") or []],
         status=str(data.get("status") or "Open"),
         gated=bool(data.get("gated", False)),
     )
