@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from trailsight.investigate.lake import open_lake
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
 INVICTUS = REAL / "invictus-ir_aws_dataset" / "CloudTrail"
@@ -20,3 +24,10 @@ def invictus_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("invictus")
     ingest([INVICTUS], root, workers=0)
     return root
+
+
+@pytest.fixture
+def invictus_lake(invictus_store: Path) -> Iterator[Any]:
+    """The invictus store's lake as the DuckDB view ``events``."""
+    with open_lake(invictus_store) as con:
+        yield con

@@ -20,7 +20,6 @@ from trailsight.finding import Finding
 from trailsight.findings.describe import describe, frequency_class
 from trailsight.findings.names import finding_type_for
 from trailsight.findings.render import finding_view
-from trailsight.investigate.lake import open_lake
 from trailsight.scoring.policy import severity_for
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
@@ -35,9 +34,8 @@ def store(invictus_store: Path) -> Path:
 
 
 @pytest.fixture
-def con(store: Path) -> Any:
-    with open_lake(store) as c:
-        yield c
+def con(invictus_lake: Any) -> Any:
+    return invictus_lake
 
 
 def _finding(con: duckdb.DuckDBPyConnection, fid: str, where: str, params: list[Any], **changes: Any) -> Finding:

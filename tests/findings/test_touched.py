@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from trailsight.findings.touched import MAX_RESOURCES, account_history, load_calls, what_was_done
-from trailsight.investigate.lake import open_lake
 from trailsight.scoring.policy import EffectSeverity, effect_floor, finding_severity
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
@@ -39,9 +38,8 @@ def store(invictus_store: Path) -> Path:
 
 
 @pytest.fixture
-def con(store: Path) -> Any:
-    with open_lake(store) as c:
-        yield c
+def con(invictus_lake: Any) -> Any:
+    return invictus_lake
 
 
 def _ids(con: Any, where: str) -> list[str]:
