@@ -105,3 +105,28 @@ def test_severity_policy() -> None:
     # A read has no floor: it keeps its behaviour severity, neither raised nor lowered.
     assert finding_severity(2.5, [], history_days=0, gated=True) == 2.5
     assert finding_severity(4.9, [], history_days=30, gated=False) == 4.9
+
+
+def test_account_history_reads_versioned_lambda_names() -> None:
+    import duckdb
+    import pyarrow as pa
+
+    when = datetime(2025, 1, 2, tzinfo=UTC)
+    grant = '{"functionName": "f", "principal": "999988887777", "action": "lambda:InvokeFunction"}'
+    rows = pa.table(
+        {
+            "event_time": pa.array([when, when], pa.timestamp("us", tz="UTC")),
+            "event_source": ["lambda.amazonaws.com", "lambda.amazonaws.com"],
+            "event_name": ["AddPermission20150331v2", "GetFunction20150331v2"],
+            "request_parameters": [grant, grant],
+            "error_code": pa.array([None, None], pa.string()),
+            "account_id": [ACCOUNT, ACCOUNT],
+            "principal": [f"arn:aws:iam::{ACCOUNT}:user/dev", f"arn:aws:iam::{ACCOUNT}:user/dev"],
+            "identity_type": ["IAMUser", "IAMUser"],
+            "session_name": pa.array([None, None], pa.string()),
+        }
+    )
+    con = duckdb.connect()
+    con.register("events", rows)
+    history = account_history(con, "events", FAR)
+    assert history == {ACCOUNT: when, "999988887777": when}

@@ -185,15 +185,16 @@ def account_history(con: Any, events: str, until: datetime) -> dict[str, datetim
         caller = _PRINCIPAL_ACCOUNT.match(str(row["p"] or ""))
         seen(caller.group(1) if caller else None, when)
     names = watched_names()
+    lambda_names = sorted({n for source, n in load_rules() if source == "lambda.amazonaws.com"})
+    versioned = " OR ".join("event_name LIKE ?" for _ in lambda_names)
     placeholders = ", ".join("?" for _ in names)
     rows = db.sql(
         f"SELECT event_time, event_source, event_name, request_parameters, error_code, account_id, principal, "
         f"identity_type, session_name FROM {events} "
         f"WHERE event_time < ? AND error_code IS NULL AND (event_name IN ({placeholders}) "
-        # Lambda's versioned names (AddPermission20150331v2) without their date suffix.
-        f"OR (event_source = 'lambda.amazonaws.com' "
-        f"AND regexp_replace(event_name, '20[0-9]{{6}}(v[0-9]+)?$', '') IN ({placeholders})))",
-        params=[cutoff, *names, *names],
+        # Lambda's versioned names (AddPermission20150331v2): its APIs followed by a date.
+        f"OR (event_source = 'lambda.amazonaws.com' AND ({versioned or 'false'})))",
+        params=[cutoff, *names, *[f"{n}20%" for n in lambda_names]],
     ).to_arrow_table()
     for row in rows.to_pylist():
         for effect in effects_of(call_of(row)):
