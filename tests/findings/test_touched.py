@@ -7,7 +7,6 @@ real store, read back through the lake view the detection run uses.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +14,6 @@ import pytest
 from trailsight.findings.touched import MAX_RESOURCES, account_history, load_calls, what_was_done
 from trailsight.scoring.policy import EffectSeverity, effect_floor, finding_severity
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
-INVICTUS = REAL / "invictus-ir_aws_dataset" / "CloudTrail"
 ACCOUNT = "123837392027"
 OUTSIDER = "193672423079"
 _DANGEROUS = (
@@ -32,13 +29,9 @@ FAR = datetime(2030, 1, 1, tzinfo=UTC)
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def store(invictus_store: Path) -> Path:
-    return invictus_store
-
-
 @pytest.fixture
 def con(invictus_lake: Any) -> Any:
+    """The Stratus capture's lake (conftest), as the tests here call it."""
     return invictus_lake
 
 
