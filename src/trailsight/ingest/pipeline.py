@@ -744,6 +744,113 @@ def default_workers() -> int:
     return max(1, min(cpus, 4))
 
 
+@dataclass(slots=True)
+class _RunTally:
+    """What the chunks of one run add up to, beside what the committer counts."""
+
+    rows: int = 0  # rows the workers kept, less the duplicates they dropped
+    filtered: int = 0
+    enrich_errors: int = 0
+    files_read: int = 0
+
+    def add(self, chunk: _Chunk) -> None:
+        self.rows += chunk.rows - chunk.duplicates
+        self.filtered += chunk.filtered
+        self.enrich_errors += chunk.enrich_errors
+        self.files_read += len(chunk.files)
+
+
+def _open_run(layout: StoreLayout, run_id: str, started_at: datetime, paths: str) -> None:
+    """Create the store's tables, log the run's start (with what it reads, ``paths``) and delete
+    orphans of killed runs (under the lock)."""
+    with state.connect(layout) as con:
+        state.ensure_tables(con)
+        lake.ensure_tables(con)
+        con.execute(QUARANTINE_DDL)
+        registered = lake.registered_paths(con)
+        con.execute(
+            "INSERT INTO ingest_runs (run_id, started_at, paths) VALUES (?, ?, ?)",
+            [run_id, started_at, paths],
+        )
+    lake.sweep_orphans(layout, registered)
+
+
+def _start_chunks(
+    tasks: Iterator[_Task],
+    n_workers: int,
+    config: _WorkerConfig,
+    ws: _WorkerState,
+    enricher: Any,
+) -> tuple[Iterator[_Chunk], int]:
+    """The chunks of ``tasks`` and the worker processes that make them (0: this process).
+
+    The first tasks are read ahead to tell whether the input is worth a pool: a pool needs
+    more than one worker, more than two tasks and no stdin.
+    """
+    head = list(islice(tasks, max(n_workers, 1) * 2 + 1))
+    use_pool = n_workers > 1 and len(head) > 2 and not any(s.is_stdin for t in head for s in t.sources)
+    if not use_pool:
+        return _run_inline(chain(head, tasks), ws), 0
+    return _run_pool(chain(head, tasks), config, n_workers, enricher), n_workers
+
+
+def _consume(
+    chunks: Iterator[_Chunk],
+    committer: _Committer,
+    qwriter: QuarantineWriter,
+    counts: Mapping[str, int],
+    progress: ProgressCallback | None,
+    prog: Progress,
+) -> _RunTally:
+    """Quarantine, count and commit every chunk, then the last batch; discard the uncommitted on failure."""
+    tally = _RunTally()
+    try:
+        for chunk in chunks:
+            qwriter.write(chunk.problems)
+            tally.add(chunk)
+            committer.add(chunk)
+            if progress is not None:
+                prog.files_done = tally.files_read
+                prog.files_found = counts["found"] - counts["skipped"]
+                prog.records = tally.rows + tally.filtered + qwriter.count
+                prog.new = committer.new
+                prog.quarantined = qwriter.count
+                progress(prog)
+        committer.commit()
+    except BaseException:
+        committer.discard()
+        raise
+    finally:
+        qwriter.close()
+    return tally
+
+
+def _finish_run(layout: StoreLayout, summary: IngestSummary, dedup_days: int) -> None:
+    """Prune old event keys after new events and log the run's totals (best effort: the events are committed)."""
+    try:
+        with state.connect(layout) as con:
+            if summary.new:
+                state.prune_event_keys(con, dedup_days)
+            con.execute(
+                "UPDATE ingest_runs SET finished_at = ?, files = ?, skipped_files = ?, records = ?, new = ?, "
+                "duplicates = ?, quarantined = ?, filtered = ?, seconds = ? WHERE run_id = ?",
+                [
+                    datetime.now(UTC),
+                    summary.files,
+                    summary.skipped_files,
+                    summary.records,
+                    summary.new,
+                    summary.duplicates,
+                    summary.quarantined,
+                    summary.filtered,
+                    summary.seconds,
+                    summary.run_id,
+                ],
+            )
+    except StoreError:
+        pass  # the events are committed; the run log is best effort
+
+
 def ingest(
     paths: Sequence[str | Path],
     store: str | Path | StoreLayout,
@@ -804,18 +911,7 @@ def ingest(
 
     layout.root.mkdir(parents=True, exist_ok=True)
     with StoreLock(layout.root):
-        with state.connect(layout) as con:
-            state.ensure_tables(con)
-            lake.ensure_tables(con)
-            con.execute(QUARANTINE_DDL)
-            registered = lake.registered_paths(con)
-            con.execute(
-                "INSERT INTO ingest_runs (run_id, started_at, paths) VALUES (?, ?, ?)",
-                [run_id, started_at, (" ".join(texts) or f"{len(objects)} queued objects")[:4000]],
-            )
-        lake.sweep_orphans(layout, registered)
-        del registered
-
+        _open_run(layout, run_id, started_at, (" ".join(texts) or f"{len(objects)} queued objects")[:4000])
         counts = {"found": 0, "skipped": 0}
         skipped: list[tuple[str, str]] = []
         found = chain(
@@ -825,81 +921,31 @@ def ingest(
             (o for o in objects if options.filters.keep_path(o.key)),
         )
         n_workers = default_workers() if options.workers is None else options.workers
-        # Enough small tasks first to tell whether the input is worth a pool (see below).
+        # Enough small tasks first to tell whether the input is worth a pool (see _start_chunks).
         tasks = _tasks(_new_sources(found, layout, options.force, counts, options.filters), small=max(n_workers, 1) * 4)
-        head = list(islice(tasks, max(n_workers, 1) * 2 + 1))
-        use_pool = n_workers > 1 and len(head) > 2 and not any(s.is_stdin for t in head for s in t.sources)
-        if not use_pool:
-            n_workers = 0
+        chunks, n_workers = _start_chunks(tasks, n_workers, config, ws, enricher)
 
         qwriter = QuarantineWriter(layout.quarantine, run_id)
         committer = _Committer(layout, run_id, options.batch_rows, options.filters.scope())
         prog = Progress()
-        rows = filtered = enrich_errors = files_read = 0
-        if use_pool:
-            chunks: Iterator[_Chunk] = _run_pool(chain(head, tasks), config, n_workers, enricher)
-        else:
-            chunks = _run_inline(chain(head, tasks), ws)
-        try:
-            for chunk in chunks:
-                qwriter.write(chunk.problems)
-                rows += chunk.rows - chunk.duplicates
-                filtered += chunk.filtered
-                enrich_errors += chunk.enrich_errors
-                files_read += len(chunk.files)
-                committer.add(chunk)
-                if progress is not None:
-                    prog.files_done = files_read
-                    prog.files_found = counts["found"] - counts["skipped"]
-                    prog.records = rows + filtered + qwriter.count
-                    prog.new = committer.new
-                    prog.quarantined = qwriter.count
-                    progress(prog)
-            committer.commit()
-        except BaseException:
-            committer.discard()
-            raise
-        finally:
-            qwriter.close()
-        seconds = time.perf_counter() - started
+        tally = _consume(chunks, committer, qwriter, counts, progress, prog)
         summary = IngestSummary(
             run_id=run_id,
             store=layout.root,
-            files=files_read,
+            files=tally.files_read,
             skipped_files=counts["skipped"],
-            records=committer.new + committer.duplicates + filtered + qwriter.count,
+            records=committer.new + committer.duplicates + tally.filtered + qwriter.count,
             new=committer.new,
             duplicates=committer.duplicates,
             quarantined=qwriter.count,
-            filtered=filtered,
-            seconds=seconds,
+            filtered=tally.filtered,
+            seconds=time.perf_counter() - started,
             quarantine_file=qwriter.path if qwriter.count else None,
-            enrich_errors=enrich_errors,
+            enrich_errors=tally.enrich_errors,
             workers=n_workers,
             skipped_paths=tuple(skipped),
         )
-        try:
-            with state.connect(layout) as con:
-                if committer.new:
-                    state.prune_event_keys(con, options.dedup_days)
-                con.execute(
-                    "UPDATE ingest_runs SET finished_at = ?, files = ?, skipped_files = ?, records = ?, new = ?, "
-                    "duplicates = ?, quarantined = ?, filtered = ?, seconds = ? WHERE run_id = ?",
-                    [
-                        datetime.now(UTC),
-                        summary.files,
-                        summary.skipped_files,
-                        summary.records,
-                        summary.new,
-                        summary.duplicates,
-                        summary.quarantined,
-                        summary.filtered,
-                        summary.seconds,
-                        run_id,
-                    ],
-                )
-        except StoreError:
-            pass  # the events are committed; the run log is best effort
+        _finish_run(layout, summary, options.dedup_days)
     if progress is not None:
         prog.listing_done = True
         progress(prog)
