@@ -35,6 +35,7 @@ from trailsight.config import Settings, load_settings
 from trailsight.detectors.registry import SEEDS, available
 from trailsight.pipeline import detect
 from trailsight.store.layout import StoreLayout
+from trailsight.stories import fold
 
 #: The shared benchmark folder beside the repository (``../shared``).
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -75,6 +76,8 @@ def run_one(
     started = time.perf_counter()
     since, until = _iso(truth["test_start"]), _iso(truth["test_end"])
     findings = detect(store, since, until, settings, names, save=False, describe=False, min_score=min_score)
+    # A story is one finding: its members are folded under it, as `findings list` shows them.
+    findings = fold(findings)
     seconds = time.perf_counter() - started
     with out.open("w", encoding="utf-8") as fh:
         for f in findings:

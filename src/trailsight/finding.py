@@ -33,7 +33,9 @@ TACTICS: dict[str, str] = {
 }
 """ATT&CK tactic names (as used in finding types) and their ids."""
 
-SEVERITY_LABELS = ("Low", "Medium", "High")
+SEVERITY_LABELS = ("Low", "Medium", "High", "Critical")
+STORY_PREFIX = "AttackSequence:"
+"""The finding type prefix of attack stories (trailsight.stories)."""
 CONFIDENCE_LABELS = ("Low", "Medium", "High")
 STATUSES = ("Open", "Acknowledged", "Dismissed", "Malicious", "Suppressed")
 
@@ -183,6 +185,23 @@ class Counterparty:
 
 
 @dataclass(frozen=True, kw_only=True)
+class StoryStep:
+    """One step of an attack story: a member finding, a weak signal or a lineage link, in words."""
+
+    time: datetime
+    principal: str
+    actor: str
+    account_id: str
+    network: str | None
+    what: str
+    tactic: str | None
+    kind: str  # finding | signal | lineage
+    finding_id: str | None = None  # the member finding (kind "finding")
+    score: float = 0.0
+    event_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Finding:
     """One finding: unusual events of one principal close together in time."""
 
@@ -223,6 +242,15 @@ class Finding:
     next_steps: list[str] = field(default_factory=list)
     status: str = "Open"
     gated: bool = False  # too little history: raised with a note instead of scored normally
+    story_id: str | None = None  # the story this finding is a member of
+    steps: list[StoryStep] = field(default_factory=list)  # a story's steps, in time order
+    principals: list[str] = field(default_factory=list)  # a story's principals (actors), all of them
+    members: list[str] = field(default_factory=list)  # a story's member finding ids
+
+    @property
+    def is_story(self) -> bool:
+        """Whether this finding is an attack story (``AttackSequence:*``)."""
+        return self.finding_type.startswith(STORY_PREFIX)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON-ready form (datetimes as ISO 8601 UTC with 'Z')."""

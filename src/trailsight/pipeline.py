@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from trailsight import stories
 from trailsight.config import Settings
 from trailsight.detectors import registry
 from trailsight.engines.base import FeatureEngine, FeaturePlan
@@ -50,6 +51,7 @@ class RunStats:
     events: int = 0
     unusual_events: int = 0
     findings: int = 0
+    stories: int = 0
     chunks: int = 0
     seconds: float = 0.0
     detectors: list[str] = field(default_factory=list)
@@ -108,10 +110,12 @@ def detect(
             if progress is not None:
                 progress(f"{label}: {chunk.events} events, {len(chunk.unusual)} unusual")
         st.unusual_events = len(unusual)
-        findings = group_findings(unusual, timedelta(minutes=scoring.gap_minutes), scoring.context_weight)
+        groups = group_findings(unusual, timedelta(minutes=scoring.gap_minutes), scoring.context_weight)
         floor = scoring.min_score if min_score is None else min_score
         # Gated findings (a newcomer calling high-risk APIs) are raised whatever their score.
-        findings = [f for f in findings if f.gated or f.score >= floor]
+        findings = [f for f in groups if f.gated or f.score >= floor]
+        # The groups below the alert level are weak signals: alone they are not raised, in a story they count.
+        weak = [f for f in groups if not (f.gated or f.score >= floor)]
         if findings:  # what the calls did: effects, resources, counterparties, severity
             with opened.calls_for(findings) as (con, view):
                 findings = add_what_was_done(findings, con, view)
@@ -120,11 +124,16 @@ def detect(
                 described = describe_findings(findings, con, settings=settings, events=view)
             # describe keeps our scores; make sure the order stays best first.
             findings = sorted(described, key=lambda f: (-f.score, f.first_seen, f.id))
+    # Suppression marks members, it does not drop them: a suppressed member still joins its story.
     findings = suppress_findings(layout, findings, settings)
+    story_run = stories.tell(layout, findings, weak, since, until, settings)
+    told = suppress_findings(layout, story_run.stories, settings)
+    findings = sorted([*told, *story_run.findings], key=lambda f: (-f.score, f.first_seen, f.id))
+    st.stories = len(told)
     st.findings = len(findings)
     st.seconds = time.perf_counter() - started
     if save:
-        save_run(layout, findings, st, started_at)
+        save_run(layout, findings, st, started_at, story_run)
     return findings
 
 
@@ -143,11 +152,19 @@ def suppress_findings(layout: StoreLayout, findings: list[Finding], settings: Se
     return suppress.apply_suppressions(findings, rules)
 
 
-def save_run(layout: StoreLayout, findings: list[Finding], st: RunStats, started_at: datetime) -> None:
-    """Save the run's findings and a row of its figures (table ``runs``) to the state database."""
+def save_run(
+    layout: StoreLayout,
+    findings: list[Finding],
+    st: RunStats,
+    started_at: datetime,
+    story_run: stories.StoryRun | None = None,
+) -> None:
+    """Save the run's findings, its lineage and a row of its figures (table ``runs``) to the state database."""
     with connect_state(layout, read_only=False) as con:
         if findings:
             save_findings(con, findings)
+        if story_run is not None:
+            stories.save(con, story_run)
         con.execute(_RUNS_DDL)
         con.execute(
             "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -49,7 +49,7 @@ __all__ = [
     "rule_from_finding",
 ]
 
-_FIELDS = {"principal", "api", "ip", "cidr", "asn", "user_agent", "account", "reason", "expires"}
+_FIELDS = {"principal", "api", "ip", "cidr", "asn", "user_agent", "account", "type", "reason", "expires"}
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -64,6 +64,9 @@ class SuppressionRule:
     asn: tuple[int, ...] = ()
     user_agent: tuple[str, ...] = ()
     account: tuple[str, ...] = ()
+    # Globs on the finding type. Only a rule that names it matches an attack story
+    # (``type = "AttackSequence:*"``): suppressing a principal never hides its stories.
+    finding_type: tuple[str, ...] = ()
     reason: str = ""
     expires: datetime | None = None
     source: str = ""  # "rules.toml#2" or "feedback:<finding id>"
@@ -78,6 +81,11 @@ class SuppressionRule:
 
     def matches(self, finding: Finding) -> bool:
         """Whether every field this rule sets matches the finding (all of the finding's values)."""
+        if self.finding_type:
+            if not any(fnmatch.fnmatchcase(finding.finding_type, p) for p in self.finding_type):
+                return False
+        elif finding.is_story:
+            return False
         if self.from_feedback:
             # That actor exactly: a verdict on a finding whose actor is a shared SSO role (several
             # people in one burst) must not hide one person's findings on that role.
@@ -177,7 +185,9 @@ def _parse_rule(table: Any, where: str) -> SuppressionRule:
             f"{where}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(_FIELDS))})"
         )
     if not (set(table) - {"reason", "expires"}):
-        raise ConfigError(f"{where}: a rule needs at least one of principal, api, ip, cidr, asn, user_agent, account")
+        raise ConfigError(
+            f"{where}: a rule needs at least one of principal, api, ip, cidr, asn, user_agent, account, type"
+        )
     networks: list[IpNetwork] = []
     for key in ("ip", "cidr"):
         for value in _strings(table, key, where):
@@ -201,6 +211,7 @@ def _parse_rule(table: Any, where: str) -> SuppressionRule:
         asn=tuple(asns),
         user_agent=tuple(_strings(table, "user_agent", where)),
         account=tuple(_strings(table, "account", where)),
+        finding_type=tuple(_strings(table, "type", where)),
         reason=reason,
         expires=_expiry(table.get("expires"), where),
         source=where,
@@ -287,6 +298,16 @@ def rule_from_finding(finding: Finding, reason: str = "") -> SuppressionRule:
             networks.append(ipaddress.ip_network(net.ip))
         except ValueError:
             continue
+    if finding.is_story:
+        # A story's verdict covers that kind of story of that actor, whatever its steps were.
+        return SuppressionRule(
+            principal=(_glob_escape(finding.actor or finding.principal),),
+            account=(finding.account_id,),
+            finding_type=(_glob_escape(finding.finding_type),),
+            reason=f"dismissed as benign{': ' + reason if reason else ''}",
+            source=f"feedback:{finding.id}",
+            from_feedback=True,
+        )
     apis = finding_apis(finding)
     # The actor, not the role: one person's verdict on an SSO permission-set role is not everyone's.
     return SuppressionRule(

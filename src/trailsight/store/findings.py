@@ -45,6 +45,7 @@ from trailsight.finding import (
     NetworkInfo,
     Reason,
     ResourceEntry,
+    StoryStep,
     TimelineEntry,
     UnusualAttribute,
 )
@@ -594,4 +595,8 @@ def finding_from_dict(data: dict[str, Any]) -> Finding:
         next_steps=[str(s) for s in data.get("next_steps") or []],
         status=str(data.get("status") or "Open"),
         gated=bool(data.get("gated", False)),
+        story_id=data.get("story_id"),
+        steps=[StoryStep(**{**st, "time": _parse_time(st["time"])}) for st in data.get("steps") or []],
+        principals=[str(p) for p in data.get("principals") or []],
+        members=[str(m) for m in data.get("members") or []],
     )

@@ -1,0 +1,75 @@
+"""Attack stories: findings and weak signals joined by lineage, actor and network (docs/stories.md).
+
+:func:`tell` is the pipeline's one call: it reads the lineage of the window (the lake's range
+now, the state database's for the days before), joins the run's findings and weak signals
+(:mod:`trailsight.stories.correlate`, :mod:`trailsight.stories.risk`) and returns a
+:class:`StoryRun` that :func:`save` stores beside the findings.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import duckdb
+
+from trailsight.config import Settings
+from trailsight.finding import Finding
+from trailsight.store import lineage
+from trailsight.store.findings import connect_state
+from trailsight.store.layout import StoreLayout
+from trailsight.stories.correlate import build_stories
+from trailsight.stories.options import StoryOptions
+
+__all__ = ["StoryOptions", "StoryRun", "fold", "save", "tell"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoryRun:
+    """What :func:`tell` found: the stories, the findings (members linked), and the state to save."""
+
+    stories: list[Finding] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    links: list[lineage.Link] = field(default_factory=list)
+    novelty: dict[tuple[str, date], int] = field(default_factory=dict)
+
+
+def tell(
+    layout: StoreLayout,
+    raised: Sequence[Finding],
+    weak: Sequence[Finding],
+    since: datetime,
+    until: datetime,
+    settings: Settings | None,
+) -> StoryRun:
+    """Stories of ``[since, until)`` from its raised findings and weak signals."""
+    options = StoryOptions.from_settings(settings)
+    if not options.enabled:
+        return StoryRun(findings=list(raised))
+    window = timedelta(days=options.window_days)
+    fresh = lineage.links_from_lake(layout, since, until)
+    earlier: list[lineage.Link] = []
+    history: dict[str, float] = {}
+    if layout.state.is_file():
+        with connect_state(layout, read_only=True) as con:
+            earlier = lineage.stored_links(con, since - window, since)
+            history = lineage.novelty_rates(con, since.astimezone(UTC).date(), max(1, round(options.window_days)))
+    known = {(x.event_id, x.link) for x in fresh}
+    links = [x for x in earlier if (x.event_id, x.link) not in known] + fresh
+    run_days = (until - since).total_seconds() / 86400.0
+    stories, findings = build_stories(raised, weak, links, options, run_days=run_days, history=history)
+    novelty = Counter((f.actor or f.principal, f.first_seen.astimezone(UTC).date()) for f in weak)
+    return StoryRun(stories=stories, findings=findings, links=fresh, novelty=dict(novelty))
+
+
+def save(con: duckdb.DuckDBPyConnection, run: StoryRun) -> None:
+    """Store the run's lineage links and weak-signal counts (the stories are saved as findings)."""
+    lineage.save_links(con, run.links)
+    lineage.save_novelty(con, run.novelty)
+
+
+def fold(findings: Sequence[Finding]) -> list[Finding]:
+    """The findings an analyst reads first: stories, and the findings that are no story's member."""
+    return [f for f in findings if f.is_story or f.story_id is None]
