@@ -134,6 +134,9 @@ def key_view(d: Mapping[str, Any], limit: int) -> Group:
                 limit,
             )
         )
+    lineage = d.get("lineage") or {}
+    if lineage.get("upstream") or lineage.get("downstream"):
+        parts.append(lineage_tree(d.get("access_key"), lineage, limit))
     parts.append(
         _simple(
             "Who used it",
@@ -153,6 +156,29 @@ def key_view(d: Mapping[str, Any], limit: int) -> Group:
     parts.append(api_table(d.get("apis") or [], limit))
     parts.append(_simple("User agents", d.get("user_agents") or [], ["value", "events", "last_seen"], limit))
     return Group(*parts)
+
+
+def _link_label(x: Mapping[str, Any]) -> Text:
+    made = x.get("child_key") or str(x.get("child") or "")
+    return Text.assemble(
+        (f"{_time(x.get('event_time'))}  ", "dim"),
+        (safe(short_arn(str(x.get("parent") or "")), 120), "bold"),
+        (f"  {safe(x.get('api'), 40)} → ", "cyan"),
+        (safe(short_arn(made) if made.startswith("arn:") else made, 120), ""),
+        (f"  (account {safe(x.get('child_account'))})" if x.get("child_account") != x.get("account_id") else "", "dim"),
+        (f"  from {safe(x.get('source_ip'), 60)}" if x.get("source_ip") else "", "dim"),
+    )
+
+
+def lineage_tree(key: Any, lineage: Mapping[str, Any], limit: int) -> Tree:
+    """The key's lineage: the links that led to it, then what its holder made."""
+    tree = Tree(Text(f"Lineage of {safe(key, 40)}", style="bold"))
+    node = tree
+    for x in (lineage.get("upstream") or [])[:limit]:
+        node = node.add(_link_label(x))
+    for x in (lineage.get("downstream") or [])[:limit]:
+        node.add(_link_label(x))
+    return tree
 
 
 def _chain_tree(tree: Tree, chains: Sequence[Mapping[str, Any]], limit: int) -> None:
@@ -274,11 +300,13 @@ def key_command(
     """Who used an access key, how it was issued, where from, and what it called."""
     _check(fmt)
     from trailsight.investigate.lake import open_lake
+    from trailsight.investigate.lineage import key_lineage
     from trailsight.investigate.pivots import key_pivot
 
     with open_lake(store) as con:
         data = key_pivot(con, access_key)
-    if not data.get("events") and not data.get("issued_by"):
+    data["lineage"] = key_lineage(store, access_key)
+    if not data.get("events") and not data.get("issued_by") and not data["lineage"]["upstream"]:
         raise StoreError(f"access key {access_key!r}: no events in {store}")
     _emit(data, key_view(data, limit) if fmt == "text" else None, fmt)
 
