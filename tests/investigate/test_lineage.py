@@ -32,7 +32,9 @@ def test_links_from_the_detonation_match_its_records(
     for x in links:
         by_kind.setdefault(x.link, []).append(x)
     ok = [r for r in invictus_records if not r.get("errorCode")]
-    created_keys = {r["responseElements"]["accessKey"]["accessKeyId"] for r in ok if r["eventName"] == "CreateAccessKey"}
+    created_keys = {
+        r["responseElements"]["accessKey"]["accessKeyId"] for r in ok if r["eventName"] == "CreateAccessKey"
+    }
     assert {x.child_key for x in by_kind["access_key"]} == created_keys
     assert all(x.parent == BERT for x in by_kind["access_key"])
     users = {r["requestParameters"]["userName"] for r in ok if r["eventName"] == "CreateUser"}
@@ -89,7 +91,18 @@ def test_investigate_key_prints_the_lineage(invictus_store: Path) -> None:
     assert f"Lineage of {SESSION_KEY}" in out
     assert "user/bert-jan" in out and "AssumeRole" in out
     js = subprocess.run(
-        [sys.executable, "-m", "trailsight", "investigate", "key", SESSION_KEY, "-s", str(invictus_store), "-f", "json"],
+        [
+            sys.executable,
+            "-m",
+            "trailsight",
+            "investigate",
+            "key",
+            SESSION_KEY,
+            "-s",
+            str(invictus_store),
+            "-f",
+            "json",
+        ],
         capture_output=True,
         text=True,
         check=True,

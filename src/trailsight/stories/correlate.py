@@ -180,7 +180,9 @@ def _link_what(link: Link) -> str:
     where = f" in account {link.child_account}" if link.child_account and link.child_account != link.account_id else ""
     key = f", key {link.child_key}" if link.child_key else ""
     source = f", source identity {link.detail}" if link.detail else ""
-    return f"assumed {child or 'a role'}{where}{key}{source}"
+    m = _ROLE_RE.match(link.child or "")
+    role = f"role {m.group(2)} (session {link.child.rsplit('/', 1)[-1]})" if m and link.child else child or "a role"
+    return f"assumed {role}{where}{key}{source}"
 
 
 def build_stories(

@@ -78,8 +78,9 @@ def accumulate(weak: Sequence[Finding], options: StoryOptions, rate: float, test
     shown = ", ".join(apis[:6]) + (f" and {len(apis) - 6} more" if len(apis) > 6 else "")
     calls = sum(f.count for f in ordered)
     explanation = (
-        f"{calls} unusual calls in {n} bursts on {len(day_set)} days, each alone below the alert level: {shown}; "
-        f"about {expected:.1f} such signals would be usual for this actor over that time "
+        f"{calls} unusual calls in {n} bursts on {len(day_set)} days, each alone below the alert level"
+        + (f": {shown}; " if shown else "; ")
+        + f"about {expected:.1f} such signals would be usual for this actor over that time "
         f"(chance of {n} or more: {p:.2g})."
     )
     return Accumulated(
