@@ -61,7 +61,8 @@ def test_lineage_is_stored_once_and_read_back(invictus_store: Path, tmp_path: Pa
         lineage.save_links(con, links)  # a second run over the same range adds nothing
         back = lineage.stored_links(con)
         count = con.execute("SELECT count(*) FROM lineage").fetchone()
-    assert count is not None and count[0] == len(links)
+    assert count is not None
+    assert count[0] == len(links)
     assert back == links
 
 
@@ -89,7 +90,8 @@ def test_investigate_key_prints_the_lineage(invictus_store: Path) -> None:
         check=True,
     ).stdout
     assert f"Lineage of {SESSION_KEY}" in out
-    assert "user/bert-jan" in out and "AssumeRole" in out
+    assert "user/bert-jan" in out
+    assert "AssumeRole" in out
     js = subprocess.run(
         [
             sys.executable,

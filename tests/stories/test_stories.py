@@ -14,12 +14,12 @@ from trailsight.config import Settings
 from trailsight.errors import ConfigError
 from trailsight.finding import ApiCall, Finding, NetworkInfo
 from trailsight.findings.suppress import SuppressionRule, apply_suppressions, rule_from_finding
+from trailsight.store import lineage
+from trailsight.store.layout import StoreLayout
 from trailsight.stories import fold
 from trailsight.stories.correlate import MAX_FANOUT, build_stories, story_id
 from trailsight.stories.options import StoryOptions
 from trailsight.stories.risk import poisson_tail
-from trailsight.store import lineage
-from trailsight.store.layout import StoreLayout
 
 A, B = "111111111111", "222222222222"
 ALICE = f"arn:aws:iam::{A}:user/alice"
@@ -209,7 +209,8 @@ def test_a_chain_across_two_accounts_is_one_story_naming_every_principal(chain_s
     assert set(story.principals) == {ALICE, f"{ADMIN}/s2", BACKDOOR}
     assert story.members == ["f-alice", "f-admin", "f-back"]
     assert {m.story_id for m in members} == {story.id}
-    assert story.severity_label == "Critical" and story.severity >= 9.0
+    assert story.severity_label == "Critical"
+    assert story.severity >= 9.0
     assert [s.time for s in story.steps] == sorted(s.time for s in story.steps)
     whats = [s.what for s in story.steps if s.kind == "lineage"]
     assert "created access key AKIABACKDOOR0001 for user backdoor" in whats
@@ -314,7 +315,8 @@ def test_a_suppressed_member_still_joins_its_story_and_only_a_story_rule_hides_t
     members = apply_suppressions([first, second], [rule])
     assert {m.status for m in members} == {"Suppressed"}
     stories, linked = build_stories(members, [], [], OPTIONS, run_days=2.0)
-    assert len(stories) == 1 and stories[0].members == ["f1", "f2"]
+    assert len(stories) == 1
+    assert stories[0].members == ["f1", "f2"]
     assert any("suppressed or triaged; they still count" in line for line in stories[0].explanation)
     # The principal's rule does not hide the story ...
     assert apply_suppressions(stories, [rule])[0].status == "Open"
@@ -333,7 +335,8 @@ def test_a_growing_story_keeps_its_id() -> None:
     one = build_stories([first, second], [], [], OPTIONS, run_days=2.0)[0][0]
     two = build_stories([first, second, third], [], [], OPTIONS, run_days=3.0)[0][0]
     assert one.id == two.id == story_id("f1")
-    assert len(two.steps) == 3 and two.score > one.score
+    assert len(two.steps) == 3
+    assert two.score > one.score
     # Beyond the window they are two stories, or none.
     late = replace(third, first_seen=T0 + timedelta(days=30), last_seen=T0 + timedelta(days=30))
     assert len(build_stories([first, second, late], [], [], OPTIONS, run_days=31.0)[0]) == 1
