@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from rich import box
@@ -63,6 +64,24 @@ def _list_title(f: Mapping[str, Any], who: str) -> str:
     return rest if sep and rest and any(n in head for n in names) else title
 
 
+def fold_rows(findings: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], bool]]:
+    """Rows in order, each story's members (those given) moved under it: (finding, nested)."""
+    ids = {str(f.get("id")) for f in findings}
+    out: list[tuple[Mapping[str, Any], bool]] = []
+    by_story: dict[str, list[Mapping[str, Any]]] = {}
+    for f in findings:
+        sid = f.get("story_id")
+        if sid and str(sid) in ids:
+            by_story.setdefault(str(sid), []).append(f)
+    for f in findings:
+        sid = f.get("story_id")
+        if sid and str(sid) in ids:
+            continue
+        out.append((f, False))
+        out += [(m, True) for m in by_story.get(str(f.get("id")), [])]
+    return out
+
+
 def finding_table(findings: Sequence[Mapping[str, Any]], *, total: int | None = None) -> Table:
     """The ``findings list`` table: one row per finding, riskiest first as given."""
     caption = None
@@ -79,12 +98,12 @@ def finding_table(findings: Sequence[Mapping[str, Any]], *, total: int | None = 
     table.add_column("n", justify="right", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("title", ratio=1, min_width=20, overflow="fold")
-    for f in findings:
+    for f, nested in fold_rows(findings):
         sev = str(f.get("severity_label") or "")
         status = str(f.get("status") or "")
         who = short_arn(str(f.get("principal") or ""), str(f.get("actor") or ""))
         table.add_row(
-            _t(str(f.get("id", ""))[:12]),
+            _t(("└ " if nested else "") + str(f.get("id", ""))[: 14 if f.get("steps") else 12]),
             Text(f"{sev} {float(f.get('severity') or 0):.1f}", style=_SEVERITY_STYLE.get(sev, "")),
             _t(f.get("confidence")),
             _t(f.get("risk_score")),
@@ -341,10 +360,58 @@ def _timeline(f: Mapping[str, Any], limit: int) -> list[RenderableType]:
     return [_section("Timeline  (! = unusual for this principal)"), table]
 
 
+def _ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{round(seconds)} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h".replace(".0 h", " h")
+    return f"{seconds / 86400:.1f} days".replace(".0 days", " days")
+
+
+def story_sentences(f: Mapping[str, Any]) -> list[str]:
+    """A story's steps in words, one sentence each, in time order (``findings show``, the web page)."""
+    out: list[str] = []
+    previous: datetime | None = None
+    for step in f.get("steps") or []:
+        when = step.get("time")
+        t = datetime.fromisoformat(str(when).replace("Z", "+00:00")) if when else None
+        who = short_arn(str(step.get("principal") or ""), str(step.get("actor") or "")) or "someone"
+        lead = (
+            f"{_time(when)[:16]} UTC"
+            if previous is None or t is None
+            else f"{_ago((t - previous).total_seconds())} later"
+        )
+        where = f" from {step['network']}" if step.get("network") else ""
+        account = f" in account {step['account_id']}" if step.get("account_id") else ""
+        tactic = f" [{step['tactic']}]" if step.get("tactic") else ""
+        member = f" (finding {str(step['finding_id'])[:12]})" if step.get("finding_id") else ""
+        out.append(f"{lead}, {who}{account} {step.get('what')}{where}{tactic}{member}.")
+        previous = t or previous
+    return out
+
+
+def _story(f: Mapping[str, Any]) -> list[RenderableType]:
+    sentences = story_sentences(f)
+    if not sentences:
+        return []
+    lines = [Text(f"{i:>3}. {safe(s, 400)}") for i, s in enumerate(sentences, start=1)]
+    principals = f.get("principals") or []
+    tail = Text.assemble(
+        ("Principals: ", "dim"),
+        (", ".join(safe(short_arn(str(p)), 120) for p in principals), ""),
+        ("\nMember findings: ", "dim"),
+        (", ".join(safe(m, 40) for m in f.get("members") or []) or "none (weak signals only)", ""),
+    )
+    return [_section("The story, step by step"), *lines, tail]
+
+
 def finding_view(f: Mapping[str, Any], *, timeline_limit: int = 40) -> Group:
     """The whole finding as a short incident summary (``trailsight findings show``)."""
     parts: list[RenderableType] = [_header(f)]
     parts += _explanation(f)
+    parts += _story(f)
     parts += _done(f)
     parts += _apis(f)
     parts += _unusual(f)

@@ -93,7 +93,8 @@ ANALYST_STATUSES = ("Acknowledged", "Dismissed", "Malicious")
 """Statuses only an analyst sets; a re-run of detection keeps them."""
 
 ORDERINGS: dict[str, str] = {
-    "risk": "risk_score DESC, score DESC, last_seen DESC, id",
+    # Attack stories first: each holds findings that would otherwise be read apart.
+    "risk": "(finding_type LIKE 'AttackSequence:%') DESC, risk_score DESC, score DESC, last_seen DESC, id",
     "severity": "severity DESC, risk_score DESC, last_seen DESC, id",
     "score": "score DESC, last_seen DESC, id",
     "time": "last_seen DESC, id",

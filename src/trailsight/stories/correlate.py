@@ -380,7 +380,7 @@ def _steps(group: list[_Unit], links: list[Link]) -> list[StoryStep]:
     steps: list[StoryStep] = []
     for u in group:
         f = u.finding
-        what = f.title.split(": ", 1)[-1]
+        what = "made unusual calls: " + f.title.split(": ", 1)[-1].removeprefix("unusual ")
         if not u.raised:
             what += " (below the alert level)"
         steps.append(
@@ -402,7 +402,7 @@ def _steps(group: list[_Unit], links: list[Link]) -> list[StoryStep]:
         steps.append(
             StoryStep(
                 time=x.event_time,
-                principal=x.parent.rsplit("/", 1)[0] if ":assumed-role/" in x.parent else x.parent,
+                principal=x.parent.rsplit("/", 1)[0] if ":role/" in x.parent else x.parent,
                 actor=x.parent,
                 account_id=x.account_id,
                 network=x.source_ip,
