@@ -166,6 +166,50 @@ def hostile_finding(value: str) -> Finding:
     )
 
 
+def story_finding() -> Finding:
+    """An attack story across two accounts, as trailsight.stories builds it."""
+    from trailsight.finding import StoryStep
+
+    member = make_finding()
+    t = member.first_seen
+    steps = [
+        StoryStep(
+            time=t,
+            principal="arn:aws:iam::111122223333:user/alice",
+            actor="arn:aws:iam::111122223333:user/alice",
+            account_id="111122223333",
+            network="203.0.113.7 (Example Hosting, Singapore, SG)",
+            what="assumed role deployer (session s1) in account 444455556666, key ASIAEXAMPLE",
+            tactic="PrivilegeEscalation",
+            kind="lineage",
+            event_ids=["e-assume"],
+        ),
+        StoryStep(
+            time=t,
+            principal=member.principal,
+            actor=member.actor,
+            account_id=member.account_id,
+            network=None,
+            what="made unusual calls: CreateAccessKey",
+            tactic="Persistence",
+            kind="finding",
+            finding_id=member.id,
+            score=member.score,
+            event_ids=list(member.event_ids),
+        ),
+    ]
+    return make_finding(
+        id="ts-story-0123456789abcdef01234567",
+        finding_type="AttackSequence:IAM/CompromisedCredentials",
+        severity=9.6,
+        severity_label="Critical",
+        event_ids=["e-assume", *member.event_ids],
+        steps=steps,
+        principals=[steps[0].actor, member.actor],
+        members=[member.id],
+    )
+
+
 def _export(findings: list[Finding], fmt: str, **kw: Any) -> str:
     stream = io.StringIO(newline="")
     assert write_export(findings, fmt, stream, **kw) == len(findings)
@@ -181,9 +225,13 @@ def test_golden_findings_are_real() -> None:
     assert any("bert-jan" in f.principal for f in findings)
 
 
-@pytest.mark.parametrize("source", ["golden", "made"])
+@pytest.mark.parametrize("source", ["golden", "made", "story"])
 def test_every_ocsf_finding_validates(source: str) -> None:
-    findings = golden() if source == "golden" else [make_finding(), hostile_finding(HOSTILE[0])]
+    findings = {
+        "golden": golden,
+        "made": lambda: [make_finding(), hostile_finding(HOSTILE[0])],
+        "story": lambda: [story_finding()],
+    }[source]()
     lines = _export(findings, "ocsf").splitlines()
     assert len(lines) == len(findings)
     for line, f in zip(lines, findings, strict=True):
@@ -202,6 +250,25 @@ def test_every_ocsf_finding_validates(source: str) -> None:
         assert doc["evidences"]
         assert doc["cloud"]["provider"] == "AWS"
         assert doc["cloud"]["account"]["uid"] == f.account_id
+
+
+def test_a_story_carries_its_steps_in_ocsf_and_asff() -> None:
+    story = story_finding()
+    doc = to_ocsf(story)
+    steps = [e for e in doc["evidences"] if e["name"].startswith("step ")]
+    assert [e["name"][:7] for e in steps] == ["step 1:", "step 2:"]
+    assert steps[0]["actor"]["user"]["account"]["uid"] == "111122223333"
+    assert steps[0]["src_endpoint"] == {"ip": "203.0.113.7"}
+    assert steps[1]["data"]["finding_uid"] == story.members[0]
+    assert doc["severity_id"] == 5
+    item = to_asff(story)
+    assert item["Severity"]["Label"] == "CRITICAL"
+    assert item["ProductFields"]["trailsight/Step01"].endswith("[PrivilegeEscalation]")
+    assert item["ProductFields"]["trailsight/Principals"].split() == story.principals
+    assert [r["Id"] for r in item["RelatedFindings"]] == [f"trailsight/{story.account_id}/{story.members[0]}"]
+    member = to_asff(make_finding(story_id=story.id))
+    assert member["RelatedFindings"][0]["Id"].endswith(story.id)
+    assert _botocore_errors([item, member]) == ""
 
 
 def test_ocsf_content() -> None:
@@ -283,9 +350,9 @@ def _botocore_errors(findings: list[dict[str, Any]]) -> str:
     return report.generate_report() if report.has_errors() else ""
 
 
-@pytest.mark.parametrize("source", ["golden", "made"])
+@pytest.mark.parametrize("source", ["golden", "made", "story"])
 def test_asff_has_required_attributes_and_fits_batch_import(source: str) -> None:
-    findings = golden() if source == "golden" else [make_finding()]
+    findings = {"golden": golden, "made": lambda: [make_finding()], "story": lambda: [story_finding()]}[source]()
     items = json.loads(_export(findings, "asff", region="eu-west-1"))
     assert isinstance(items, list)
     assert len(items) == len(findings)

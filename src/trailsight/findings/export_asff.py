@@ -65,6 +65,7 @@ _WORKFLOW = {
     "Dismissed": "RESOLVED",
     "Suppressed": "SUPPRESSED",
 }
+_MAX_PRODUCT_FIELDS = 50
 _RESOURCE_TYPE = {"IAMUser": "AwsIamUser", "AssumedRole": "AwsIamRole"}
 _MAX_RESOURCES = 32  # BatchImportFindings' limit on Resources
 
@@ -204,7 +205,22 @@ def _product_fields(f: Finding) -> dict[str, str]:
         fields["trailsight/Counterparties"] = " | ".join(f"{p.kind} {p.id}" for p in f.counterparties[:20])
     if any(n.country or n.city for n in f.networks):
         fields["trailsight/GeoAttribution"] = GEO_ATTRIBUTION
+    if f.story_id:
+        fields["trailsight/StoryId"] = f.story_id
+    if f.principals:
+        fields["trailsight/Principals"] = " ".join(f.principals)
+    room = _MAX_PRODUCT_FIELDS - len(fields)
+    for i, step in enumerate(f.steps[:room], start=1):
+        tactic = f" [{step.tactic}]" if step.tactic else ""
+        fields[f"trailsight/Step{i:02d}"] = f"{iso_z(step.time)} {step.actor} ({step.account_id}): {step.what}{tactic}"
     return {clip(k, 128): clip(v, 2048) for k, v in fields.items() if v}
+
+
+def _related(f: Finding, region: str) -> list[dict[str, str]]:
+    """A story's member findings, or a member's story (same account: the product ARN is the account's)."""
+    ids = list(f.members) + ([f.story_id] if f.story_id else [])
+    product = f"arn:aws:securityhub:{region}:{f.account_id}:product/{f.account_id}/default"
+    return [{"ProductArn": product, "Id": clip(f"trailsight/{f.account_id}/{i}", 512)} for i in ids[:10]]
 
 
 def to_asff(f: Finding, *, region: str = DEFAULT_REGION, now: datetime | None = None) -> dict[str, Any]:
@@ -250,6 +266,9 @@ def to_asff(f: Finding, *, region: str = DEFAULT_REGION, now: datetime | None = 
     }
     if f.next_steps:
         finding["Remediation"] = {"Recommendation": {"Text": clip(" ".join(f.next_steps), 512)}}
+    related = _related(f, region)
+    if related:
+        finding["RelatedFindings"] = related
     cleaned: dict[str, Any] = clean_tree(finding)
     return cleaned
 

@@ -163,9 +163,38 @@ def _evidences(f: Finding) -> list[dict[str, Any]]:
                 "data": {"events": net.events, "ip_kind": net.ip_kind},
             }
         )
+    evidences += _story_evidences(f)
     if not evidences:
         evidences.append({"name": "principal", "actor": actor})
     return evidences
+
+
+def _story_evidences(f: Finding) -> list[dict[str, Any]]:
+    """One evidence per step of an attack story: who, in which account, what, when, its tactic and events."""
+    out: list[dict[str, Any]] = []
+    for i, step in enumerate(f.steps, start=1):
+        user: dict[str, Any] = {
+            "uid": step.actor,
+            "name": principal_name(step.principal),
+            "account": {"uid": step.account_id, "type_id": 10},
+        }
+        evidence: dict[str, Any] = {
+            "name": f"step {i}: {step.what}"[:512],
+            "actor": {"user": user},
+            "data": {
+                "time": epoch_ms(step.time),
+                "kind": step.kind,
+                "tactic": step.tactic,
+                "finding_uid": step.finding_id,
+                "event_uids": step.event_ids[:50],
+                "network": step.network,
+            },
+        }
+        ip = (step.network or "").split(" ", 1)[0]
+        if ip and parse_ip(ip) is not None:
+            evidence["src_endpoint"] = {"ip": ip}
+        out.append(evidence)
+    return out
 
 
 def _observations(values: list[tuple[str, int | None]]) -> list[dict[str, Any]]:
