@@ -623,11 +623,17 @@ def run_cycle(
         if finding.status == "Suppressed" or status.get(finding.id) in ("Dismissed", "Suppressed"):
             not_raised += 1
             continue
+        if finding.story_id is not None:
+            # A story's member is raised through its story (one alert that grows), never on its own.
+            not_raised += 1
+            continue
         before = raised.get(finding.id)
         if before is None:
             # Late events can move a finding's first event, hence its id: the raised findings
             # sharing events with it are superseded by it (an update, not a second finding).
-            old = {owner[e] for e in finding.event_ids if e in owner and owner[e][0] != finding.id}
+            # A story keeps its id as it grows and shares events with its members: it supersedes nothing.
+            shared = () if finding.is_story else finding.event_ids
+            old = {owner[e] for e in shared if e in owner and owner[e][0] != finding.id}
             if old:
                 gone = tuple(sorted(fid for fid, _ in old))
                 candidates.append((finding, "update", max(count for _, count in old), gone))

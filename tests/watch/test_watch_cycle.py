@@ -275,3 +275,31 @@ def test_late_event_that_moves_a_finding_start_supersedes_it(store: Path) -> Non
     assert [(a.finding_id, a.action, a.supersedes) for a in sink.sent] == [("b", "new", ()), ("a", "update", ("b",))]
     assert read_raised(StoreLayout(store)) == {"a": 4}
     assert read_raised(StoreLayout(store), superseded=True) == {"a": 4, "b": 3}
+
+
+def _told(found: list[Finding]) -> list[Finding]:
+    """The findings as detect returns them: stories built from them, members linked."""
+    from trailsight.stories.correlate import build_stories
+    from trailsight.stories.options import StoryOptions
+
+    stories, members = build_stories(found, [], [], StoryOptions(), run_days=1.0)
+    return [*stories, *members]
+
+
+def test_a_story_is_raised_once_and_updated_as_it_grows_never_as_its_members(store: Path) -> None:
+    detect, sink = FakeDetect(), ListSink()
+    a, b, c = finding("a", T0, 3), finding("b", T0 + timedelta(hours=2), 2), finding("c", T0 + timedelta(hours=5), 4)
+    detect.queue = [_told([a]), _told([a, b]), _told([a, b, c]), _told([a, b, c])]
+    r1 = cycle(store, detect, sink, T0 + timedelta(minutes=15))
+    r2 = cycle(store, detect, sink, T0 + timedelta(hours=3))
+    r3 = cycle(store, detect, sink, T0 + timedelta(hours=6))
+    r4 = cycle(store, detect, sink, T0 + timedelta(hours=7))
+    story = next(f for f in detect.queue or _told([a, b, c]) if f.is_story)
+    assert [(a.finding_id, a.action, a.event_count) for a in sink.sent] == [
+        ("a", "new", 3),  # alone, a is a finding of its own
+        (story.id, "new", 5),  # with b it becomes a story: raised once, supersedes nothing
+        (story.id, "update", 9),  # c joins: the same story, updated
+    ]
+    assert (r2["not_raised"], r3["not_raised"], r4["unchanged"]) == (2, 3, 1)
+    assert r1["new"] == 1
+    assert read_raised(StoreLayout(store)) == {"a": 3, story.id: 9}
