@@ -13,6 +13,8 @@ from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from trailsight.errors import ConfigError
+from trailsight.findings.names import short_arn
+from trailsight.findings.render import story_sentences
 from trailsight.store import findings as findings_store
 from trailsight.web import queries
 from trailsight.web.helpers import (
@@ -147,10 +149,19 @@ def finding_page(request: Request, finding_id: str) -> HTMLResponse:
         "names": [str(e.get("event_name") or "") for e in events],
         "unusual": [bool(e.get("unusual")) for e in events],
     }
+    steps = finding.get("steps") or []
+    story_chart = {
+        "times": [plot_time(parse_dt(st.get("time"))) for st in steps],
+        "who": [short_arn(str(st.get("principal") or ""), str(st.get("actor") or "")) for st in steps],
+        "what": [str(st.get("what") or "") for st in steps],
+        "kinds": [str(st.get("kind") or "") for st in steps],
+    }
     return site.render(
         request,
         "finding.html",
         f=finding,
+        story_steps=list(zip(steps, story_sentences(finding), strict=True)),
+        story_chart=story_chart,
         events=events,
         timeline_from_lake=timeline_from_lake,
         window=(since, until),

@@ -54,6 +54,23 @@
       ], Object.assign({}, layoutBase, { margin: { l: 170, r: 10, t: 6, b: 30 }, showlegend: true,
         legend: { orientation: "h", y: 1.12 }, xaxis: { type: "date" }, yaxis: { automargin: true } }), config);
     }
+    if (kind === "story") {
+      if (!data.times || !data.times.length) { el.classList.add("nodata"); return; }
+      var colours = { finding: "#c53030", signal: "#d69e2e", lineage: "#2357c6" };
+      var traces = {};
+      for (var j = 0; j < data.times.length; j++) {
+        var k = data.kinds[j];
+        if (!traces[k]) {
+          traces[k] = { type: "scatter", mode: "markers", name: k, x: [], y: [], text: [],
+            marker: { color: colours[k] || "#8a96a8", size: 11, symbol: k === "lineage" ? "triangle-right" : "circle" },
+            hovertemplate: "%{x}<br>%{y}<br>%{text}<extra>" + k + "</extra>" };
+        }
+        traces[k].x.push(data.times[j]); traces[k].y.push(plain(data.who[j])); traces[k].text.push(plain(data.what[j]));
+      }
+      window.Plotly.newPlot(el, Object.keys(traces).map(function (key) { return traces[key]; }),
+        Object.assign({}, layoutBase, { margin: { l: 200, r: 10, t: 6, b: 30 }, showlegend: true,
+          legend: { orientation: "h", y: 1.15 }, xaxis: { type: "date" }, yaxis: { automargin: true } }), config);
+    }
     el.setAttribute("data-drawn", "1");
   }
 
