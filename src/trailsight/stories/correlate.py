@@ -131,7 +131,15 @@ def _link_nodes(link: Link) -> list[str]:
     owner = _key_owner(link)
     if link.child_key and owner is not None:
         nodes.append(_key_node(link.child_key, *owner))
+    if link.link == "assume_role" and owner is not None and link.source_ip:
+        # The session used from the address that opened it (when neither its key nor its
+        # session name shows in its events, e.g. an automation role's random session names).
+        nodes.append(_session_node(*owner, link.source_ip))
     return nodes
+
+
+def _session_node(account: str, role: str, ip: str) -> str:
+    return f"s:{account}:{role}@{ip}"
 
 
 def _key_node(key: str, account: str, name: str) -> str:
@@ -159,6 +167,8 @@ def _unit_nodes(f: Finding, raised: bool, trusted: set[str], shared_ips: set[str
     nodes += [_key_node(k, f.account_id, name) for k in f.access_keys]
     if f.principal in trusted:
         nodes.append("r:" + f.principal)
+    if ":role/" in f.principal:
+        nodes += [_session_node(f.account_id, name, n.ip) for n in f.networks]
     if options.network_links and raised:
         # Only raised findings carry their networks: a weak signal's address is everyday noise.
         nodes += ["n:" + n.ip for n in f.networks if n.ip_kind == "public" and n.ip not in shared_ips]
