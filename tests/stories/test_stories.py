@@ -359,3 +359,23 @@ def test_story_options_from_settings() -> None:
     for bad in ({"window_days": -1}, {"network_links": 1}, {"min_signals": 2.5}, {"alpha": 1.5}, {"nope": 1}):
         with pytest.raises(ConfigError, match=r"t\.toml: \[stories\]"):
             StoryOptions.from_settings(Settings(path=Path("t.toml"), data={"stories": bad}))
+
+
+def test_what_a_made_identity_did_joins_the_story_even_when_nothing_of_it_was_unusual(chain_store: Path) -> None:
+    from trailsight.stories.follow import follow_ups
+
+    links = _chain_links(chain_store)
+    uses = follow_ups(StoreLayout(chain_store), links, T0 + timedelta(days=1))
+    by_principal = {u.principal: u for u in uses}
+    backdoor = by_principal[BACKDOOR]
+    assert backdoor.access_keys == ["AKIABACKDOOR0001"]
+    assert backdoor.count == 1
+    assert backdoor.title == "backdoor: used 1 time(s): ListBuckets"
+    # admin (raised) made the user and its key; the user's one quiet call still joins the story.
+    admin = _finding("f-admin", ADMIN, T0 + timedelta(minutes=20), 0.7, actor=f"{ADMIN}/s2", keys=("ASIAADMIN0000002",))
+    stories, _ = build_stories([admin], [], links, OPTIONS, run_days=1.0, uses=[backdoor])
+    assert len(stories) == 1
+    assert BACKDOOR in stories[0].principals
+    assert set(backdoor.event_ids) <= set(stories[0].event_ids)
+    assert [s.kind for s in stories[0].steps if s.actor == BACKDOOR] == ["use"]
+    assert stories[0].members == ["f-admin"]

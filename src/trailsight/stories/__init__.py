@@ -21,6 +21,7 @@ from trailsight.store import lineage
 from trailsight.store.findings import connect_state
 from trailsight.store.layout import StoreLayout
 from trailsight.stories.correlate import build_stories
+from trailsight.stories.follow import follow_ups
 from trailsight.stories.options import StoryOptions
 
 __all__ = ["StoryOptions", "StoryRun", "fold", "save", "tell"]
@@ -59,7 +60,10 @@ def tell(
     known = {(x.event_id, x.link) for x in fresh}
     links = [x for x in earlier if (x.event_id, x.link) not in known] + fresh
     run_days = (until - since).total_seconds() / 86400.0
-    stories, findings = build_stories(raised, weak, links, options, run_days=run_days, history=history)
+    # What the identities made by a raised finding's actor then did, unusual or not.
+    actors = {f.actor or f.principal for f in raised}
+    uses = follow_ups(layout, [x for x in links if x.parent in actors], until)
+    stories, findings = build_stories(raised, weak, links, options, run_days=run_days, history=history, uses=uses)
     novelty = Counter((f.actor or f.principal, f.first_seen.astimezone(UTC).date()) for f in weak)
     return StoryRun(stories=stories, findings=findings, links=fresh, novelty=dict(novelty))
 

@@ -101,6 +101,7 @@ class _UnionFind:
 class _Unit:
     finding: Finding
     raised: bool
+    use: bool = False  # the calls of an identity a link made (trailsight.stories.follow), not a signal
 
     @property
     def actor(self) -> str:
@@ -203,17 +204,19 @@ def build_stories(
     *,
     run_days: float,
     history: Mapping[str, float] | None = None,
+    uses: Sequence[Finding] = (),
 ) -> tuple[list[Finding], list[Finding]]:
     """Stories of the run, and the raised findings with ``story_id`` set on members.
 
     ``raised`` are the findings over the alert level, ``weak`` the groups below it, ``links``
-    the lineage of the window, ``run_days`` the length of the scored range and ``history`` each
-    actor's usual weak signals a day (see :mod:`trailsight.stories.risk`).
+    the lineage of the window, ``run_days`` the length of the scored range, ``history`` each
+    actor's usual weak signals a day (see :mod:`trailsight.stories.risk`) and ``uses`` what the
+    identities the links made did (:func:`trailsight.stories.follow.follow_ups`).
     """
     if not options.enabled or not (raised or weak):
         return [], list(raised)
     window = timedelta(days=options.window_days)
-    units = [_Unit(f, True) for f in raised] + [_Unit(f, False) for f in weak]
+    units = [_Unit(f, True) for f in raised] + [_Unit(f, False) for f in weak] + [_Unit(f, False, True) for f in uses]
     actors_by_ip: dict[str, set[str]] = defaultdict(set)
     for u in units:
         for n in u.finding.networks:
@@ -221,7 +224,7 @@ def build_stories(
     shared_ips = {ip for ip, actors in actors_by_ip.items() if len(actors) > options.max_network_actors}
     fanout: dict[str, set[str]] = defaultdict(set)
     for link in links:
-        fanout[link.parent].update(_link_nodes(link))
+        fanout[link.parent].add(link.child or link.child_key or link.event_id)
     brokers = {p for p, children in fanout.items() if len(children) > MAX_FANOUT}
     useful = [x for x in links if x.parent not in brokers and _link_nodes(x)]
     trusted = {x.child for x in useful if x.link == "trust" and x.child}
@@ -241,7 +244,7 @@ def build_stories(
         components[uf.find("u:" + u.finding.id)].append(u)
     rate = len(weak) / max(1, len({u.actor for u in units})) / max(run_days, 1.0)
     # Every actor with weak signals is one test: the chance allowed per actor is alpha shared among them.
-    tested = max(1, len({u.actor for u in units if not u.raised}))
+    tested = max(1, len({u.actor for u in units if not u.raised and not u.use}))
 
     stories: list[Finding] = []
     member_of: dict[str, str] = {}
@@ -288,7 +291,7 @@ def _story(
     if len(group) < 2:
         return None
     raised = [u for u in group if u.raised]
-    weak = [u for u in group if not u.raised]
+    weak = [u for u in group if not u.raised and not u.use]
     actors = sorted({u.actor for u in group})
     tactics = [u.finding.tactic for u in group if u.finding.tactic]
     tactics += [_LINK_TACTIC[x.link] for x in links]
@@ -391,7 +394,9 @@ def _steps(group: list[_Unit], links: list[Link]) -> list[StoryStep]:
     for u in group:
         f = u.finding
         what = "made unusual calls: " + f.title.split(": ", 1)[-1].removeprefix("unusual ")
-        if not u.raised:
+        if u.use:
+            what = "acted with what it was given: " + f.title.split(": ", 1)[-1]
+        elif not u.raised:
             what += " (below the alert level)"
         steps.append(
             StoryStep(
@@ -402,7 +407,7 @@ def _steps(group: list[_Unit], links: list[Link]) -> list[StoryStep]:
                 network=_network_text(f.networks[0] if f.networks else None),
                 what=what,
                 tactic=f.tactic,
-                kind="finding" if u.raised else "signal",
+                kind="finding" if u.raised else "use" if u.use else "signal",
                 finding_id=f.id if u.raised else None,
                 score=round(f.score, 4),
                 event_ids=list(f.event_ids),
