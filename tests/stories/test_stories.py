@@ -370,7 +370,7 @@ def test_what_a_made_identity_did_joins_the_story_even_when_nothing_of_it_was_un
     backdoor = by_principal[BACKDOOR]
     assert backdoor.access_keys == ["AKIABACKDOOR0001"]
     assert backdoor.count == 1
-    assert backdoor.title == "backdoor: used 1 time(s): ListBuckets"
+    assert backdoor.title == "backdoor: 1 call(s): ListBuckets"
     # admin (raised) made the user and its key; the user's one quiet call still joins the story.
     admin = _finding("f-admin", ADMIN, T0 + timedelta(minutes=20), 0.7, actor=f"{ADMIN}/s2", keys=("ASIAADMIN0000002",))
     stories, _ = build_stories([admin], [], links, OPTIONS, run_days=1.0, uses=[backdoor])
