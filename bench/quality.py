@@ -13,6 +13,10 @@ shows, for each kind of benign trap, how many still fire.
 
 Ingests the benchmark's logs into a temporary store (or reuses ``--store``), runs
 
+A story counts as one finding: its members are folded under it (``trailsight.stories.fold``)
+before scoring, as ``findings list`` shows them. ``--campaigns`` adds, per campaign, the share of
+its events in its best finding or story and whether that one names all its principals.
+
 Detection runs through :func:`trailsight.pipeline.detect` over the test period (truth.json's
 test_start..test_end); each output is scored with the benchmark's own scorer
 (../shared/bench/score.py). truth.json is read here only for the test period and the scoring —
@@ -123,6 +127,38 @@ def _high_per_day(path: Path, truth: dict[str, Any], field: str = "confidence") 
     return sum(1 for line in lines if json.loads(line).get(field) == "High") / days
 
 
+def campaign_table(store: Path, truth: dict[str, Any], findings_file: Path) -> None:
+    """Per campaign: the share of its events in its best single finding or story, and whether that
+    finding names every principal the campaign's events came from (read from the lake)."""
+    import duckdb
+
+    from trailsight.store.lake import events_sql
+
+    findings = [json.loads(line) for line in findings_file.read_text(encoding="utf-8").splitlines()]
+    ids = [e for c in truth["campaigns"] for e in c["event_ids"]]
+    sql, params = events_sql(StoreLayout(store))
+    con = duckdb.connect()
+    rows = con.execute(
+        f"SELECT event_id, actor FROM ({sql}) WHERE event_id IN (SELECT unnest(?::VARCHAR[]))", [*params, ids]
+    ).fetchall()
+    actor_of = dict(rows)
+    print("| campaign | kind | best share | in | principals | all named |")
+    print("|---|---|---|---|---|---|")
+    for c in truth["campaigns"]:
+        events = set(c["event_ids"])
+        best = max(findings, key=lambda f: len(events & set(f["event_ids"])), default=None)
+        if best is None:
+            continue
+        share = len(events & set(best["event_ids"])) / len(events)
+        actors = {actor_of[e] for e in events if e in actor_of}
+        named = set(best.get("principals") or [best.get("actor")])
+        story = str(best["finding_type"]).startswith("AttackSequence:")
+        print(
+            f"| {c['id']} | {c['kind']} | {share:.2f} | {'story' if story else 'finding'} | {len(actors)} "
+            f"| {'yes' if actors <= named else 'no'} |"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the ablation table and the benign traps that still fire, by kind."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -134,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--combined-only", action="store_true", help="only the full system's row")
     ap.add_argument("--keep", type=Path, help="folder to keep each run's findings JSON lines in")
     ap.add_argument("--config", type=Path, help="a trailsight.toml to detect with (default: built-in settings)")
+    ap.add_argument(
+        "--campaigns", action="store_true", help="per campaign: its events' share in its best finding or story"
+    )
     args = ap.parse_args(argv)
     settings = load_settings(args.config) if args.config else None
     truth = json.loads(args.truth.read_text(encoding="utf-8"))
@@ -190,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
             v = results[k]["traps_fired_per_kind"].get(kind, {"fired": 0, "total": 0})
             cells.append(f"{v['fired']:>7d} of {v['total']:<6d}")
         print(f"| {kind:24s} | " + " | ".join(cells) + " |")
+    if args.campaigns:
+        print()
+        campaign_table(store, truth, keep / "full_system.jsonl")
     print()
     print(
         "reproduce: .venv/bin/trailsight ingest ../shared/bench/dev/logs --store /tmp/dev && "
