@@ -11,16 +11,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from realdata import BERT, INVICTUS
 from trailsight.cli.main import app, main
 from trailsight.finding import Finding
 from trailsight.findings.describe import describe
 from trailsight.findings.suppress import feedback_rules
 from trailsight.investigate.lake import open_lake
 from trailsight.store.findings import feedback_for, get_finding, save_findings
-
-REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
-INVICTUS = REAL / "invictus-ir_aws_dataset" / "CloudTrail"
-BERT = "arn:aws:iam::123837392027:user/bert-jan"
 
 runner = CliRunner()
 

@@ -5,19 +5,17 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from realdata import BERT, INVICTUS
 from trailsight.cli.main import app
 from trailsight.features.source import lake_day_range
 from trailsight.store import lineage
 from trailsight.store.findings import connect_state
 from trailsight.store.layout import StoreLayout
-
-REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
-INVICTUS = REAL / "invictus-ir_aws_dataset" / "CloudTrail"
-BERT = "arn:aws:iam::123837392027:user/bert-jan"
 
 runner = CliRunner()
 
@@ -41,7 +39,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _rows(store: Path) -> list[dict[str, object]]:
+def _rows(store: Path) -> list[dict[str, Any]]:
     result = runner.invoke(app, ["findings", "list", "--store", str(store), "-f", "jsonl", "-n", "500"])
     assert result.exit_code == 0, result.output
     return [json.loads(line) for line in result.output.splitlines()]
@@ -56,10 +54,10 @@ def test_detect_stores_the_lineage_and_the_story(store: Path) -> None:
     assert stories
     assert rows[0]["id"] == stories[0]["id"]  # stories rank first
     story = stories[0]
-    assert BERT in story["principals"]  # type: ignore[operator]
+    assert BERT in story["principals"]
     members = [r for r in rows if r.get("story_id") == story["id"]]
-    assert sorted(str(m["id"]) for m in members) == sorted(story["members"])  # type: ignore[arg-type]
-    assert set(story["event_ids"]) >= {e for m in members for e in m["event_ids"]}  # type: ignore[arg-type, attr-defined]
+    assert sorted(str(m["id"]) for m in members) == sorted(story["members"])
+    assert set(story["event_ids"]) >= {e for m in members for e in m["event_ids"]}
 
 
 def test_list_folds_members_under_their_story_and_show_tells_it_in_steps(store: Path) -> None:
