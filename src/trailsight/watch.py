@@ -631,9 +631,8 @@ def run_cycle(
         if before is None:
             # Late events can move a finding's first event, hence its id: the raised findings
             # sharing events with it are superseded by it (an update, not a second finding).
-            # A story keeps its id as it grows and shares events with its members: it supersedes nothing.
-            shared = () if finding.is_story else finding.event_ids
-            old = {owner[e] for e in shared if e in owner and owner[e][0] != finding.id}
+            # A story that first forms supersedes the findings raised before it that it now holds.
+            old = {owner[e] for e in finding.event_ids if e in owner and owner[e][0] != finding.id}
             if old:
                 gone = tuple(sorted(fid for fid, _ in old))
                 candidates.append((finding, "update", max(count for _, count in old), gone))

@@ -175,7 +175,15 @@ def test_same_findings_as_ingest_and_duckdb(
 ) -> None:
     assert len(duckdb_findings) >= 2
     assert any(f["principal"] == "arn:aws:iam::123837392027:user/bert-jan" for f in duckdb_findings)
-    assert raw_findings == duckdb_findings
+    # From raw CloudTrail there is no lake to read credential lineage from, so no story joins the
+    # two principals there; the findings themselves are the same.
+    assert raw_findings == [
+        {**f, "story_id": None} for f in duckdb_findings if f["id"] not in _story_ids(duckdb_findings)
+    ]
+
+
+def _story_ids(findings: list[dict[str, Any]]) -> set[str]:
+    return {str(f["id"]) for f in findings if str(f["finding_type"]).startswith("AttackSequence:")}
 
 
 def _upload(trail: Path, endpoint: str) -> None:

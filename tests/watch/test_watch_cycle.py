@@ -295,11 +295,11 @@ def test_a_story_is_raised_once_and_updated_as_it_grows_never_as_its_members(sto
     r3 = cycle(store, detect, sink, T0 + timedelta(hours=6))
     r4 = cycle(store, detect, sink, T0 + timedelta(hours=7))
     story = next(f for f in detect.queue or _told([a, b, c]) if f.is_story)
-    assert [(a.finding_id, a.action, a.event_count) for a in sink.sent] == [
-        ("a", "new", 3),  # alone, a is a finding of its own
-        (story.id, "new", 5),  # with b it becomes a story: raised once, supersedes nothing
-        (story.id, "update", 9),  # c joins: the same story, updated
+    assert [(a.finding_id, a.action, a.event_count, a.supersedes) for a in sink.sent] == [
+        ("a", "new", 3, ()),  # alone, a is a finding of its own
+        (story.id, "update", 5, ("a",)),  # with b it becomes a story, which takes a's place
+        (story.id, "update", 9, ()),  # c joins: the same story, updated
     ]
     assert (r2["not_raised"], r3["not_raised"], r4["unchanged"]) == (2, 3, 1)
     assert r1["new"] == 1
-    assert read_raised(StoreLayout(store)) == {"a": 3, story.id: 9}
+    assert read_raised(StoreLayout(store)) == {story.id: 9}
