@@ -21,7 +21,9 @@ One *cycle* does, in order:
    duplicate); anything else is already known. A late-delivered file can add an earlier
    event to an open finding, which moves its first event and so its id: a new id that
    shares events with a raised finding is an ``update`` that ``supersedes`` the old id
-   (the old one is marked superseded in ``watch_raised``). Suppressed findings and findings an
+   (the old one is marked superseded in ``watch_raised``); an attack story that forms around
+   findings raised alone supersedes them the same way, and a story's members are raised only
+   through their story. Suppressed findings and findings an
    analyst dismissed are not raised. At most ``max_alerts`` are raised per cycle
    (highest score first); the rest are counted as ``over_cap`` and stay eligible for
    the next cycle.
