@@ -94,6 +94,7 @@ def demo_command(
     from trailsight.ingest import ingest
     from trailsight.pipeline import detect
     from trailsight.simulate import simulate
+    from trailsight.stories import fold
 
     console = Console(highlight=False)
     if out is None:
@@ -126,7 +127,8 @@ def demo_command(
     )
 
     index = _label_index(labels)
-    shown = findings[:top]
+    ranked = fold(findings)  # stories first-class, their members folded under them
+    shown = ranked[:top]
     console.print(
         f"\n[bold]Top {len(shown)} findings[/] (risk 0-100; in brackets: what the simulator injected there)\n"
     )
@@ -143,7 +145,7 @@ def demo_command(
     found = {
         lab["name"]
         for lab in attacks
-        if any(set(lab["event_ids"]) & set(f.event_ids) for f in findings[: max(top, len(attacks))])
+        if any(set(lab["event_ids"]) & set(f.event_ids) for f in ranked[: max(top, len(attacks))])
     }
     console.print(
         f"Injected attacks among the top {max(top, len(attacks))} findings: {len(found)} of {len(attacks)}; "
