@@ -24,7 +24,8 @@ from trailsight.features.source import connect, open_events
 from trailsight.findings.touched import account_history, call_of, watched_names
 from trailsight.store.layout import StoreLayout
 
-DEFAULT_TRUTH = Path("/work/shared/bench/dev/truth.json")
+#: The dev benchmark's truth in the shared folder beside the repository (``../shared``).
+DEFAULT_TRUTH = Path(__file__).resolve().parents[2] / "shared" / "bench" / "dev" / "truth.json"
 GAP = timedelta(minutes=30)
 
 

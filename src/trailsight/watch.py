@@ -76,7 +76,7 @@ from trailsight.finding import Finding
 from trailsight.outputs.base import Alert, DeadLetterFile, Delivery, Sink
 from trailsight.store.findings import connect_state
 from trailsight.store.layout import StoreLayout
-from trailsight.store.state import transaction
+from trailsight.store.state import table_exists, transaction
 
 #: Exit codes of ``trailsight watch``.
 EXIT_OK = 0
@@ -582,10 +582,7 @@ def _known(
             ).fetchall()
         }
         status: dict[str, str] = {}
-        has_findings = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'findings'"
-        ).fetchall()[0][0]
-        if has_findings:
+        if table_exists(con, "findings"):
             rows = con.execute("SELECT id, status FROM findings WHERE list_contains(?, id)", [list(ids)]).fetchall()
             status = {str(r[0]): str(r[1]) for r in rows}
     return raised, status, owner

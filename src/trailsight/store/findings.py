@@ -50,7 +50,7 @@ from trailsight.finding import (
     UnusualAttribute,
 )
 from trailsight.store.layout import StoreLayout
-from trailsight.store.state import transaction
+from trailsight.store.state import table_exists, transaction
 
 __all__ = [
     "ANALYST_STATUSES",
@@ -195,17 +195,10 @@ def _writer(con_or_path: duckdb.DuckDBPyConnection | StatePath) -> Iterator[duck
 def _reader(con_or_path: duckdb.DuckDBPyConnection | StatePath) -> Iterator[duckdb.DuckDBPyConnection | None]:
     """A read-only connection, or None when the findings table does not exist yet."""
     if isinstance(con_or_path, duckdb.DuckDBPyConnection):
-        yield con_or_path if _has_table(con_or_path, "findings") else None
+        yield con_or_path if table_exists(con_or_path, "findings") else None
         return
     with connect_state(con_or_path, read_only=True) as con:
-        yield con if _has_table(con, "findings") else None
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    row = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'", [name]
-    ).fetchone()
-    return bool(row and row[0])
+        yield con if table_exists(con, "findings") else None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -527,7 +520,7 @@ def feedback_for(
         params.extend(actions)
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     with _reader(path) as con:
-        if con is None or not _has_table(con, "feedback"):
+        if con is None or not table_exists(con, "feedback"):
             return []
         rows = con.execute(
             f'SELECT finding_id, action, reason, epoch_us("at") FROM feedback{where} ORDER BY "at", finding_id', params

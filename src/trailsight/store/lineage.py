@@ -34,6 +34,7 @@ import duckdb
 
 from trailsight.store import lake
 from trailsight.store.layout import StoreLayout
+from trailsight.store.state import table_exists
 
 __all__ = [
     "LINEAGE_APIS",
@@ -287,18 +288,13 @@ def save_novelty(con: duckdb.DuckDBPyConnection, counts: Mapping[tuple[str, date
 
 def novelty_rates(con: duckdb.DuckDBPyConnection, before: date, days: int) -> dict[str, float]:
     """Each actor's weak signals a day over the ``days`` days before ``before`` (days it had none count)."""
-    if not _exists(con, "story_novelty"):
+    if not table_exists(con, "story_novelty"):
         return {}
     rows = con.execute(
         "SELECT actor, sum(signals) FROM story_novelty WHERE day < ? AND day >= ? GROUP BY actor",
         [before, before - timedelta(days=days)],
     ).fetchall()
     return {str(a): float(n) / max(1, days) for a, n in rows}
-
-
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    row = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchone()
-    return bool(row and row[0])
 
 
 def save_links(con: duckdb.DuckDBPyConnection, links: Iterable[Link]) -> int:
@@ -334,7 +330,7 @@ def stored_links(
     keys: Sequence[str] = (),
 ) -> list[Link]:
     """Stored links made in ``[since, until)`` (or, with ``keys``, those handing out or using them)."""
-    if not _exists(con, "lineage"):
+    if not table_exists(con, "lineage"):
         return []
     sql = (
         "SELECT event_id, link, epoch_us(event_time) AS event_time, account_id, api, parent, parent_key, "
