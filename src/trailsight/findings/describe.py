@@ -52,7 +52,7 @@ from trailsight.finding import (
     TimelineEntry,
     UnusualAttribute,
 )
-from trailsight.findings.names import actor_name, finding_type_for, short_name
+from trailsight.findings.names import finding_type_for, person_name, short_name
 from trailsight.scoring.policy import TACTIC_WEIGHT, confidence_for, severity_for, severity_label
 
 __all__ = [
@@ -880,7 +880,7 @@ def _peer_notes(f: Finding) -> list[str]:
 
 
 def _describe_one(f: Finding, ctx: _Context) -> Finding:
-    name = actor_name(f.principal, f.actor)
+    name = person_name(f.principal, f.actor)
     events = ctx.events
     identity = f.identity_type
     if not identity or identity == "Unknown":

@@ -36,6 +36,7 @@ from trailsight.enrich.touched import asff_type
 from trailsight.errors import TrailsightError
 from trailsight.finding import Finding
 from trailsight.findings.export_common import clean_tree, clip, iso_z, sentences, tactic_id
+from trailsight.findings.names import person_name
 
 SCHEMA_VERSION = "2018-10-08"
 GENERATOR_ID = "trailsight/anomalous-behavior"
@@ -180,6 +181,7 @@ def _product_fields(f: Finding) -> dict[str, str]:
         "trailsight/FindingType": f.finding_type,
         "trailsight/Principal": f.principal,
         "trailsight/Actor": f.actor,
+        "trailsight/Who": person_name(f.principal, f.actor),
         "trailsight/Score": f"{f.score:.4f}",
         "trailsight/RiskScore": str(f.risk_score),
         "trailsight/Confidence": f.confidence,

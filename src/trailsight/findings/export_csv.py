@@ -19,6 +19,7 @@ from typing import TextIO
 
 from trailsight.finding import Finding
 from trailsight.findings.export_common import iso_z, utf8_clean
+from trailsight.findings.names import person_name
 from trailsight.text import visible
 
 #: The columns, in order. New columns are only ever appended.
@@ -53,6 +54,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "detectors",
     "explanation",
     "event_ids",
+    "who",
 )
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
@@ -113,6 +115,7 @@ def finding_row(f: Finding) -> list[str]:
         _join(f"{k}={v:g}" for k, v in sorted(f.detectors.items())),
         _join((visible(line) for line in f.explanation), "\n"),
         _join(f.event_ids, " "),
+        person_name(f.principal, f.actor),
     ]
     explanation = CSV_COLUMNS.index("explanation")
     return [neutralise(utf8_clean(c if k == explanation else visible(c))) for k, c in enumerate(cells)]

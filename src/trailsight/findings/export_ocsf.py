@@ -49,7 +49,7 @@ from trailsight.findings.export_common import (
     sentences,
     tactic_id,
 )
-from trailsight.findings.names import principal_name
+from trailsight.findings.names import person_name, principal_name
 
 OCSF_VERSION = "1.7.0"
 CLASS_UID = 2004
@@ -111,7 +111,8 @@ def _attacks(f: Finding) -> list[dict[str, Any]]:
 def _user(f: Finding) -> dict[str, Any]:
     user: dict[str, Any] = {
         "uid": f.principal,
-        "name": principal_name(f.principal),
+        # the person first behind a shared role (``ava.costa@… via AWSReservedSSO_DeveloperAccess``)
+        "name": person_name(f.principal, f.actor) if f.actor != f.principal else principal_name(f.principal),
         "type_id": _USER_TYPE.get(f.identity_type, 99),
         "account": {"uid": f.account_id, "type_id": 10},  # 10: AWS Account
     }

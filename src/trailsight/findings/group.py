@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from trailsight.finding import TACTICS, ApiCall, Finding, NetworkInfo, Reason, TimelineEntry, UnusualEvent
-from trailsight.findings.names import finding_type_for, short_name
+from trailsight.findings.names import finding_type_for, person_name
 from trailsight.scoring.policy import confidence_for, finding_score, gated_score, severity_for, severity_label
 
 _MAX_REASONS = 20
@@ -141,7 +141,7 @@ def build_finding(events: Sequence[UnusualEvent], context_weight: float = 0.6) -
     history_days = float(first.row.get("p_age_days") or 0.0)
     unusual_kinds = {r.code for e in events for r in e.reasons}
     confidence = confidence_for(history_days, len(unusual_kinds), len(detectors), gated, score)
-    name = short_name(principal)
+    name = person_name(principal, actor)
     apis = _apis(events)
     top_api = max(events, key=lambda e: (e.risk, e.score))
     title = f"{name}: unusual {top_api.row['event_name']}" + (

@@ -5,14 +5,26 @@ A principal ARN is named three ways, each for its place, all from here:
 * :func:`short_name` — in prose (titles, explanations): ``alice``, ``role deploy``, ``root``;
 * :func:`principal_name` — the bare name (OCSF's user name): ``alice``, ``deploy``, ``root``;
 * :func:`short_arn` — in tables and the web UI, where the kind matters: ``user/alice``,
-  ``role/deploy``, ``role/…/AWSReservedSSO_Admin_0c5c``, ``root``; an SSO actor's person.
+  ``role/deploy``, ``role/…/AWSReservedSSO_Admin_0c5c``, ``root``.
+
+Who *acted* is named by :func:`person_name`, everywhere a finding says who (titles, the CLI and
+web lists, the exports and chat messages): behind a shared role whose sessions carry the person
+(an IAM Identity Center permission set, a stable session name or ``sourceIdentity``, which
+:mod:`trailsight.schema` keeps in ``actor``) it leads with the person and names the role without
+its hash suffix — ``ava.costa@northwind.io via AWSReservedSSO_DeveloperAccess``; otherwise it is
+:func:`short_name` of the principal.
 
 Text that is not an ARN is returned as it is by all three.
 """
 
 from __future__ import annotations
 
+import re
+
 from trailsight.finding import TACTICS
+
+#: IAM Identity Center names a permission set's role ``AWSReservedSSO_<set>_<16 hex digits>``.
+_SSO_SUFFIX = re.compile(r"^(AWSReservedSSO_.+)_[0-9a-f]{16}$")
 
 
 def finding_type_for(tactic: str | None, identity_type: str) -> str:
@@ -21,11 +33,25 @@ def finding_type_for(tactic: str | None, identity_type: str) -> str:
     return f"{tactic if tactic in TACTICS else 'Unusual'}:{ident}/AnomalousBehavior"
 
 
-def actor_name(principal: str, actor: str) -> str:
-    """How explanations name who acted: the session's person for SSO-style actors, else the principal."""
+def person_name(principal: str, actor: str | None = None) -> str:
+    """Who acted, person first (``ava.costa@… via AWSReservedSSO_DeveloperAccess``); else :func:`short_name`."""
+    person = _session_of(principal, actor)
+    if person:
+        return f"{person} via {role_name(principal)}"
+    return short_name(actor or principal)
+
+
+def role_name(principal: str) -> str:
+    """A role ARN's name, an SSO permission set's without its hash suffix: ``AWSReservedSSO_DeveloperAccess``."""
+    name = principal.rsplit("/", 1)[-1]
+    match = _SSO_SUFFIX.match(name)
+    return match.group(1) if match else name
+
+
+def _session_of(principal: str, actor: str | None) -> str:
     if actor and actor != principal and actor.startswith(principal + "/"):
         return actor[len(principal) + 1 :]
-    return short_name(actor or principal)
+    return ""
 
 
 def short_name(principal: str) -> str:
@@ -51,12 +77,12 @@ def principal_name(principal: str) -> str:
 def short_arn(value: object, actor: str | None = None) -> str:
     """The readable tail of an ARN: ``user/alice``, ``role/Admin``, ``role/…/NAME``, ``root``.
 
-    With ``actor`` under the ARN (``<role ARN>/<session name>``), the session name (the person).
-    None gives ``''``; other text is returned unchanged.
+    With ``actor`` under the ARN (``<role ARN>/<session name>``), :func:`person_name` (the person
+    via the role). None gives ``''``; other text is returned unchanged.
     """
     text = "" if value is None else str(value)
-    if actor and actor != text and actor.startswith(text + "/"):
-        return actor[len(text) + 1 :]
+    if _session_of(text, actor):
+        return person_name(text, actor)
     if text.startswith("arn:"):
         parts = text.split(":", 5)
         if len(parts) == 6:
@@ -67,4 +93,4 @@ def short_arn(value: object, actor: str | None = None) -> str:
     return text
 
 
-__all__ = ["actor_name", "finding_type_for", "principal_name", "short_arn", "short_name"]
+__all__ = ["finding_type_for", "person_name", "principal_name", "role_name", "short_arn", "short_name"]

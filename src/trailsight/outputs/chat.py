@@ -29,6 +29,7 @@ from typing import Any
 
 from trailsight.finding import Finding
 from trailsight.findings.export_common import clip, utf8_clean
+from trailsight.findings.names import person_name
 from trailsight.text import visible
 
 #: Slack limits: header text 150, section text 3000, a field 2000, 10 fields, 50 blocks.
@@ -79,7 +80,8 @@ def _summary(f: Finding) -> dict[str, str]:
         "severity": safe_text(f.severity_label or "Unknown"),
         "title": safe_text(f.title or f.finding_type),
         "story": safe_text(story),
-        "principal": safe_text(f.actor or f.principal),
+        # the person first behind a shared role; else the principal's whole ARN
+        "principal": safe_text(person_name(f.principal, f.actor) if f.actor != f.principal else f.principal),
         "account": safe_text(f.account_id),
         "events": f"{f.count} ({span})",
         "risk": safe_text(f"{f.risk_score}/100, confidence {f.confidence}"),
