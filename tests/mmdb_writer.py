@@ -38,13 +38,8 @@ def _encode(value: Any) -> bytes:
     raise TypeError(value)
 
 
-def single_record_mmdb(record: dict[str, str], *, ip_version: int) -> bytes:
-    """An .mmdb whose every address maps to ``record`` (string values)."""
-    node_count = 1
-    pointer = node_count + 16  # data offset 0
-    tree = pointer.to_bytes(3, "big") * 2  # record size 24: left and right
-    data = _encode(record)
-    meta = (
+def _metadata(node_count: int, ip_version: int) -> bytes:
+    return (
         _control(_MAP, 9)
         + _encode("node_count")
         + _uint(_UINT32, node_count)
@@ -65,4 +60,21 @@ def single_record_mmdb(record: dict[str, str], *, ip_version: int) -> bytes:
         + _encode("description")
         + _encode({"en": "trailsight test database"})
     )
-    return tree + bytes(16) + data + _MARKER + meta
+
+
+def single_record_mmdb(record: dict[str, str], *, ip_version: int) -> bytes:
+    """An .mmdb whose every address maps to ``record`` (string values)."""
+    node_count = 1
+    pointer = node_count + 16  # data offset 0
+    tree = pointer.to_bytes(3, "big") * 2  # record size 24: left and right
+    data = _encode(record)
+    return tree + bytes(16) + data + _MARKER + _metadata(node_count, ip_version)
+
+
+def two_record_mmdb(low: dict[str, str], high: dict[str, str]) -> bytes:
+    """An IPv4 .mmdb answering ``low`` for 0.0.0.0–127.255.255.255 and ``high`` for the upper half."""
+    node_count = 1
+    first = _encode(low)
+    left = (node_count + 16).to_bytes(3, "big")
+    right = (node_count + 16 + len(first)).to_bytes(3, "big")
+    return left + right + bytes(16) + first + _encode(high) + _MARKER + _metadata(node_count, 4)

@@ -40,6 +40,7 @@ from trailsight.enrich.catalog import lookup as catalog_lookup
 from trailsight.enrich.credentials import credential_types
 from trailsight.enrich.geo import GeoReader
 from trailsight.enrich.network import AWS_ASNS, AwsRanges, IntAddress, is_private, non_ip_kind, parse_ip
+from trailsight.enrich.timezone import utc_offsets
 from trailsight.enrich.useragent import classify_user_agent
 from trailsight.errors import ConfigError
 from trailsight.schema import ENRICHMENT_FIELDS, EVENT_SCHEMA
@@ -105,7 +106,7 @@ def _warn_once(message: str, sink: list[str]) -> None:
 
 
 class Enricher:
-    """Adds ``ua_family``, ``ip_kind``, geo, ASN, API-catalog and ``credential_type`` columns to event batches."""
+    """Adds ``ua_family``, ``ip_kind``, geo, ASN, API-catalog, credential-type and time-zone columns to batches."""
 
     def __init__(
         self,
@@ -123,6 +124,7 @@ class Enricher:
         self._ip_cache: dict[str, IpInfo] = {}
         self._ua_cache: dict[str, str] = {}
         self._api_cache: dict[str, ApiRow] = {}
+        self._zone_cache: dict[str, str | None] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Enricher:
@@ -194,6 +196,17 @@ class Enricher:
             results[pos] = ("aws" if aws else "public", country, city, number, org)
         return results
 
+    def zones(self, values: list[str]) -> list[str | None]:
+        """The IANA time zone of each ``sourceIPAddress`` value (None: no public address or no place)."""
+        out: list[str | None] = []
+        for value in values:
+            addr = parse_ip(value)
+            if self.geo is None or addr is None or is_private(addr):
+                out.append(None)
+            else:
+                out.append(self.geo.zone(addr, value if addr[0] == 4 and ":" not in value else None))
+        return out
+
     @staticmethod
     def _api_rows(keys: list[str]) -> list[ApiRow]:
         rows: list[ApiRow] = []
@@ -230,6 +243,9 @@ class Enricher:
         new["technique"] = pa.array([v[1] for v in api_values], pa.string()).take(api_idx)
         new["api_risk"] = pa.array([v[2] for v in api_values], pa.float64()).take(api_idx)
         new["credential_type"] = credential_types(table, new["ua_family"])
+        zone_values, zone_idx = _distinct(ips, self._zone_cache, self.zones)
+        new["time_zone"] = pa.array(zone_values, pa.string()).take(zone_idx)
+        new["utc_offset"] = utc_offsets(new["time_zone"], table.column("event_time").combine_chunks())
 
         return _assemble(table, new)
 

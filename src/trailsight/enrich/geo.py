@@ -21,6 +21,7 @@ from typing import Any
 import maxminddb
 
 from trailsight.enrich.network import IntAddress, format_ip
+from trailsight.enrich.timezone import zone_of_record
 from trailsight.errors import ConfigError
 
 #: Credit line for DB-IP, required by its CC-BY-4.0 licence wherever geolocation is shown.
@@ -77,6 +78,17 @@ class GeoReader:
         except (ValueError, maxminddb.InvalidDatabaseError):
             return None, None
         return record_country_city(rec)
+
+    def zone(self, addr: IntAddress, text: str | None = None) -> str | None:
+        """The IANA time zone of ``addr`` (:func:`~trailsight.enrich.timezone.zone_of_record`); None if unknown."""
+        reader = self._v4 if addr[0] == 4 else self._v6
+        if reader is None:
+            return None
+        try:
+            rec = reader.get(text if text is not None else format_ip(addr))
+        except (ValueError, maxminddb.InvalidDatabaseError):
+            return None
+        return zone_of_record(rec)
 
 
 def record_country_city(rec: Any) -> GeoResult:

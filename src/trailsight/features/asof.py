@@ -76,7 +76,16 @@ CARRIED_COLUMNS: tuple[str, ...] = (
     "tactic",
     "technique",
     "api_risk",
+    "utc_offset",
 )
+
+#: Columns derived from the event by :func:`prepare` and kept in the feature table: the api
+#: (``service:EventName``), the UTC day, UTC clock hour and hour of week, and ``lhour`` — the clock
+#: hour where the call came from (the source's time zone; null where it has none).
+DERIVED_COLUMNS: tuple[str, ...] = ("api", "day", "hour", "how", "lhour")
+
+#: Key columns kept as numbers (the rest are text, null as ``""``); a null ``lhour`` keys as -1.
+NUMERIC_KEYS: tuple[str, ...] = ("_k_hour", "_k_how", "_k_lhour")
 
 FREQUENCY_CLASSES = ("frequent", "infrequent", "rare", "unseen")
 
@@ -111,6 +120,7 @@ PAIRS: tuple[Pair, ...] = (
     Pair("p_err", ("principal", "error_code"), "p"),
     Pair("p_hour", ("principal", "hour"), "p"),
     Pair("p_how", ("principal", "how"), "p"),
+    Pair("p_lhour", ("principal", "lhour"), "p"),
     Pair("x_api", ("actor", "api"), "x"),
     Pair("a_api", ("account_id", "api"), "a"),
     Pair("a_asn", ("account_id", "asn"), "a"),
@@ -128,7 +138,7 @@ PAIR_BY_NAME: dict[str, Pair] = {p.name: p for p in PAIRS}
 
 def feature_columns() -> list[str]:
     """Names of every feature column (besides the carried event columns)."""
-    cols = ["api", "day", "hour", "how"]
+    cols = list(DERIVED_COLUMNS)
     for p in PAIRS:
         cols += [f"{p.name}_n", f"{p.name}_days", f"{p.name}_first", f"{p.name}_last", f"{p.name}_freq"]
         if p.hours:
@@ -166,13 +176,14 @@ def prepare(events: ir.Table) -> ir.Table:
         hour_idx=(secs // 3600).cast("int64"),
         b15=(secs // 900).cast("int64"),
     )
-    t = t.mutate(hour=t.hour_idx % 24, how=(t.hour_idx + HOW_OFFSET) % 168)
+    local_hour_idx = (secs + t.utc_offset.cast("int64") * 60) // 3600
+    t = t.mutate(hour=t.hour_idx % 24, how=(t.hour_idx + HOW_OFFSET) % 168, lhour=(local_hour_idx % 24).cast("int64"))
     key_cols: set[str] = {k for p in PAIRS for k in p.keys}
     mutations: dict[str, Any] = {}
     for col in sorted(key_cols):
         value = t[col]
-        if col in ("hour", "how"):
-            mutations[key_column(col)] = value
+        if key_column(col) in NUMERIC_KEYS:
+            mutations[key_column(col)] = value.fill_null(-1)
         else:
             mutations[key_column(col)] = value.cast("string").fill_null("")
     mutations["_k_msg"] = t.error_message.fill_null(t.error_code.fill_null(""))
@@ -405,7 +416,7 @@ def build_feature_table(
     parts.append(("users", _users_part(cur, profiles["used"], forget)))
 
     base = cur.filter((cur.event_time >= since) & (cur.event_time < until))
-    base = base.select(*CARRIED_COLUMNS, "api", "day", "hour", "how")
+    base = base.select(*CARRIED_COLUMNS, *DERIVED_COLUMNS)
     # One flat join chain on event id (keeps the compiled query shallow).
     chain: Any = base
     kept: list[str] = []
@@ -418,7 +429,7 @@ def build_feature_table(
 def finish(cur: ir.Table, options: FeatureOptions) -> ir.Table:
     """Ages, frequency classes, shares and gates from the joined per-pair figures; the final columns.
 
-    ``cur`` has the carried columns, ``api``/``day``/``hour``/``how`` and every pair's running
+    ``cur`` has the carried columns, :data:`DERIVED_COLUMNS` and every pair's running
     figures (as :func:`build_feature_table` joins them, or :mod:`trailsight.features.chunk`
     computes them).
     """

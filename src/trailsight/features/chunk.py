@@ -27,6 +27,8 @@ import pyarrow.compute as pc
 
 from trailsight.features.asof import (
     CARRIED_COLUMNS,
+    DERIVED_COLUMNS,
+    NUMERIC_KEYS,
     PAIRS,
     SECONDS_PER_DAY,
     Pair,
@@ -60,7 +62,9 @@ class KeyCodes:
         """The key column ``name`` (``_k_<column>``) of every row."""
         if name not in self._keys:
             column = self._table.column(name.removeprefix("_k_")).combine_chunks()
-            if name not in ("_k_hour", "_k_how"):
+            if name in NUMERIC_KEYS:
+                column = column.fill_null(-1)
+            else:
                 if not pa.types.is_string(column.type):
                     column = column.cast(pa.string())
                 column = column.fill_null("")
@@ -319,7 +323,7 @@ class ChunkFeatures:
         with self._compiling:
             if view not in self._prepare_sql:
                 t = prepare(events)
-                wanted = [*CARRIED_COLUMNS, "api", "day", "hour", "how", "hour_idx", "b15", "_k_msg"]
+                wanted = [*CARRIED_COLUMNS, *DERIVED_COLUMNS, "hour_idx", "b15", "_k_msg"]
                 self._prepare_sql[view] = str(self._con.compile(t.select(*wanted).rename(msg="_k_msg")))
         stamp = until.strftime("%Y-%m-%d %H:%M:%S.%f")
         table = self._sql(
@@ -397,7 +401,7 @@ class ChunkFeatures:
         count, found = _gather(users, "users__n", match, per_api.ids)
         built["a_api_principals"] = pa.array(np.where(found, count, 0), pa.int64())
 
-        table = cur.select([*CARRIED_COLUMNS, "api", "day", "hour", "how"])
+        table = cur.select([*CARRIED_COLUMNS, *DERIVED_COLUMNS])
         for name, values in built.items():
             table = table.append_column(name, values)
         # The chunk's own rows (earlier rows of its first day only fed the running figures); a

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from trailsight.features.asof import HOW_OFFSET, PAIR_BY_NAME, PAIRS, key_column
+from trailsight.features.asof import HOW_OFFSET, NUMERIC_KEYS, PAIR_BY_NAME, PAIRS, key_column
 from trailsight.features.behaviour import AWS_NETWORK_KINDS, PERSON_IDENTITIES
 from trailsight.features.chunk import IntArray, KeyCodes, combine_codes, dense, ints, value_span
 from trailsight.store.state import transaction
@@ -30,7 +30,7 @@ from trailsight.store.state import transaction
 _TS = pa.timestamp("us", tz="UTC")
 
 #: Version of the daily tables' definition; cached tables of another version are rebuilt.
-DAILY_VERSION = 1
+DAILY_VERSION = 2
 
 #: Event columns (after :func:`~trailsight.features.asof.prepare`) a day's pass reads.
 DAY_COLUMNS: tuple[str, ...] = (
@@ -55,6 +55,7 @@ DAY_COLUMNS: tuple[str, ...] = (
     "region",
     "hour",
     "how",
+    "lhour",
 )
 
 
@@ -397,7 +398,7 @@ def windowed(daily: pa.Table, name: str, forget_days: int, since_day: int) -> pa
 
 
 def _key_type(key: str) -> pa.DataType:
-    return pa.int64() if key in ("_k_hour", "_k_how") else pa.string()
+    return pa.int64() if key in NUMERIC_KEYS else pa.string()
 
 
 def daily_schemas() -> dict[str, pa.Table]:

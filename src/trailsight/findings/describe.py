@@ -517,8 +517,11 @@ def _principal_values(ctx: _Context, attribute: str) -> list[tuple[str, _Stats]]
 
 def _unusual_attributes(f: Finding, ctx: _Context) -> list[UnusualAttribute]:
     result: list[UnusualAttribute] = []
+    # Hours judged on the caller's local clock (off_hours) are told by the detector's own line;
+    # the UTC hours of this table would say something else.
+    local_clock = any(r.detector == "off_hours" and (r.details or {}).get("clock") == "local" for r in f.reasons)
     for attribute in ATTRIBUTES:
-        if attribute == "hour" and ctx.history_days < _MIN_DAYS_FOR_HOUR:
+        if attribute == "hour" and (ctx.history_days < _MIN_DAYS_FOR_HOUR or local_clock):
             continue
         observed = ctx.values.get(attribute, Counter())
         if not observed:
