@@ -13,8 +13,10 @@ Which clock: two sets of hours are learned side by side, one in UTC (``p_hour``)
 the local time of wherever each call came from (``p_lhour``, from the source address's time zone,
 :mod:`trailsight.enrich.timezone`). An event is judged on the local clock when it came from a
 country the principal is *settled* in — one it called from on at least ``settled_days`` (2)
-earlier days of the forget window, counted as-of like every other feature, so its home country
-and a stay abroad of a few days both qualify. A person abroad is then held to the hours they
+earlier days and in at least ``settled_hours`` (8, a working day) distinct clock hours of the
+forget window, counted as-of like every other feature, and where its previous call came from
+too. Its home country and a stay abroad of a few working days qualify; a few calls from afar
+over several nights do not, nor do calls from afar between the owner's own calls at home. A person abroad is then held to the hours they
 keep there, while a night at home stays a night. A one-off call from a country the principal
 has not settled in, or one whose address has no time zone (private, AWS-internal, a lake written
 before the column existed), is judged on the UTC clock against the hours learned in UTC: for a
@@ -53,12 +55,14 @@ class OffHoursDetector(Detector):
         "p_lhour_last",
         "p_country_days",
         "p_country_last",
+        "p_country_hours",
     )
     defaults: ClassVar[dict[str, float | int | bool]] = {
         "threshold": 50,
         "min_days": 7,
         "usual_share": 0.1,
         "settled_days": 2,
+        "settled_hours": 8,
     }
 
     def _score(self, cols: Columns) -> tuple[FloatArray, Any]:
@@ -67,10 +71,15 @@ class OffHoursDetector(Detector):
         utc_days = cols.num("p_hour_days") - seen_today(cols, "p_hour_last")
         local_days = cols.num("p_lhour_days") - seen_today(cols, "p_lhour_last")
         country_days = cols.num("p_country_days") - seen_today(cols, "p_country_last")
+        country_hours = cols.num("p_country_hours")
         lhour = cols.num("lhour", fill=-1.0)
         countries = cols.text("country")
         has_country = np.fromiter((c is not None for c in countries), dtype=np.bool_, count=len(countries))
-        settled = (lhour >= 0) & has_country & (country_days >= self.p("settled_days"))
+        # Settled: earlier days and a working day's worth of clock hours from the country, and the
+        # principal's previous call came from there too — a move, not a few calls from afar.
+        previous_here = cols.epoch("p_country_last") == cols.epoch("p_last")
+        enough = (country_days >= self.p("settled_days")) & (country_hours >= self.p("settled_hours"))
+        settled = (lhour >= 0) & has_country & enough & previous_here
         span = np.maximum(days, 1.0)
         utc_score = np.clip(1.0 - utc_days / span / self.p("usual_share"), 0.0, 1.0)
         local_score = np.clip(1.0 - local_days / span / self.p("usual_share"), 0.0, 1.0)

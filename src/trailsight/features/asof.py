@@ -111,7 +111,7 @@ PAIRS: tuple[Pair, ...] = (
     Pair("x", ("actor",), "x"),
     Pair("p_api", ("principal", "api"), "p", hours=True),
     Pair("p_service", ("principal", "service"), "p"),
-    Pair("p_country", ("principal", "country"), "p"),
+    Pair("p_country", ("principal", "country"), "p", hours=True),
     Pair("p_city", ("principal", "city"), "p"),
     Pair("p_asn", ("principal", "asn"), "p"),
     Pair("p_uaf", ("principal", "ua_family"), "p"),
