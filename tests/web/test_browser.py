@@ -226,3 +226,33 @@ def test_story_page_draws_the_steps_across_principals(live_server: LiveServer, p
     assert story_id in page.inner_text("p.story-link")
     _no_layout_break(page)
     assert watch.errors == []
+
+
+def test_the_list_names_the_person_behind_a_shared_role(
+    live_server: LiveServer, page: Page, store: Path, events: list[dict[str, Any]]
+) -> None:
+    from dataclasses import replace
+
+    from webseed import ACCOUNT, user_finding
+
+    from trailsight.store.findings import save_findings
+
+    role = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_DeveloperAccess_0be60a5d800f328a"
+    sso = replace(
+        user_finding(events, fid="5501d0c0ffee0001"),
+        principal=role,
+        actor=f"{role}/ava.costa@northwind.io",
+        identity_type="AssumedRole",
+    )
+    save_findings(store, [sso])
+    watch = Watch(page)
+    page.goto(live_server.url + "/")
+    row = page.locator("table.findings tbody tr", has=page.locator("a[href='/findings/5501d0c0ffee0001']"))
+    link = row.locator("a.arn")
+    assert link.inner_text() == "ava.costa@northwind.io via AWSReservedSSO_DeveloperAccess"
+    assert link.get_attribute("title") == f"{role}/ava.costa@northwind.io"
+    assert "0be60a5d800f328a" not in row.inner_text()
+    # the finding's own page says the same on its actor line
+    page.goto(f"{live_server.url}/findings/5501d0c0ffee0001")
+    assert "ava.costa@northwind.io via AWSReservedSSO_DeveloperAccess" in page.locator("dl").first.inner_text()
+    assert watch.errors == []

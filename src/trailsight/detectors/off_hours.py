@@ -11,16 +11,19 @@ automation is active at every hour, so it never fires.
 
 Which clock: two sets of hours are learned side by side, one in UTC (``p_hour``) and one in
 the local time of wherever each call came from (``p_lhour``, from the source address's time zone,
-:mod:`trailsight.enrich.timezone`). An event is judged on the local clock when it came from a
+:mod:`trailsight.enrich.timezone`). An event may be judged on the local clock when it came from a
 country the principal is *settled* in — one it called from on at least ``settled_days`` (2)
 earlier days and in at least ``settled_hours`` (8, a working day) distinct clock hours of the
 forget window, counted as-of like every other feature, and where its previous call came from
 too. Its home country and a stay abroad of a few working days qualify; a few calls from afar
-over several nights do not, nor do calls from afar between the owner's own calls at home. A person abroad is then held to the hours they
-keep there, while a night at home stays a night. A one-off call from a country the principal
-has not settled in, or one whose address has no time zone (private, AWS-internal, a lake written
-before the column existed), is judged on the UTC clock against the hours learned in UTC: for a
-principal that mostly works from home that is its home clock, shifted by a constant.
+over several nights do not, nor do calls from afar between the owner's own calls at home.
+A settled event scores the lower of the two clocks — the local clock may excuse an hour, never
+accuse: a person abroad is held to the hours they keep there, a night at home stays a night
+(both clocks agree), and a machine that keeps UTC is not news when summer time moves its local
+hour. A one-off call from a country the principal has not settled in, or one whose address has
+no time zone (private, AWS-internal, a lake written before the column existed), is judged on the
+UTC clock: for a principal that mostly works from home that is its home clock, shifted by a
+constant.
 """
 
 from __future__ import annotations
