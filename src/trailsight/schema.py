@@ -67,7 +67,7 @@ ENRICHMENT_FIELDS: list[pa.Field] = [
     pa.field("api_risk", pa.float64()),
     pa.field("credential_type", pa.string()),  # trailsight.enrich.credentials.CREDENTIAL_TYPES
     pa.field("time_zone", pa.string()),  # IANA zone of the source address (trailsight.enrich.timezone)
-    pa.field("utc_offset", pa.int32()),  # minutes east of UTC in that zone at the event's time
+    pa.field("utc_offset", pa.int64()),  # minutes east of UTC in that zone at the event's time
 ]
 
 #: The whole normalised event, as written to the lake.

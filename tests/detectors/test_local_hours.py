@@ -154,3 +154,39 @@ def test_offsets_follow_summer_time() -> None:
     )
     assert utc_offsets(zones, times).to_pylist() == [-300, -240, None, 330]
     assert [offset_words(m) for m in (0, -300, 330)] == ["UTC+0", "UTC-5", "UTC+5:30"]
+
+
+def test_the_local_clock_excuses_but_never_accuses() -> None:
+    import pyarrow as pa
+
+    from trailsight.detectors.base import Columns
+    from trailsight.detectors.off_hours import OffHoursDetector
+
+    ts = pa.timestamp("us", tz="UTC")
+    now, before = datetime(2025, 3, 10, 3, 30, tzinfo=UTC), datetime(2025, 3, 9, 3, 30, tzinfo=UTC)
+    n = 3
+    cols = Columns(
+        pa.table(
+            {
+                "event_time": pa.array([now] * n, ts),
+                "hour": [3.0] * n,
+                "p_days": [30.0] * n,
+                "p_last": pa.array([before] * n, ts),
+                # a job at 03:00 UTC every day, whose local hour moved when summer time began
+                # | a person abroad, usual on the local clock | settled, both clocks unusual
+                "p_hour_days": [30.0, 0.0, 0.0],
+                "p_hour_last": pa.array([before, None, None], ts),
+                "lhour": pa.array([23, 9, 22], pa.int64()),
+                "utc_offset": pa.array([-240, 360, -300], pa.int64()),
+                "country": ["US", "IN", "US"],
+                "city": ["Ashburn", "Pune", "Boston"],
+                "p_lhour_days": [0.0, 25.0, 0.0],
+                "p_lhour_last": pa.array([None, before, None], ts),
+                "p_country_days": [30.0] * n,
+                "p_country_last": pa.array([before] * n, ts),
+                "p_country_hours": [30.0] * n,
+            }
+        )
+    )
+    score, _ = OffHoursDetector()._score(cols)
+    assert score.tolist() == [0.0, 0.0, 1.0]

@@ -87,13 +87,14 @@ def _no_zone() -> dict[str, list[object]]:
     never = pa.array([None], pa.timestamp("us", tz="UTC"))
     return {
         "lhour": pa.array([None], pa.int64()),
-        "utc_offset": pa.array([None], pa.int32()),
+        "utc_offset": pa.array([None], pa.int64()),
         "country": pa.array([None], pa.string()),
         "city": pa.array([None], pa.string()),
         "p_lhour_days": [0.0],
         "p_lhour_last": never,
         "p_country_days": [0.0],
         "p_country_last": never,
+        "p_country_hours": [0.0],
     }
 
 
@@ -103,18 +104,19 @@ def test_off_hours_on_the_local_clock_says_where_and_for_how_long() -> None:
         OffHoursDetector(),
         event_time=pa.array([NOW], ts),
         hour=[8.0],
-        p_hour_days=[9.0],
-        p_hour_last=pa.array([YESTERDAY], ts),
+        p_hour_days=[0.0],
+        p_hour_last=pa.array([None], ts),
         p_days=[20.0],
         p_last=pa.array([YESTERDAY], ts),
         lhour=pa.array([14], pa.int64()),
-        utc_offset=pa.array([330], pa.int32()),
+        utc_offset=pa.array([330], pa.int64()),
         country=["IN"],
         city=["Bengaluru"],
         p_lhour_days=[0.0],
         p_lhour_last=pa.array([None], ts),
         p_country_days=[4.0],
         p_country_last=pa.array([YESTERDAY], ts),
+        p_country_hours=[30.0],
     )
     assert msg.startswith(
         "active at 14:00 local time in Bengaluru (UTC+5:30), where it has called from on 4 earlier days, "

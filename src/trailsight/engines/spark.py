@@ -221,7 +221,6 @@ def spark_event_schema() -> Any:
     mapping = {
         "string": types.StringType(),
         "bool": types.BooleanType(),
-        "int32": types.IntegerType(),
         "int64": types.LongType(),
         "double": types.DoubleType(),
         "date32[day]": types.DateType(),

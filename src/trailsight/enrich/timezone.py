@@ -71,15 +71,15 @@ def _known(name: str) -> bool:
 
 
 def utc_offsets(zones: pa.Array, times: pa.Array) -> pa.Array:
-    """Minutes east of UTC of each row's zone at its time (int32; null where the zone is null).
+    """Minutes east of UTC of each row's zone at its time (int64; null where the zone is null).
 
     ``zones`` holds IANA names, ``times`` UTC timestamps. The offset can only change on the
     hour in every zone in use today, so it is worked out once per distinct (zone, UTC hour).
     """
-    out = np.zeros(len(zones), dtype=np.int32)
+    out = np.zeros(len(zones), dtype=np.int64)
     valid = pc.is_valid(zones).to_numpy(zero_copy_only=False)
     if not valid.any():
-        return pa.nulls(len(zones), pa.int32())
+        return pa.nulls(len(zones), pa.int64())
     encoded = zones.dictionary_encode()
     names: list[str] = encoded.dictionary.to_pylist()
     codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -88,14 +88,14 @@ def utc_offsets(zones: pa.Array, times: pa.Array) -> pa.Array:
     pairs = codes * (1 << 32) + (hours - hours.min())
     distinct, back = np.unique(pairs[valid], return_inverse=True)
     h0 = int(hours.min())
-    values = np.empty(len(distinct), dtype=np.int32)
+    values = np.empty(len(distinct), dtype=np.int64)
     for i, pair in enumerate(distinct.tolist()):
         zone = ZoneInfo(names[pair >> 32])
         at = datetime.fromtimestamp((h0 + (pair & 0xFFFFFFFF)) * _SECONDS_PER_HOUR, tz=UTC)
         offset = at.astimezone(zone).utcoffset()
         values[i] = 0 if offset is None else int(offset.total_seconds() // 60)
     out[valid] = values[back]
-    return pa.array(out, pa.int32(), mask=~valid)
+    return pa.array(out, pa.int64(), mask=~valid)
 
 
 def offset_words(minutes: int) -> str:
