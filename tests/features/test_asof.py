@@ -130,3 +130,28 @@ def test_volume_and_error_features(whole: pa.Table) -> None:
     assert [r["err_distinct_15m"] for r in errors] == list(range(1, 9))
     assert errors[0]["a_err_n"] == 0
     assert errors[1]["a_err_n"] == 1
+
+
+def test_an_sso_person_is_one_across_accounts_and_an_iam_user_is_not() -> None:
+    sso = "role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_DeveloperAccess_0be60a5d800f328a"
+    day1, day2 = START + timedelta(hours=15), START + timedelta(days=1, hours=15)
+    rows = []
+    for account, when in (("111111111111", day1), ("222222222222", day2)):
+        role = f"arn:aws:iam::{account}:{sso}"
+        user = f"arn:aws:iam::{account}:user/alice"
+        rows += [
+            {"event_time": when, "account_id": account, "principal": role, "actor": f"{role}/ava@example.com"},
+            {"event_time": when, "account_id": account, "principal": user},
+        ]
+    events = make_events(
+        {**r, "event_source": "sqs.amazonaws.com", "event_name": "SetQueueAttributes", "source_ip": "198.51.100.7"}
+        for r in rows
+    )
+    table = features(events, START, START + timedelta(days=2))
+    second = {r["principal"]: r for r in table.to_pylist() if r["account_id"] == "222222222222"}
+    role_b, user_b = f"arn:aws:iam::222222222222:{sso}", "arn:aws:iam::222222222222:user/alice"
+    # the person used the API the day before, in the other account: not new for her
+    assert second[role_b]["person"] == f"{sso.removesuffix('_0be60a5d800f328a')}/ava@example.com"
+    assert (second[role_b]["x_api_days"], second[role_b]["p_api_days"]) == (1, 0)
+    # two IAM users named alice in two accounts are two people
+    assert (second[user_b]["person"], second[user_b]["x_api_days"]) == (user_b, 0)

@@ -80,9 +80,10 @@ CARRIED_COLUMNS: tuple[str, ...] = (
 )
 
 #: Columns derived from the event by :func:`prepare` and kept in the feature table: the api
-#: (``service:EventName``), the UTC day, UTC clock hour and hour of week, and ``lhour`` — the clock
-#: hour where the call came from (the source's time zone; null where it has none).
-DERIVED_COLUMNS: tuple[str, ...] = ("api", "day", "hour", "how", "lhour")
+#: (``service:EventName``), the UTC day, UTC clock hour and hour of week, ``lhour`` — the clock
+#: hour where the call came from (the source's time zone; null where it has none) — and
+#: ``person``, who acted across the organisation (:func:`person_key`).
+DERIVED_COLUMNS: tuple[str, ...] = ("api", "day", "hour", "how", "lhour", "person")
 
 #: Key columns kept as numbers (the rest are text, null as ``""``); a null ``lhour`` keys as -1.
 NUMERIC_KEYS: tuple[str, ...] = ("_k_hour", "_k_how", "_k_lhour")
@@ -108,7 +109,7 @@ class Pair:
 PAIRS: tuple[Pair, ...] = (
     Pair("p", ("principal",), "p", hours=True),
     Pair("a", ("account_id",), "a", hours=True),
-    Pair("x", ("actor",), "x"),
+    Pair("x", ("person",), "x"),
     Pair("p_api", ("principal", "api"), "p", hours=True),
     Pair("p_service", ("principal", "service"), "p"),
     Pair("p_country", ("principal", "country"), "p", hours=True),
@@ -121,7 +122,7 @@ PAIRS: tuple[Pair, ...] = (
     Pair("p_hour", ("principal", "hour"), "p"),
     Pair("p_how", ("principal", "how"), "p"),
     Pair("p_lhour", ("principal", "lhour"), "p"),
-    Pair("x_api", ("actor", "api"), "x"),
+    Pair("x_api", ("person", "api"), "x"),
     Pair("a_api", ("account_id", "api"), "a"),
     Pair("a_asn", ("account_id", "asn"), "a"),
     Pair("a_err", ("account_id", "error_code"), "a", hours=True),
@@ -167,6 +168,19 @@ def key_column(col: str) -> str:
     return f"_k_{col}"
 
 
+def person_key(actor: ir.StringValue) -> ir.StringValue:
+    """Who acted, one key across the organisation's accounts.
+
+    An IAM Identity Center user is one person in every account it is assigned to: behind a
+    permission set (``…/AWSReservedSSO_<set>_<hash>/<session>``) the key drops the account and the
+    role's hash suffix, so the person's history in one account counts in the others. Every other
+    actor (an IAM user, a role's stable session name) is its own ARN: names are not unique
+    across accounts.
+    """
+    org_wide = actor.re_replace(r"^arn:[^:]*:iam::[0-9]*:", "").re_replace(r"_[0-9a-f]{16}/", "/")
+    return ibis.ifelse(actor.contains("/AWSReservedSSO_"), org_wide, actor)
+
+
 def prepare(events: ir.Table) -> ir.Table:
     """Derive the day/hour columns and null-free key copies used for partitions and joins."""
     secs = events.event_time.epoch_seconds()
@@ -177,7 +191,12 @@ def prepare(events: ir.Table) -> ir.Table:
         b15=(secs // 900).cast("int64"),
     )
     local_hour_idx = (secs + t.utc_offset.cast("int64") * 60) // 3600
-    t = t.mutate(hour=t.hour_idx % 24, how=(t.hour_idx + HOW_OFFSET) % 168, lhour=(local_hour_idx % 24).cast("int64"))
+    t = t.mutate(
+        hour=t.hour_idx % 24,
+        how=(t.hour_idx + HOW_OFFSET) % 168,
+        lhour=(local_hour_idx % 24).cast("int64"),
+        person=person_key(t.actor),
+    )
     key_cols: set[str] = {k for p in PAIRS for k in p.keys}
     mutations: dict[str, Any] = {}
     for col in sorted(key_cols):

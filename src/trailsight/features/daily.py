@@ -45,6 +45,7 @@ DAY_COLUMNS: tuple[str, ...] = (
     "principal",
     "account_id",
     "actor",
+    "person",
     "api",
     "service",
     "country",
