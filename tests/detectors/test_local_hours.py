@@ -9,9 +9,12 @@ is a two-record .mmdb: the lower half of IPv4 is New York, the upper half Lisbon
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from mmdb_writer import two_record_mmdb
@@ -63,7 +66,8 @@ def _workday(user: str, day: int, ip: str, first_utc_hour: int) -> list[tuple[st
 
 
 @pytest.fixture(scope="module")
-def findings(tmp_path_factory: pytest.TempPathFactory) -> list[Finding]:
+def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Settings]:
+    """The store, ingested with the two-city database, and the settings to detect with."""
     root = tmp_path_factory.mktemp("local-hours")
     mmdb = root / "city.mmdb"
     new_york = {"country_code": "US", "city": "New York", "timezone": "America/New_York"}
@@ -85,13 +89,24 @@ def findings(tmp_path_factory: pytest.TempPathFactory) -> list[Finding]:
     )
     geo = {"city_mmdb": str(mmdb), "data_dir": str(root / "no-data")}
     # off_hours alone, on a harmless API: keep every event it scores at all
-    settings = Settings(data={"geo": geo, "detect": {"event_threshold": 0.01}})
+    settings = Settings(
+        data={"geo": geo, "detect": {"event_threshold": 0.01}, "detectors": {"off_hours": {"threshold": 1}}}
+    )
     store = root / "store"
     ingest([logs], store, settings, workers=0)
+    return store, settings
+
+
+def _detect(store: Path, settings: Settings) -> list[Finding]:
     since = DAY0 + timedelta(days=TRIP)
     return detect(
         store, since, since + timedelta(days=4), settings, ["off_hours"], save=False, describe=False, min_score=0.0
     )
+
+
+@pytest.fixture(scope="module")
+def findings(ingested: tuple[Path, Settings]) -> list[Finding]:
+    return _detect(*ingested)
 
 
 def _off_hours(findings: list[Finding], user: str, day: int) -> list[str]:
@@ -108,7 +123,8 @@ def _off_hours(findings: list[Finding], user: str, day: int) -> list[str]:
 def test_a_stay_abroad_is_judged_by_the_local_hours_once_settled(findings: list[Finding]) -> None:
     # Her first two days in Lisbon are one-offs, judged on the UTC clock: 09:00 UTC is new.
     assert any(m.startswith("active at 09:00 UTC,") for m in _off_hours(findings, "ava", TRIP))
-    # From the third day she has called from Portugal on two earlier days: 09:00 in Lisbon is her usual 09:00.
+    # From the third day she has called from Portugal on two earlier days: 09:00 in Lisbon is her
+    # usual 09:00 (on the UTC clock 09:00 would still be an hour of 2 of her 30 days).
     assert _off_hours(findings, "ava", TRIP + 2) == []
     assert _off_hours(findings, "ava", TRIP + 3) == []
 
@@ -124,6 +140,22 @@ def test_a_night_at_home_stays_a_night_and_says_which_clock(findings: list[Findi
         "active at 03:00 local time in New York (UTC-5), where it has called from on 28 earlier days, "
         "an hour it worked in on 0 of its 28 active days"
     )
+
+
+def test_a_lake_written_before_the_zone_columns_falls_back_to_utc(
+    ingested: tuple[Path, Settings], tmp_path: Path
+) -> None:
+    store, settings = ingested
+    old = tmp_path / "store"
+    shutil.copytree(store, old)
+    for path in (old / "lake").rglob("*.parquet"):
+        table = pq.ParquetFile(path).read()
+        pq.write_table(table.drop_columns(["time_zone", "utc_offset"]), path)
+    found = _detect(old, settings)
+    (msg,) = set(_off_hours(found, "cid", TRIP + 3))
+    assert msg.startswith("active at 08:00 UTC, an hour it worked in on 0 of its 28 active days")
+    # with no local clock, ava's stay abroad is judged in UTC throughout
+    assert any(m.startswith("active at 09:00 UTC,") for m in _off_hours(found, "ava", TRIP + 2))
 
 
 def test_zones_come_from_the_record_or_its_coordinates() -> None:
