@@ -68,6 +68,9 @@ ENRICHMENT_FIELDS: list[pa.Field] = [
     pa.field("credential_type", pa.string()),  # trailsight.enrich.credentials.CREDENTIAL_TYPES
     pa.field("time_zone", pa.string()),  # IANA zone of the source address (trailsight.enrich.timezone)
     pa.field("utc_offset", pa.int64()),  # minutes east of UTC in that zone at the event's time
+    pa.field("net_class", pa.string()),  # trailsight.enrich.netclass.NET_CLASSES
+    pa.field("latitude", pa.float64()),
+    pa.field("longitude", pa.float64()),
 ]
 
 #: The whole normalised event, as written to the lake.

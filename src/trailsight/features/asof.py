@@ -77,6 +77,9 @@ CARRIED_COLUMNS: tuple[str, ...] = (
     "technique",
     "api_risk",
     "utc_offset",
+    "net_class",
+    "latitude",
+    "longitude",
 )
 
 #: Columns derived from the event by :func:`prepare` and kept in the feature table: the api
@@ -115,6 +118,7 @@ PAIRS: tuple[Pair, ...] = (
     Pair("p_country", ("principal", "country"), "p", hours=True),
     Pair("p_city", ("principal", "city"), "p"),
     Pair("p_asn", ("principal", "asn"), "p"),
+    Pair("p_ncls", ("principal", "net_class"), "p"),
     Pair("p_uaf", ("principal", "ua_family"), "p"),
     Pair("p_ua", ("principal", "user_agent"), "p"),
     Pair("p_region", ("principal", "region"), "p"),

@@ -51,6 +51,7 @@ DAY_COLUMNS: tuple[str, ...] = (
     "country",
     "city",
     "asn",
+    "net_class",
     "ua_family",
     "user_agent",
     "region",
