@@ -16,6 +16,7 @@ from trailsight.detectors.automation_misuse import AutomationMisuseDetector
 from trailsight.detectors.base import Detector
 from trailsight.detectors.behaviour_model import BehaviourModelDetector
 from trailsight.detectors.error_message_spike import ErrorMessageSpikeDetector
+from trailsight.detectors.geo_velocity import GeoVelocityDetector
 from trailsight.detectors.off_hours import OffHoursDetector
 from trailsight.detectors.rare_api_for_location import RareApiForCityDetector, RareApiForCountryDetector
 from trailsight.detectors.rare_api_for_principal import RareApiForPrincipalDetector
@@ -42,6 +43,7 @@ BUILTIN: dict[str, type[Detector]] = {
         VolumeSpikeDetector,
         BehaviourModelDetector,
         AutomationMisuseDetector,
+        GeoVelocityDetector,
     )
 }
 

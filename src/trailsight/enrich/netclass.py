@@ -64,6 +64,13 @@ RENTED = frozenset({"hosting", "vpn", "tor"})
 #: Classes whose addresses geolocate to the provider or the exit, not to where the person is.
 BADLY_LOCATED = frozenset({"hosting", "vpn", "tor", "mobile", "aws", "org-vpn", "ci"})
 
+#: Classes whose addresses locate the caller well enough to measure travel between them.
+PLACED = frozenset({"residential", "office", "other"})
+
+#: Classes whose located calls the geo-velocity features keep: the placed ones, and the rented
+#: ones (a detector decides whether a rented hop counts, from the person's habit).
+TRAVEL_CLASSES = PLACED | RENTED
+
 #: How each class reads in explanations and profiles.
 LABELS: dict[str, str] = {
     "hosting": "hosting provider",

@@ -37,6 +37,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
+from trailsight.enrich.netclass import TRAVEL_CLASSES
 from trailsight.features.options import FeatureOptions
 
 SECONDS_PER_DAY = 86_400
@@ -92,6 +93,9 @@ DERIVED_COLUMNS: tuple[str, ...] = ("api", "day", "hour", "how", "lhour", "perso
 NUMERIC_KEYS: tuple[str, ...] = ("_k_hour", "_k_how", "_k_lhour")
 
 FREQUENCY_CLASSES = ("frequent", "infrequent", "rare", "unseen")
+
+#: The actor's previous located call on the same UTC day (geo-velocity): time, coordinates, class.
+TRAVEL_COLUMNS: tuple[str, ...] = ("x_prev_time", "x_prev_lat", "x_prev_lon", "x_prev_class")
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,7 @@ def feature_columns() -> list[str]:
         "err_bucket_var",
         "gated_account",
         "gated_principal",
+        *TRAVEL_COLUMNS,
     ]
     return cols
 
@@ -324,6 +329,29 @@ def _users_part(cur: ir.Table, used: ir.Table, forget: int) -> ir.Table:
     return j.select(users__id=j.event_id, a_api_principals=j.users__n.fill_null(0))
 
 
+def _travel_part(cur: ir.Table) -> ir.Table:
+    """Per located event, the actor's previous located event of the same UTC day (null for others).
+
+    Located: coordinates known and a class whose addresses say where the caller is or that a
+    detector compares anyway (:data:`trailsight.enrich.netclass.TRAVEL_CLASSES`).
+    """
+    located = cur.latitude.notnull() & cur.longitude.notnull() & cur.net_class.isin(sorted(TRAVEL_CLASSES))
+    narrow = cur.select("event_id", "event_time", "day", "_k_person", "latitude", "longitude", "net_class", _loc=located)
+    w = ibis.window(group_by=[narrow._k_person, narrow.day, narrow._loc], order_by=[narrow.event_time, narrow.event_id])
+    loc = narrow._loc.fill_null(False)
+
+    def prev(col: ir.Column) -> Any:
+        return ibis.ifelse(loc, col.lag().over(w), ibis.null(col.type()))
+
+    return narrow.select(
+        trv__id=narrow.event_id,
+        x_prev_time=prev(narrow.event_time),
+        x_prev_lat=prev(narrow.latitude),
+        x_prev_lon=prev(narrow.longitude),
+        x_prev_class=prev(narrow.net_class),
+    )
+
+
 def _freq(days: ir.IntegerValue, span_days: ir.FloatingValue) -> ir.StringValue:
     weeks = ibis.greatest(span_days / 7.0, ibis.literal(2.0))
     rate = days.cast("float64") / weeks
@@ -437,6 +465,7 @@ def build_feature_table(
     parts.append(("vol", _volume_part(cur, scored(profiles["vol"], "hour_idx", 24))))
     parts.append(("err", _error_part(cur, scored(profiles["err"], "b15", 96))))
     parts.append(("users", _users_part(cur, profiles["used"], forget)))
+    parts.append(("trv", _travel_part(cur)))
 
     base = cur.filter((cur.event_time >= since) & (cur.event_time < until))
     base = base.select(*CARRIED_COLUMNS, *DERIVED_COLUMNS)

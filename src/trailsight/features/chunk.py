@@ -36,6 +36,7 @@ from trailsight.features.asof import (
     key_column,
     prepare,
 )
+from trailsight.enrich.netclass import TRAVEL_CLASSES
 from trailsight.features.options import FeatureOptions
 
 IntArray = npt.NDArray[np.int64]
@@ -401,6 +402,8 @@ class ChunkFeatures:
         count, found = _gather(users, "users__n", match, per_api.ids)
         built["a_api_principals"] = pa.array(np.where(found, count, 0), pa.int64())
 
+        built.update(_travel(cur, codes, times, day))
+
         table = cur.select([*CARRIED_COLUMNS, *DERIVED_COLUMNS])
         for name, values in built.items():
             table = table.append_column(name, values)
@@ -412,6 +415,27 @@ class ChunkFeatures:
         have = set(table.column_names)
         extra = finished(table, self._options, [c for c in wanted if c not in have])
         return pa.table([table.column(c) if c in have else extra[c] for c in wanted], names=wanted)
+
+
+def _travel(cur: pa.Table, codes: KeyCodes, times: IntArray, day: IntArray) -> dict[str, pa.Array]:
+    """The actor's previous located event of the same day, per located event (as ``asof._travel_part``)."""
+    n = cur.num_rows
+    lat = cur.column("latitude").to_numpy(zero_copy_only=False).astype(np.float64)
+    lon = cur.column("longitude").to_numpy(zero_copy_only=False).astype(np.float64)
+    classes = cur.column("net_class")
+    in_class = pc.is_in(classes, value_set=pa.array(sorted(TRAVEL_CLASSES), pa.string())).fill_null(False)
+    located = in_class.to_numpy(zero_copy_only=False).astype(bool) & ~np.isnan(lat) & ~np.isnan(lon)
+    d0, d_span = value_span(day)
+    groups = _Groups(combine_codes([codes.part("_k_person"), (day - d0, d_span), (located.astype(np.int64), 2)]))
+    prev = groups.lag(np.arange(n, dtype=np.int64))
+    has = located & (prev != _NAT)
+    at = np.where(has, prev, 0)
+    return {
+        "x_prev_time": _times(np.where(has, times[at], _NAT)),
+        "x_prev_lat": pa.array(lat[at], pa.float64(), mask=~has),
+        "x_prev_lon": pa.array(lon[at], pa.float64(), mask=~has),
+        "x_prev_class": pc.if_else(pa.array(has), classes.combine_chunks().take(pa.array(at)), pa.scalar(None, pa.string())),
+    }
 
 
 _FREQ_CLASSES = pa.array(["unseen", "frequent", "infrequent", "rare"], pa.string())

@@ -1,0 +1,124 @@
+"""``geo_velocity`` — two calls of one actor farther apart than anyone travels in the time between.
+
+Source: the "impossible travel" rules of Microsoft Entra ID Protection, Okta and Elastic
+(``Unusual Country For User`` / velocity checks), for CloudTrail source addresses.
+
+Algorithm, in plain words: each located call (coordinates from DB-IP, enrichment) is compared
+with the actor's previous located call of the same UTC day (``x_prev_*`` features). The
+great-circle distance divided by the time between the two is the speed the caller would have
+needed; at least ``min_km`` (500) apart and faster than ``max_kmh`` (1000, an airliner), the call
+scores 0.9. The actor is the person behind a role session or the IAM user, so one access key
+used from two places is one actor in two places.
+
+Addresses that geolocate badly are not travel. The previous call must come from a network whose
+place is its caller's (home broadband, an office, an unclassified network: ``PLACED`` in
+:mod:`trailsight.enrich.netclass`); the current one too, or else a rented network (hosting,
+commercial VPN, Tor) whose ASN the principal never used before (``new_hours``, 24, after its first
+sighting): a hop through the person's own VPN or their VPS is where their VPN exits, not where
+they are. Mobile carriers, AWS, CI runners and the organisation's VPN never count. A home address
+placed in a neighbouring city stays under ``min_km``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from trailsight.detectors.base import Columns, Detector, FloatArray, recently_new
+from trailsight.enrich.netclass import PLACED, RENTED, label
+from trailsight.finding import Reason
+
+#: Mean radius of the Earth, km.
+EARTH_KM = 6371.0088
+
+#: The score of a call that needed an impossible speed.
+IMPOSSIBLE = 0.9
+
+
+def great_circle_km(lat1: FloatArray, lon1: FloatArray, lat2: FloatArray, lon2: FloatArray) -> FloatArray:
+    """Haversine distance in km between points given in degrees (NaN where any is NaN)."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dp, dl = p2 - p1, np.radians(lon2 - lon1)
+    h = np.sin(dp / 2.0) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2.0) ** 2
+    out: FloatArray = 2.0 * EARTH_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    return out
+
+
+def _member(values: list[str | None], allowed: frozenset[str]) -> np.ndarray:
+    return np.fromiter((v in allowed for v in values), dtype=bool, count=len(values))
+
+
+class GeoVelocityDetector(Detector):
+    """Impossible travel between two calls of the same actor (Entra ID / Okta velocity)."""
+
+    name: ClassVar[str] = "geo_velocity"
+    source: ClassVar[str] = "Entra ID / Okta impossible travel"
+    requires: ClassVar[tuple[str, ...]] = (
+        "event_time",
+        "latitude",
+        "longitude",
+        "net_class",
+        "country",
+        "city",
+        "asn",
+        "as_org",
+        "source_ip",
+        "access_key_id",
+        "x_prev_time",
+        "x_prev_lat",
+        "x_prev_lon",
+        "x_prev_class",
+        "p_asn_n",
+        "p_asn_first",
+    )
+    defaults: ClassVar[dict[str, float | int | bool]] = {
+        "threshold": 50,
+        "max_kmh": 1000.0,
+        "min_km": 500.0,
+        "new_hours": 24,
+    }
+
+    def _score(self, cols: Columns) -> tuple[FloatArray, Any]:
+        nan = float("nan")
+        km = great_circle_km(
+            cols.num("x_prev_lat", nan), cols.num("x_prev_lon", nan), cols.num("latitude", nan), cols.num("longitude", nan)
+        )
+        hours = (cols.epoch("event_time") - cols.epoch("x_prev_time")) / 3600.0
+        # Calls in the same minute still need the distance covered in a minute.
+        kmh = km / np.maximum(np.nan_to_num(hours, nan=np.inf), 1.0 / 60.0)
+        now = cols.text("net_class")
+        before = _member(cols.text("x_prev_class"), PLACED)
+        new_asn = recently_new(cols, "p_asn_n", "p_asn_first", self.p("new_hours"))
+        judged = before & (_member(now, PLACED) | (_member(now, RENTED) & new_asn))
+        fast = judged & (np.nan_to_num(km) >= self.p("min_km")) & (np.nan_to_num(kmh) > self.p("max_kmh"))
+        score = np.where(fast, IMPOSSIBLE, 0.0)
+
+        def explain(i: int, s: float) -> list[Reason]:
+            city, country = cols.text("city")[i], cols.text("country")[i]
+            where = ", ".join(x for x in (city, country) if x) or "an unknown place"
+            minutes = hours[i] * 60.0
+            gap = f"{minutes:.0f} minutes" if minutes < 120 else f"{hours[i]:.1f} hours"
+            key = cols.text("access_key_id")[i]
+            details = {
+                "km": round(float(km[i])),
+                "hours": round(float(hours[i]), 3),
+                "kmh": round(float(kmh[i])),
+                "max_kmh": self.p("max_kmh"),
+                "previous_lat": float(cols.num("x_prev_lat", nan)[i]),
+                "previous_lon": float(cols.num("x_prev_lon", nan)[i]),
+                "previous_class": cols.text("x_prev_class")[i],
+                "net_class": now[i],
+                "source_ip": cols.text("source_ip")[i],
+                "asn": cols.text("asn")[i],
+                "as_org": cols.text("as_org")[i],
+                "access_key_id": key,
+            }
+            via = f" ({label(now[i])}, AS{cols.text('asn')[i]} {cols.text('as_org')[i]})"
+            message = (
+                f"called from {where}{via}, {km[i]:,.0f} km from its previous call {gap} earlier: "
+                f"{kmh[i]:,.0f} km/h, faster than anyone travels ({self.p('max_kmh'):,.0f} km/h)"
+            )
+            return [Reason(detector=self.name, code="impossible_travel", score=s, message=message, details=details)]
+
+        return score, explain
