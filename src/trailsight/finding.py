@@ -132,6 +132,7 @@ class NetworkInfo:
 
     ip: str
     ip_kind: str | None = None
+    net_class: str | None = None  # trailsight.enrich.netclass.NET_CLASSES
     asn: int | None = None
     as_org: str | None = None
     city: str | None = None

@@ -237,6 +237,8 @@ def principal_view(d: Mapping[str, Any], limit: int) -> Group:
     if others:
         parts.append(Text("also matching: " + ", ".join(safe(m, 120) for m in others[:5]), style="dim"))
     parts.append(api_table(d.get("apis") or [], limit))
+    if d.get("usual_networks"):
+        parts.append(Text(safe(d["usual_networks"]["line"], 300)))
     parts.append(
         _simple(
             "Where from",

@@ -82,7 +82,10 @@ class GeoVelocityDetector(Detector):
     def _score(self, cols: Columns) -> tuple[FloatArray, Any]:
         nan = float("nan")
         km = great_circle_km(
-            cols.num("x_prev_lat", nan), cols.num("x_prev_lon", nan), cols.num("latitude", nan), cols.num("longitude", nan)
+            cols.num("x_prev_lat", nan),
+            cols.num("x_prev_lon", nan),
+            cols.num("latitude", nan),
+            cols.num("longitude", nan),
         )
         hours = (cols.epoch("event_time") - cols.epoch("x_prev_time")) / 3600.0
         # Calls in the same minute still need the distance covered in a minute.

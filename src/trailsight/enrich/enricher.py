@@ -182,9 +182,13 @@ class Enricher:
             addr = parse_ip(value)
             if addr is None:
                 kind = non_ip_kind(value)
-                results.append((kind, None, None, None, None, self.networks.classify(kind, None, None, None), None, None))
+                results.append(
+                    (kind, None, None, None, None, self.networks.classify(kind, None, None, None), None, None)
+                )
             elif is_private(addr):
-                results.append(("private", None, None, None, None, self.networks.classify("private", addr, None, None), None, None))
+                results.append(
+                    ("private", None, None, None, None, self.networks.classify("private", addr, None, None), None, None)
+                )
             else:
                 public.append((len(results), value, addr))
                 results.append(("public", None, None, None, None, "other", None, None))

@@ -25,6 +25,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from trailsight.enrich.netclass import TRAVEL_CLASSES
 from trailsight.features.asof import (
     CARRIED_COLUMNS,
     DERIVED_COLUMNS,
@@ -36,7 +37,6 @@ from trailsight.features.asof import (
     key_column,
     prepare,
 )
-from trailsight.enrich.netclass import TRAVEL_CLASSES
 from trailsight.features.options import FeatureOptions
 
 IntArray = npt.NDArray[np.int64]
@@ -434,7 +434,9 @@ def _travel(cur: pa.Table, codes: KeyCodes, times: IntArray, day: IntArray) -> d
         "x_prev_time": _times(np.where(has, times[at], _NAT)),
         "x_prev_lat": pa.array(lat[at], pa.float64(), mask=~has),
         "x_prev_lon": pa.array(lon[at], pa.float64(), mask=~has),
-        "x_prev_class": pc.if_else(pa.array(has), classes.combine_chunks().take(pa.array(at)), pa.scalar(None, pa.string())),
+        "x_prev_class": pc.if_else(
+            pa.array(has), classes.combine_chunks().take(pa.array(at)), pa.scalar(None, pa.string())
+        ),
     }
 
 

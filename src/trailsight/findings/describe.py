@@ -208,6 +208,7 @@ LAKE_COLUMNS = (
     "source_ip",
     "user_agent",
     "ip_kind",
+    "net_class",
     "asn",
     "as_org",
     "city",
@@ -231,6 +232,7 @@ _EVENT_COLUMNS = (
     "source_ip",
     "user_agent",
     "ip_kind",
+    "net_class",
     "asn",
     "as_org",
     "city",
@@ -590,6 +592,7 @@ def _networks(events: list[dict[str, Any]]) -> list[NetworkInfo]:
             NetworkInfo(
                 ip=ip,
                 ip_kind=first.get("ip_kind"),
+                net_class=first.get("net_class"),
                 asn=int(first["asn"]) if first.get("asn") is not None else None,
                 as_org=first.get("as_org"),
                 city=first.get("city"),

@@ -31,6 +31,7 @@ from botocore.session import get_session
 from botocore.validate import ParamValidator
 
 from trailsight.enrich.geo import GEO_ATTRIBUTION
+from trailsight.enrich.netclass import label as net_class_label
 from trailsight.enrich.network import parse_ip
 from trailsight.enrich.touched import asff_type
 from trailsight.errors import TrailsightError
@@ -205,6 +206,9 @@ def _product_fields(f: Finding) -> dict[str, str]:
         fields["trailsight/Effects"] = " | ".join(e.description for e in f.effects[:10])
     if f.counterparties:
         fields["trailsight/Counterparties"] = " | ".join(f"{p.kind} {p.id}" for p in f.counterparties[:20])
+    classes = list(dict.fromkeys(net_class_label(n.net_class) for n in f.networks if n.net_class))
+    if classes:
+        fields["trailsight/NetworkClasses"] = " | ".join(classes[:10])
     if any(n.country or n.city for n in f.networks):
         fields["trailsight/GeoAttribution"] = GEO_ATTRIBUTION
     if f.story_id:

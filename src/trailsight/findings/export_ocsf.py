@@ -161,7 +161,7 @@ def _evidences(f: Finding) -> list[dict[str, Any]]:
                 "name": "source network",
                 "actor": actor,
                 "src_endpoint": endpoint,
-                "data": {"events": net.events, "ip_kind": net.ip_kind},
+                "data": {"events": net.events, "ip_kind": net.ip_kind, "net_class": net.net_class},
             }
         )
     evidences += _story_evidences(f)

@@ -89,6 +89,7 @@ def _networks(events: Sequence[UnusualEvent]) -> list[NetworkInfo]:
             NetworkInfo(
                 ip=ip,
                 ip_kind=r.row.get("ip_kind"),
+                net_class=r.row.get("net_class"),
                 asn=r.row.get("asn"),
                 as_org=r.row.get("as_org"),
                 city=r.row.get("city"),

@@ -20,6 +20,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from trailsight.enrich.netclass import label as net_label
 from trailsight.findings.names import short_arn
 from trailsight.text import visible
 
@@ -305,12 +306,13 @@ def _networks(f: Mapping[str, Any]) -> list[RenderableType]:
     if not nets:
         return []
     table = Table(box=box.SIMPLE, pad_edge=False)
-    for col in ("IP", "kind", "ASN", "org", "city", "country", "events"):
+    for col in ("IP", "kind", "class", "ASN", "org", "city", "country", "events"):
         table.add_column(col, overflow="fold", justify="right" if col == "events" else "left")
     for n in nets[:20]:
         table.add_row(
             _t(n.get("ip"), limit=45),
             _t(n.get("ip_kind")),
+            _t(net_label(n.get("net_class")) if n.get("net_class") else ""),
             _t(f"AS{n['asn']}" if n.get("asn") is not None else ""),
             _t(n.get("as_org"), limit=50),
             _t(n.get("city"), limit=40),

@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 
 from trailsight.investigate.lake import fetch_rows, iso, iso_fields
+from trailsight.investigate.networks import usual_networks
 
 __all__ = [
     "api_summary",
@@ -346,6 +347,7 @@ def principal_pivot(con: duckdb.DuckDBPyConnection, principal: str) -> dict[str,
         **_totals(con, where, params),
         "apis": api_summary(con, where, params),
         "source_ips": _sources(con, where, params),
+        "usual_networks": usual_networks(con, where, params),
         "access_keys": _values(con, "access_key_id", where, params),
         "sessions": _values(con, "session_name", where, params),
         "user_agents": _values(con, "user_agent", where, params),

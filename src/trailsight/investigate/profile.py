@@ -14,6 +14,7 @@ import duckdb
 
 from trailsight.findings.describe import frequency_class
 from trailsight.investigate.lake import fetch_rows, iso, iso_fields, to_time
+from trailsight.investigate.networks import usual_networks
 from trailsight.investigate.pivots import resolve_identity
 
 __all__ = [
@@ -212,12 +213,14 @@ def principal_activity(con: duckdb.DuckDBPyConnection, arn: str) -> dict[str, An
         "apis": apis,
         "networks": _activity_rows(
             con,
-            "SELECT source_ip, any_value(ip_kind) AS ip_kind, any_value(asn) AS asn, any_value(as_org) AS as_org, "
+            "SELECT source_ip, any_value(ip_kind) AS ip_kind, any_value(net_class) AS net_class, "
+            "any_value(asn) AS asn, any_value(as_org) AS as_org, "
             "any_value(city) AS city, any_value(country) AS country, count(*) AS count, "
             "epoch_us(min(event_time)) AS first, epoch_us(max(event_time)) AS last "
             f"FROM events WHERE {where} GROUP BY source_ip ORDER BY count DESC, source_ip LIMIT 50",
             params,
         ),
+        "usual_networks": usual_networks(con, where, params),
         "countries": _activity_rows(
             con,
             "SELECT coalesce(country, '?') AS country, count(*) AS count, count(DISTINCT event_date) AS days "

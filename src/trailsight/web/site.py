@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from trailsight import __version__
+from trailsight.enrich.netclass import label as net_class_label
 from trailsight.finding import CONFIDENCE_LABELS, SEVERITY_LABELS, STATUSES, TACTICS
 from trailsight.findings.names import short_arn
 from trailsight.store import findings as findings_store
@@ -89,6 +90,7 @@ def environment() -> Environment:
             "slug": slug,
             "soft_breaks": soft_breaks,
             "visible_data": safety.visible_data,
+            "net_class": net_class_label,
         }
     )
     env.globals.update(
