@@ -69,6 +69,7 @@ ENRICHMENT_FIELDS: list[pa.Field] = [
     pa.field("time_zone", pa.string()),  # IANA zone of the source address (trailsight.enrich.timezone)
     pa.field("utc_offset", pa.int64()),  # minutes east of UTC in that zone at the event's time
     pa.field("net_class", pa.string()),  # trailsight.enrich.netclass.NET_CLASSES
+    pa.field("net_prefix", pa.string()),  # the public source's /24 (IPv4) or /48 (IPv6)
     pa.field("latitude", pa.float64()),
     pa.field("longitude", pa.float64()),
 ]

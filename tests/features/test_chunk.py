@@ -207,7 +207,7 @@ def test_chunk_features_of_some_columns_compute_only_the_pairs_they_need(store: 
         con = connect()
         every, _ = materialise_profiles(con, store, files, SINCE, UNTIL, opts)
         some, _ = materialise_profiles(con, store, files, SINCE, UNTIL, opts, pairs=pairs)
-        assert set(some) == {p.name for p in pairs} | {"vol", "err", "used"}
+        assert set(some) == {p.name for p in pairs} | {"vol", "err", "used", "net_used"}
         full, wanted = ChunkFeatures(con, every, opts), ChunkFeatures(con, some, opts, columns)
         for c_since, c_until in _chunks():
             events = open_events(con, store, c_since, c_until, 0, table_name="chunk_events")

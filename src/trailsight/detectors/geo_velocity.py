@@ -15,8 +15,10 @@ place is its caller's (home broadband, an office, an unclassified network: ``PLA
 :mod:`trailsight.enrich.netclass`); the current one too, or else a rented network (hosting,
 commercial VPN, Tor) whose ASN the principal never used before (``new_hours``, 24, after its first
 sighting): a hop through the person's own VPN or their VPS is where their VPN exits, not where
-they are. Mobile carriers, AWS, CI runners and the organisation's VPN never count. A home address
-placed in a neighbouring city stays under ``min_km``.
+they are. Mobile carriers, AWS, CI runners and the organisation's VPN (``[network] vpn``) never
+count, nor does a call from the organisation's learned egress (a /24 or /48 that at least
+``egress_principals``, 5, principals of the account used before, as in ``unusual_network``). A
+home address placed in a neighbouring city stays under ``min_km``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from trailsight.detectors.base import Columns, Detector, FloatArray, recently_new
-from trailsight.enrich.netclass import PLACED, RENTED, label
+from trailsight.enrich.netclass import EGRESS_PRINCIPALS, PLACED, RENTED, label
 from trailsight.finding import Reason
 
 #: Mean radius of the Earth, km.
@@ -71,12 +73,14 @@ class GeoVelocityDetector(Detector):
         "x_prev_class",
         "p_asn_n",
         "p_asn_first",
+        "a_net_principals",
     )
     defaults: ClassVar[dict[str, float | int | bool]] = {
         "threshold": 50,
         "max_kmh": 1000.0,
         "min_km": 500.0,
         "new_hours": 24,
+        "egress_principals": EGRESS_PRINCIPALS,
     }
 
     def _score(self, cols: Columns) -> tuple[FloatArray, Any]:
@@ -93,7 +97,8 @@ class GeoVelocityDetector(Detector):
         now = cols.text("net_class")
         before = _member(cols.text("x_prev_class"), PLACED)
         new_asn = recently_new(cols, "p_asn_n", "p_asn_first", self.p("new_hours"))
-        judged = before & (_member(now, PLACED) | (_member(now, RENTED) & new_asn))
+        egress = cols.num("a_net_principals") >= self.p("egress_principals")
+        judged = before & ~egress & (_member(now, PLACED) | (_member(now, RENTED) & new_asn))
         fast = judged & (np.nan_to_num(km) >= self.p("min_km")) & (np.nan_to_num(kmh) > self.p("max_kmh"))
         score = np.where(fast, IMPOSSIBLE, 0.0)
 

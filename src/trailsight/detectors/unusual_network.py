@@ -18,6 +18,12 @@ on a new ASN, from a class the principal never called from before (within ``new_
 first sighting), scores ``new_rented_class`` (0.9). A class the principal already uses (the
 engineer whose cron job runs on a VPS, the person who routes through a personal VPN) adds
 nothing, and a new home broadband or mobile address keeps the ASN and country scores above.
+
+The organisation's own egress is learned as of the event: a network (the source's /24 or /48,
+``net_prefix``) that at least ``egress_principals`` (5) principals of the account called from on
+earlier days of the forget window (``a_net_principals``) is the office, the corporate VPN or a
+shared NAT, and scores 0 whatever its ASN says. Offices and VPNs named in ``[network]`` are
+their own classes from the first day.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from trailsight.detectors.base import Columns, Detector, FloatArray, recently_new
-from trailsight.enrich.netclass import RENTED, label
+from trailsight.enrich.netclass import EGRESS_PRINCIPALS, RENTED, label
 from trailsight.finding import Reason
 
 
@@ -54,12 +60,14 @@ class UnusualNetworkDetector(Detector):
         "net_class",
         "p_ncls_n",
         "p_ncls_first",
+        "a_net_principals",
     )
     defaults: ClassVar[dict[str, float | int | bool]] = {
         "threshold": 50,
         "min_principal_days": 3,
         "new_hours": 24,
         "new_rented_class": 0.9,
+        "egress_principals": EGRESS_PRINCIPALS,
     }
 
     def _score(self, cols: Columns) -> tuple[FloatArray, Any]:
@@ -76,7 +84,8 @@ class UnusualNetworkDetector(Detector):
         rented = np.fromiter((c in RENTED for c in classes), dtype=bool, count=len(classes))
         new_cls = rented & new_p_asn & recently_new(cols, "p_ncls_n", "p_ncls_first", hours)
         cls_score = np.where(new_cls, float(self.p("new_rented_class")), 0.0)
-        score = np.where(has_asn, np.maximum(np.maximum(asn_score, cty_score), cls_score), 0.0)
+        egress = cols.num("a_net_principals") >= self.p("egress_principals")
+        score = np.where(has_asn & ~egress, np.maximum(np.maximum(asn_score, cty_score), cls_score), 0.0)
         young = cols.num("p_days") < self.p("min_principal_days")
         score = np.where(young, score * 0.5, score)
 

@@ -379,6 +379,7 @@ def materialise_profiles(
             write_table(con.con, stored, windowed(piece, name, opts.forget_days, since_day), append=k > 0)
         profiles[name] = con.table(stored)
     profiles["used"] = con.table(builder.finish("used"))
+    profiles["net_used"] = con.table(builder.finish("net_used"))
     return profiles, daily
 
 

@@ -40,7 +40,7 @@ from trailsight.enrich.catalog import lookup as catalog_lookup
 from trailsight.enrich.credentials import credential_types
 from trailsight.enrich.geo import GeoReader
 from trailsight.enrich.netclass import NetworkClassifier, NetworkOptions
-from trailsight.enrich.network import AWS_ASNS, AwsRanges, IntAddress, is_private, non_ip_kind, parse_ip
+from trailsight.enrich.network import AWS_ASNS, AwsRanges, IntAddress, is_private, non_ip_kind, parse_ip, prefixes
 from trailsight.enrich.timezone import utc_offsets
 from trailsight.enrich.useragent import classify_user_agent
 from trailsight.errors import ConfigError
@@ -126,6 +126,7 @@ class Enricher:
         #: One-line warnings about missing data (also logged once per process).
         self.warnings: list[str] = []
         self._ip_cache: dict[str, IpInfo] = {}
+        self._prefix_cache: dict[str, str | None] = {}
         self._ua_cache: dict[str, str] = {}
         self._api_cache: dict[str, ApiRow] = {}
         self._zone_cache: dict[str, str | None] = {}
@@ -243,6 +244,8 @@ class Enricher:
         new["city"] = pa.array([v[2] for v in ip_values], pa.string()).take(ip_idx)
         new["asn"] = pa.array([v[3] for v in ip_values], pa.int64()).take(ip_idx)
         new["as_org"] = pa.array([v[4] for v in ip_values], pa.string()).take(ip_idx)
+        prefix_values, prefix_idx = _distinct(ips, self._prefix_cache, prefixes)
+        new["net_prefix"] = pa.array(prefix_values, pa.string()).take(prefix_idx)
         new["net_class"] = pc.fill_null(pa.array([v[5] for v in ip_values], pa.string()).take(ip_idx), "unknown")
         new["latitude"] = pa.array([v[6] for v in ip_values], pa.float64()).take(ip_idx)
         new["longitude"] = pa.array([v[7] for v in ip_values], pa.float64()).take(ip_idx)

@@ -20,7 +20,9 @@ Between 4 and 5 the stronger class wins (``tor`` > ``vpn`` > ``hosting`` > ``mob
 A public address neither source knows is ``other``.
 
 Learned classes (the organisation's egress: networks many of its principals use) depend on
-history and are not part of this column; see :mod:`trailsight.detectors.unusual_network`.
+history and are not part of this column: the detectors learn them as of each event from
+``net_prefix`` (the source's /24 or /48) and the ``a_net_principals`` feature; see
+:mod:`trailsight.detectors.unusual_network`.
 """
 
 from __future__ import annotations
@@ -71,6 +73,10 @@ PLACED = frozenset({"residential", "office", "other"})
 #: ones (a detector decides whether a rented hop counts, from the person's habit).
 TRAVEL_CLASSES = PLACED | RENTED
 
+#: Principals of an account that called from a network (``net_prefix``) before, from which on the
+#: network counts as the organisation's own egress (detectors' ``egress_principals``, profiles).
+EGRESS_PRINCIPALS = 5
+
 #: How each class reads in explanations and profiles.
 LABELS: dict[str, str] = {
     "hosting": "hosting provider",
@@ -82,11 +88,12 @@ LABELS: dict[str, str] = {
     "aws-service": "AWS service",
     "internal": "AWS internal",
     "private": "private network",
-    "office": "office egress",
+    "office": "office",
     "org-vpn": "the organisation's VPN",
     "ci": "CI runner",
     "other": "other network",
     "unknown": "unknown",
+    "egress": "office egress",
 }
 
 #: ``[network]`` settings naming CIDR lists, and the class each gives.

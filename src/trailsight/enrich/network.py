@@ -83,6 +83,24 @@ def is_private(addr: IntAddress) -> bool:
     return any(low <= number <= high for low, high in ranges)
 
 
+def prefixes(values: list[str]) -> list[str | None]:
+    """The network of each public address: its /24 (IPv4) or /48 (IPv6); None for anything else.
+
+    The unit the organisation's egress is learned in: an office or VPN concentrator keeps its
+    addresses within one such block, a home line is one address of its ISP's.
+    """
+    out: list[str | None] = []
+    for value in values:
+        addr = parse_ip(value)
+        if addr is None or is_private(addr):
+            out.append(None)
+        elif addr[0] == 4:
+            out.append(format_ip((4, addr[1] & ~0xFF)) + "/24")
+        else:
+            out.append(format_ip((6, addr[1] & ~((1 << 80) - 1))) + "/48")
+    return out
+
+
 def non_ip_kind(value: str | None) -> str:
     """Kind of a ``sourceIPAddress`` that is not an address: aws-service, internal or unknown."""
     if not value:

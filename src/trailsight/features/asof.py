@@ -79,6 +79,7 @@ CARRIED_COLUMNS: tuple[str, ...] = (
     "api_risk",
     "utc_offset",
     "net_class",
+    "net_prefix",
     "latitude",
     "longitude",
 )
@@ -167,6 +168,7 @@ def feature_columns() -> list[str]:
         "err_bucket_var",
         "gated_account",
         "gated_principal",
+        "a_net_principals",
         *TRAVEL_COLUMNS,
     ]
     return cols
@@ -206,7 +208,7 @@ def prepare(events: ir.Table) -> ir.Table:
         lhour=(local_hour_idx % 24).cast("int64"),
         person=person_key(t.actor),
     )
-    key_cols: set[str] = {k for p in PAIRS for k in p.keys}
+    key_cols: set[str] = {k for p in PAIRS for k in p.keys} | {"net_prefix"}
     mutations: dict[str, Any] = {}
     for col in sorted(key_cols):
         value = t[col]
@@ -309,24 +311,29 @@ def _error_part(cur: ir.Table, profile: ir.Table) -> ir.Table:
     return j.select(err__id=j.event_id, err_distinct_15m=j.err_distinct_15m, err__es=j.err__es, err__eq=j.err__eq)
 
 
-def _users_part(cur: ir.Table, used: ir.Table, forget: int) -> ir.Table:
-    """How many principals of the account used the event's api on earlier days of the window."""
-    wanted = cur.select(_wa=cur._k_account_id, _wp=cur._k_api, _wd=cur.day).distinct()
+def _users_part(
+    cur: ir.Table,
+    used: ir.Table,
+    forget: int,
+    key: str = "_k_api",
+    prefix: str = "users",
+    out: str = "a_api_principals",
+) -> ir.Table:
+    """How many principals of the account used the event's ``key`` (api, network) on earlier days of the window."""
+    wanted = cur.select(_wa=cur._k_account_id, _wp=cur[key], _wd=cur.day).distinct()
     joined = wanted.join(
         used,
         [
             wanted._wa == used._k_account_id,
-            wanted._wp == used._k_api,
+            wanted._wp == used[key],
             used.day >= wanted._wd - forget,
             used.day < wanted._wd,
         ],
     )
-    users = joined.group_by(["_wa", "_wp", "_wd"]).aggregate(users__n=joined._k_principal.nunique())
-    narrow = cur.select("event_id", "_k_account_id", "_k_api", "day")
-    j = narrow.left_join(
-        users, [narrow._k_account_id == users._wa, narrow._k_api == users._wp, narrow.day == users._wd]
-    )
-    return j.select(users__id=j.event_id, a_api_principals=j.users__n.fill_null(0))
+    users = joined.group_by(["_wa", "_wp", "_wd"]).aggregate(**{f"{prefix}__n": joined._k_principal.nunique()})
+    narrow = cur.select("event_id", "_k_account_id", key, "day")
+    j = narrow.left_join(users, [narrow._k_account_id == users._wa, narrow[key] == users._wp, narrow.day == users._wd])
+    return j.select(**{f"{prefix}__id": j.event_id, out: j[f"{prefix}__n"].fill_null(0)})
 
 
 def _travel_part(cur: ir.Table) -> ir.Table:
@@ -341,7 +348,7 @@ def _travel_part(cur: ir.Table) -> ir.Table:
     loc = narrow._loc.fill_null(False)
 
     def prev(col: ir.Column) -> Any:
-        return ibis.ifelse(loc, col.lag().over(w), ibis.null(col.type()))
+        return ibis.ifelse(loc, col.lag().over(w), ibis.null(col.type().copy(nullable=True)))
 
     return narrow.select(
         trv__id=narrow.event_id,
@@ -386,6 +393,7 @@ def build_profiles(prepared: ir.Table, forget_days: int) -> dict[str, ir.Table]:
     out["err"] = error_window(error_daily(hist), forget)
     # Who used which api on which day (for "n principals in this account used it before").
     out["used"] = used_daily(hist)
+    out["net_used"] = net_used_daily(hist)
     return out
 
 
@@ -430,6 +438,12 @@ def used_daily(hist: ir.Table) -> ir.Table:
     return hist.select(hist._k_account_id, hist._k_api, hist._k_principal, hist.day).distinct()
 
 
+def net_used_daily(hist: ir.Table) -> ir.Table:
+    """Who called from which network (``net_prefix``: /24, /48) on which day."""
+    nets = hist.filter(hist._k_net_prefix != "")
+    return nets.select(nets._k_account_id, nets._k_net_prefix, nets._k_principal, nets.day).distinct()
+
+
 def build_feature_table(
     events: ir.Table,
     since: datetime,
@@ -465,6 +479,9 @@ def build_feature_table(
     parts.append(("vol", _volume_part(cur, scored(profiles["vol"], "hour_idx", 24))))
     parts.append(("err", _error_part(cur, scored(profiles["err"], "b15", 96))))
     parts.append(("users", _users_part(cur, profiles["used"], forget)))
+    parts.append(
+        ("netusers", _users_part(cur, profiles["net_used"], forget, "_k_net_prefix", "netusers", "a_net_principals"))
+    )
     parts.append(("trv", _travel_part(cur)))
 
     base = cur.filter((cur.event_time >= since) & (cur.event_time < until))

@@ -336,6 +336,28 @@ class ChunkFeatures:
         order = pc.sort_indices(table, sort_keys=[("event_time", "ascending"), ("event_id", "ascending")])
         return table.take(order)
 
+    def _principals(self, db: Any, codes: KeyCodes, day: IntArray, key: str, profile: str) -> pa.Array:
+        """Per event, how many principals of its account used its ``key`` on earlier days of the window."""
+        d0, d_span = value_span(day)
+        per_key = _Groups(combine_codes([codes.part("_k_account_id"), codes.part(key), (day - d0, d_span)]))
+        at = pa.array(per_key.rep)
+        asked = pa.table(
+            [codes.key("_k_account_id").take(at), codes.key(key).take(at), pa.array(day[per_key.rep])],
+            names=["_k_account_id", key, "day"],
+        )
+        db.register("_ts_chunk_wanted", asked)
+        users = self._sql(
+            db,
+            f"SELECT w._k_account_id, w.{key}, w.day, count(DISTINCT u._k_principal) AS users__n "
+            f"FROM _ts_chunk_wanted w JOIN {self._profiles[profile]} u "
+            f"ON u._k_account_id = w._k_account_id AND u.{key} = w.{key} "
+            f"AND u.day >= w.day - {self._options.forget_days} AND u.day < w.day GROUP BY ALL",
+        )
+        db.unregister("_ts_chunk_wanted")
+        match = _lookup(codes, ["_k_account_id", key], day, users, "day", per_key.rep)
+        count, found = _gather(users, "users__n", match, per_key.ids)
+        return pa.array(np.where(found, count, 0), pa.int64())
+
     def __call__(self, events: Any, view: str, since: datetime, until: datetime, db: Any = None) -> pa.Table:
         """The features of ``[since, until)``; ``events`` (Ibis view ``view``) holds at least its whole days.
 
@@ -343,7 +365,6 @@ class ChunkFeatures:
         name the chunk's events on it.
         """
         db = self._con.con if db is None else db
-        forget = self._options.forget_days
         d_lo = int(since.timestamp() // SECONDS_PER_DAY)
         d_hi = int((until.timestamp() - 1e-6) // SECONDS_PER_DAY)
         cur = self._prepared(db, events, view, d_lo, d_hi, until)
@@ -381,26 +402,9 @@ class ChunkFeatures:
         built["err__es"] = _nullable(*_gather(err, "err__es", match, in_bucket.ids))
         built["err__eq"] = _nullable(*_gather(err, "err__eq", match, in_bucket.ids))
 
-        # Principals of the account that used the api on earlier days of the window.
-        d0, d_span = value_span(day)
-        per_api = _Groups(combine_codes([codes.part("_k_account_id"), codes.part("_k_api"), (day - d0, d_span)]))
-        at = pa.array(per_api.rep)
-        asked = pa.table(
-            [codes.key("_k_account_id").take(at), codes.key("_k_api").take(at), pa.array(day[per_api.rep])],
-            names=["_k_account_id", "_k_api", "day"],
-        )
-        db.register("_ts_chunk_wanted", asked)
-        users = self._sql(
-            db,
-            "SELECT w._k_account_id, w._k_api, w.day, count(DISTINCT u._k_principal) AS users__n "
-            f"FROM _ts_chunk_wanted w JOIN {self._profiles['used']} u "
-            "ON u._k_account_id = w._k_account_id AND u._k_api = w._k_api "
-            f"AND u.day >= w.day - {forget} AND u.day < w.day GROUP BY ALL",
-        )
-        db.unregister("_ts_chunk_wanted")
-        match = _lookup(codes, ["_k_account_id", "_k_api"], day, users, "day", per_api.rep)
-        count, found = _gather(users, "users__n", match, per_api.ids)
-        built["a_api_principals"] = pa.array(np.where(found, count, 0), pa.int64())
+        # Principals of the account that used the api (the network) on earlier days of the window.
+        built["a_api_principals"] = self._principals(db, codes, day, "_k_api", "used")
+        built["a_net_principals"] = self._principals(db, codes, day, "_k_net_prefix", "net_used")
 
         built.update(_travel(cur, codes, times, day))
 

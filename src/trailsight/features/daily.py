@@ -52,6 +52,7 @@ DAY_COLUMNS: tuple[str, ...] = (
     "city",
     "asn",
     "net_class",
+    "net_prefix",
     "ua_family",
     "user_agent",
     "region",
@@ -232,6 +233,15 @@ class DailyProfiles:
         cols = key_columns(g, trio)
         cols["day"] = pa.array(day[g.rep], pa.int64())
         out["used"] = pa.table(cols)
+
+        netted = np.flatnonzero(pc.not_equal(codes.key("_k_net_prefix"), "").to_numpy(zero_copy_only=False))
+        trio = ["_k_account_id", "_k_net_prefix", "_k_principal"]
+        g = _Grouped(
+            combine_codes([*((c[netted], n) for c, n in (codes.part(k) for k in trio)), (day[netted] - d0, d_span)])
+        )
+        cols = key_columns(g, trio, netted)
+        cols["day"] = pa.array(day[netted][g.rep], pa.int64())
+        out["net_used"] = pa.table(cols)
 
         # Context (behaviour.context_aggregates): per principal-day and per principal-api-day.
         fam = codes.key("_k_ua_family")
@@ -417,6 +427,7 @@ def daily_schemas() -> dict[str, pa.Table]:
         "vol": [("_k_principal", text), ("hour_idx", i64), ("_c", i64)],
         "err": [("_k_account_id", text), ("b15", i64), ("_dm", i64)],
         "used": [("_k_account_id", text), ("_k_api", text), ("_k_principal", text), ("day", i64)],
+        "net_used": [("_k_account_id", text), ("_k_net_prefix", text), ("_k_principal", text), ("day", i64)],
         "pday": [("_k_account_id", text), ("_k_principal", text), ("day", i64)]
         + [(c, i64) for c in ("n", "hours", "n_console", "n_cli", "n_person", "n_aws")],
         "papi": [("_k_account_id", text), ("_k_principal", text), ("_k_api", text), ("day", i64), ("first", _TS)],

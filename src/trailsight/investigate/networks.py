@@ -1,6 +1,8 @@
 """A principal's usual networks, by class: "usual networks: home broadband (Deutsche Telekom), office egress".
 
-The classes are the ``net_class`` enrichment column (:mod:`trailsight.enrich.netclass`). A class
+The classes are the ``net_class`` enrichment column (:mod:`trailsight.enrich.netclass`), except
+that a network (``net_prefix``, /24 or /48) that ``EGRESS_PRINCIPALS`` (5) principals of the
+account called from is the organisation's egress (``egress``, as the detectors learn it). A class
 is *usual* when the principal called from it on at least ``USUAL_SHARE`` of its active days (and
 on two days at least); each usual class names its busiest organisations. A lake written before
 the column existed has no classes, and the line says so.
@@ -12,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from trailsight.enrich.netclass import label
+from trailsight.enrich.netclass import EGRESS_PRINCIPALS, label
 
 #: Share of the principal's active days a class needs to count as usual.
 USUAL_SHARE = 0.1
@@ -28,13 +30,20 @@ def usual_networks(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]
     """
     total = con.execute(f"SELECT count(DISTINCT event_date) FROM events WHERE {where}", params).fetchone()
     active_days = int(total[0]) if total and total[0] else 0
+    egress = (
+        "SELECT account_id, net_prefix FROM events WHERE net_prefix IS NOT NULL AND account_id IN "
+        f"(SELECT DISTINCT account_id FROM events WHERE {where}) "
+        "GROUP BY account_id, net_prefix HAVING count(DISTINCT principal) >= ?"
+    )
     rows = con.execute(
-        "SELECT net_class, count(DISTINCT event_date) AS days, count(*) AS events, "
-        "list(as_org ORDER BY as_org) FILTER (WHERE as_org IS NOT NULL) AS orgs "
-        f"FROM events WHERE {where} AND net_class IS NOT NULL "
-        f"AND net_class NOT IN ({', '.join('?' for _ in _PLUMBING)}) "
-        "GROUP BY net_class ORDER BY days DESC, events DESC, net_class",
-        [*params, *_PLUMBING],
+        "SELECT CASE WHEN g.net_prefix IS NULL THEN e.net_class ELSE 'egress' END AS cls, "
+        "count(DISTINCT e.event_date) AS days, count(*) AS events, "
+        "list(e.as_org ORDER BY e.as_org) FILTER (WHERE e.as_org IS NOT NULL) AS orgs "
+        f"FROM (SELECT * FROM events WHERE {where}) e LEFT JOIN ({egress}) g "
+        "ON e.account_id = g.account_id AND e.net_prefix = g.net_prefix "
+        f"WHERE e.net_class IS NOT NULL AND e.net_class NOT IN ({', '.join('?' for _ in _PLUMBING)}) "
+        "GROUP BY cls ORDER BY days DESC, events DESC, cls",
+        [*params, *params, EGRESS_PRINCIPALS, *_PLUMBING],
     ).fetchall()
     classes: list[dict[str, Any]] = []
     for cls, days, events, orgs in rows:
