@@ -76,7 +76,17 @@ CAROL = f"arn:aws:iam::{ACCOUNT}:user/carol"
 DEPLOY = f"arn:aws:iam::{ACCOUNT}:role/deploy"
 NEWBIE = f"arn:aws:iam::{ACCOUNT}:user/newbie"
 
-_HOME = {"asn": 64500, "as_org": "Example Broadband", "country": "GB", "city": "London", "source_ip": "198.51.100.7"}
+_HOME = {
+    "asn": 64500,
+    "as_org": "Example Broadband",
+    "country": "GB",
+    "city": "London",
+    "source_ip": "198.51.100.7",
+    "net_class": "residential",
+    "net_prefix": "198.51.100.0/24",
+    "latitude": 51.51,
+    "longitude": -0.13,
+}
 _AWS = {
     "asn": 16509,
     "as_org": "Amazon",
@@ -84,6 +94,10 @@ _AWS = {
     "city": "Ashburn",
     "source_ip": "3.5.6.7",
     "ip_kind": "aws",
+    "net_class": "aws",
+    "net_prefix": "3.5.6.0/24",
+    "latitude": 39.04,
+    "longitude": -77.49,
     "user_agent": "Boto3/1.34.0 Python/3.12",
     "ua_family": "sdk-python",
     "identity_type": "AssumedRole",
@@ -94,6 +108,10 @@ _ATTACK_NET = {
     "country": "RO",
     "city": "Bucharest",
     "source_ip": "185.220.101.5",
+    "net_class": "vpn",
+    "net_prefix": "185.220.101.0/24",
+    "latitude": 44.43,
+    "longitude": 26.10,
     "user_agent": "Boto3/1.34.0 Python/3.12",
     "ua_family": "sdk-python",
 }

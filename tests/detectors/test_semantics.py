@@ -64,7 +64,10 @@ def test_rare_error_code_and_error_spike(scenario_features: pa.Table) -> None:
 def test_unusual_network_and_user_agent(scenario_features: pa.Table) -> None:
     assert only(fired_rows("unusual_network", scenario_features), lambda r: is_attack(r) or r["p_days"] < 3)
     net = [r for r in fired_rows("unusual_network", scenario_features) if is_attack(r)]
-    assert net[0]["_reasons"][0].code == "new_asn_for_account"
+    # a commercial VPN nobody in the account used, from a class alice never called from
+    assert net[0]["_reasons"][0].code == "new_rented_network_for_principal"
+    assert "commercial VPN" in net[0]["_reasons"][0].message
+    assert "nobody in this account uses it" in net[0]["_reasons"][0].message
     ua = [r for r in fired_rows("unusual_user_agent", scenario_features) if r["event_time"] >= TEST_DAY]
     assert only(ua, is_attack)
     assert ua[0]["_reasons"][0].code == "new_user_agent_family"

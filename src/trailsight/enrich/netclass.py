@@ -225,8 +225,16 @@ class NetworkClassifier:
             return self.options.asn_classes[asn]
         if asn is not None and asn in self.rules.by_asn:
             return self.rules.by_asn[asn]
-        found = self._dataset.find(addr[1], addr[0])
+        # Documentation and other special-purpose blocks are in no provider's hands, whatever a
+        # list says (iporigin's places 198.51.100.0/24 at Vultr).
+        found = self._dataset.find(addr[1], addr[0]) if _is_global(addr) else None
         by_range = _IPORIGIN.get(found[1]) if found is not None else None
         by_rule = self.rules.classify(asn, org)
         candidates = [c for c in (by_range, by_rule) if c is not None]
         return max(candidates, key=_STRENGTH.__getitem__) if candidates else "other"
+
+
+def _is_global(addr: IntAddress) -> bool:
+    version, number = addr
+    ip = ipaddress.IPv4Address(number) if version == 4 else ipaddress.IPv6Address(number)
+    return ip.is_global
