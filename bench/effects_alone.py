@@ -1,12 +1,16 @@
 """What the calls did, as a signal on its own, on the labelled dev benchmark's test week.
 
-    .venv/bin/python bench/effects_alone.py --store S [--truth FILE]
+    .venv/bin/python bench/effects_alone.py --store S [--truth FILE] [--network]
 
 Every call of the test week whose request an effect check reads (``effects.csv``) is judged as
 detection judges it — outside accounts as of the call, from the store's history — and the
 succeeded effects are grouped per principal wherever 30 minutes pass between them, as findings
 are. Prints how many campaigns those groups touch and how many groups touch none (false
 positives of the signal alone), by effect kind. truth.json is read here only to score.
+
+``--network`` does the same for the network signals: the findings of ``unusual_network`` and
+``geo_velocity`` run alone (every finding, no alert threshold) that carry a new rented network
+class (``new_rented_network_for_principal``) or an impossible travel (``impossible_travel``).
 """
 
 from __future__ import annotations
@@ -38,9 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--store", type=Path, required=True, help="a store with the dev benchmark ingested")
     ap.add_argument("--truth", type=Path, default=DEFAULT_TRUTH)
+    ap.add_argument("--network", action="store_true", help="the network-class and geo-velocity signals instead")
     args = ap.parse_args(argv)
     truth = json.loads(args.truth.read_text(encoding="utf-8"))
     since, until = _iso(truth["test_start"]), _iso(truth["test_end"])
+    if args.network:
+        return network_alone(args.store, truth, since, until)
     con = connect()
     open_events(con, StoreLayout(args.store), since, until, 90)
     names = watched_names()
@@ -92,6 +99,31 @@ def main(argv: list[str] | None = None) -> int:
     for kind in sorted(set(benign) | {k for ks in touched.values() for k in ks}):
         n = sum(1 for ks in touched.values() if kind in ks)
         print(f"| `{kind}` | {n} | {benign.get(kind, 0)} |")
+    return 0
+
+
+#: Network signals: (detector, reason code) of each.
+NETWORK_SIGNALS = (
+    ("unusual_network", "new_rented_network_for_principal"),
+    ("geo_velocity", "impossible_travel"),
+)
+
+
+def network_alone(store: Path, truth: dict[str, Any], since: datetime, until: datetime) -> int:
+    """Print the campaigns each network signal touches alone and the benign findings it raises."""
+    from trailsight.pipeline import detect
+
+    campaign = {e: c["id"] for c in truth["campaigns"] for e in c["event_ids"]}
+    days = max(1, round((until - since).total_seconds() / 86400))
+    print("| signal | campaigns touched | benign findings | benign a day |")
+    print("|---|---|---|---|")
+    for detector, code in NETWORK_SIGNALS:
+        findings = detect(store, since, until, None, [detector], save=False, describe=False, min_score=0.0)
+        kept = [f for f in findings if any(r.code == code for r in f.reasons)]
+        touched = {campaign[e] for f in kept for e in f.event_ids if e in campaign}
+        benign = sum(1 for f in kept if not any(e in campaign for e in f.event_ids))
+        of = len(truth["campaigns"])
+        print(f"| `{detector}` `{code}` | {len(touched)} of {of} | {benign} | {benign / days:.2f} |")
     return 0
 
 

@@ -111,6 +111,7 @@ def make_finding(**changes: Any) -> Finding:
             NetworkInfo(
                 ip="203.0.113.9",
                 ip_kind="public",
+                net_class="hosting",
                 asn=14061,
                 as_org="DigitalOcean, LLC",
                 city="Amsterdam",
@@ -285,6 +286,7 @@ def test_ocsf_content() -> None:
         "autonomous_system": {"name": "DigitalOcean, LLC", "number": 14061},
     }
     assert network[2]["src_endpoint"] == {"svc_name": "lambda.amazonaws.com"}
+    assert network[0]["data"]["net_class"] == "hosting"
     api = next(e for e in doc["evidences"] if "api" in e)
     assert api["api"]["operation"] == "AttachUserPolicy"
     assert api["api"]["service"]["name"] == "iam"
@@ -387,6 +389,7 @@ def test_asff_content() -> None:
     assert call["RemoteIpDetails"]["Organization"]["Asn"] == 14061
     assert [r["Type"] for r in item["Resources"]] == ["AwsIamUser", "AwsIamAccessKey"]
     assert item["ProductFields"]["trailsight/Technique"] == "T1098.003"
+    assert item["ProductFields"]["trailsight/NetworkClasses"] == "hosting provider"
 
 
 @pytest.mark.parametrize(

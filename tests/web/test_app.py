@@ -124,6 +124,12 @@ def test_finding_page_reads_explanation_first(client: Any) -> None:
     assert "Client.UnauthorizedOperation ×29" in body
 
 
+def test_finding_page_shows_the_network_class(client: Any) -> None:
+    body = text_of(client.get(f"/findings/{USER_ID}").text)
+    assert "IP Kind Class ASN Organisation" in body
+    assert "3.225.16.109 AWS AWS AS14618 AMAZON-AES" in body
+
+
 def test_finding_timeline_marks_the_unusual_events(client: Any, events: list[dict[str, Any]]) -> None:
     html = client.get(f"/findings/{PASSWORD_ID}").text
     unusual = [e for e in events if e["principal"] == ROLE and e["event_name"] == "GetPasswordData"]
@@ -255,6 +261,7 @@ def test_principal_profile(client: Any) -> None:
     assert "192.168.10.20" in body
     assert "Behaves like a person" in body  # an IAM user's own keys: automation likelihood 0
     assert "Similar principals" in body
+    assert "usual networks: private network" in body  # bert-jan behind NAT
 
 
 def test_principal_without_events(client: Any) -> None:

@@ -43,12 +43,20 @@ def _ip_fields(ip: str | None) -> dict[str, Any]:
         return {"ip_kind": "unknown"}
     if ip in AWS_IPS:
         city, country = AWS_IPS[ip]
-        return {"ip_kind": "aws", "asn": 14618, "as_org": "AMAZON-AES", "city": city, "country": country}
+        return {
+            "ip_kind": "aws",
+            "net_class": "aws",
+            "asn": 14618,
+            "as_org": "AMAZON-AES",
+            "city": city,
+            "country": country,
+        }
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
-        return {"ip_kind": "aws-service"}
-    return {"ip_kind": "private" if addr.is_private else "public"}
+        return {"ip_kind": "aws-service", "net_class": "aws-service"}
+    kind = "private" if addr.is_private else "public"
+    return {"ip_kind": kind, "net_class": "private" if addr.is_private else "other"}
 
 
 def normalise(record: dict[str, Any], source: str, offset: int) -> dict[str, Any]:
@@ -266,7 +274,14 @@ def user_finding(events: list[dict[str, Any]], *, fid: str = "0b1c2d3e4f5a6b7c")
         networks=[
             NetworkInfo(ip="192.168.10.20", ip_kind="private", events=len(mine)),
             NetworkInfo(
-                ip="3.225.16.109", ip_kind="aws", asn=14618, as_org="AMAZON-AES", city="Ashburn", country="US", events=1
+                ip="3.225.16.109",
+                ip_kind="aws",
+                net_class="aws",
+                asn=14618,
+                as_org="AMAZON-AES",
+                city="Ashburn",
+                country="US",
+                events=1,
             ),
         ],
         access_keys=sorted({str(e["access_key_id"]) for e in mine if e["access_key_id"]}),
