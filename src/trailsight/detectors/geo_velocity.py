@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from trailsight.detectors.base import Columns, Detector, FloatArray, recently_new
+from trailsight.detectors.base import BoolArray, Columns, Detector, FloatArray, recently_new
 from trailsight.enrich.netclass import EGRESS_PRINCIPALS, PLACED, RENTED, label
 from trailsight.finding import Reason
 
@@ -47,8 +47,10 @@ def great_circle_km(lat1: FloatArray, lon1: FloatArray, lat2: FloatArray, lon2: 
     return out
 
 
-def _member(values: list[str | None], allowed: frozenset[str]) -> np.ndarray:
-    return np.fromiter((v in allowed for v in values), dtype=bool, count=len(values))
+def _member(cols: Columns, name: str, allowed: frozenset[str]) -> BoolArray:
+    """True where text column ``name`` is one of ``allowed``."""
+    out: BoolArray = np.logical_or.reduce([cols.equals(name, v) for v in sorted(allowed)])
+    return out
 
 
 class GeoVelocityDetector(Detector):
@@ -94,15 +96,17 @@ class GeoVelocityDetector(Detector):
         hours = (cols.epoch("event_time") - cols.epoch("x_prev_time")) / 3600.0
         # Calls in the same minute still need the distance covered in a minute.
         kmh = km / np.maximum(np.nan_to_num(hours, nan=np.inf), 1.0 / 60.0)
-        now = cols.text("net_class")
-        before = _member(cols.text("x_prev_class"), PLACED)
+        before = _member(cols, "x_prev_class", PLACED)
         new_asn = recently_new(cols, "p_asn_n", "p_asn_first", self.p("new_hours"))
         egress = cols.num("a_net_principals") >= self.p("egress_principals")
-        judged = before & ~egress & (_member(now, PLACED) | (_member(now, RENTED) & new_asn))
+        judged = (
+            before & ~egress & (_member(cols, "net_class", PLACED) | (_member(cols, "net_class", RENTED) & new_asn))
+        )
         fast = judged & (np.nan_to_num(km) >= self.p("min_km")) & (np.nan_to_num(kmh) > self.p("max_kmh"))
         score = np.where(fast, IMPOSSIBLE, 0.0)
 
         def explain(i: int, s: float) -> list[Reason]:
+            now = cols.text("net_class")
             city, country = cols.text("city")[i], cols.text("country")[i]
             where = ", ".join(x for x in (city, country) if x) or "an unknown place"
             minutes = hours[i] * 60.0
