@@ -112,6 +112,7 @@ class GeoVelocityDetector(Detector):
             minutes = hours[i] * 60.0
             gap = f"{minutes:.0f} minutes" if minutes < 120 else f"{hours[i]:.1f} hours"
             key = cols.text("access_key_id")[i]
+            asn, org = cols.text("asn")[i], cols.text("as_org")[i]
             details = {
                 "km": round(float(km[i])),
                 "hours": round(float(hours[i]), 3),
@@ -122,11 +123,11 @@ class GeoVelocityDetector(Detector):
                 "previous_class": cols.text("x_prev_class")[i],
                 "net_class": now[i],
                 "source_ip": cols.text("source_ip")[i],
-                "asn": cols.text("asn")[i],
-                "as_org": cols.text("as_org")[i],
+                "asn": asn,
+                "as_org": org,
                 "access_key_id": key,
             }
-            via = f" ({label(now[i])}, AS{cols.text('asn')[i]} {cols.text('as_org')[i]})"
+            via = f" ({label(now[i])}, AS{asn} {org})" if asn is not None else f" ({label(now[i])})"
             message = (
                 f"called from {where}{via}, {km[i]:,.0f} km from its previous call {gap} earlier: "
                 f"{kmh[i]:,.0f} km/h, faster than anyone travels ({self.p('max_kmh'):,.0f} km/h)"
