@@ -88,6 +88,17 @@ class GeoReader:
         lat, lon = record_coordinates(rec)
         return country, city, lat, lon
 
+    def zone(self, addr: IntAddress, text: str | None = None) -> str | None:
+        """The IANA time zone of ``addr`` (:func:`~trailsight.enrich.timezone.zone_of_record`); None if unknown."""
+        reader = self._v4 if addr[0] == 4 else self._v6
+        if reader is None:
+            return None
+        try:
+            rec = reader.get(text if text is not None else format_ip(addr))
+        except (ValueError, maxminddb.InvalidDatabaseError):
+            return None
+        return zone_of_record(rec)
+
 
 def record_coordinates(rec: Any) -> tuple[float | None, float | None]:
     """(latitude, longitude) of a DB-IP lite record (flat) or a GeoLite2-style one (``location``)."""
@@ -100,17 +111,6 @@ def record_coordinates(rec: Any) -> tuple[float | None, float | None]:
     if not isinstance(lat, int | float) or not isinstance(lon, int | float):
         return None, None
     return float(lat), float(lon)
-
-    def zone(self, addr: IntAddress, text: str | None = None) -> str | None:
-        """The IANA time zone of ``addr`` (:func:`~trailsight.enrich.timezone.zone_of_record`); None if unknown."""
-        reader = self._v4 if addr[0] == 4 else self._v6
-        if reader is None:
-            return None
-        try:
-            rec = reader.get(text if text is not None else format_ip(addr))
-        except (ValueError, maxminddb.InvalidDatabaseError):
-            return None
-        return zone_of_record(rec)
 
 
 def record_country_city(rec: Any) -> GeoResult:

@@ -343,7 +343,9 @@ def _travel_part(cur: ir.Table) -> ir.Table:
     detector compares anyway (:data:`trailsight.enrich.netclass.TRAVEL_CLASSES`).
     """
     located = cur.latitude.notnull() & cur.longitude.notnull() & cur.net_class.isin(sorted(TRAVEL_CLASSES))
-    narrow = cur.select("event_id", "event_time", "day", "_k_person", "latitude", "longitude", "net_class", _loc=located)
+    narrow = cur.select(
+        "event_id", "event_time", "day", "_k_person", "latitude", "longitude", "net_class", _loc=located
+    )
     w = ibis.window(group_by=[narrow._k_person, narrow.day, narrow._loc], order_by=[narrow.event_time, narrow.event_id])
     loc = narrow._loc.fill_null(False)
 
