@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -166,12 +167,14 @@ def test_prefixes_are_the_learning_unit() -> None:
 
 def test_real_capture_gets_classes(enricher: Enricher, real_data: Path) -> None:
     """Every call of the Stratus capture gets a class; its public addresses are classified networks."""
-    ips = [
-        rec.get("sourceIPAddress")
+    records = [
+        rec
         for path in sorted((real_data / "invictus-ir_aws_dataset" / "CloudTrail").glob("*.json"))
         for rec in json.loads(path.read_text())["Records"]
     ]
-    out = enricher.enrich(pa.table({"source_ip": pa.array(ips, pa.string())})).to_pylist()
+    ips = pa.array([rec.get("sourceIPAddress") for rec in records], pa.string())
+    times = pa.array([datetime.fromisoformat(rec["eventTime"]) for rec in records], pa.timestamp("us", tz="UTC"))
+    out = enricher.enrich(pa.table({"source_ip": ips, "event_time": times})).to_pylist()
     assert {r["net_class"] for r in out} <= set(NET_CLASSES)
     by_ip = {r["source_ip"]: r for r in out}
     assert by_ip["192.168.10.20"]["net_class"] == "private"
