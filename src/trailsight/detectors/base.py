@@ -124,6 +124,7 @@ class DetectorScores:
     reasons: Sequence[tuple[Reason, ...]]
     kind: str = "context"
     people_only: bool = False
+    identity: bool = False
 
     @property
     def anomaly(self) -> npt.NDArray[np.int64]:
@@ -213,6 +214,19 @@ class Columns:
         out: BoolArray = self._cache[key]
         return out
 
+    def has(self, name: str) -> bool:
+        """Whether the feature table carries column ``name`` (for columns a detector reads when present)."""
+        return name in self._table.column_names
+
+    def starts_with(self, name: str, prefix: str) -> BoolArray:
+        """True where text column ``name`` starts with ``prefix`` (null: False)."""
+        key = (name, f"starts{prefix}")
+        if key not in self._cache:
+            hit = pc.starts_with(self._table.column(name), prefix)
+            self._cache[key] = _frozen(hit.fill_null(False).to_numpy(zero_copy_only=False).astype(bool))
+        out: BoolArray = self._cache[key]
+        return out
+
     def text(self, name: str) -> list[str | None]:
         """Column ``name`` as Python values (strings)."""
         key = (name, "text")
@@ -255,6 +269,11 @@ class Detector(ABC):
     #: True for signals that only mean something for people (working hours): the combination
     #: weighs them by ``1 − automation likelihood``.
     people_only: ClassVar[bool] = False
+    #: True for *identity evidence* — signals that the credential itself is in doubt (a sign-in
+    #: without the person's usual MFA, root use in an account that never uses root): where such a
+    #: detector fires, the combination lets the event stand on its own (see
+    #: :mod:`trailsight.scoring.combine`).
+    identity: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.defaults))
@@ -293,12 +312,17 @@ class Detector(ABC):
         cols = cols if cols is not None else Columns(features)
         n = features.num_rows
         if n == 0:
-            return DetectorScores(self.name, [], np.zeros(0), np.zeros(0, dtype=bool), [], self.kind, self.people_only)
+            empty = np.zeros(0)
+            return DetectorScores(
+                self.name, [], empty, np.zeros(0, dtype=bool), [], self.kind, self.people_only, self.identity
+            )
         raw, explain = self._score(cols)
         score = np.clip(np.nan_to_num(np.asarray(raw, dtype=np.float64), nan=0.0), 0.0, 1.0)
         fired = np.rint(score * 100.0) >= self.threshold
         reasons = Reasons(fired, score, explain)
-        return DetectorScores(self.name, cols.event_ids(), score, fired, reasons, self.kind, self.people_only)
+        return DetectorScores(
+            self.name, cols.event_ids(), score, fired, reasons, self.kind, self.people_only, self.identity
+        )
 
     @abstractmethod
     def _score(self, cols: Columns) -> tuple[FloatArray, Any]:

@@ -21,6 +21,7 @@ from trailsight.detectors.off_hours import OffHoursDetector
 from trailsight.detectors.rare_api_for_location import RareApiForCityDetector, RareApiForCountryDetector
 from trailsight.detectors.rare_api_for_principal import RareApiForPrincipalDetector
 from trailsight.detectors.rare_error_code import RareErrorCodeDetector
+from trailsight.detectors.signin import LongTermKeyNetworkDetector, SigninDetector
 from trailsight.detectors.unusual_network import UnusualNetworkDetector
 from trailsight.detectors.unusual_user_agent import UnusualUserAgentDetector
 from trailsight.detectors.volume_spike import VolumeSpikeDetector
@@ -44,6 +45,8 @@ BUILTIN: dict[str, type[Detector]] = {
         BehaviourModelDetector,
         AutomationMisuseDetector,
         GeoVelocityDetector,
+        SigninDetector,
+        LongTermKeyNetworkDetector,
     )
 }
 

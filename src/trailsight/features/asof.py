@@ -141,7 +141,15 @@ PAIRS: tuple[Pair, ...] = (
     Pair("country", ("country",), "a", hours=True),
     Pair("api_city", ("api", "city"), "a", hours=True),
     Pair("api_country", ("api", "country"), "a", hours=True),
+    # Sign-ins and long-term keys (derived keys from :data:`DERIVED_KEYS`; see signin_keys).
+    Pair("p_signin", ("principal", "signin"), "p"),
+    Pair("p_signin_mfa", ("principal", "signin_mfa"), "p"),
+    Pair("k", ("lt_key",), "p"),
+    Pair("k_asn", ("lt_key", "asn"), "p"),
 )
+
+#: Key columns :func:`prepare` derives from the event columns (besides ``api``, ``hour``, ``how``).
+DERIVED_KEYS: tuple[str, ...] = ("signin", "signin_mfa", "lt_key")
 
 PAIR_BY_NAME: dict[str, Pair] = {p.name: p for p in PAIRS}
 
@@ -170,6 +178,8 @@ def feature_columns() -> list[str]:
         "gated_principal",
         "a_net_principals",
         *TRAVEL_COLUMNS,
+        "signin_fails",
+        "signin_fails_first",
     ]
     return cols
 
@@ -192,6 +202,31 @@ def person_key(actor: ir.StringValue) -> ir.StringValue:
     return ibis.ifelse(actor.contains("/AWSReservedSSO_"), org_wide, actor)
 
 
+def signin_keys(events: ir.Table) -> dict[str, ir.Value]:
+    """The derived keys of sign-ins and long-term keys, null on every other event.
+
+    ``signin``: ``ok`` or ``fail`` for a console sign-in (``ConsoleLogin``; failed when it carries
+    an error code or message, as CloudTrail writes "Failed authentication"). ``signin_mfa``:
+    ``mfa``, ``nomfa`` or ``unknown`` for a successful one. ``lt_key``: the access key id when it
+    is a long-term key (``AKIA…``).
+    """
+    login = events.event_name == "ConsoleLogin"
+    failed = events.error_code.notnull() | events.error_message.notnull()
+    ok = login & ~failed
+    return {
+        "signin": ibis.cases((login & failed, "fail"), (login, "ok"), else_=ibis.null("string")),
+        "signin_mfa": ibis.cases(
+            (ok & events.mfa.fill_null(False), "mfa"),
+            (ok & ~events.mfa.fill_null(True), "nomfa"),
+            (ok, "unknown"),
+            else_=ibis.null("string"),
+        ),
+        "lt_key": ibis.ifelse(
+            events.access_key_id.fill_null("").startswith("AKIA"), events.access_key_id, ibis.null("string")
+        ),
+    }
+
+
 def prepare(events: ir.Table) -> ir.Table:
     """Derive the day/hour columns and null-free key copies used for partitions and joins."""
     secs = events.event_time.epoch_seconds()
@@ -200,6 +235,7 @@ def prepare(events: ir.Table) -> ir.Table:
         day=(secs // SECONDS_PER_DAY).cast("int64"),
         hour_idx=(secs // 3600).cast("int64"),
         b15=(secs // 900).cast("int64"),
+        **signin_keys(events),
     )
     local_hour_idx = (secs + t.utc_offset.cast("int64") * 60) // 3600
     t = t.mutate(
@@ -361,6 +397,28 @@ def _travel_part(cur: ir.Table) -> ir.Table:
     )
 
 
+def _signin_part(cur: ir.Table) -> ir.Table:
+    """Failed sign-ins of the principal since its last successful one, earlier the same UTC day.
+
+    For a successful sign-in: how many failures came since the principal's previous success of
+    the day (or the day's start), and when the first of them was; 0 and null on other events.
+    Successes split a principal's day into runs, and a success closes its run, so its failures
+    are the failures of its run.
+    """
+    att = cur.filter(cur.signin.notnull()).select("event_id", "event_time", "day", "_k_principal", "signin")
+    is_ok = ibis.ifelse(att.signin == "ok", 1, 0)
+    upto = ibis.cumulative_window(group_by=[att._k_principal, att.day], order_by=[att.event_time, att.event_id])
+    att = att.mutate(_ok=is_ok, _run=is_ok.sum().over(upto) - is_ok)
+    runs = att.group_by(["_k_principal", "day", "_run"]).aggregate(
+        _fails=(att.signin == "fail").sum(),
+        _first=att.event_time.min(where=att.signin == "fail"),
+    )
+    runs = runs.rename(_rp="_k_principal", _rd="day", _rr="_run")
+    oks = att.filter(att._ok == 1)
+    j = oks.join(runs, [oks._k_principal == runs._rp, oks.day == runs._rd, oks._run == runs._rr])
+    return j.select(signin__id=j.event_id, signin_fails=j._fails.cast("int64"), signin_fails_first=j._first)
+
+
 def _freq(days: ir.IntegerValue, span_days: ir.FloatingValue) -> ir.StringValue:
     weeks = ibis.greatest(span_days / 7.0, ibis.literal(2.0))
     rate = days.cast("float64") / weeks
@@ -485,6 +543,7 @@ def build_feature_table(
         ("netusers", _users_part(cur, profiles["net_used"], forget, "_k_net_prefix", "netusers", "a_net_principals"))
     )
     parts.append(("trv", _travel_part(cur)))
+    parts.append(("signin", _signin_part(cur)))
 
     base = cur.filter((cur.event_time >= since) & (cur.event_time < until))
     base = base.select(*CARRIED_COLUMNS, *DERIVED_COLUMNS)
@@ -532,5 +591,6 @@ def finish(cur: ir.Table, options: FeatureOptions) -> ir.Table:
         err_bucket_var=ibis.greatest(err_var, 0.0),
         gated_account=cur.a_days < opts.min_account_days,
         gated_principal=(cur.p_days < opts.min_principal_days) | (cur.p_n < opts.min_principal_events),
+        signin_fails=cur.signin_fails.fill_null(0),
     )
     return cur.select(*CARRIED_COLUMNS, *feature_columns())

@@ -29,6 +29,7 @@ from trailsight.enrich.netclass import TRAVEL_CLASSES
 from trailsight.features.asof import (
     CARRIED_COLUMNS,
     DERIVED_COLUMNS,
+    DERIVED_KEYS,
     NUMERIC_KEYS,
     PAIRS,
     SECONDS_PER_DAY,
@@ -324,7 +325,7 @@ class ChunkFeatures:
         with self._compiling:
             if view not in self._prepare_sql:
                 t = prepare(events)
-                wanted = [*CARRIED_COLUMNS, *DERIVED_COLUMNS, "hour_idx", "b15", "_k_msg"]
+                wanted = [*CARRIED_COLUMNS, *DERIVED_COLUMNS, *DERIVED_KEYS, "hour_idx", "b15", "_k_msg"]
                 self._prepare_sql[view] = str(self._con.compile(t.select(*wanted).rename(msg="_k_msg")))
         stamp = until.strftime("%Y-%m-%d %H:%M:%S.%f")
         table = self._sql(
@@ -407,6 +408,7 @@ class ChunkFeatures:
         built["a_net_principals"] = self._principals(db, codes, day, "_k_net_prefix", "net_used")
 
         built.update(_travel(cur, codes, times, day))
+        built.update(signin_fails(cur, codes, times, day))
 
         table = cur.select([*CARRIED_COLUMNS, *DERIVED_COLUMNS])
         for name, values in built.items():
@@ -442,6 +444,27 @@ def _travel(cur: pa.Table, codes: KeyCodes, times: IntArray, day: IntArray) -> d
             pa.array(has), classes.combine_chunks().take(pa.array(at)), pa.scalar(None, pa.string())
         ),
     }
+
+
+def signin_fails(cur: pa.Table, codes: KeyCodes, times: IntArray, day: IntArray) -> dict[str, pa.Array]:
+    """``signin_fails`` / ``signin_fails_first``, as :func:`~trailsight.features.asof._signin_part` states them.
+
+    ``cur`` is time-sorted; sign-ins are few, so their runs are walked in Python.
+    """
+    kinds = cur.column("signin").to_pylist()
+    principal, _ = codes.column("_k_principal")
+    fails = np.zeros(len(kinds), dtype=np.int64)
+    first = np.full(len(kinds), _NAT, dtype=np.int64)
+    runs: dict[tuple[int, int], tuple[int, int]] = {}  # (principal, day) -> (failures, first failure)
+    for i in np.flatnonzero(pc.is_valid(cur.column("signin")).to_numpy(zero_copy_only=False)).tolist():
+        key = (int(principal[i]), int(day[i]))
+        n, at = runs.get(key, (0, _NAT))
+        if kinds[i] == "fail":
+            runs[key] = (n + 1, at if n else int(times[i]))
+        else:
+            fails[i], first[i] = n, at
+            runs[key] = (0, _NAT)
+    return {"signin_fails": pa.array(fails, pa.int64()), "signin_fails_first": _times(first)}
 
 
 _FREQ_CLASSES = pa.array(["unseen", "frequent", "infrequent", "rare"], pa.string())

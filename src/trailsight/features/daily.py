@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from trailsight.features.asof import HOW_OFFSET, NUMERIC_KEYS, PAIR_BY_NAME, PAIRS, key_column
+from trailsight.features.asof import DERIVED_KEYS, HOW_OFFSET, NUMERIC_KEYS, PAIR_BY_NAME, PAIRS, key_column
 from trailsight.features.behaviour import AWS_NETWORK_KINDS, PERSON_IDENTITIES
 from trailsight.features.chunk import IntArray, KeyCodes, combine_codes, dense, ints, value_span
 from trailsight.store.state import transaction
@@ -30,7 +30,7 @@ from trailsight.store.state import transaction
 _TS = pa.timestamp("us", tz="UTC")
 
 #: Version of the daily tables' definition; cached tables of another version are rebuilt.
-DAILY_VERSION = 2
+DAILY_VERSION = 3
 
 #: Event columns (after :func:`~trailsight.features.asof.prepare`) a day's pass reads.
 DAY_COLUMNS: tuple[str, ...] = (
@@ -59,6 +59,7 @@ DAY_COLUMNS: tuple[str, ...] = (
     "hour",
     "how",
     "lhour",
+    *DERIVED_KEYS,
 )
 
 

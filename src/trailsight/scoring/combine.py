@@ -18,6 +18,12 @@ more than a new ``DescribeInstances``.
 Gated events (too little account or principal history) keep their score for the record but
 are only *unusual* when their API is dangerous (risk ≥ ``gated_risk``).
 
+*Identity evidence* (a detector with ``identity = True``: a sign-in without the person's usual
+MFA, root use in an account that rarely uses root) says the credential itself is in doubt, so
+where it fires the event stands on its own: it counts as corroborated context, its risk is at
+least ``identity_risk`` (0.8 — whoever holds the credential can call anything), and a short
+principal history does not gate it (the account's still does).
+
 The combiner takes any set of :class:`~trailsight.detectors.base.DetectorScores`, so a new
 detector (a learned model, say) is combined like the seed ones.
 """
@@ -93,6 +99,7 @@ def combine(features: pa.Table, scores: Sequence[DetectorScores], options: Scori
     )
     what: list[FloatArray] = []
     context: list[FloatArray] = []
+    identity = np.zeros(n, dtype=bool)
     for s in scores:
         if len(s) != n:
             raise ValueError(f"detector {s.detector} scored {len(s)} rows, expected {n}")
@@ -102,22 +109,28 @@ def combine(features: pa.Table, scores: Sequence[DetectorScores], options: Scori
             # Working hours mean nothing for a pipeline (Sophos scores automation roles apart).
             part = part * (1.0 - automation)
         (what if s.kind == "what" or s.detector in WHAT_DETECTORS else context).append(part)
+        if s.identity:
+            identity |= np.asarray(s.fired, dtype=bool)
     what_s = _noisy_or(what, n)
     ctx_s = _noisy_or(context, n)
     # Two or more independent context signals (a new network *and* an hour never worked, say)
     # corroborate each other: a person's credentials used by someone else, even for usual APIs.
     corroborated = np.sum([p >= options.corroboration for p in context], axis=0) >= 2 if context else np.zeros(n, bool)
+    corroborated |= identity
     both = (what_s > 0) & (ctx_s > 0)
     alone = np.where(corroborated, ctx_s, 0.5 * ctx_s)
     surprise = np.where(both, 1.0 - (1.0 - what_s) * (1.0 - ctx_s), np.maximum(what_s, alone))
     risk_col = features.column("api_risk") if "api_risk" in features.column_names else pa.nulls(n, pa.float64())
     risk = risk_col.to_numpy(zero_copy_only=False).astype(np.float64)
     risk = np.where(np.isnan(risk), options.default_risk, np.clip(risk, 0.0, 1.0))
+    risk = np.where(identity, np.maximum(risk, options.identity_risk), risk)
     score = surprise * risk_factor(risk)
     gated = np.zeros(n, dtype=bool)
     for col in ("gated_account", "gated_principal"):
         if col in features.column_names:
-            gated |= features.column(col).fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+            flags = features.column(col).fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+            # Identity evidence is judged against the account (root is rarely used by design).
+            gated |= flags & ~identity if col == "gated_principal" else flags
     unusual = np.where(gated, risk >= options.gated_risk, score >= options.event_threshold)
     return EventScores(
         score=score,

@@ -19,6 +19,9 @@ class ScoringOptions:
     * ``gated_risk`` — a gated event (too little history) still raises a finding when its
       API's risk weight reaches this.
     * ``default_risk`` — risk weight of an API the catalog does not know.
+    * ``identity_risk`` — the least risk weight of an event where identity evidence fired (a
+      sign-in without the person's usual MFA, rare root use: see
+      :mod:`trailsight.scoring.combine`).
     * ``corroboration`` — a context detector's weighted score at which it corroborates another
       context detector (two such make context alone count fully).
     * ``context_weight`` — how much of a finding's score depends on context corroboration
@@ -36,6 +39,7 @@ class ScoringOptions:
     gap_minutes: float = 30.0
     gated_risk: float = 0.7
     default_risk: float = 0.3
+    identity_risk: float = 0.8
     weights: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
