@@ -1,6 +1,6 @@
-"""What the calls did, as a signal on its own, on the labelled dev benchmark's test week.
+"""What the calls did, and other new signals, each on its own, on the labelled dev benchmark's test week.
 
-    .venv/bin/python bench/effects_alone.py --store S [--truth FILE] [--network]
+    .venv/bin/python bench/effects_alone.py --store S [--truth FILE] [--network | --detectors A,B]
 
 Every call of the test week whose request an effect check reads (``effects.csv``) is judged as
 detection judges it — outside accounts as of the call, from the store's history — and the
@@ -11,6 +11,11 @@ positives of the signal alone), by effect kind. truth.json is read here only to 
 ``--network`` does the same for the network signals: the findings of ``unusual_network`` and
 ``geo_velocity`` run alone (every finding, no alert threshold) that carry a new rented network
 class (``new_rented_network_for_principal``) or an impossible travel (``impossible_travel``).
+
+``--detectors`` does the same for detectors (the sign-in and credential signals): the test
+week's as-of features are computed from the store (the Ibis expressions), each named detector
+scores them, and the events it fires on are grouped per principal with the same 30-minute gap;
+the table gives, per reason code, the campaigns touched and the benign groups.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from trailsight.detectors.registry import create
 from trailsight.enrich.effects import EffectContext, effects_of
-from trailsight.features.source import connect, open_events
+from trailsight.features.asof import build_feature_table
+from trailsight.features.source import connect, open_events, quiet_ibis
 from trailsight.findings.touched import account_history, call_of, watched_names
 from trailsight.store.layout import StoreLayout
 
@@ -43,11 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--store", type=Path, required=True, help="a store with the dev benchmark ingested")
     ap.add_argument("--truth", type=Path, default=DEFAULT_TRUTH)
     ap.add_argument("--network", action="store_true", help="the network-class and geo-velocity signals instead")
+    ap.add_argument("--detectors", help="comma-separated detectors to measure alone instead of the effects")
     args = ap.parse_args(argv)
     truth = json.loads(args.truth.read_text(encoding="utf-8"))
     since, until = _iso(truth["test_start"]), _iso(truth["test_end"])
     if args.network:
         return network_alone(args.store, truth, since, until)
+    if args.detectors:
+        return detectors_alone(args.store, truth, since, until, args.detectors.split(","))
     con = connect()
     open_events(con, StoreLayout(args.store), since, until, 90)
     names = watched_names()
@@ -63,22 +73,53 @@ def main(argv: list[str] | None = None) -> int:
         .to_pylist()
     )
     history = account_history(con, "events", until)
-    campaign = {e: c["id"] for c in truth["campaigns"] for e in c["event_ids"]}
     by_principal: dict[str, list[tuple[datetime, str, set[str]]]] = defaultdict(list)
     for row in sorted(rows, key=lambda r: (r["event_time"], r["event_id"])):
         known = frozenset(a for a, when in history.items() if when < row["event_time"])
         kinds = {e.kind for e in effects_of(call_of(row), EffectContext(known_accounts=known)) if e.succeeded}
         if kinds:
             by_principal[str(row["principal"])].append((row["event_time"], str(row["event_id"]), kinds))
-    groups: list[list[tuple[datetime, str, set[str]]]] = []
+    _report(truth, since, until, by_principal, "effect kind")
+    return 0
+
+
+Item = tuple[datetime, str, set[str]]
+
+
+def detectors_alone(store: Path, truth: dict[str, Any], since: datetime, until: datetime, names: list[str]) -> int:
+    """Print, per detector, the campaigns its fired events touch and its benign groups."""
+    with quiet_ibis():
+        con = connect()
+        events = open_events(con, StoreLayout(store), since, until, 90)
+        features = con.to_pyarrow(build_feature_table(events, since, until))
+    for detector in create(names):
+        scores = detector.score(features)
+        by_principal: dict[str, list[Item]] = defaultdict(list)
+        times, principals = features["event_time"].to_pylist(), features["principal"].to_pylist()
+        for i in (int(j) for j in scores.fired.nonzero()[0]):
+            codes = {r.code for r in scores.reasons[i]}
+            by_principal[str(principals[i])].append((times[i], str(scores.event_ids[i]), codes))
+        print(f"## {detector.name}: {int(scores.fired.sum())} events fired")
+        _report(truth, since, until, by_principal, "reason")
+        print()
+    return 0
+
+
+def _report(
+    truth: dict[str, Any], since: datetime, until: datetime, by_principal: dict[str, list[Item]], what: str
+) -> None:
+    """Group each principal's items with the findings' gap; print campaigns touched and benign groups."""
+    campaign = {e: c["id"] for c in truth["campaigns"] for e in c["event_ids"]}
+    groups: list[list[Item]] = []
     for items in by_principal.values():
-        current: list[tuple[datetime, str, set[str]]] = []
-        for item in items:
+        current: list[Item] = []
+        for item in sorted(items, key=lambda t: (t[0], t[1])):
             if current and item[0] - current[-1][0] > GAP:
                 groups.append(current)
                 current = []
             current.append(item)
-        groups.append(current)
+        if current:
+            groups.append(current)
     touched: dict[str, set[str]] = defaultdict(set)
     benign: dict[str, int] = defaultdict(int)
     false_positives = 0
@@ -94,12 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     days = max(1, round((until - since).total_seconds() / 86400))
     print(f"campaigns touched: {len(touched)} of {len(truth['campaigns'])}")
     print(f"benign groups: {false_positives} ({false_positives / days:.2f} a day)")
-    print("| effect kind | campaigns touched | benign groups |")
+    print(f"| {what} | campaigns touched | benign groups |")
     print("|---|---|---|")
     for kind in sorted(set(benign) | {k for ks in touched.values() for k in ks}):
         n = sum(1 for ks in touched.values() if kind in ks)
         print(f"| `{kind}` | {n} | {benign.get(kind, 0)} |")
-    return 0
 
 
 #: Network signals: (detector, reason code) of each.

@@ -209,3 +209,23 @@ def test_a_person_behind_an_sso_role(tmp_path: Path) -> None:
     whole = principal_pivot(con, "AWSReservedSSO_Dev_0123")
     assert whole["actor"] is None
     assert whole["events"] == 5
+
+
+def test_signin_habit_in_every_profile(invictus_store: Path, invictus_records: list[dict[str, Any]]) -> None:
+    """bert-jan signs in with MFA; the Stratus user without; the role never signs in to the console."""
+    logins = [r for r in invictus_records if is_bert(r) and r["eventName"] == "ConsoleLogin"]
+    with_mfa = sum(1 for r in logins if (r.get("additionalEventData") or {}).get("MFAUsed") == "Yes")
+    assert logins
+    assert with_mfa == len(logins)
+    expected = f"usually signs in with MFA ({with_mfa} of {len(logins)} sign-ins)"
+    stratus = next(
+        r["userIdentity"]["arn"]
+        for r in invictus_records
+        if r["eventName"] == "ConsoleLogin" and (r.get("additionalEventData") or {}).get("MFAUsed") == "No"
+    )
+    with open_lake(invictus_store) as con:
+        assert principal_profile(con, BERT)["signin"]["line"] == expected
+        assert principal_activity(con, BERT)["signin"]["line"] == expected
+        assert principal_pivot(con, "bert-jan")["signin"]["line"] == expected
+        assert principal_pivot(con, stratus)["signin"]["line"] == "signs in without MFA as a habit (1 of 1 sign-ins)"
+        assert principal_activity(con, ROLE)["signin"]["line"] == "never signed in to the console"

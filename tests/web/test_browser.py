@@ -141,6 +141,7 @@ def test_profile_and_pivots_render(live_server: LiveServer, page: Page) -> None:
     page.goto(live_server.url + "/principal?arn=arn:aws:iam::123837392027:user/bert-jan")
     assert page.locator("table.heatmap td.h5").count() >= 1
     assert page.inner_text("p.usual-networks").startswith("usual networks: ")
+    assert page.inner_text(".signin-habit") == "usually signs in with MFA (1 of 1 sign-ins)"
     page.wait_for_selector("#daily.js-plotly-plot")
     page.click("a[href='/ip/192.168.10.20']")
     page.wait_for_url("**/ip/192.168.10.20")

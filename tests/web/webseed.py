@@ -98,7 +98,7 @@ def normalise(record: dict[str, Any], source: str, offset: int) -> dict[str, Any
         "actor": principal,
         "session_name": session,
         "access_key_id": ui.get("accessKeyId"),
-        "mfa": None,
+        "mfa": {"Yes": True, "No": False}.get((record.get("additionalEventData") or {}).get("MFAUsed")),
         "invoked_by": ui.get("invokedBy"),
         "vpc_endpoint_id": record.get("vpcEndpointId"),
         "request_parameters": json.dumps(req) if req is not None else None,

@@ -236,6 +236,8 @@ def principal_view(d: Mapping[str, Any], limit: int) -> Group:
     others = list(d.get("matches") or [])[1:]
     if others:
         parts.append(Text("also matching: " + ", ".join(safe(m, 120) for m in others[:5]), style="dim"))
+    if d.get("signin"):
+        parts.append(Text(f"Console sign-in: {d['signin']['line']}"))
     parts.append(api_table(d.get("apis") or [], limit))
     if d.get("usual_networks"):
         parts.append(Text(safe(d["usual_networks"]["line"], 300)))

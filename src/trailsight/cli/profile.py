@@ -92,6 +92,9 @@ def profile_view(p: Mapping[str, Any], *, limit: int = 20) -> Group:
                 style="",
             )
         )
+    signin = p.get("signin")
+    if signin:
+        parts.append(Text(f"Console sign-in: {signin['line']}", style=""))
     peers = p.get("peers") or []
     if peers:
         names = ", ".join(f"{short_arn(str(x['principal']))} ({x['similarity']:.2f})" for x in peers)

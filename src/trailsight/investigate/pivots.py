@@ -21,6 +21,7 @@ import duckdb
 
 from trailsight.investigate.lake import fetch_rows, iso, iso_fields
 from trailsight.investigate.networks import usual_networks
+from trailsight.investigate.signin import signin_habit
 
 __all__ = [
     "api_summary",
@@ -352,4 +353,5 @@ def principal_pivot(con: duckdb.DuckDBPyConnection, principal: str) -> dict[str,
         "sessions": _values(con, "session_name", where, params),
         "user_agents": _values(con, "user_agent", where, params),
         "role_chains": _chains(con, where, params, _MAX_CHAIN_DEPTH, set()),
+        "signin": signin_habit(con, where, params),
     }

@@ -16,6 +16,7 @@ from trailsight.findings.describe import frequency_class
 from trailsight.investigate.lake import fetch_rows, iso, iso_fields, to_time
 from trailsight.investigate.networks import usual_networks
 from trailsight.investigate.pivots import resolve_identity
+from trailsight.investigate.signin import signin_habit
 
 __all__ = [
     "DAYS",
@@ -112,6 +113,7 @@ def principal_profile(
         ]
     profile["heatmap"] = weekly_heatmap(con, where, params)
     profile["daily"] = daily_counts(con, where, params)
+    profile["signin"] = signin_habit(con, where, params)
     profile.update(behaviour_summary(con, str(account or ""), str(arn or ""), until or last_t))
     return profile
 
@@ -167,6 +169,7 @@ def no_activity(arn: str) -> dict[str, Any]:
         "daily": [],
         "peers": [],
         "automation": None,
+        "signin": None,
     }
 
 
@@ -243,6 +246,7 @@ def principal_activity(con: duckdb.DuckDBPyConnection, arn: str) -> dict[str, An
         ),
         "heatmap": weekly_heatmap(con, where, params),
         "daily": daily_counts(con, where, params),
+        "signin": signin_habit(con, where, params),
         **behaviour_summary(con, account_list[0] if account_list else "", arn, last_t),
     }
 
