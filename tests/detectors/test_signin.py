@@ -12,6 +12,7 @@ expressions (``build_feature_table``) to check the detectors row by row.
 from __future__ import annotations
 
 import json
+import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ HOME_IP = "84.59.12.34"
 OFFICE_IP = "62.214.7.9"
 BACKUP_IP = "52.58.10.20"
 NEW_IP = "185.220.101.7"
+ROOT_IP = "91.198.174.192"
 CONSOLE_UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"
 SDK_UA = "Boto3/1.34.0 md/Botocore#1.34.0 ua/2.0 os/linux#6.5 lang/python#3.11.8 Botocore/1.34.0"
 
@@ -137,8 +139,8 @@ def _records() -> list[dict[str, Any]]:
                 ua=SDK_UA,
                 key="AKIAEXAMPLEBACKUP001",
             )
-    r.signin(TEST_DAY + timedelta(hours=11), "root", mfa=True)
-    r.add(TEST_DAY + timedelta(hours=11, minutes=2), "root", "ListUsers", "iam.amazonaws.com")
+    r.signin(TEST_DAY + timedelta(hours=11), "root", mfa=True, ip=ROOT_IP)
+    r.add(TEST_DAY + timedelta(hours=11, minutes=2), "root", "ListUsers", "iam.amazonaws.com", ip=ROOT_IP)
     return r.items
 
 
@@ -246,3 +248,39 @@ def test_real_capture_signins_without_history_raise_nothing_about_mfa(tmp_path: 
     scores = SigninDetector().score(logins)
     assert not any(code == "signin_without_mfa" for rs in scores.reasons for r in rs for code in [r.code])
     assert [r.get("signin_fails") for r in logins.to_pylist()] == [0] * logins.num_rows
+
+
+def test_sign_in_reasons_reach_the_cli_the_web_page_and_the_exports(store: Path, findings: list[Finding]) -> None:
+    """``findings show``, the web finding page, OCSF (pydantic-ocsf) and ASFF (botocore) carry the line."""
+    from botocore.session import get_session
+    from botocore.validate import ParamValidator
+    from ocsf.v1_7_0.events import DetectionFinding
+    from typer.testing import CliRunner
+
+    from trailsight.cli.main import app
+    from trailsight.findings.export_asff import to_asff
+    from trailsight.findings.export_ocsf import to_ocsf
+    from trailsight.store.findings import save_findings
+    from trailsight.web.app import create_app
+
+    with warnings.catch_warnings():
+        # starlette's TestClient warns at import that it prefers the httpx2 package; not ours to fix.
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    line = "signed in without MFA — maria always uses it (21 of 21 earlier sign-ins)"
+    maria = next(f for f in findings if f.principal.endswith("user/maria") and not f.members)
+    save_findings(store, [maria])
+    shown = CliRunner().invoke(app, ["findings", "show", maria.id, "--store", str(store)], env={"COLUMNS": "400"})
+    assert shown.exit_code == 0, shown.output
+    assert line in shown.output
+    html = TestClient(create_app(store), base_url="http://127.0.0.1").get(f"/findings/{maria.id}").text
+    assert line in html
+    doc = to_ocsf(maria)
+    DetectionFinding.model_validate(doc)
+    assert line in doc["finding_info"]["desc"]
+    assert any(a["anomalies"][0]["observation_parameter"] == "signin_without_mfa" for a in doc["anomaly_analyses"])
+    item = to_asff(maria)
+    shape = get_session().get_service_model("securityhub").operation_model("BatchImportFindings").input_shape
+    assert not ParamValidator().validate({"Findings": [item]}, shape).has_errors()
+    assert line in item["Description"]
