@@ -28,6 +28,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
+from trailsight.config import Settings, load_settings
+from trailsight.detectors.base import Detector
 from trailsight.detectors.registry import create
 from trailsight.enrich.effects import EffectContext, effects_of
 from trailsight.features.asof import build_feature_table
@@ -51,13 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--truth", type=Path, default=DEFAULT_TRUTH)
     ap.add_argument("--network", action="store_true", help="the network-class and geo-velocity signals instead")
     ap.add_argument("--detectors", help="comma-separated detectors to measure alone instead of the effects")
+    ap.add_argument("--config", type=Path, help="a trailsight.toml whose [detectors.<name>] settings to use")
     args = ap.parse_args(argv)
     truth = json.loads(args.truth.read_text(encoding="utf-8"))
     since, until = _iso(truth["test_start"]), _iso(truth["test_end"])
     if args.network:
         return network_alone(args.store, truth, since, until)
     if args.detectors:
-        return detectors_alone(args.store, truth, since, until, args.detectors.split(","))
+        settings = load_settings(args.config) if args.config else None
+        return detectors_alone(args.store, truth, since, until, args.detectors.split(","), settings)
     con = connect()
     open_events(con, StoreLayout(args.store), since, until, 90)
     names = watched_names()
@@ -86,29 +92,46 @@ def main(argv: list[str] | None = None) -> int:
 Item = tuple[datetime, str, set[str]]
 
 
-def detectors_alone(store: Path, truth: dict[str, Any], since: datetime, until: datetime, names: list[str]) -> int:
-    """Print, per detector, the campaigns its fired events touch and its benign groups."""
+def week_features(store: Path, since: datetime, until: datetime) -> pa.Table:
+    """The as-of features of ``[since, until)`` from the store, as the Ibis expressions compute them."""
     with quiet_ibis():
         con = connect()
         events = open_events(con, StoreLayout(store), since, until, 90)
-        features = con.to_pyarrow(build_feature_table(events, since, until))
-    for detector in create(names):
-        scores = detector.score(features)
-        by_principal: dict[str, list[Item]] = defaultdict(list)
-        times, principals = features["event_time"].to_pylist(), features["principal"].to_pylist()
-        for i in (int(j) for j in scores.fired.nonzero()[0]):
-            codes = {r.code for r in scores.reasons[i]}
-            by_principal[str(principals[i])].append((times[i], str(scores.event_ids[i]), codes))
-        print(f"## {detector.name}: {int(scores.fired.sum())} events fired")
-        _report(truth, since, until, by_principal, "reason")
+        table: pa.Table = con.to_pyarrow(build_feature_table(events, since, until))
+    return table
+
+
+def fired_groups(features: pa.Table, detector: Detector) -> dict[str, list[Item]]:
+    """The events ``detector`` fires on, per principal, with their reason codes."""
+    scores = detector.score(features)
+    by_principal: dict[str, list[Item]] = defaultdict(list)
+    times, principals = features["event_time"].to_pylist(), features["principal"].to_pylist()
+    for i in (int(j) for j in scores.fired.nonzero()[0]):
+        codes = {r.code for r in scores.reasons[i]}
+        by_principal[str(principals[i])].append((times[i], str(scores.event_ids[i]), codes))
+    return by_principal
+
+
+def detectors_alone(
+    store: Path, truth: dict[str, Any], since: datetime, until: datetime, names: list[str], settings: Settings | None
+) -> int:
+    """Print, per detector, the campaigns its fired events touch and its benign groups."""
+    features = week_features(store, since, until)
+    for detector in create(names, settings):
+        groups = fired_groups(features, detector)
+        print(f"## {detector.name}: {sum(len(v) for v in groups.values())} events fired")
+        _report(truth, since, until, groups, "reason")
         print()
     return 0
 
 
-def _report(
-    truth: dict[str, Any], since: datetime, until: datetime, by_principal: dict[str, list[Item]], what: str
-) -> None:
-    """Group each principal's items with the findings' gap; print campaigns touched and benign groups."""
+def tally(
+    truth: dict[str, Any], by_principal: dict[str, list[Item]]
+) -> tuple[dict[str, set[str]], dict[str, int], int]:
+    """Group each principal's items with the findings' gap.
+
+    Returns (kinds per campaign touched, benign groups per kind, benign groups).
+    """
     campaign = {e: c["id"] for c in truth["campaigns"] for e in c["event_ids"]}
     groups: list[list[Item]] = []
     for items in by_principal.values():
@@ -132,6 +155,14 @@ def _report(
             false_positives += 1
             for k in kinds:
                 benign[k] += 1
+    return touched, benign, false_positives
+
+
+def _report(
+    truth: dict[str, Any], since: datetime, until: datetime, by_principal: dict[str, list[Item]], what: str
+) -> None:
+    """Print the campaigns the items touch and the benign groups, by kind."""
+    touched, benign, false_positives = tally(truth, by_principal)
     days = max(1, round((until - since).total_seconds() / 86400))
     print(f"campaigns touched: {len(touched)} of {len(truth['campaigns'])}")
     print(f"benign groups: {false_positives} ({false_positives / days:.2f} a day)")
