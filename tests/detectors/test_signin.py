@@ -284,3 +284,29 @@ def test_sign_in_reasons_reach_the_cli_the_web_page_and_the_exports(store: Path,
     shape = get_session().get_service_model("securityhub").operation_model("BatchImportFindings").input_shape
     assert not ParamValidator().validate({"Findings": [item]}, shape).has_errors()
     assert line in item["Description"]
+
+
+def test_the_local_engine_gives_the_expression_s_sign_in_columns(store: Path, features: pa.Table) -> None:
+    """The numpy chunk path (sparse pairs, failure runs) equals the Ibis expression on this store."""
+    from trailsight.engines.local import materialise_profiles
+    from trailsight.features.chunk import ChunkFeatures
+    from trailsight.features.options import FeatureOptions
+    from trailsight.features.source import all_lake_files
+
+    layout = StoreLayout(store)
+    since, until = TEST_DAY + timedelta(hours=6), TEST_DAY + timedelta(days=1)  # same-day history counts
+    with quiet_ibis():
+        con = connect()
+        profiles, _ = materialise_profiles(con, layout, all_lake_files(layout), since, until, FeatureOptions())
+        events = open_events(con, layout, since, until, 0, table_name="chunk_events")
+        got = ChunkFeatures(con, profiles, FeatureOptions())(events, "chunk_events", since, until)
+    want = features.filter(pc.greater_equal(features["event_time"], pa.scalar(since)))
+    columns = [c for c in got.column_names if c.startswith(("p_signin", "k_", "signin_")) or c.split("_")[0] == "k"]
+    assert {"p_signin_n", "p_signin_mfa_n", "k_n", "k_asn_n", "signin_fails", "signin_fails_first"} <= set(columns)
+    assert got.num_rows == want.num_rows > 0
+    for name in columns:
+        expected = want.column(name)
+        if expected.type != got.schema.field(name).type:  # DuckDB sums integers as HUGEINT
+            expected = expected.cast(got.schema.field(name).type)
+        assert got.column(name).equals(expected), name
+    assert max(got.column("signin_fails").to_pylist()) == 4

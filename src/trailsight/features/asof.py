@@ -104,13 +104,23 @@ class Pair:
     """One as-of pair: feature columns ``<name>_n``, ``_days``, ``_first``, ``_last``, ``_freq``.
 
     ``owner`` is the single-key pair whose age sets the span of the frequency class;
-    ``hours`` adds ``<name>_hours`` (distinct earlier clock hours with the pair).
+    ``hours`` adds ``<name>_hours`` (distinct earlier clock hours with the pair). A ``sparse``
+    pair counts only the events where every key is present (sign-ins, long-term keys): the
+    others take no part, and their figures are 0 (counts) and null (times).
     """
 
     name: str
     keys: tuple[str, ...]
     owner: str
     hours: bool = False
+    sparse: bool = False
+
+    def present(self, table: ir.Table) -> ir.BooleanValue:
+        """True on the rows of ``table`` (prepared) a sparse pair counts."""
+        out: ir.BooleanValue = ibis.literal(True)
+        for key in self.keys:
+            out = out & table[key].notnull()
+        return out
 
 
 #: The pairs computed for every event. Key names are event columns or derived ones (``api``, ``hour``).
@@ -142,10 +152,10 @@ PAIRS: tuple[Pair, ...] = (
     Pair("api_city", ("api", "city"), "a", hours=True),
     Pair("api_country", ("api", "country"), "a", hours=True),
     # Sign-ins and long-term keys (derived keys from :data:`DERIVED_KEYS`; see signin_keys).
-    Pair("p_signin", ("principal", "signin"), "p"),
-    Pair("p_signin_mfa", ("principal", "signin_mfa"), "p"),
-    Pair("k", ("lt_key",), "p"),
-    Pair("k_asn", ("lt_key", "asn"), "p"),
+    Pair("p_signin", ("principal", "signin"), "p", sparse=True),
+    Pair("p_signin_mfa", ("principal", "signin_mfa"), "p", sparse=True),
+    Pair("k", ("lt_key",), "p", sparse=True),
+    Pair("k_asn", ("lt_key", "asn"), "p", sparse=True),
 )
 
 #: Key columns :func:`prepare` derives from the event columns (besides ``api``, ``hour``, ``how``).
@@ -259,6 +269,8 @@ def prepare(events: ir.Table) -> ir.Table:
 def pair_daily(hist: ir.Table, pair: Pair) -> ir.Table:
     """The pair's daily profile: per (keys, day) ``_n`` events, ``_first``/``_last`` times, ``_hours``."""
     keys = [key_column(k) for k in pair.keys]
+    if pair.sparse:
+        hist = hist.filter(pair.present(hist))
     aggs: dict[str, Any] = {
         "_n": hist.count(),
         "_first": hist.event_time.min(),
@@ -292,6 +304,8 @@ def _pair_part(cur: ir.Table, pair: Pair, profile: ir.Table) -> ir.Table:
     """
     nm = pair.name
     keys = [key_column(k) for k in pair.keys]
+    if pair.sparse:
+        cur = cur.filter(pair.present(cur))
     narrow = cur.select("event_id", "event_time", "day", "hour_idx", *keys)
     order = [narrow.event_time, narrow.event_id]
     kcols = [narrow[k] for k in keys]
@@ -571,6 +585,9 @@ def finish(cur: ir.Table, options: FeatureOptions) -> ir.Table:
         delta = (cur.event_time.epoch_seconds() - first.epoch_seconds()).cast("float64") / SECONDS_PER_DAY
         return ibis.ifelse(first.isnull(), 0.0, delta)
 
+    # A sparse pair's rows that take no part have no figures: their counts are 0.
+    counts = [f"{p.name}_{c}" for p in PAIRS if p.sparse for c in ("n", "days", *(("hours",) if p.hours else ()))]
+    cur = cur.mutate(**{c: cur[c].fill_null(0) for c in counts})
     cur = cur.mutate(p_age_days=age("p_first"), a_age_days=age("a_first"), x_age_days=age("x_first"))
     spans = {"p": cur.p_age_days, "a": cur.a_age_days, "x": cur.x_age_days}
     cur = cur.mutate(**{f"{p.name}_freq": _freq(cur[f"{p.name}_days"], spans[p.owner]) for p in PAIRS})

@@ -233,14 +233,26 @@ def _times(values: IntArray) -> pa.Array:
 
 
 def _pair(
-    codes: KeyCodes, pair: Pair, times: IntArray, day: IntArray, hour_idx: IntArray, profile: pa.Table
+    codes: KeyCodes,
+    pair: Pair,
+    times: IntArray,
+    day: IntArray,
+    hour_idx: IntArray,
+    profile: pa.Table,
+    rows: IntArray | None = None,
 ) -> dict[str, pa.Array]:
+    """One pair's figures for every row; with ``rows`` (a sparse pair's rows), only those take part."""
     keys = [key_column(k) for k in pair.keys]
-    d0, days = value_span(day)
-    groups = _Groups(combine_codes([*(codes.part(k) for k in keys), (day - d0, days)]))
+    parts = [codes.part(k) for k in keys]
+    at_day = day
+    if rows is not None:
+        times, at_day, hour_idx = times[rows], day[rows], hour_idx[rows]
+        parts = [(values[rows], size) for values, size in parts]
+    d0, days = value_span(at_day)
+    groups = _Groups(combine_codes([*parts, (at_day - d0, days)]))
     rn = groups.row_number()
     seen = rn > 0
-    match = _lookup(codes, keys, day, profile, "day", groups.rep)
+    match = _lookup(codes, keys, day, profile, "day", groups.rep if rows is None else rows[groups.rep])
     nm = pair.name
     pn, _ = _gather(profile, f"{nm}__pn", match, groups.ids)
     pd, _ = _gather(profile, f"{nm}__pd", match, groups.ids)
@@ -250,11 +262,10 @@ def _pair(
     tl = groups.lag(times)
     pf_np = np.where(pf_ok, pf, _NAT)
     pl_np = np.where(pl_ok, pl, _NAT)
-    out = {
-        f"{nm}_n": pa.array(pn + rn, pa.int64()),
-        f"{nm}_days": pa.array(pd + seen.astype(np.int64), pa.int64()),
-        f"{nm}_first": _times(np.where(pf_np != _NAT, pf_np, np.where(seen, tf, _NAT))),
-        f"{nm}_last": _times(np.where(seen, tl, pl_np)),
+    counts = {f"{nm}_n": pn + rn, f"{nm}_days": pd + seen.astype(np.int64)}
+    stamps = {
+        f"{nm}_first": np.where(pf_np != _NAT, pf_np, np.where(seen, tf, _NAT)),
+        f"{nm}_last": np.where(seen, tl, pl_np),
     }
     if pair.hours:
         ph, _ = _gather(profile, f"{nm}__ph", match, groups.ids)
@@ -266,7 +277,26 @@ def _pair(
         changes = np.cumsum(new_hour)
         earlier_hours = groups.unsort(changes - changes[groups.start])
         again = groups.unsort(~new_hour)
-        out[f"{nm}_hours"] = pa.array(ph + earlier_hours + again.astype(np.int64), pa.int64())
+        counts[f"{nm}_hours"] = ph + earlier_hours + again.astype(np.int64)
+    if rows is not None:  # the rows that take no part: counts 0, times null
+        for values, fill in ((counts, 0), (stamps, _NAT)):
+            for name, part in values.items():
+                whole = np.full(len(day), fill, dtype=np.int64)
+                whole[rows] = part
+                values[name] = whole
+    out = {name: pa.array(values, pa.int64()) for name, values in counts.items()}
+    out.update({name: _times(values) for name, values in stamps.items()})
+    return out
+
+
+def pair_rows(table: pa.Table, pair: Pair) -> IntArray | None:
+    """The rows of ``table`` a sparse pair counts (every key present); None for the other pairs."""
+    if not pair.sparse:
+        return None
+    mask = np.ones(table.num_rows, dtype=bool)
+    for key in pair.keys:
+        mask &= table.column(key).is_valid().to_numpy(zero_copy_only=False)
+    out: IntArray = np.flatnonzero(mask).astype(np.int64)
     return out
 
 
@@ -376,7 +406,7 @@ class ChunkFeatures:
         built: dict[str, pa.Array] = {}
         for pair in self._pairs:
             profile = self._scored(db, pair.name, "day", d_lo, d_hi + 1)
-            built.update(_pair(codes, pair, times, day, hour_idx, profile))
+            built.update(_pair(codes, pair, times, day, hour_idx, profile, pair_rows(cur, pair)))
 
         # Volume: the principal's calls earlier in the clock hour; its usual hour-of-week counts.
         h0, h_span = value_span(hour_idx)

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from trailsight.features.asof import DERIVED_KEYS, HOW_OFFSET, NUMERIC_KEYS, PAIR_BY_NAME, PAIRS, key_column
 from trailsight.features.behaviour import AWS_NETWORK_KINDS, PERSON_IDENTITIES
-from trailsight.features.chunk import IntArray, KeyCodes, combine_codes, dense, ints, value_span
+from trailsight.features.chunk import IntArray, KeyCodes, combine_codes, dense, ints, pair_rows, value_span
 from trailsight.store.state import transaction
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -202,14 +202,21 @@ class DailyProfiles:
 
         for pair in PAIRS:
             keys = [key_column(k) for k in pair.keys]
-            g = grouped(keys, [by_day])
-            cols = key_columns(g, keys)
-            cols["day"] = pa.array(day[g.rep], pa.int64())
+            rows = pair_rows(table, pair)
+            p_times, p_day, p_hours = times, day, hour_idx
+            if rows is None:
+                g = grouped(keys, [by_day])
+            else:  # a sparse pair: only the rows with every key take part
+                p_times, p_day, p_hours = times[rows], day[rows], hour_idx[rows]
+                parts = [(values[rows], size) for values, size in map(codes.part, keys)]
+                g = _Grouped(combine_codes([*parts, (p_day - d0, d_span)]))
+            cols = key_columns(g, keys, rows)
+            cols["day"] = pa.array(p_day[g.rep], pa.int64())
             cols["_n"] = pa.array(g.count(), pa.int64())
-            cols["_first"] = pa.array(g.minimum(times), pa.int64()).cast(_TS)
-            cols["_last"] = pa.array(g.maximum(times), pa.int64()).cast(_TS)
+            cols["_first"] = pa.array(g.minimum(p_times), pa.int64()).cast(_TS)
+            cols["_last"] = pa.array(g.maximum(p_times), pa.int64()).cast(_TS)
             if pair.hours:
-                cols["_hours"] = pa.array(g.distinct(hour_idx), pa.int64())
+                cols["_hours"] = pa.array(g.distinct(p_hours), pa.int64())
             out[pair.name] = pa.table(cols)
 
         h0, h_span = value_span(hour_idx)
