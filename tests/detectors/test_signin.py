@@ -3,7 +3,8 @@
 Hand-made CloudTrail for three weeks of a small account goes through the real ingest into a
 DuckDB/Parquet store: maria always signs in with MFA, li (a legacy user) never does, omar signs in
 with MFA, the root user is never used and a backup user's long-term key calls S3 from one network.
-On the test day maria and li sign in without MFA, omar signs in after four failed attempts, the
+On the test day maria and li sign in without MFA, omar signs in after four failed passwords and a
+wrong MFA code, the
 root user signs in and the backup key calls from a network it never used. Detection runs through
 ``trailsight.pipeline.detect``; the features are also read directly from the store with the Ibis
 expressions (``build_feature_table``) to check the detectors row by row.
@@ -126,6 +127,16 @@ def _records() -> list[dict[str, Any]]:
         if test:
             for k in range(4):
                 r.signin(omar + timedelta(seconds=40 * k), "omar", mfa=False, ok=False, ip=OFFICE_IP)
+            r.add(  # a wrong MFA code counts as a failure too
+                omar + timedelta(seconds=170),
+                "omar",
+                "CheckMfa",
+                "signin.amazonaws.com",
+                ip=OFFICE_IP,
+                eventType="AwsConsoleSignIn",
+                responseElements={"CheckMfa": "Failure"},
+                errorMessage="Failed authentication",
+            )
             omar += timedelta(minutes=3)
         r.signin(omar, "omar", mfa=True, ip=OFFICE_IP)
         r.work(omar, "omar", ip=OFFICE_IP)
@@ -195,7 +206,7 @@ def test_no_mfa_is_usual_for_the_person_who_never_uses_it(findings: list[Finding
 
 def test_failures_then_success_is_raised(findings: list[Finding]) -> None:
     assert "signin_after_failures" in _codes(findings, "user/omar")
-    assert "signed in after 4 failed sign-ins in 3 min" in _lines(findings, "user/omar")
+    assert "signed in after 5 failed sign-ins in 3 min" in _lines(findings, "user/omar")
 
 
 def test_root_signin_is_raised_against_the_account_history(findings: list[Finding]) -> None:
@@ -211,7 +222,7 @@ def test_features_count_sign_ins_and_failures(features: pa.Table) -> None:
     maria = [r for r in rows if r["principal_name"] == "maria"]
     assert [(r["p_signin_n"], r["p_signin_mfa_n"]) for r in maria] == [(21, 0)]
     omar = [r for r in rows if r["principal_name"] == "omar"]
-    assert [r["signin_fails"] for r in omar] == [0, 0, 0, 0, 4]
+    assert [r["signin_fails"] for r in omar] == [0, 0, 0, 0, 5]  # four failed passwords, one failed MFA code
     assert omar[-1]["signin_fails_first"] == omar[0]["event_time"]
 
 
@@ -309,4 +320,4 @@ def test_the_local_engine_gives_the_expression_s_sign_in_columns(store: Path, fe
         if expected.type != got.schema.field(name).type:  # DuckDB sums integers as HUGEINT
             expected = expected.cast(got.schema.field(name).type)
         assert got.column(name).equals(expected), name
-    assert max(got.column("signin_fails").to_pylist()) == 4
+    assert max(got.column("signin_fails").to_pylist()) == 5

@@ -19,7 +19,8 @@ Algorithm, in plain words:
 * **Failures, then a success.** A successful sign-in that follows at least ``min_failures`` (3)
   failed sign-ins of the same person since their previous success of the same UTC day, the first
   of them at most ``burst_minutes`` (30) earlier, scores ``burst_score`` (0.8). A failed
-  sign-in is one with an error code or message ("Failed authentication").
+  sign-in is one with an error code or message ("Failed authentication"); a failed MFA step
+  (``CheckMfa``) counts too.
 * **Root.** Any call by the root user — its console sign-in included — scores ``root_score``
   (0.9 for a sign-in, ``root_api_score`` 0.75 for other calls) when the account's root user was
   active on fewer than ``root_usual_days`` (3) earlier days of the forget window: root is rarely

@@ -216,15 +216,17 @@ def signin_keys(events: ir.Table) -> dict[str, ir.Value]:
     """The derived keys of sign-ins and long-term keys, null on every other event.
 
     ``signin``: ``ok`` or ``fail`` for a console sign-in (``ConsoleLogin``; failed when it carries
-    an error code or message, as CloudTrail writes "Failed authentication"). ``signin_mfa``:
+    an error code or message, as CloudTrail writes "Failed authentication"); a failed MFA step
+    (``CheckMfa`` with an error) is a ``fail`` too. ``signin_mfa``:
     ``mfa``, ``nomfa`` or ``unknown`` for a successful one. ``lt_key``: the access key id when it
     is a long-term key (``AKIA…``).
     """
     login = events.event_name == "ConsoleLogin"
     failed = events.error_code.notnull() | events.error_message.notnull()
     ok = login & ~failed
+    step = login | (events.event_name == "CheckMfa")
     return {
-        "signin": ibis.cases((login & failed, "fail"), (login, "ok"), else_=ibis.null("string")),
+        "signin": ibis.cases((step & failed, "fail"), (login, "ok"), else_=ibis.null("string")),
         "signin_mfa": ibis.cases(
             (ok & events.mfa.fill_null(False), "mfa"),
             (ok & ~events.mfa.fill_null(True), "nomfa"),
