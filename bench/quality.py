@@ -3,7 +3,9 @@
     .venv/bin/python bench/quality.py [--store S] [--logs DIR] [--truth FILE] [--detectors a,b] [--budget 5]
 
 Columns: ``High/day`` counts findings of High confidence, ``sev High/day`` findings of High
-severity (what the calls did, trailsight.scoring.policy).
+severity (what the calls did, trailsight.scoring.policy). ``event cov`` is the share of all
+campaign events inside some finding, ``event prec`` the share of the findings' events that are
+campaign events (both as the benchmark's scorer defines them).
 
 Rows: each seed detector alone and the behaviour model alone (every finding they raise, no
 alert threshold), the union of the seed detectors' findings (each rule raising its own
@@ -103,7 +105,7 @@ def _row(label: str, res: dict[str, Any], budget: int, days: int) -> str:
         f"| {res['false_positive_findings_per_day']:6.1f} "
         f"| {res['recall_at_budget']:14.2f} | {res['average_precision']:.2f}  "
         f"| {res['traps_fired']:>5d}/{res['traps_total']:<5d} | {res['event_coverage']:9.2f} "
-        f"| {res['seconds']:7.1f} |"
+        f"| {res['event_precision']:10.2f} | {res['seconds']:7.1f} |"
     )
 
 
@@ -191,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     keep.mkdir(parents=True, exist_ok=True)
     header = (
         f"| {'method':24s} | campaigns | findings/day | High/day    | sev High/day | precision | FP/day "
-        f"| recall@{args.budget}/day | AP    | traps fired | event cov | seconds |"
+        f"| recall@{args.budget}/day | AP    | traps fired | event cov | event prec | seconds |"
     )
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")

@@ -29,6 +29,7 @@ from trailsight.finding import Finding, UnusualEvent
 from trailsight.findings import suppress
 from trailsight.findings.describe import describe as describe_findings
 from trailsight.findings.group import group_findings
+from trailsight.findings.session import add_session_calls
 from trailsight.findings.touched import add_what_was_done
 from trailsight.scoring.events import ChunkScorer
 from trailsight.scoring.options import ScoringOptions
@@ -119,6 +120,8 @@ def detect(
         if findings:  # what the calls did: effects, resources, counterparties, severity
             with opened.calls_for(findings) as (con, view):
                 findings = add_what_was_done(findings, con, view)
+                # Then everything the same session did in the burst, unusual or not (event_ids only).
+                findings = add_session_calls(findings, con, view, timedelta(minutes=scoring.gap_minutes))
         if findings and describe:
             with opened.events_for(findings) as (con, view):
                 described = describe_findings(findings, con, settings=settings, events=view)

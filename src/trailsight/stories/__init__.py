@@ -20,7 +20,7 @@ from trailsight.finding import Finding
 from trailsight.store import lineage
 from trailsight.store.findings import connect_state
 from trailsight.store.layout import StoreLayout
-from trailsight.stories.correlate import build_stories
+from trailsight.stories.correlate import build_stories, parent_node, session_key_nodes
 from trailsight.stories.follow import follow_ups
 from trailsight.stories.options import StoryOptions
 
@@ -60,9 +60,12 @@ def tell(
     known = {(x.event_id, x.link) for x in fresh}
     links = [x for x in earlier if (x.event_id, x.link) not in known] + fresh
     run_days = (until - since).total_seconds() / 86400.0
-    # What the identities made by a raised finding's actor then did, unusual or not.
-    actors = {f.actor or f.principal for f in raised}
-    uses = follow_ups(layout, [x for x in links if x.parent in actors], until)
+    # What the identities made by a raised finding's actor then did, unusual or not
+    # (by its key when the caller is a role session: what the person's other sessions made is not followed).
+    made_by_raised = {"a:" + (f.actor or f.principal) for f in raised} | {
+        n for f in raised for n in session_key_nodes(f)
+    }
+    uses = follow_ups(layout, [x for x in links if parent_node(x) in made_by_raised], until)
     stories, findings = build_stories(raised, weak, links, options, run_days=run_days, history=history, uses=uses)
     novelty = Counter((f.actor or f.principal, f.first_seen.astimezone(UTC).date()) for f in weak)
     return StoryRun(stories=stories, findings=findings, links=fresh, novelty=dict(novelty))

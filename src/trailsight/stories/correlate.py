@@ -46,7 +46,7 @@ from trailsight.store.lineage import Link, user_node
 from trailsight.stories.options import StoryOptions
 from trailsight.stories.risk import Accumulated, accumulate
 
-__all__ = ["MAX_FANOUT", "STAGES", "build_stories", "story_id"]
+__all__ = ["MAX_FANOUT", "STAGES", "build_stories", "parent_node", "session_key_nodes", "story_id"]
 
 #: A caller handing credentials to more identities than this in the window is a broker.
 MAX_FANOUT: Final = 25
@@ -160,12 +160,35 @@ def _key_owner(link: Link) -> tuple[str, str] | None:
     return (m.group(1), m.group(2)) if m else None
 
 
+def _is_session(actor: str) -> bool:
+    """Whether ``actor`` is a role session (``<role ARN>/<session>``): its credential is one temporary key."""
+    return _ROLE_RE.match(actor) is not None
+
+
+def parent_node(link: Link) -> str:
+    """The node a link's caller joins by: its session's key for a role session, else its actor."""
+    m = _ROLE_RE.match(link.parent)
+    if m and link.parent_key:
+        return _key_node(link.parent_key, m.group(1) or link.account_id, m.group(2))
+    return "a:" + link.parent
+
+
+def session_key_nodes(f: Finding) -> list[str]:
+    """The key nodes of finding ``f``'s credentials (what a link made with them joins by)."""
+    name = f.principal.rsplit("/", 1)[-1]
+    return [_key_node(k, f.account_id, name) for k in f.access_keys]
+
+
 def _unit_nodes(f: Finding, raised: bool, trusted: set[str], shared_ips: set[str], options: StoryOptions) -> list[str]:
-    nodes = ["a:" + (f.actor or f.principal)]
+    actor = f.actor or f.principal
+    # A role session's credential is its temporary key: its weak signals join by that key, and
+    # among themselves ("w:"), not by the person or role behind it, whose other sessions are
+    # other credentials. Raised findings of one actor still join each other.
+    nodes = ["a:" + actor] if raised or not _is_session(actor) else ["w:" + actor]
     if ":user/" in f.principal:
         nodes.append(user_node(f.account_id, f.principal))
     name = f.principal.rsplit("/", 1)[-1]
-    nodes += [_key_node(k, f.account_id, name) for k in f.access_keys]
+    nodes += session_key_nodes(f)
     if f.principal in trusted:
         nodes.append("r:" + f.principal)
     if ":role/" in f.principal:
@@ -232,7 +255,7 @@ def build_stories(
     uf = _UnionFind()
     for link in useful:
         for node in _link_nodes(link):
-            uf.union("a:" + link.parent, node)
+            uf.union(parent_node(link), node)
     unit_nodes: dict[str, list[str]] = {}
     for u in units:
         nodes = _unit_nodes(u.finding, u.raised, trusted, shared_ips, options)
@@ -252,7 +275,7 @@ def build_stories(
         members = sorted(components[root], key=lambda u: (u.finding.first_seen, u.finding.id))
         for group in _split(members, window):
             in_group = {n for u in group for n in unit_nodes[u.finding.id]}
-            group_links = [x for x in useful if "a:" + x.parent in in_group or set(_link_nodes(x)) & in_group]
+            group_links = [x for x in useful if parent_node(x) in in_group or set(_link_nodes(x)) & in_group]
             story = _story(group, group_links, options, rate, history or {}, tested)
             if story is None:
                 continue
@@ -331,7 +354,19 @@ def _story(
     high, medium = CONFIDENCE_BANDS
     top = max((u.finding.score for u in group), default=0.0)
     confidence = "High" if top >= high or by_lineage else "Medium" if top >= medium or raised else "Low"
-    event_ids = list(dict.fromkeys(e for s in steps for e in s.event_ids))
+    # The story's own events are its evidence: the raised members (with their sessions' calls),
+    # the lineage calls, what the made identities did, and the weak signals only where they are
+    # the evidence (accumulated risk) or share a raised member's credential. Other weak signals
+    # stay steps, with their events, as context.
+    accumulated = acc is not None and acc.raised
+    raised_keys = {k for u in raised for k in u.finding.access_keys}
+    evidence = [
+        (u.finding.first_seen, u.finding.event_ids)
+        for u in group
+        if u.raised or u.use or accumulated or raised_keys & set(u.finding.access_keys)
+    ]
+    evidence += [(x.event_time, [x.event_id]) for x in links]
+    event_ids = list(dict.fromkeys(e for _, ids in sorted(evidence, key=lambda p: p[0]) for e in ids))
     keys = list(
         dict.fromkeys([k for u in group for k in u.finding.access_keys] + [x.child_key for x in links if x.child_key])
     )

@@ -1,0 +1,93 @@
+"""Everything the session did: a raised finding carries the other calls of its own session in its burst.
+
+A finding is made of the events that scored as unusual; the calls around them by the same
+credential are not unusual one by one (the hundredth ``PutObject`` of a ransomware run scores
+like the second), yet an analyst reading the finding wants all of them: what this session did.
+
+Algorithm, in plain words: a finding's *session* is its actor with one of the access keys its
+unusual events used (a temporary key is one role session, a long-term key one user's key); a
+finding whose events carry no key (a console sign-in) has its actor on its own source addresses
+instead. The session's calls from ``gap`` before the finding's first event to ``gap`` after its
+last (``[scoring] gap_minutes``, what already joins unusual events into one finding) are added
+to its ``event_ids`` after the unusual ones, up to :data:`MAX_SESSION_EVENTS`. Its count, score,
+APIs and explanation stay those of the unusual events. One query serves all findings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import pyarrow as pa
+
+from trailsight.errors import StoreError
+from trailsight.features.source import raw_connection
+from trailsight.finding import Finding
+
+__all__ = ["MAX_SESSION_EVENTS", "add_session_calls"]
+
+#: Calls of a session kept beside a finding's unusual events (the earliest ones).
+MAX_SESSION_EVENTS: Final = 1000
+
+_IDENT: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def add_session_calls(findings: Sequence[Finding], con: Any, events: str, gap: timedelta) -> list[Finding]:
+    """``findings`` with the other calls of each one's session within ``gap`` of it added to ``event_ids``.
+
+    ``events`` is a view of ``con`` holding the findings' range (the run's lake view).
+    """
+    if not findings:
+        return []
+    if not _IDENT.match(events):
+        raise StoreError(f"session calls: events relation {events!r} is not a plain SQL name")
+    rows: dict[str, list[Any]] = {"n": [], "actor": [], "key": [], "ip": [], "lo": [], "hi": []}
+    for n, f in enumerate(findings):
+        lo, hi = f.first_seen - gap, f.last_seen + gap
+        sessions = [(k, None) for k in f.access_keys] or [(None, x.ip) for x in f.networks]
+        for key, ip in sessions:
+            for name, value in (("n", n), ("actor", f.actor or f.principal), ("key", key), ("ip", ip)):
+                rows[name].append(value)
+            rows["lo"].append(lo.astimezone(UTC))
+            rows["hi"].append(hi.astimezone(UTC))
+    if not rows["n"]:
+        return list(findings)
+    wanted = pa.table(
+        {
+            "n": pa.array(rows["n"], pa.int64()),
+            "actor": pa.array(rows["actor"], pa.string()),
+            "key": pa.array(rows["key"], pa.string()),
+            "ip": pa.array(rows["ip"], pa.string()),
+            "lo": pa.array(rows["lo"], pa.timestamp("us", tz="UTC")),
+            "hi": pa.array(rows["hi"], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    db = raw_connection(con)
+    since: datetime = min(rows["lo"])
+    until: datetime = max(rows["hi"])
+    db.register("_ts_session_wanted", wanted)
+    try:
+        found = db.execute(
+            "SELECT DISTINCT w.n, e.event_id, epoch_us(e.event_time) AS t FROM "
+            f"(SELECT event_id, event_time, actor, access_key_id, source_ip FROM {events} "
+            " WHERE event_time >= ? AND event_time <= ?) e "
+            "JOIN _ts_session_wanted w ON e.actor = w.actor AND e.event_time >= w.lo AND e.event_time <= w.hi "
+            "AND (e.access_key_id = w.key OR (w.key IS NULL AND e.source_ip = w.ip)) "
+            "ORDER BY w.n, t, e.event_id",
+            [since, until],
+        ).fetchall()
+    finally:
+        db.unregister("_ts_session_wanted")
+    calls: dict[int, list[str]] = defaultdict(list)
+    for n, event_id, _ in found:
+        calls[int(n)].append(str(event_id))
+    out = []
+    for n, f in enumerate(findings):
+        own = set(f.event_ids)
+        extra = [e for e in calls.get(n, []) if e not in own][:MAX_SESSION_EVENTS]
+        out.append(replace(f, event_ids=[*f.event_ids, *extra]) if extra else f)
+    return out
