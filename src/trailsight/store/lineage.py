@@ -12,9 +12,15 @@ from the caller (its ``actor``) to what it made:
   temporary key (``responseElements.credentials.accessKeyId``) and its ``sourceIdentity``; a
   role chain is a link whose caller is itself a session, in the same account or another;
 * ``trust`` — ``CreateRole`` / ``UpdateAssumeRolePolicy`` whose trust policy names a principal
-  outside the role's account (or ``*``): the role, whose later sessions follow.
+  outside the role's account (or ``*``): the role, whose later sessions follow;
+* ``outside_use`` — a machine role's credentials (a Lambda function's, an instance's, a
+  pipeline's) used outside their resource: from a public address, and, as the
+  ``automation_misuse`` detector's reasons say of a group of unusual events, outside AWS, from a
+  network the role never used, or at a keyboard (:func:`outside_uses`). The role hands its
+  session and key to whoever holds them there, and that address is where the story goes on.
 
-Only successful calls make links. The links are kept in the state database (table ``lineage``,
+Only successful calls make links (``outside_use`` links come from the run's unusual events, not
+from one call's record). The links are kept in the state database (table ``lineage``,
 owned by this module, created with ``CREATE TABLE IF NOT EXISTS``) as ``detect`` meets them, so a
 later run and ``watch`` see lineage that began before their own range. :func:`links_from_lake`
 reads a range of the lake, :func:`save_links` stores them, :func:`stored_links` reads them back.
@@ -32,18 +38,21 @@ from typing import Any, Final
 
 import duckdb
 
+from trailsight.finding import Finding
 from trailsight.store import lake
 from trailsight.store.layout import StoreLayout
 from trailsight.store.state import table_exists
 
 __all__ = [
     "LINEAGE_APIS",
+    "MACHINE_MISUSE",
     "Link",
     "ensure_table",
     "links_from_lake",
     "links_of",
     "novelty_rates",
     "outside_principals",
+    "outside_uses",
     "save_links",
     "save_novelty",
     "session_actor",
@@ -75,6 +84,7 @@ _NOVELTY_DDL: Final = """CREATE TABLE IF NOT EXISTS story_novelty(
 
 _ASSUMED_RE: Final = re.compile(r"arn:([\w-]+):sts::(\d*):assumed-role/(.+)/([^/]+)$")
 _ARN_ACCOUNT_RE: Final = re.compile(r"arn:[\w-]+:[\w-]*::(\d{12}):")
+_ROLE_SESSION_RE: Final = re.compile(r"arn:[\w-]+:iam::\d*:role/(?:.*/)?[^/]+/[^/]+$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,7 +92,7 @@ class Link:
     """One lineage link: ``parent`` (an actor) made ``child`` (an identity) and/or ``child_key``."""
 
     event_id: str
-    link: str  # access_key | user | login_profile | assume_role | trust
+    link: str  # access_key | user | login_profile | assume_role | trust | outside_use
     event_time: datetime
     account_id: str
     api: str
@@ -250,6 +260,45 @@ def links_of(row: dict[str, Any]) -> list[Link]:
             )
         ]
     return []
+
+
+#: The automation_misuse reasons that say a machine role's credentials were used by someone else:
+#: from a public network outside AWS, from a network it never used, or interactively.
+MACHINE_MISUSE: Final = ("automation_outside_aws", "automation_new_network", "automation_interactive")
+
+
+def outside_uses(findings: Iterable[Finding]) -> list[Link]:
+    """``outside_use`` links of the groups of unusual events in ``findings`` (raised or not).
+
+    A group of a role session whose reasons say its machine credentials were used by someone else
+    (:data:`MACHINE_MISUSE`) gives one link, for the first public address it came from: from the
+    role to its session and key, at the group's first event.
+    """
+    out: list[Link] = []
+    for f in findings:
+        if not any(r.code in MACHINE_MISUSE for r in f.reasons) or not _ROLE_SESSION_RE.match(f.actor or ""):
+            continue
+        for n in f.networks:
+            if n.ip_kind != "public":
+                continue
+            out.append(
+                Link(
+                    event_id=f.event_ids[0],
+                    link="outside_use",
+                    event_time=f.first_seen,
+                    account_id=f.account_id,
+                    api="(outside AWS)",
+                    parent=f.principal,
+                    parent_key=None,
+                    source_ip=n.ip,
+                    child=f.actor,
+                    child_key=f.access_keys[0] if f.access_keys else None,
+                    child_account=f.account_id,
+                    detail=n.as_org,
+                )
+            )
+    # One link per event and kind (the table's key): the first address of a group.
+    return sorted({x.event_id: x for x in reversed(out)}.values(), key=lambda x: (x.event_time, x.event_id))
 
 
 def links_from_lake(layout: StoreLayout, since: datetime, until: datetime) -> list[Link]:

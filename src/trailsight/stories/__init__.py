@@ -17,11 +17,12 @@ import duckdb
 
 from trailsight.config import Settings
 from trailsight.finding import Finding
+from trailsight.scoring.options import ScoringOptions
 from trailsight.store import lineage
 from trailsight.store.findings import connect_state
 from trailsight.store.layout import StoreLayout
 from trailsight.stories.correlate import build_stories, parent_node, session_key_nodes
-from trailsight.stories.follow import follow_ups
+from trailsight.stories.follow import address_uses, follow_ups
 from trailsight.stories.options import StoryOptions
 
 __all__ = ["StoryOptions", "StoryRun", "fold", "save", "tell"]
@@ -50,7 +51,10 @@ def tell(
     if not options.enabled:
         return StoryRun(findings=list(raised))
     window = timedelta(days=options.window_days)
-    fresh = lineage.links_from_lake(layout, since, until)
+    fresh = sorted(
+        lineage.links_from_lake(layout, since, until) + lineage.outside_uses([*raised, *weak]),
+        key=lambda x: (x.event_time, x.event_id, x.link),
+    )
     earlier: list[lineage.Link] = []
     history: dict[str, float] = {}
     if layout.state.is_file():
@@ -66,6 +70,8 @@ def tell(
         n for f in raised for n in session_key_nodes(f)
     }
     uses = follow_ups(layout, [x for x in links if parent_node(x) in made_by_raised], until)
+    gap = timedelta(minutes=ScoringOptions.from_settings(settings).gap_minutes)
+    uses += address_uses(layout, [x for x in fresh if x.link == "outside_use"], gap, options.max_network_actors)
     stories, findings = build_stories(raised, weak, links, options, run_days=run_days, history=history, uses=uses)
     novelty = Counter((f.actor or f.principal, f.first_seen.astimezone(UTC).date()) for f in weak)
     return StoryRun(stories=stories, findings=findings, links=fresh, novelty=dict(novelty))

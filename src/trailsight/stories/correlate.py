@@ -72,6 +72,7 @@ _LINK_TACTIC: Final = {
     "login_profile": "Persistence",
     "assume_role": "PrivilegeEscalation",
     "trust": "Persistence",
+    "outside_use": "InitialAccess",
 }
 
 
@@ -132,6 +133,9 @@ def _link_nodes(link: Link) -> list[str]:
     owner = _key_owner(link)
     if link.child_key and owner is not None:
         nodes.append(_key_node(link.child_key, *owner))
+    if link.link == "outside_use" and link.source_ip:
+        # Where a machine's credentials were used outside AWS: what else came from there joins.
+        nodes.append("n:" + link.source_ip)
     if link.link == "assume_role" and owner is not None and link.source_ip:
         # The session used from the address that opened it (when neither its key nor its
         # session name shows in its events, e.g. an automation role's random session names).
@@ -179,12 +183,22 @@ def session_key_nodes(f: Finding) -> list[str]:
     return [_key_node(k, f.account_id, name) for k in f.access_keys]
 
 
-def _unit_nodes(f: Finding, raised: bool, trusted: set[str], shared_ips: set[str], options: StoryOptions) -> list[str]:
+def _unit_nodes(
+    f: Finding,
+    raised: bool,
+    trusted: set[str],
+    shared_ips: set[str],
+    options: StoryOptions,
+    suspect: set[str],
+    use: bool = False,
+) -> list[str]:
     actor = f.actor or f.principal
     # A role session's credential is its temporary key: its weak signals join by that key, and
     # among themselves ("w:"), not by the person or role behind it, whose other sessions are
     # other credentials. Raised findings of one actor still join each other.
     nodes = ["a:" + actor] if raised or not _is_session(actor) else ["w:" + actor]
+    if use:  # what a made identity did joins by what it was given (key, user, address), not by its actor
+        nodes = []
     if ":user/" in f.principal:
         nodes.append(user_node(f.account_id, f.principal))
     name = f.principal.rsplit("/", 1)[-1]
@@ -194,8 +208,11 @@ def _unit_nodes(f: Finding, raised: bool, trusted: set[str], shared_ips: set[str
     if ":role/" in f.principal:
         nodes += [_session_node(f.account_id, name, n.ip) for n in f.networks]
     if options.network_links and raised:
-        # Only raised findings carry their networks: a weak signal's address is everyday noise.
+        # Only raised findings carry their networks: a weak signal's address is everyday noise,
         nodes += ["n:" + n.ip for n in f.networks if n.ip_kind == "public" and n.ip not in shared_ips]
+    else:
+        # unless a machine's credentials were used from it outside AWS (an ``outside_use`` link).
+        nodes += ["n:" + n.ip for n in f.networks if n.ip in suspect and n.ip not in shared_ips]
     return nodes
 
 
@@ -211,6 +228,12 @@ def _link_what(link: Link) -> str:
         return f"{verb} user {user}"
     if link.link == "trust":
         return f"let {link.detail} assume role {child}"
+    if link.link == "outside_use":
+        m = _ROLE_RE.match(link.child or "")
+        role = m.group(2) if m else child
+        key = f" (key {link.child_key})" if link.child_key else ""
+        where = f" ({link.detail})" if link.detail else ""
+        return f"its machine role {role}'s credentials{key} were used outside AWS from {link.source_ip}{where}"
     where = f" in account {link.child_account}" if link.child_account and link.child_account != link.account_id else ""
     key = f", key {link.child_key}" if link.child_key else ""
     source = f", source identity {link.detail}" if link.detail else ""
@@ -251,6 +274,7 @@ def build_stories(
     brokers = {p for p, children in fanout.items() if len(children) > MAX_FANOUT}
     useful = [x for x in links if x.parent not in brokers and _link_nodes(x)]
     trusted = {x.child for x in useful if x.link == "trust" and x.child}
+    suspect = {x.source_ip for x in useful if x.link == "outside_use" and x.source_ip}
 
     uf = _UnionFind()
     for link in useful:
@@ -258,7 +282,7 @@ def build_stories(
             uf.union(parent_node(link), node)
     unit_nodes: dict[str, list[str]] = {}
     for u in units:
-        nodes = _unit_nodes(u.finding, u.raised, trusted, shared_ips, options)
+        nodes = _unit_nodes(u.finding, u.raised, trusted, shared_ips, options, suspect, u.use)
         unit_nodes[u.finding.id] = nodes
         for node in nodes:
             uf.union("u:" + u.finding.id, node)

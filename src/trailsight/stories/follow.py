@@ -6,13 +6,15 @@ history to be unusual against), its calls are still part of the story. :func:`fo
 them from the lake, for the links whose caller is a raised finding's actor, one query for all, and
 returns one *use* unit per link that was used: its calls, networks and keys, as a finding-shaped
 record the correlation joins like any other unit (it never counts as a signal or a finding).
+:func:`address_uses` does the same for an address where a machine role's credentials were used
+outside their resource: what other actors did from there in the same burst.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import duckdb
@@ -22,7 +24,7 @@ from trailsight.store import lake
 from trailsight.store.layout import StoreLayout
 from trailsight.store.lineage import Link
 
-__all__ = ["MAX_EVENTS", "follow_ups"]
+__all__ = ["MAX_EVENTS", "address_uses", "follow_ups"]
 
 #: Calls of one made identity kept as evidence (the first ones).
 MAX_EVENTS: Final = 200
@@ -41,7 +43,7 @@ def _match(link: Link) -> tuple[str, str] | None:
 
 def follow_ups(layout: StoreLayout, links: Sequence[Link], until: datetime) -> list[Finding]:
     """One *use* unit per link in ``links`` whose made identity acted before ``until`` (one lake query)."""
-    wanted = [(x, m) for x in links if x.link != "trust" and (m := _match(x)) is not None]
+    wanted = [(x, m) for x in links if x.link not in ("trust", "outside_use") and (m := _match(x)) is not None]
     if not wanted:
         return []
     since = min(x.event_time for x, _ in wanted)
@@ -75,7 +77,50 @@ def follow_ups(layout: StoreLayout, links: Sequence[Link], until: datetime) -> l
     return out
 
 
-def _unit(link: Link, rows: list[tuple[Any, ...]]) -> Finding:
+def address_uses(layout: StoreLayout, links: Sequence[Link], gap: timedelta, max_actors: int) -> list[Finding]:
+    """What others did from the addresses where machine credentials were used outside their resource.
+
+    For each ``outside_use`` link, the calls of every other actor from its address within
+    ``gap`` of it (the burst), one *use* unit per actor, when at most ``max_actors`` actors
+    called from there in that time (more: a shared egress, not the intruder's address).
+    """
+    wanted = [x for x in links if x.link == "outside_use" and x.source_ip]
+    if not wanted:
+        return []
+    since = min(x.event_time for x in wanted) - gap
+    until = max(x.event_time for x in wanted) + gap
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        lake.open_events(con, layout, since, until).create_view("lake_range")
+        fetched = con.execute(
+            "SELECT event_id, epoch_us(event_time) AS t, account_id, principal, actor, identity_type, event_name, "
+            "source_ip, ip_kind, asn, as_org, city, country, access_key_id FROM lake_range "
+            "WHERE source_ip IN (SELECT unnest(?::VARCHAR[])) ORDER BY t, event_id",
+            [sorted({str(x.source_ip) for x in wanted})],
+        ).fetchall()
+    finally:
+        con.close()
+    out: list[Finding] = []
+    seen: set[str] = set()
+    span = gap.total_seconds() * 1_000_000
+    for link in wanted:
+        t0 = link.event_time.timestamp() * 1_000_000
+        near = [r for r in fetched if r[7] == link.source_ip and abs(r[1] - t0) <= span]
+        by_actor: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        for r in near:
+            by_actor[str(r[4])].append(r)
+        if len(by_actor) > max_actors:
+            continue
+        for actor, rows in sorted(by_actor.items()):
+            if actor == link.child or rows[0][0] in seen:
+                continue
+            seen.add(rows[0][0])
+            out.append(_unit(link, rows[:MAX_EVENTS], f"use-{rows[0][0]}-address"))
+    return out
+
+
+def _unit(link: Link, rows: list[tuple[Any, ...]], unit_id: str | None = None) -> Finding:
     first = rows[0]
     times = [datetime.fromtimestamp(r[1] / 1_000_000, tz=UTC) for r in rows]
     principal, actor = str(first[3]), str(first[4])
@@ -92,7 +137,7 @@ def _unit(link: Link, rows: list[tuple[Any, ...]]) -> Finding:
     ]
     shown = ", ".join(apis[:4]) + (f" and {len(apis) - 4} more" if len(apis) > 4 else "")
     return Finding(
-        id=f"use-{link.event_id}-{link.link}",
+        id=unit_id or f"use-{link.event_id}-{link.link}",
         finding_type="Use",
         title=f"{principal.rsplit('/', 1)[-1]}: {len(rows)} call(s): {shown}",
         principal=principal,
