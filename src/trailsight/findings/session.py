@@ -48,7 +48,8 @@ def add_session_calls(findings: Sequence[Finding], con: Any, events: str, gap: t
     rows: dict[str, list[Any]] = {"n": [], "actor": [], "key": [], "ip": [], "lo": [], "hi": []}
     for n, f in enumerate(findings):
         lo, hi = f.first_seen - gap, f.last_seen + gap
-        sessions = [(k, None) for k in f.access_keys] or [(None, x.ip) for x in f.networks]
+        sessions: list[tuple[str | None, str | None]] = [(k, None) for k in f.access_keys]
+        sessions = sessions or [(None, x.ip) for x in f.networks]
         for key, ip in sessions:
             for name, value in (("n", n), ("actor", f.actor or f.principal), ("key", key), ("ip", ip)):
                 rows[name].append(value)
