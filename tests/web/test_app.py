@@ -305,6 +305,30 @@ def test_key_pivot(client: Any) -> None:
     assert "What they called" in body
 
 
+def test_key_page_shows_the_lineage_investigate_key_returns(client: Any, store: Path) -> None:
+    from trailsight.investigate.lineage import key_lineage
+
+    session_key = "ASIATFQR7NSCWLLE7IWW"  # what bert-jan's AssumeRole handed out
+    chain = key_lineage(store, session_key)
+    html = client.get(f"/key/{session_key}").text
+    body = text_of(html)
+    assert "Lineage" in body
+    up = html.split('class="compact lineage-up"', 1)[1].split("</table>", 1)[0]
+    assert [x["api"] for x in chain["upstream"]] == ["AssumeRole"]
+    assert "AssumeRole" in up
+    assert "/principal?arn=arn%3Aaws%3Aiam%3A%3A123837392027%3Auser/bert-jan" in up or "user/bert-jan" in up
+    assert "stratus-red-team-ec2-get-password-data-role" in up
+    # Downward: bert-jan's own long-term key made keys, users and sessions; each links to its page.
+    own = client.get("/key/AKIATFQR7NSC8Q4X20BJ").text
+    down = own.split('class="compact lineage-down"', 1)[1].split("</table>", 1)[0]
+    made = key_lineage(store, "AKIATFQR7NSC8Q4X20BJ")["downstream"]
+    assert made
+    for x in made:
+        if x["child_key"]:
+            assert f'href="/key/{x["child_key"]}"' in down
+    assert "No lineage" in text_of(client.get("/key/AKIANOSUCHKEY0000000").text)
+
+
 def test_role_chain(client: Any) -> None:
     body = text_of(client.get("/role", params={"arn": ROLE}).text)
     assert "user/bert-jan → role/stratus-red-team-ec2-get-password-data-role" in body

@@ -258,3 +258,20 @@ def test_the_list_names_the_person_behind_a_shared_role(
     page.goto(f"{live_server.url}/findings/5501d0c0ffee0001")
     assert "ava.costa@northwind.io via AWSReservedSSO_DeveloperAccess" in page.locator("dl").first.inner_text()
     assert watch.errors == []
+
+
+def test_key_lineage_page_from_a_story(live_server: LiveServer, page: Page, store: Path) -> None:
+    story_id, _ = _seed_story(store)
+    watch = Watch(page)
+    page.goto(live_server.url + f"/findings/{story_id}")
+    page.click("p.story-keys a[href='/key/ASIATFQR7NSCWLLE7IWW']")
+    page.wait_for_url("**/key/ASIATFQR7NSCWLLE7IWW")
+    up = page.inner_text("table.lineage-up")
+    assert "AssumeRole" in up
+    assert "user/bert-jan" in up
+    # Up the chain: the key bert-jan used to assume the role has its own page, and its lineage goes down.
+    page.click("table.lineage-up a[href='/key/AKIATFQR7NSC8Q4X20BJ']")
+    page.wait_for_url("**/key/AKIATFQR7NSC8Q4X20BJ")
+    assert "ASIATFQR7NSCWLLE7IWW" in page.inner_text("table.lineage-down")
+    _no_layout_break(page)
+    assert watch.errors == []

@@ -1,5 +1,9 @@
 """The pivot pages: who used an IP (``/ip/{ip}``), an ASN (``/asn/{n}``) or an access key (``/key/{id}``).
 
+A key's page also shows its lineage (:func:`trailsight.investigate.lineage.key_lineage`): up to
+the identity that handed it out and whoever made that one, through role chains and across
+accounts, and down to the keys, users and sessions its holder made.
+
 And the search box (``/search``), which sends a query to the page it names.
 """
 
@@ -10,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from trailsight.investigate.lineage import key_lineage
 from trailsight.store import findings as findings_store
 from trailsight.web import queries
 from trailsight.web.helpers import search_target
@@ -31,7 +36,11 @@ def pivot_page(request: Request, kind: str, value: str) -> HTMLResponse:
                 asn=int(value) if kind == "asn" else None,
                 key=value if kind == "key" else None,
             )
-    return site.render(request, "pivot.html", pv=result, findings=related)
+    chain: dict[str, list[dict[str, Any]]] = {"upstream": [], "downstream": []}
+    if kind == "key":
+        with site.lock.read():  # the stored lineage is in the state database
+            chain = key_lineage(site.store, value)
+    return site.render(request, "pivot.html", pv=result, findings=related, lineage=chain)
 
 
 @router.get("/ip/{ip:path}", response_class=HTMLResponse)  # :path: a value may hold '/'
