@@ -151,11 +151,13 @@ def test_a_finding_carries_every_call_of_its_session_in_the_burst(events: duckdb
     [out] = add_session_calls([f], events, "events", GAP)
     # Unusual events first, then the session's other calls within the gap, in time order.
     assert out.event_ids == ["ransom-0", "ransom-1", "ransom-2", "ransom-3", "ransom-late"]
-    assert out.count == f.count and out.score == f.score
+    assert out.count == f.count
+    assert out.score == f.score
     # A shorter gap keeps less of the burst; another session of the same person is never in it.
     [short] = add_session_calls([f], events, "events", timedelta(minutes=5))
     assert short.event_ids == ["ransom-0", "ransom-1", "ransom-2", "ransom-3"]
-    assert "other-session" not in out.event_ids and "ransom-next-day" not in out.event_ids
+    assert "other-session" not in out.event_ids
+    assert "ransom-next-day" not in out.event_ids
     # Without a key (a console sign-in), the actor on the finding's own addresses is the session.
     keyless = replace(f, access_keys=[], networks=[NetworkInfo(ip="203.0.113.7", ip_kind="public", events=1)])
     [by_ip] = add_session_calls([keyless], events, "events", GAP)
