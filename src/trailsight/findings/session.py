@@ -31,7 +31,7 @@ from trailsight.finding import Finding
 __all__ = ["MAX_SESSION_EVENTS", "add_session_calls"]
 
 #: Calls of a session kept beside a finding's unusual events (the earliest ones).
-MAX_SESSION_EVENTS: Final = 1000
+MAX_SESSION_EVENTS: Final = 5000
 
 _IDENT: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
