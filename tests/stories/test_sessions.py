@@ -265,3 +265,28 @@ def test_a_created_users_name_is_read_from_the_request_when_the_response_lacks_i
             raw["responseElements"] = {"accessKey": {"accessKeyId": "AKIANEWKEY"}}
         [link] = lineage.links_of({**base, "event_name": api, "raw": json.dumps(raw)})
         assert link.child == lineage.user_node(ACCT, "backdoor")
+
+
+def test_a_newcomers_first_calls_are_measured_against_newcomers_not_the_established() -> None:
+    """A user made in the window has every call a first: its novelty is expected, not evidence."""
+    newcomer = [_finding(f"n{i}", NEWCOMER, T0 + timedelta(days=i), 0.3, keys=("AKIANEW",)) for i in range(4)]
+    settled = [_finding(f"o{i}", f"arn:aws:iam::{ACCT}:user/o{i}", T0, 0.2) for i in range(30)]
+    # Without lineage saying it is new, four weak signals on four days stand out against the run's rate.
+    alone, _ = build_stories([], [*newcomer, *settled], [], OPTIONS, run_days=7.0)
+    assert [s.principals for s in alone] == [[NEWCOMER]]
+    made = lineage.Link(
+        event_id="create-user",
+        link="user",
+        event_time=T0 - timedelta(hours=1),
+        account_id=ACCT,
+        api="CreateUser",
+        parent=f"arn:aws:iam::{ACCT}:user/hr-admin",
+        parent_key="AKIAHR",
+        source_ip="203.0.113.7",
+        child=lineage.user_node(ACCT, "newcomer"),
+        child_key=None,
+        child_account=ACCT,
+        detail=None,
+    )
+    told, _ = build_stories([], [*newcomer, *settled], [made], OPTIONS, run_days=7.0)
+    assert told == []

@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -289,7 +289,22 @@ def build_stories(
     components: dict[str, list[_Unit]] = defaultdict(list)
     for u in units:
         components[uf.find("u:" + u.finding.id)].append(u)
-    rate = len(weak) / max(1, len({u.actor for u in units})) / max(run_days, 1.0)
+    # An identity the window's lineage made (a user created) is a newcomer: every call of its is a
+    # first, so its usual rate of harmless novelty is the newcomers' rate, not the established actors'.
+    made_users = {x.child for x in links if x.link == "user" and x.child}
+    actors = {u.actor for u in units}
+    newcomers = {a for a in actors if ":user/" in a and user_node(a.split(":")[4], a) in made_users}
+    days = max(run_days, 1.0)
+    weak_new = sum(1 for f in weak if (f.actor or f.principal) in newcomers)
+    rate_new = weak_new / max(1, len(newcomers)) / days
+    rate_old = (len(weak) - weak_new) / max(1, len(actors - newcomers)) / days
+    known = history or {}
+
+    def rate_of(actor: str) -> float:
+        if actor in known:
+            return known[actor]
+        return rate_new if actor in newcomers else rate_old
+
     # Every actor with weak signals is one test: the chance allowed per actor is alpha shared among them.
     tested = max(1, len({u.actor for u in units if not u.raised and not u.use}))
 
@@ -300,7 +315,7 @@ def build_stories(
         for group in _split(members, window):
             in_group = {n for u in group for n in unit_nodes[u.finding.id]}
             group_links = [x for x in useful if parent_node(x) in in_group or set(_link_nodes(x)) & in_group]
-            story = _story(group, group_links, options, rate, history or {}, tested)
+            story = _story(group, group_links, options, rate_of, tested)
             if story is None:
                 continue
             stories.append(story)
@@ -331,8 +346,7 @@ def _story(
     group: list[_Unit],
     links: list[Link],
     options: StoryOptions,
-    rate: float,
-    history: Mapping[str, float],
+    rate_of: Callable[[str], float],
     tested: int,
 ) -> Finding | None:
     if len(group) < 2:
@@ -345,7 +359,9 @@ def _story(
     stages = {STAGES[t] for t in tactics if t in STAGES}
     acc: Accumulated | None = None
     if len(weak) >= options.min_signals:
-        acc = accumulate([u.finding for u in weak], options, history.get(actors[0], rate), tested)
+        # Each actor's weak signals are expected at its own rate: the group's expected rate is their sum.
+        rate = sum(rate_of(a) for a in {u.actor for u in weak})
+        acc = accumulate([u.finding for u in weak], options, rate, tested)
     cross = len(actors) >= 2 and bool(raised)
     if not (cross or len(raised) >= 2 or (raised and len(stages) >= 2) or (acc is not None and acc.raised)):
         return None
