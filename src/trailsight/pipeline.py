@@ -120,13 +120,14 @@ def detect(
         if findings:  # what the calls did: effects, resources, counterparties, severity
             with opened.calls_for(findings) as (con, view):
                 findings = add_what_was_done(findings, con, view)
-                # Then everything the same session did in the burst, unusual or not (event_ids only).
-                findings = add_session_calls(findings, con, view, timedelta(minutes=scoring.gap_minutes))
         if findings and describe:
             with opened.events_for(findings) as (con, view):
                 described = describe_findings(findings, con, settings=settings, events=view)
             # describe keeps our scores; make sure the order stays best first.
             findings = sorted(described, key=lambda f: (-f.score, f.first_seen, f.id))
+        if findings:  # then everything the same session did in the burst, unusual or not (event_ids only)
+            with opened.calls_for(findings) as (con, view):
+                findings = add_session_calls(findings, con, view, timedelta(minutes=scoring.gap_minutes))
     # Suppression marks members, it does not drop them: a suppressed member still joins its story.
     findings = suppress_findings(layout, findings, settings)
     story_run = stories.tell(layout, findings, weak, since, until, settings)

@@ -631,7 +631,8 @@ def run_cycle(
             # Late events can move a finding's first event, hence its id: the raised findings
             # sharing events with it are superseded by it (an update, not a second finding).
             # A story that first forms supersedes the findings raised before it that it now holds.
-            old = {owner[e] for e in finding.event_ids if e in owner and owner[e][0] != finding.id}
+            # (A finding's own events: its first ``count``; the rest are its session's other calls.)
+            old = {owner[e] for e in finding.event_ids[: finding.count] if e in owner and owner[e][0] != finding.id}
             if old:
                 gone = tuple(sorted(fid for fid, _ in old))
                 candidates.append((finding, "update", max(count for _, count in old), gone))
@@ -710,7 +711,15 @@ def _commit(
                          last_seen = greatest(watch_raised.last_seen, excluded.last_seen),
                          last_raised_at = excluded.last_raised_at, raises = watch_raised.raises + 1,
                          event_ids = excluded.event_ids, superseded_by = NULL""",
-                [finding.id, finding.count, finding.first_seen, finding.last_seen, now, now, finding.event_ids],
+                [
+                    finding.id,
+                    finding.count,
+                    finding.first_seen,
+                    finding.last_seen,
+                    now,
+                    now,
+                    finding.event_ids[: finding.count],
+                ],
             )
             if alert.supersedes:
                 con.execute(

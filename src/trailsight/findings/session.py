@@ -10,7 +10,9 @@ finding whose events carry no key (a console sign-in) has its actor on its own s
 instead. The session's calls from ``gap`` before the finding's first event to ``gap`` after its
 last (``[scoring] gap_minutes``, what already joins unusual events into one finding) are added
 to its ``event_ids`` after the unusual ones, up to :data:`MAX_SESSION_EVENTS`. Its count, score,
-APIs and explanation stay those of the unusual events. One query serves all findings.
+APIs and explanation stay those of the unusual events. One query serves all findings. A view
+without the session columns (the Spark engine reading raw CloudTrail hands over only the
+findings' own calls) leaves the findings as they are.
 """
 
 from __future__ import annotations
@@ -68,6 +70,10 @@ def add_session_calls(findings: Sequence[Finding], con: Any, events: str, gap: t
         }
     )
     db = raw_connection(con)
+    columns = {str(c[0]) for c in db.execute(f"DESCRIBE {events}").fetchall()}
+    if not {"actor", "access_key_id", "source_ip"} <= columns:
+        # The Spark engine reading raw CloudTrail hands over only the findings' own calls.
+        return list(findings)
     since: datetime = min(rows["lo"])
     until: datetime = max(rows["hi"])
     db.register("_ts_session_wanted", wanted)

@@ -128,7 +128,8 @@ def finding_page(request: Request, finding_id: str) -> HTMLResponse:
     first = parse_dt(finding.get("first_seen")) or datetime.now(UTC)
     last = parse_dt(finding.get("last_seen")) or first
     since, until = queries.window_around(first, last)
-    unusual_ids = set(finding.get("event_ids") or [])
+    # The unusual events are a finding's first ``count``; the rest are its session's other calls.
+    unusual_ids = set((finding.get("event_ids") or [])[: int(finding.get("count") or 0)])
     with site.open_lake(since, until) as lake:
         actor = str(finding.get("actor") or finding.get("principal") or "")
         events = queries.principal_events(lake, actor, since, until)
