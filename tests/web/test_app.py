@@ -138,6 +138,33 @@ def test_finding_timeline_marks_the_unusual_events(client: Any, events: list[dic
     assert sum(chart["unusual"]) == 29
 
 
+def test_a_findings_session_calls_are_not_marked_unusual(
+    client: Any, store: Path, events: list[dict[str, Any]]
+) -> None:
+    from dataclasses import replace
+
+    from trailsight.store.findings import save_findings
+
+    row = get_finding(store / "state.duckdb", PASSWORD_ID)
+    assert row is not None
+    f = finding_from_dict(row)
+    # The session's other calls follow the unusual ones in event_ids (findings/session.py): say the
+    # first 10 of the role's 29 calls were unusual and the other 19 its session's other calls.
+    ordered = sorted((e for e in events if e["principal"] == ROLE), key=lambda e: e["event_time"])
+    assert set(f.event_ids) == {e["event_id"] for e in ordered}
+    save_findings(store, [replace(f, id="a1b2c3d4e5f6a7b8", count=10, event_ids=[e["event_id"] for e in ordered])])
+    html = client.get("/findings/a1b2c3d4e5f6a7b8").text
+    assert html.count('<tr class="unusual-row">') == 10
+    # Saved again (a later run over the same range), its own events and its session's stay apart.
+    again = replace(f, id="a1b2c3d4e5f6a7b8", count=12, event_ids=[e["event_id"] for e in ordered[2:]])
+    save_findings(store, [again])
+    row = get_finding(store / "state.duckdb", "a1b2c3d4e5f6a7b8")
+    assert row is not None
+    assert row["count"] == 14  # the first 10, and ordered[10:14] called unusual the second time
+    assert row["event_ids"][:14] == [e["event_id"] for e in ordered[:14]]
+    assert sorted(row["event_ids"]) == sorted(e["event_id"] for e in ordered)
+
+
 def test_finding_by_unknown_id_is_404(client: Any) -> None:
     r = client.get("/findings/doesnotexist")
     assert r.status_code == 404

@@ -269,8 +269,13 @@ def _upsert(con: duckdb.DuckDBPyConnection, body: dict[str, Any], now: datetime)
         if old_body:
             first_seen = min(first_seen, _parse_time(old_body["first_seen"]))
             last_seen = max(last_seen, _parse_time(old_body["last_seen"]))
-            merged = list(dict.fromkeys([*old_body.get("event_ids", []), *body.get("event_ids", [])]))
-            body = {**body, "event_ids": merged, "count": max(int(body.get("count") or 0), len(merged))}
+            # A finding's own (unusual) events are its first ``count`` ids, its session's other
+            # calls the rest (findings/session.py): each part is merged on its own.
+            old_ids, new_ids = list(old_body.get("event_ids", [])), list(body.get("event_ids", []))
+            old_n, new_n = int(old_body.get("count") or len(old_ids)), int(body.get("count") or len(new_ids))
+            own = list(dict.fromkeys([*old_ids[:old_n], *new_ids[:new_n]]))
+            rest = [e for e in dict.fromkeys([*old_ids[old_n:], *new_ids[new_n:]]) if e not in set(own)]
+            body = {**body, "event_ids": own + rest, "count": max(new_n, len(own))}
     body = {**body, "status": new_status, "first_seen": _iso(first_seen), "last_seen": _iso(last_seen)}
     params = [
         fid,
