@@ -245,7 +245,11 @@ def test_a_machine_roles_credentials_used_outside_link_what_came_from_that_addre
     [story], _ = build_stories([stolen], [], [link], OPTIONS, run_days=1.0, uses=uses)
     assert set(story.principals) == {LAMBDA_SESSION, f"{DEPLOY}/d190d14a"}
     assert {"lambda-0", "deploy-0"} <= set(story.event_ids)
-    assert any("used outside AWS from 198.51.100.50" in s.what for s in story.steps)
+    assert story.finding_type == "AttackSequence:IAM/CompromisedCredentials"
+    [handed] = [s for s in story.steps if s.kind == "lineage"]
+    assert "(key ASIALAMBDA000001) used outside their resource" in handed.what
+    assert handed.network == OUTSIDE_IP
+    assert [s.what for s in story.steps if s.kind == "use"] == ["called from that address: 1 call(s): ListBuckets"]
     # An address many actors used in that burst is a shared egress: nobody is followed from it.
     assert address_uses(StoreLayout(store), [link], GAP, 0) == []
 

@@ -43,6 +43,7 @@ from trailsight.finding import TACTICS, Finding, NetworkInfo, StoryStep
 from trailsight.findings.names import short_arn, short_name
 from trailsight.scoring.policy import CONFIDENCE_BANDS
 from trailsight.store.lineage import Link, user_node
+from trailsight.stories.follow import ADDRESS_USE
 from trailsight.stories.options import StoryOptions
 from trailsight.stories.risk import Accumulated, accumulate
 
@@ -229,11 +230,9 @@ def _link_what(link: Link) -> str:
     if link.link == "trust":
         return f"let {link.detail} assume role {child}"
     if link.link == "outside_use":
-        m = _ROLE_RE.match(link.child or "")
-        role = m.group(2) if m else child
         key = f" (key {link.child_key})" if link.child_key else ""
-        where = f" ({link.detail})" if link.detail else ""
-        return f"its machine role {role}'s credentials{key} were used outside AWS from {link.source_ip}{where}"
+        where = f", by {link.detail}" if link.detail else ""
+        return f"had the credentials of its session {child}{key} used outside their resource{where}"
     where = f" in account {link.child_account}" if link.child_account and link.child_account != link.account_id else ""
     key = f", key {link.child_key}" if link.child_key else ""
     source = f", source identity {link.detail}" if link.detail else ""
@@ -376,7 +375,8 @@ def _story(
     if acc is not None and acc.raised:
         score = max(score, acc.score)
     score = round(min(1.0, score), 6)
-    lineage_actors = {x.parent for x in links} & set(actors)
+    # A machine role's session used outside its resource is lineage too: the role handed it over.
+    lineage_actors = ({x.parent for x in links} | {x.child for x in links if x.link == "outside_use"}) & set(actors)
     by_lineage = len(actors) >= 2 and bool(links) and bool(lineage_actors)
     critical = "objective" in stages and (len(stages) >= 3 or by_lineage)
     severity = round(min(10.0, 9.0 + score), 1) if critical else round(min(8.9, 7.0 + 1.9 * score), 1)
@@ -469,7 +469,9 @@ def _steps(group: list[_Unit], links: list[Link]) -> list[StoryStep]:
     for u in group:
         f = u.finding
         what = "made unusual calls: " + f.title.split(": ", 1)[-1].removeprefix("unusual ")
-        if u.use:
+        if u.use and f.finding_type == ADDRESS_USE:
+            what = "called from that address: " + f.title.split(": ", 1)[-1]
+        elif u.use:
             what = "acted with what it was given: " + f.title.split(": ", 1)[-1]
         elif not u.raised:
             what += " (below the alert level)"

@@ -24,10 +24,13 @@ from trailsight.store import lake
 from trailsight.store.layout import StoreLayout
 from trailsight.store.lineage import Link
 
-__all__ = ["MAX_EVENTS", "address_uses", "follow_ups"]
+__all__ = ["ADDRESS_USE", "MAX_EVENTS", "address_uses", "follow_ups"]
 
 #: Calls of one made identity kept as evidence (the first ones).
 MAX_EVENTS: Final = 200
+
+#: The finding type of what others did from an address where machine credentials were used.
+ADDRESS_USE: Final = "Use/Address"
 
 
 def _match(link: Link) -> tuple[str, str] | None:
@@ -116,11 +119,11 @@ def address_uses(layout: StoreLayout, links: Sequence[Link], gap: timedelta, max
             if actor == link.child or rows[0][0] in seen:
                 continue
             seen.add(rows[0][0])
-            out.append(_unit(link, rows[:MAX_EVENTS], f"use-{rows[0][0]}-address"))
+            out.append(_unit(link, rows[:MAX_EVENTS], f"use-{rows[0][0]}-address", ADDRESS_USE))
     return out
 
 
-def _unit(link: Link, rows: list[tuple[Any, ...]], unit_id: str | None = None) -> Finding:
+def _unit(link: Link, rows: list[tuple[Any, ...]], unit_id: str | None = None, kind: str = "Use") -> Finding:
     first = rows[0]
     times = [datetime.fromtimestamp(r[1] / 1_000_000, tz=UTC) for r in rows]
     principal, actor = str(first[3]), str(first[4])
@@ -138,7 +141,7 @@ def _unit(link: Link, rows: list[tuple[Any, ...]], unit_id: str | None = None) -
     shown = ", ".join(apis[:4]) + (f" and {len(apis) - 4} more" if len(apis) > 4 else "")
     return Finding(
         id=unit_id or f"use-{link.event_id}-{link.link}",
-        finding_type="Use",
+        finding_type=kind,
         title=f"{principal.rsplit('/', 1)[-1]}: {len(rows)} call(s): {shown}",
         principal=principal,
         actor=actor,
