@@ -14,8 +14,9 @@ from typing import Any
 
 import duckdb
 import pytest
+from storykit import finding
 
-from trailsight.finding import ApiCall, Finding, NetworkInfo, Reason
+from trailsight.finding import Finding, NetworkInfo, Reason
 from trailsight.findings.session import MAX_SESSION_EVENTS, add_session_calls
 from trailsight.store import lake, lineage
 from trailsight.store.layout import StoreLayout
@@ -106,43 +107,25 @@ def events(store: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     con.close()
 
 
-def _finding(
-    fid: str,
-    actor: str,
-    t: datetime,
-    score: float,
-    *,
-    principal: str | None = None,
-    keys: tuple[str, ...] = (),
-    ips: tuple[str, ...] = (),
-    event_ids: tuple[str, ...] = (),
-    tactic: str = "Discovery",
-    reasons: tuple[Reason, ...] = (),
-) -> Finding:
-    return Finding(
-        id=fid,
-        finding_type="Discovery:AssumedRole/AnomalousBehavior",
-        title=f"{actor.rsplit('/', 1)[-1]}: unusual calls",
-        principal=principal or actor,
-        actor=actor,
+def _finding(fid: str, actor: str, t: datetime, score: float, *, principal: str | None = None, **kw: Any) -> Finding:
+    return finding(fid, principal or actor, t, score, actor=actor, **kw)
+
+
+def _made_newcomer(parent: str, parent_key: str, at: datetime) -> lineage.Link:
+    """``parent`` (with ``parent_key``) created the user ``newcomer`` at ``at``."""
+    return lineage.Link(
+        event_id="create-user",
+        link="user",
+        event_time=at,
         account_id=ACCT,
-        identity_type="AssumedRole",
-        first_seen=t,
-        last_seen=t,
-        count=len(event_ids) or 1,
-        score=score,
-        risk_score=round(score * 100),
-        severity=5.0,
-        severity_label="Medium",
-        confidence="Medium",
-        tactic=tactic,
-        tactic_id=None,
-        technique=None,
-        event_ids=list(event_ids) or [f"{fid}-e1"],
-        reasons=list(reasons),
-        access_keys=list(keys),
-        networks=[NetworkInfo(ip=ip, ip_kind="public", events=1) for ip in ips],
-        anomalous_apis=[ApiCall(service="s3", event_name="ListBuckets", success=1, failure=0)],
+        api="CreateUser",
+        parent=parent,
+        parent_key=parent_key,
+        source_ip="203.0.113.7",
+        child=lineage.user_node(ACCT, "newcomer"),
+        child_key=None,
+        child_account=ACCT,
+        detail=None,
     )
 
 
@@ -172,20 +155,7 @@ def test_a_sessions_earlier_weak_signal_and_what_it_made_stay_out_of_its_story()
     newcomer = [
         _finding(f"new{i}", NEWCOMER, T0 + timedelta(days=i, hours=1), 0.3, keys=("AKIANEW",)) for i in range(1, 5)
     ]
-    made = lineage.Link(
-        event_id="create-user",
-        link="user",
-        event_time=T0,
-        account_id=ACCT,
-        api="CreateUser",
-        parent=FATIMA,
-        parent_key="ASIAOTHER0000002",
-        source_ip="203.0.113.7",
-        child=lineage.user_node(ACCT, "newcomer"),
-        child_key=None,
-        child_account=ACCT,
-        detail=None,
-    )
+    made = _made_newcomer(FATIMA, "ASIAOTHER0000002", T0)
     stories, _ = build_stories([raised], [onboarding, *newcomer], [made], OPTIONS, run_days=7.0)
     assert all("attack" not in s.members for s in stories)
     # Made by the attacking session itself (its key), the same user and what it did join the story.
@@ -210,12 +180,12 @@ def test_a_storys_events_are_its_evidence_and_other_weak_signals_stay_context() 
     raised = _finding("raised", user, T0 + timedelta(days=3), 0.7, keys=("AKIAEMEKA2",), tactic="Impact")
     [story], _ = build_stories([raised], [weak], [], OPTIONS, run_days=4.0)
     assert [s.kind for s in story.steps] == ["signal", "finding"]
-    assert story.steps[0].event_ids == ["weak-e1"]
-    assert story.event_ids == ["raised-e1"]
+    assert story.steps[0].event_ids == ["weak-e1", "weak-e2"]
+    assert story.event_ids == ["raised-e1", "raised-e2"]
     # A weak signal with the raised member's own key is the same credential: evidence.
     same_key = replace(weak, access_keys=["AKIAEMEKA2"])
     [story2], _ = build_stories([raised], [same_key], [], OPTIONS, run_days=4.0)
-    assert story2.event_ids == ["weak-e1", "raised-e1"]
+    assert story2.event_ids == ["weak-e1", "weak-e2", "raised-e1", "raised-e2"]
 
 
 def test_a_machine_roles_credentials_used_outside_link_what_came_from_that_address(store: Path) -> None:
@@ -278,19 +248,6 @@ def test_a_newcomers_first_calls_are_measured_against_newcomers_not_the_establis
     # Without lineage saying it is new, four weak signals on four days stand out against the run's rate.
     alone, _ = build_stories([], [*newcomer, *settled], [], OPTIONS, run_days=7.0)
     assert [s.principals for s in alone] == [[NEWCOMER]]
-    made = lineage.Link(
-        event_id="create-user",
-        link="user",
-        event_time=T0 - timedelta(hours=1),
-        account_id=ACCT,
-        api="CreateUser",
-        parent=f"arn:aws:iam::{ACCT}:user/hr-admin",
-        parent_key="AKIAHR",
-        source_ip="203.0.113.7",
-        child=lineage.user_node(ACCT, "newcomer"),
-        child_key=None,
-        child_account=ACCT,
-        detail=None,
-    )
+    made = _made_newcomer(f"arn:aws:iam::{ACCT}:user/hr-admin", "AKIAHR", T0 - timedelta(hours=1))
     told, _ = build_stories([], [*newcomer, *settled], [made], OPTIONS, run_days=7.0)
     assert told == []

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from storykit import finding as _finding
 
 from trailsight.config import Settings
 from trailsight.errors import ConfigError
-from trailsight.finding import ApiCall, Finding, NetworkInfo
+from trailsight.finding import Finding
 from trailsight.findings.suppress import SuppressionRule, apply_suppressions, rule_from_finding
 from trailsight.store import lineage
 from trailsight.store.layout import StoreLayout
@@ -129,45 +130,6 @@ def chain_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("chain-store")
     ingest([logs], root, workers=0)
     return root
-
-
-def _finding(
-    fid: str,
-    principal: str,
-    t: datetime,
-    score: float,
-    *,
-    actor: str | None = None,
-    tactic: str | None = "Discovery",
-    keys: tuple[str, ...] = (),
-    ips: tuple[str, ...] = (),
-    account: str | None = None,
-) -> Finding:
-    return Finding(
-        id=fid,
-        finding_type="Discovery:IAMUser/AnomalousBehavior",
-        title=f"{principal.rsplit('/', 1)[-1]}: unusual ListBuckets",
-        principal=principal,
-        actor=actor or principal,
-        account_id=account or principal.split(":")[4],
-        identity_type="IAMUser" if ":user/" in principal else "AssumedRole",
-        first_seen=t,
-        last_seen=t + timedelta(minutes=5),
-        count=2,
-        score=score,
-        risk_score=round(score * 100),
-        severity=5.0,
-        severity_label="Medium",
-        confidence="Medium",
-        tactic=tactic,
-        tactic_id=None,
-        technique=None,
-        event_ids=[f"{fid}-e1", f"{fid}-e2"],
-        reasons=[],
-        access_keys=list(keys),
-        networks=[NetworkInfo(ip=ip, ip_kind="public", events=2) for ip in ips],
-        anomalous_apis=[ApiCall(service="s3", event_name="ListBuckets", success=2, failure=0)],
-    )
 
 
 def _chain_links(store: Path) -> list[lineage.Link]:
