@@ -390,7 +390,11 @@ def _story(
         kind = "IAM/MultiStage"
     steps = _steps(group, links)
     order = [t for t in dict.fromkeys(s.tactic for s in steps if s.tactic)]
-    top_tactic = max(tactics, key=lambda t: (STAGES.get(t) == "objective", order.index(t) if t in order else -1))
+    top_tactic = (
+        max(tactics, key=lambda t: (STAGES.get(t) == "objective", order.index(t) if t in order else -1))
+        if tactics
+        else None
+    )
     high, medium = CONFIDENCE_BANDS
     top = max((u.finding.score for u in group), default=0.0)
     confidence = "High" if top >= high or by_lineage else "Medium" if top >= medium or raised else "Low"
@@ -447,7 +451,7 @@ def _story(
         severity_label="Critical" if critical else "High",
         confidence=confidence,
         tactic=top_tactic,
-        tactic_id=TACTICS.get(top_tactic),
+        tactic_id=TACTICS.get(top_tactic) if top_tactic else None,
         technique=None,
         event_ids=event_ids,
         reasons=[r for u in raised for r in u.finding.reasons[:2]][:20],
