@@ -168,6 +168,7 @@ def test_a_chain_across_two_accounts_is_one_story_naming_every_principal(chain_s
     assert len(stories) == 1
     story = stories[0]
     assert story.finding_type == "AttackSequence:IAM/CompromisedCredentials"
+    assert story.title.startswith("Attack story: alice, ")
     assert set(story.principals) == {ALICE, f"{ADMIN}/s2", BACKDOOR}
     assert story.members == ["f-alice", "f-admin", "f-back"]
     assert {m.story_id for m in members} == {story.id}

@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from trailsight.finding import TACTICS, Finding, NetworkInfo, StoryStep
-from trailsight.findings.names import short_arn, short_name
+from trailsight.findings.names import person_name, short_arn, short_name
 from trailsight.scoring.policy import CONFIDENCE_BANDS
 from trailsight.store.lineage import Link, user_node
 from trailsight.stories.follow import ADDRESS_USE
@@ -365,6 +365,8 @@ def _story(
     if not (cross or len(raised) >= 2 or (raised and len(stages) >= 2) or (acc is not None and acc.raised)):
         return None
     seed = group[0].finding
+    # The title leads with who did it: the first raised member's person, else the earliest unit.
+    lead = raised[0].finding if raised else seed
     scores = sorted((u.finding.score for u in raised), reverse=True)
     score = 0.0
     if scores:
@@ -437,7 +439,9 @@ def _story(
     return Finding(
         id=story_id(seed.id),
         finding_type="AttackSequence:" + kind,
-        title=f"Attack story: {len(steps)} steps by {len(actors)} principal(s), " + " → ".join(order[:5]),
+        title=f"Attack story: {person_name(lead.principal, lead.actor)}, {len(steps)} steps by {len(actors)} "
+        + "principal(s), "
+        + " → ".join(order[:5]),
         principal=seed.principal,
         actor=seed.actor,
         account_id=seed.account_id,
