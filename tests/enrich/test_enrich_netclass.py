@@ -42,7 +42,7 @@ from trailsight.errors import ConfigError
     ],
 )
 def test_real_networks_get_their_class(enricher: Enricher, ip: str, asn: int, cls: str) -> None:
-    _, _, _, got_asn, org, net_class, lat, lon = enricher.ip_info(ip)
+    _, _, _, got_asn, org, net_class, lat, lon, _ = enricher.ip_info(ip)
     assert got_asn == asn, org
     assert net_class == cls, org
     assert lat is not None

@@ -60,7 +60,7 @@ _GEO_KEYS = frozenset({"enabled", "data_dir", "city_mmdb", "asn_mmdb", "aws_ip_r
 _WARNED: set[str] = set()
 
 # kind, country, city, asn, org, net_class, latitude, longitude
-IpInfo = tuple[str, str | None, str | None, int | None, str | None, str, float | None, float | None]
+IpInfo = tuple[str, str | None, str | None, int | None, str | None, str, float | None, float | None, str | None]
 ApiRow = tuple[str | None, str | None, float]  # tactic, technique, risk
 V = TypeVar("V")
 
@@ -129,7 +129,6 @@ class Enricher:
         self._prefix_cache: dict[str, str | None] = {}
         self._ua_cache: dict[str, str] = {}
         self._api_cache: dict[str, ApiRow] = {}
-        self._zone_cache: dict[str, str | None] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Enricher:
@@ -172,7 +171,7 @@ class Enricher:
     # -- per distinct value -------------------------------------------------------------
 
     def ip_info(self, value: str) -> IpInfo:
-        """(ip_kind, country, city, asn, as_org, net_class, latitude, longitude) of one ``sourceIPAddress`` value."""
+        """(ip_kind, country, city, asn, as_org, net_class, latitude, longitude, time_zone) of one source value."""
         return self.ip_infos([value])[0]
 
     def ip_infos(self, values: list[str]) -> list[IpInfo]:
@@ -184,42 +183,30 @@ class Enricher:
             if addr is None:
                 kind = non_ip_kind(value)
                 results.append(
-                    (kind, None, None, None, None, self.networks.classify(kind, None, None, None), None, None)
+                    (kind, None, None, None, None, self.networks.classify(kind, None, None, None), None, None, None)
                 )
             elif is_private(addr):
-                results.append(
-                    ("private", None, None, None, None, self.networks.classify("private", addr, None, None), None, None)
-                )
+                net_class = self.networks.classify("private", addr, None, None)
+                results.append(("private", None, None, None, None, net_class, None, None, None))
             else:
                 public.append((len(results), value, addr))
-                results.append(("public", None, None, None, None, "other", None, None))
+                results.append(("public", None, None, None, None, "other", None, None, None))
         if not public:
             return results
         asns = self.asn.lookup_many([a for _, _, a in public]) if self.asn is not None else None
         for n, (pos, value, addr) in enumerate(public):
             country = city = None
-            lat = lon = None
+            lat = lon = zone = None
             if self.geo is not None:
                 # plain dotted IPv4 that inet_pton accepted goes to the reader as given
                 text = value if addr[0] == 4 and ":" not in value else None
-                country, city, lat, lon = self.geo.locate(addr, text)
+                country, city, lat, lon, zone = self.geo.locate(addr, text)
             number, org = asns[n] if asns is not None else (None, None)
             aws = (number in AWS_ASNS) or (self.aws_ranges is not None and self.aws_ranges.contains(addr))
             kind = "aws" if aws else "public"
             net_class = self.networks.classify(kind, addr, number, org)
-            results[pos] = (kind, country, city, number, org, net_class, lat, lon)
+            results[pos] = (kind, country, city, number, org, net_class, lat, lon, zone)
         return results
-
-    def zones(self, values: list[str]) -> list[str | None]:
-        """The IANA time zone of each ``sourceIPAddress`` value (None: no public address or no place)."""
-        out: list[str | None] = []
-        for value in values:
-            addr = parse_ip(value)
-            if self.geo is None or addr is None or is_private(addr):
-                out.append(None)
-            else:
-                out.append(self.geo.zone(addr, value if addr[0] == 4 and ":" not in value else None))
-        return out
 
     @staticmethod
     def _api_rows(keys: list[str]) -> list[ApiRow]:
@@ -262,8 +249,7 @@ class Enricher:
         new["technique"] = pa.array([v[1] for v in api_values], pa.string()).take(api_idx)
         new["api_risk"] = pa.array([v[2] for v in api_values], pa.float64()).take(api_idx)
         new["credential_type"] = credential_types(table, new["ua_family"])
-        zone_values, zone_idx = _distinct(ips, self._zone_cache, self.zones)
-        new["time_zone"] = pa.array(zone_values, pa.string()).take(zone_idx)
+        new["time_zone"] = pa.array([v[8] for v in ip_values], pa.string()).take(ip_idx)
         new["utc_offset"] = utc_offsets(new["time_zone"], table.column("event_time").combine_chunks())
 
         return _assemble(table, new)

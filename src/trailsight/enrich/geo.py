@@ -32,7 +32,7 @@ GEO_ATTRIBUTION_HTML = "<a href='https://db-ip.com'>IP Geolocation by DB-IP</a>"
 
 GeoResult = tuple[str | None, str | None]
 #: (country, city, latitude, longitude)
-Location = tuple[str | None, str | None, float | None, float | None]
+Location = tuple[str | None, str | None, float | None, float | None, str | None]
 
 
 def _open(path: Path, setting: str) -> Any:
@@ -72,32 +72,25 @@ class GeoReader:
 
     def lookup(self, addr: IntAddress, text: str | None = None) -> GeoResult:
         """Return (country, city) for ``addr`` (``text``: its canonical form, if known); (None, None) if unknown."""
-        country, city, _, _ = self.locate(addr, text)
+        country, city, _, _, _ = self.locate(addr, text)
         return country, city
 
     def locate(self, addr: IntAddress, text: str | None = None) -> Location:
-        """(country, city, latitude, longitude) of ``addr``; None where the database says nothing."""
+        """(country, city, latitude, longitude, IANA time zone) of ``addr``, from one read of its record.
+
+        None where the database says nothing; the zone is
+        :func:`~trailsight.enrich.timezone.zone_of_record`'s.
+        """
         reader = self._v4 if addr[0] == 4 else self._v6
         if reader is None:
-            return None, None, None, None
+            return None, None, None, None, None
         try:
             rec = reader.get(text if text is not None else format_ip(addr))
         except (ValueError, maxminddb.InvalidDatabaseError):
-            return None, None, None, None
+            return None, None, None, None, None
         country, city = record_country_city(rec)
         lat, lon = record_coordinates(rec)
-        return country, city, lat, lon
-
-    def zone(self, addr: IntAddress, text: str | None = None) -> str | None:
-        """The IANA time zone of ``addr`` (:func:`~trailsight.enrich.timezone.zone_of_record`); None if unknown."""
-        reader = self._v4 if addr[0] == 4 else self._v6
-        if reader is None:
-            return None
-        try:
-            rec = reader.get(text if text is not None else format_ip(addr))
-        except (ValueError, maxminddb.InvalidDatabaseError):
-            return None
-        return zone_of_record(rec)
+        return country, city, lat, lon, zone_of_record(rec)
 
 
 def record_coordinates(rec: Any) -> tuple[float | None, float | None]:
