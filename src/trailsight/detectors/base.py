@@ -48,11 +48,19 @@ class _Lazy(Sequence[T]):
 
 
 class _Texts(_Lazy[str]):
-    """A text column read as Python strings only when something reads it (then once)."""
+    """A text column read as Python strings only when something reads it.
+
+    A few single reads (the explanations of a chunk's fired rows) take one value each; past
+    ``WHOLE_AFTER`` of them, or on any other use, the whole column is made into a list, once.
+    """
+
+    #: Single reads after which reading the whole column at once is cheaper.
+    WHOLE_AFTER = 256
 
     def __init__(self, column: pa.ChunkedArray | pa.Array) -> None:
         self._column = column
         self._values: list[str] | None = None
+        self._reads = 0
 
     def _list(self) -> list[str]:
         if self._values is None:
@@ -67,6 +75,10 @@ class _Texts(_Lazy[str]):
     @overload
     def __getitem__(self, i: slice) -> list[str]: ...
     def __getitem__(self, i: int | slice) -> str | list[str]:
+        if self._values is None and isinstance(i, int | np.integer) and self._reads < self.WHOLE_AFTER:
+            self._reads += 1
+            value: str = self._column[int(i)].as_py()
+            return value
         return self._list()[i]
 
     def __iter__(self) -> Iterator[str]:
@@ -202,6 +214,16 @@ class Columns:
         out: BoolArray = self._cache[key]
         return out
 
+    def isin(self, name: str, values: frozenset[str]) -> BoolArray:
+        """True where text column ``name`` is one of ``values`` (null: False)."""
+        key = (name, f"in{sorted(values)}")
+        if key not in self._cache:
+            col = self._table.column(name)
+            hit = pc.is_in(col, value_set=pa.array(sorted(values), col.type))
+            self._cache[key] = _frozen(hit.fill_null(False).to_numpy(zero_copy_only=False).astype(bool))
+        out: BoolArray = self._cache[key]
+        return out
+
     def differ(self, a: str, b: str) -> BoolArray:
         """True where columns ``a`` and ``b`` differ (a null differs from a value, not from a null)."""
         key = (a, f"differ{b}")
@@ -227,12 +249,12 @@ class Columns:
         out: BoolArray = self._cache[key]
         return out
 
-    def text(self, name: str) -> list[str | None]:
-        """Column ``name`` as Python values (strings)."""
+    def text(self, name: str) -> Sequence[str | None]:
+        """Column ``name`` as Python values (strings), each made when first read."""
         key = (name, "text")
         if key not in self._cache:
-            self._cache[key] = self._table.column(name).to_pylist()
-        out: list[str | None] = self._cache[key]
+            self._cache[key] = _Texts(self._table.column(name))
+        out: Sequence[str | None] = self._cache[key]
         return out
 
     def epoch(self, name: str) -> FloatArray:
@@ -306,7 +328,8 @@ class Detector(ABC):
         ``cols`` (a :class:`Columns` of ``features``) lets several detectors share one set of
         numpy views; detectors read them and never write into them.
         """
-        missing = [c for c in (*self.requires, "event_id") if c not in features.column_names]
+        have = set(features.column_names)
+        missing = [c for c in (*self.requires, "event_id") if c not in have]
         if missing:
             raise DetectorError(f"detector {self.name}: feature table lacks column(s) {', '.join(missing)}")
         cols = cols if cols is not None else Columns(features)

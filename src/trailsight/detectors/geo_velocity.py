@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from trailsight.detectors.base import BoolArray, Columns, Detector, FloatArray, recently_new
+from trailsight.detectors.base import Columns, Detector, FloatArray, recently_new
 from trailsight.enrich.netclass import EGRESS_PRINCIPALS, PLACED, RENTED, label
 from trailsight.finding import Reason
 
@@ -44,12 +44,6 @@ def great_circle_km(lat1: FloatArray, lon1: FloatArray, lat2: FloatArray, lon2: 
     dp, dl = p2 - p1, np.radians(lon2 - lon1)
     h = np.sin(dp / 2.0) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2.0) ** 2
     out: FloatArray = 2.0 * EARTH_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
-    return out
-
-
-def _member(cols: Columns, name: str, allowed: frozenset[str]) -> BoolArray:
-    """True where text column ``name`` is one of ``allowed``."""
-    out: BoolArray = np.logical_or.reduce([cols.equals(name, v) for v in sorted(allowed)])
     return out
 
 
@@ -87,21 +81,22 @@ class GeoVelocityDetector(Detector):
 
     def _score(self, cols: Columns) -> tuple[FloatArray, Any]:
         nan = float("nan")
-        km = great_circle_km(
-            cols.num("x_prev_lat", nan),
-            cols.num("x_prev_lon", nan),
-            cols.num("latitude", nan),
-            cols.num("longitude", nan),
+        before = cols.isin("x_prev_class", PLACED)
+        new_asn = recently_new(cols, "p_asn_n", "p_asn_first", self.p("new_hours"))
+        egress = cols.num("a_net_principals") >= self.p("egress_principals")
+        judged = before & ~egress & (cols.isin("net_class", PLACED) | (cols.isin("net_class", RENTED) & new_asn))
+        # The distance and speed of the judged calls only (a small share of a day's calls).
+        at = np.flatnonzero(judged)
+        km = np.full(len(judged), nan)
+        km[at] = great_circle_km(
+            cols.num("x_prev_lat", nan)[at],
+            cols.num("x_prev_lon", nan)[at],
+            cols.num("latitude", nan)[at],
+            cols.num("longitude", nan)[at],
         )
         hours = (cols.epoch("event_time") - cols.epoch("x_prev_time")) / 3600.0
         # Calls in the same minute still need the distance covered in a minute.
         kmh = km / np.maximum(np.nan_to_num(hours, nan=np.inf), 1.0 / 60.0)
-        before = _member(cols, "x_prev_class", PLACED)
-        new_asn = recently_new(cols, "p_asn_n", "p_asn_first", self.p("new_hours"))
-        egress = cols.num("a_net_principals") >= self.p("egress_principals")
-        judged = (
-            before & ~egress & (_member(cols, "net_class", PLACED) | (_member(cols, "net_class", RENTED) & new_asn))
-        )
         fast = judged & (np.nan_to_num(km) >= self.p("min_km")) & (np.nan_to_num(kmh) > self.p("max_kmh"))
         score = np.where(fast, IMPOSSIBLE, 0.0)
 

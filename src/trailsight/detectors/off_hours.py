@@ -76,8 +76,7 @@ class OffHoursDetector(Detector):
         country_days = cols.num("p_country_days") - seen_today(cols, "p_country_last")
         country_hours = cols.num("p_country_hours")
         lhour = cols.num("lhour", fill=-1.0)
-        countries = cols.text("country")
-        has_country = np.fromiter((c is not None for c in countries), dtype=np.bool_, count=len(countries))
+        has_country = cols.present("country")
         # Settled: earlier days and a working day's worth of clock hours from the country, and the
         # principal's previous call came from there too — a move, not a few calls from afar.
         previous_here = cols.epoch("p_country_last") == cols.epoch("p_last")
@@ -93,7 +92,7 @@ class OffHoursDetector(Detector):
         score = np.where(days >= self.p("min_days"), np.where(local, local_score, utc_score), 0.0)
         hours = cols.num("hour")
         offsets = cols.num("utc_offset")
-        cities = cols.text("city")
+        countries, cities = cols.text("country"), cols.text("city")
 
         def explain(i: int, s: float) -> list[Reason]:
             used = int(hour_days[i])

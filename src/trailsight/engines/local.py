@@ -310,8 +310,9 @@ def materialise_profiles(
     tables (Ibis, for :class:`~trailsight.features.chunk.ChunkFeatures`) and the ``pday`` and
     ``papi`` daily tables, which feed the behaviour context. With ``background``, the new days
     are written to the cache by a thread (appended to it; join it before the run ends) while the
-    run goes on. Only the ``pairs`` given get a windowed profile (the daily tables, which the
-    cache keeps, always hold every pair).
+    run goes on. Only the ``pairs`` given (those the run's detectors need) get daily tables and a
+    windowed profile; the cache keeps a day under a fingerprint that names them, so a run that
+    needs other pairs builds its days again.
     """
     since_day = int(since.timestamp() // SECONDS_PER_DAY)
     first, last = event_days(since, until, opts.forget_days)
@@ -323,7 +324,7 @@ def materialise_profiles(
     sql = ""
     # Whole days inside the history window are the same for every run: they come from the cache.
     whole = {
-        day: fingerprint(paths, DAILY_VERSION)
+        day: fingerprint(paths, DAILY_VERSION, [p.name for p in pairs])
         for day, paths in by_day.items()
         if first < day and datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1) <= until
     }
@@ -337,7 +338,7 @@ def materialise_profiles(
         on_error.callback(fresh.put, None)
         held = cache.cached(whole)
         if held:
-            schemas = {n: t.schema for n, t in daily_schemas().items()}
+            schemas = {n: t.schema for n, t in daily_schemas(pairs).items()}
             if not cache.matches(schemas):
                 held = set()  # a cache of another shape: build every day (the next store clears it)
             for name in schemas if held else ():
@@ -353,7 +354,7 @@ def materialise_profiles(
             with _cursor(con) as db:
                 view_files(db, by_day[day], "_ts_day_events")
                 events = db.sql(sql).to_arrow_table()
-            return DailyProfiles.reduce(events)
+            return DailyProfiles.reduce(events, pairs)
 
         # Days are reduced a few at once and folded in day order, as one at a time would be; each
         # day's tables go into the scratch database (and the cache) and leave memory.

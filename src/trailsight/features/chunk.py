@@ -129,8 +129,9 @@ class _Groups:
         self.new = np.ones(n, dtype=bool)
         if n:
             self.new[1:] = sorted_code[1:] != sorted_code[:-1]
-        positions = np.arange(n, dtype=np.int64)
-        self.start = np.maximum.accumulate(np.where(self.new, positions, 0))
+        # Each sorted row's group start: the group's first position, repeated over the group.
+        firsts = np.flatnonzero(self.new)
+        self.start = np.repeat(firsts, np.diff(np.append(firsts, n))).astype(np.int64, copy=False)
         self.ids = code
         self.size = size
         #: One row of each group (its first), by group id.
@@ -211,9 +212,12 @@ def _gather(profile: pa.Table, column: str, match: IntArray, ids: IntArray) -> t
     if profile.num_rows == 0:
         zeros = np.zeros(len(ids), dtype=np.int64)
         return zeros, zeros.astype(bool)
-    taken = col.take(pa.array(np.maximum(match, 0), pa.int64()))
-    valid_g = taken.is_valid().to_numpy(zero_copy_only=False) & (match >= 0)
-    values_g = taken.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    # The profile column as numpy once, then numpy indexing (cheaper than an Arrow take of nullable values).
+    at = np.maximum(match, 0)
+    values_g = col.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)[at]
+    valid_g = match >= 0
+    if col.null_count:
+        valid_g &= col.is_valid().to_numpy(zero_copy_only=False)[at]
     return values_g[ids], valid_g[ids]
 
 

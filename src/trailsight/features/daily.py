@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from trailsight.features.asof import DERIVED_KEYS, HOW_OFFSET, NUMERIC_KEYS, PAIR_BY_NAME, PAIRS, key_column
+from trailsight.features.asof import DERIVED_KEYS, HOW_OFFSET, NUMERIC_KEYS, PAIR_BY_NAME, PAIRS, Pair, key_column
 from trailsight.features.behaviour import AWS_NETWORK_KINDS, PERSON_IDENTITIES
 from trailsight.features.chunk import IntArray, KeyCodes, combine_codes, dense, ints, pair_rows, value_span
 from trailsight.store.state import transaction
@@ -180,8 +180,9 @@ class DailyProfiles:
         return self.stored(name)
 
     @staticmethod
-    def reduce(table: pa.Table) -> dict[str, pa.Table]:
-        """The daily tables of some events (columns :data:`DAY_COLUMNS` and ``msg``, the error key)."""
+    def reduce(table: pa.Table, pairs: Sequence[Pair] = PAIRS) -> dict[str, pa.Table]:
+        """The daily tables of some events (columns :data:`DAY_COLUMNS` and ``msg``, the error key):
+        one per pair of ``pairs`` (default all), and the volume, error, user and context tables."""
         out: dict[str, pa.Table] = {}
         if table.num_rows == 0:
             return out
@@ -200,7 +201,7 @@ class DailyProfiles:
             at = pa.array(g.rep if rows is None else rows[g.rep])
             return {k: codes.key(k).take(at) for k in keys}
 
-        for pair in PAIRS:
+        for pair in pairs:
             keys = [key_column(k) for k in pair.keys]
             rows = pair_rows(table, pair)
             p_times, p_day, p_hours = times, day, hour_idx
@@ -421,11 +422,11 @@ def _key_type(key: str) -> pa.DataType:
     return pa.int64() if key in NUMERIC_KEYS else pa.string()
 
 
-def daily_schemas() -> dict[str, pa.Table]:
-    """An empty table of every daily table :class:`DailyProfiles` makes (for a history without any)."""
+def daily_schemas(pairs: Sequence[Pair] = PAIRS) -> dict[str, pa.Table]:
+    """An empty table of every daily table :class:`DailyProfiles` makes with ``pairs`` (for a history without any)."""
     i64, text = pa.int64(), pa.string()
     out: dict[str, pa.Table] = {}
-    for pair in PAIRS:
+    for pair in pairs:
         fields = [pa.field(key_column(k), _key_type(key_column(k))) for k in pair.keys]
         fields += [pa.field("day", i64), pa.field("_n", i64), pa.field("_first", _TS), pa.field("_last", _TS)]
         if pair.hours:

@@ -2,7 +2,8 @@
 
 Detection reduces every lake day of its history to small daily tables
 (:mod:`trailsight.features.daily`). Those depend only on the day's lake files, so each complete
-day is kept here with a fingerprint of its files (names and sizes) and the definition's version:
+day is kept here with a fingerprint of its files (names and sizes), the definition's version and
+the pairs a run's detectors need (only those are built, see :func:`~trailsight.features.daily.daily_schemas`):
 the next run — ``trailsight watch`` every 15 minutes, or another ``detect`` — reads them back
 instead of the day's events, and rebuilds a day only when ingest added files to it. Days that
 fall out of the forget window of the newest day are aged out when a day is added.
@@ -28,9 +29,12 @@ from trailsight.store.layout import StoreLayout
 FILE_NAME = "profiles.duckdb"
 
 
-def fingerprint(files: Sequence[Path], version: int) -> str:
-    """A digest of a day's lake files (names and sizes) and the daily tables' version."""
+def fingerprint(files: Sequence[Path], version: int, tables: Sequence[str] = ()) -> str:
+    """A digest of a day's lake files (names and sizes), the daily tables' version and which
+    tables (``tables``: their names; a day built with other tables is built again)."""
     digest = hashlib.sha256(f"v{version}".encode())
+    if tables:
+        digest.update(("\n" + ",".join(sorted(tables))).encode())
     for path in sorted(files):
         try:
             size = path.stat().st_size
