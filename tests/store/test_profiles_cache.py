@@ -3,7 +3,8 @@
 A small simulated organisation is ingested into a real store. Detection over its last two days
 fills ``profiles.duckdb``; the next run builds no cached day again and gives the same findings;
 a file delivered late into a cached day changes that day's fingerprint, so exactly that day is
-rebuilt, and the findings equal those of a run with an empty cache.
+rebuilt, and the findings equal those of a run with an empty cache. A day holds only the pairs
+its run's detectors need: a run with other detectors builds its days again.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pyarrow as pa
 import pytest
 
 from trailsight import pipeline
+from trailsight.features.asof import PAIRS
 from trailsight.features.daily import DailyProfiles
 from trailsight.ingest import ingest
 from trailsight.simulate import simulate
@@ -38,9 +40,9 @@ def store(tmp_path: Path) -> StoreLayout:
     return layout
 
 
-def _findings(layout: StoreLayout) -> list[dict[str, Any]]:
+def _findings(layout: StoreLayout, detectors: list[str] | None = None) -> list[dict[str, Any]]:
     out = []
-    for finding in pipeline.detect(layout, SINCE, UNTIL, save=False):
+    for finding in pipeline.detect(layout, SINCE, UNTIL, detectors=detectors, save=False):
         d = finding.to_dict()
         d.pop("detected_at", None)
         out.append(d)
@@ -52,9 +54,9 @@ def _reduced_days(monkeypatch: pytest.MonkeyPatch) -> list[set[int]]:
     calls: list[set[int]] = []
     original = DailyProfiles.reduce
 
-    def spy(table: pa.Table) -> dict[str, pa.Table]:
+    def spy(table: pa.Table, pairs: Any = PAIRS) -> dict[str, pa.Table]:
         calls.append(set(table.column("day").to_pylist()))
-        return original(table)
+        return original(table, pairs)
 
     monkeypatch.setattr(DailyProfiles, "reduce", staticmethod(spy))
     return calls
@@ -123,3 +125,24 @@ def test_a_cache_of_another_shape_is_rebuilt(store: StoreLayout, monkeypatch: py
         ]
     assert "junk" not in columns
     assert _cached_days(store) == [START + timedelta(days=i) for i in range(6)]
+
+
+def _cached_tables(layout: StoreLayout) -> set[str]:
+    with duckdb.connect(str(layout.root / FILE_NAME), read_only=True) as con:
+        rows = con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 't\\_%' ESCAPE '\\'")
+        return {row[0].removeprefix("t_") for row in rows.fetchall()}
+
+
+def test_days_hold_only_the_pairs_the_run_needs_and_other_detectors_build_their_own(
+    store: StoreLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _findings(store)
+    held = _cached_tables(store)
+    assert "p_api" in held  # the behaviour model's pair
+    assert "api_city" not in held  # only the seed rule rare_api_for_city reads it, and it is off by default
+    seeds = ["rare_api_for_city"]
+    cold = _findings(store, seeds)  # another set of pairs: the days are built again, with api_city
+    assert "api_city" in _cached_tables(store)
+    calls = _reduced_days(monkeypatch)
+    assert _findings(store, seeds) == cold
+    assert calls == []  # the same detectors again: every day from the cache
