@@ -184,6 +184,28 @@ def test_a_chain_across_two_accounts_is_one_story_naming_every_principal(chain_s
     assert fold([story, *members]) == [story]
 
 
+def test_a_story_names_its_first_raised_member_not_an_earlier_weak_signal(chain_store: Path) -> None:
+    """alice's first step is below the alert level; the story is about who raised it: the admin session."""
+    links = _chain_links(chain_store)
+    alice = _finding("f-alice", ALICE, T0, 0.3, keys=("AKIAALICE0000000",))
+    admin = _finding(
+        "f-admin",
+        ADMIN,
+        T0 + timedelta(minutes=20),
+        0.7,
+        actor=f"{ADMIN}/s2",
+        tactic="Persistence",
+        keys=("ASIAADMIN0000002",),
+    )
+    backdoor = _finding("f-back", BACKDOOR, T0 + timedelta(hours=3), 0.6, keys=("AKIABACKDOOR0001",))
+    stories, _ = build_stories([admin, backdoor], [alice], links, OPTIONS, run_days=1.0)
+    assert len(stories) == 1
+    story = stories[0]
+    assert ALICE in story.principals and story.first_seen == T0  # the weak step is in the story
+    assert (story.principal, story.actor, story.account_id) == (ADMIN, f"{ADMIN}/s2", B)
+    assert story.id == story_id("f-alice")  # the id stays the earliest unit's, as the story grows
+
+
 def test_without_the_lineage_the_principals_stay_apart() -> None:
     alice = _finding("f-alice", ALICE, T0, 0.55, keys=("AKIAALICE0000000",))
     backdoor = _finding("f-back", BACKDOOR, T0 + timedelta(hours=3), 0.6, keys=("AKIABACKDOOR0001",))

@@ -365,7 +365,8 @@ def _story(
     if not (cross or len(raised) >= 2 or (raised and len(stages) >= 2) or (acc is not None and acc.raised)):
         return None
     seed = group[0].finding
-    # The title leads with who did it: the first raised member's person, else the earliest unit.
+    # The title and the principal fields name who did it: the first raised member's principal,
+    # else the earliest unit's (the id stays the earliest unit's, so a growing story keeps it).
     lead = raised[0].finding if raised else seed
     scores = sorted((u.finding.score for u in raised), reverse=True)
     score = 0.0
@@ -442,10 +443,10 @@ def _story(
         title=f"Attack story: {person_name(lead.principal, lead.actor)}, {len(steps)} steps by {len(actors)} "
         + "principal(s), "
         + " → ".join(order[:5]),
-        principal=seed.principal,
-        actor=seed.actor,
-        account_id=seed.account_id,
-        identity_type=seed.identity_type,
+        principal=lead.principal,
+        actor=lead.actor,
+        account_id=lead.account_id,
+        identity_type=lead.identity_type,
         first_seen=min(s.time for s in steps),
         last_seen=max(u.finding.last_seen for u in group),
         count=len(event_ids),
