@@ -48,3 +48,6 @@ def test_without_a_person_the_principal_is_named_as_in_prose() -> None:
     user = "arn:aws:iam::111122223333:user/alice"
     assert person_name(user, user) == "alice"
     assert person_name(SSO, SSO) == "role AWSReservedSSO_Admin_0c5c"
+    # an SSO role without a session name is named without IAM Identity Center's hash suffix
+    assert person_name(SSO_HASHED, SSO_HASHED) == "role AWSReservedSSO_DeveloperAccess"
+    assert short_name(SSO_HASHED) == "role AWSReservedSSO_DeveloperAccess"

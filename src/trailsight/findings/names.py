@@ -55,11 +55,12 @@ def _session_of(principal: str, actor: str | None) -> str:
 
 
 def short_name(principal: str) -> str:
-    """The readable name of a principal ARN: ``alice``, ``role/deploy``, ``root``."""
+    """The readable name of a principal ARN: ``alice``, ``role deploy``, ``root``; an SSO permission
+    set's role without its hash suffix (``role AWSReservedSSO_Admin``)."""
     if principal.endswith(":root"):
         return "root"
     if ":assumed-role/" in principal or ":role/" in principal:
-        return "role " + principal.rsplit("/", 1)[-1]
+        return "role " + role_name(principal)
     if "/" in principal:
         return principal.rsplit("/", 1)[-1]
     return principal
