@@ -34,7 +34,7 @@ from trailsight.scoring.events import ChunkScorer, ScoredChunk
 from trailsight.store.layout import StoreLayout
 
 #: Feature columns the grouping reads besides the detectors' own.
-GROUP_COLUMNS = ("api", "p_age_days", "gated_account", "gated_principal")
+GROUP_COLUMNS = ("api", "p_age_days", "a_age_days", "gated_account", "gated_principal")
 
 
 def needed_columns(detectors: Sequence[Detector]) -> list[str]:

@@ -139,7 +139,10 @@ def build_finding(events: Sequence[UnusualEvent], context_weight: float = 0.6) -
         for r in e.reasons:
             detectors[r.detector] = max(detectors.get(r.detector, 0.0), round(r.score * 100.0, 1))
     severity = severity_for(tactic, score)
-    history_days = float(first.row.get("p_age_days") or 0.0)
+    # The history a finding is judged against: the principal's; the root user's is its account's
+    # (root is the account's own identity, and its rare use is judged against the account's history).
+    age_of = "a_age_days" if identity_type == "Root" else "p_age_days"
+    history_days = float(first.row.get(age_of) or 0.0)
     unusual_kinds = {r.code for e in events for r in e.reasons}
     confidence = confidence_for(history_days, len(unusual_kinds), len(detectors), gated, score)
     name = person_name(principal, actor)

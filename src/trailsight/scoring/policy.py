@@ -183,7 +183,8 @@ def confidence_for(
 
     With the finding's ``score``, the bands of :data:`CONFIDENCE_BANDS` decide (so "raise only
     High" gives a predictable daily volume); without it, history length and corroboration do.
-    Gated findings and principals with under three days of history are always Low.
+    Gated findings and principals with under three days of history are always Low (the root
+    user's history is its account's: :func:`~trailsight.findings.group.build_finding`).
     """
     if gated or history_days < 3:
         return "Low"
