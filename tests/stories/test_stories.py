@@ -151,9 +151,9 @@ def test_lineage_follows_a_role_chain_across_two_accounts(chain_store: Path) -> 
     assert links[3].child_key == "AKIABACKDOOR0001"
 
 
-def test_a_chain_across_two_accounts_is_one_story_naming_every_principal(chain_store: Path) -> None:
-    links = _chain_links(chain_store)
-    alice = _finding("f-alice", ALICE, T0, 0.55, tactic="InitialAccess", keys=("AKIAALICE0000000",))
+def _chain_findings(alice_score: float) -> tuple[Finding, Finding, Finding]:
+    """The chain's three findings: alice's (scored ``alice_score``), the admin session's, backdoor's."""
+    alice = _finding("f-alice", ALICE, T0, alice_score, tactic="InitialAccess", keys=("AKIAALICE0000000",))
     admin = _finding(
         "f-admin",
         ADMIN,
@@ -164,6 +164,12 @@ def test_a_chain_across_two_accounts_is_one_story_naming_every_principal(chain_s
         keys=("ASIAADMIN0000002",),
     )
     backdoor = _finding("f-back", BACKDOOR, T0 + timedelta(hours=3), 0.6, keys=("AKIABACKDOOR0001",))
+    return alice, admin, backdoor
+
+
+def test_a_chain_across_two_accounts_is_one_story_naming_every_principal(chain_store: Path) -> None:
+    links = _chain_links(chain_store)
+    alice, admin, backdoor = _chain_findings(0.55)
     stories, members = build_stories([alice, admin, backdoor], [], links, OPTIONS, run_days=1.0)
     assert len(stories) == 1
     story = stories[0]
@@ -187,21 +193,12 @@ def test_a_chain_across_two_accounts_is_one_story_naming_every_principal(chain_s
 def test_a_story_names_its_first_raised_member_not_an_earlier_weak_signal(chain_store: Path) -> None:
     """alice's first step is below the alert level; the story is about who raised it: the admin session."""
     links = _chain_links(chain_store)
-    alice = _finding("f-alice", ALICE, T0, 0.3, keys=("AKIAALICE0000000",))
-    admin = _finding(
-        "f-admin",
-        ADMIN,
-        T0 + timedelta(minutes=20),
-        0.7,
-        actor=f"{ADMIN}/s2",
-        tactic="Persistence",
-        keys=("ASIAADMIN0000002",),
-    )
-    backdoor = _finding("f-back", BACKDOOR, T0 + timedelta(hours=3), 0.6, keys=("AKIABACKDOOR0001",))
+    alice, admin, backdoor = _chain_findings(0.3)
     stories, _ = build_stories([admin, backdoor], [alice], links, OPTIONS, run_days=1.0)
     assert len(stories) == 1
     story = stories[0]
-    assert ALICE in story.principals and story.first_seen == T0  # the weak step is in the story
+    assert ALICE in story.principals  # the weak step is in the story
+    assert story.first_seen == T0
     assert (story.principal, story.actor, story.account_id) == (ADMIN, f"{ADMIN}/s2", B)
     assert story.id == story_id("f-alice")  # the id stays the earliest unit's, as the story grows
 
