@@ -10,6 +10,11 @@ either, 0.8 otherwise; a new exact agent (a version bump, mostly) scores 0.5 whe
 account too, 0.35 when only the principal is new to it. AWS-internal agents score 0, and young
 principals (under ``min_principal_days`` active days) score at most half. As for networks, a
 value stays new for ``new_hours`` (24) after its first sighting.
+
+The exact agent is the *client agent* (:func:`trailsight.enrich.useragent.client_agent`): the
+agent without the token naming the call that the AWS CLI v2 appends (``command/iam.list-users``).
+A person's first ``aws iam list-users`` is a new API — the behaviour model's to judge — not a
+new program; the same command from another CLI version, platform or machine is a new agent.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from trailsight.detectors.base import Columns, Detector, FloatArray, recently_new
+from trailsight.enrich.useragent import client_agent
 from trailsight.finding import Reason
 
 
@@ -70,7 +76,7 @@ class UnusualUserAgentDetector(Detector):
                 code, msg = "new_user_agent_family", f"first {family} call for this principal"
             else:
                 code = "new_user_agent_for_account" if a_ua[i] else "new_user_agent_for_principal"
-                msg = f"user agent {ua!s:.80} is new for this principal"
+                msg = f"user agent {client_agent(ua)!s:.80} is new for this principal"
             return [Reason(detector=self.name, code=code, score=s, message=msg, details=details)]
 
         return score, explain

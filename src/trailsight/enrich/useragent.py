@@ -27,6 +27,12 @@ Families (``trailsight.schema.UA_FAMILIES`` plus one ``sdk-<language>`` per SDK)
     ``aws-internal/3`` service agents, the Lambda poller ``awslambda-worker``).
 ``other``
     anything else: scripts (``python-requests``), scanners (TruffleHog), empty or garbage.
+
+The *client agent* (:func:`client_agent`) is the agent without the token that names the call:
+the AWS CLI v2 appends the command it ran (``command/iam.list-users``, or ``md/command#iam.list-users``
+in the newer format), so every new CLI command is a new agent string, although the client is the
+same program on the same machine. Novelty of the exact agent (``unusual_user_agent``) is judged
+on the client agent; the API itself is judged by the API detectors.
 """
 
 from __future__ import annotations
@@ -34,6 +40,12 @@ from __future__ import annotations
 import re
 
 UA_OTHER = "other"
+
+#: The token of an agent that names the call rather than the client (AWS CLI v2, both formats):
+#: a regular expression that RE2, Python and Java read alike, with no backslash to escape (DuckDB
+#: and Spark apply it in SQL).
+CALL_PATTERN = " (?:md/)?command[/#][^ ]*"
+_CALL_PATTERN = re.compile(CALL_PATTERN)
 
 #: Families this module can return, most specific first in the order they are checked.
 FAMILIES: tuple[str, ...] = (
@@ -104,3 +116,10 @@ def classify_user_agent(user_agent: str | None) -> str:
         if any(needle in lower for needle in needles):
             return family
     return UA_OTHER
+
+
+def client_agent(user_agent: str | None) -> str | None:
+    """``user_agent`` without the token that names the call (:data:`CALL_PATTERN`): the client that made it."""
+    if user_agent is None:
+        return None
+    return _CALL_PATTERN.sub("", user_agent)

@@ -38,6 +38,7 @@ import ibis
 import ibis.expr.types as ir
 
 from trailsight.enrich.netclass import TRAVEL_CLASSES
+from trailsight.enrich.useragent import CALL_PATTERN
 from trailsight.features.options import FeatureOptions
 
 SECONDS_PER_DAY = 86_400
@@ -135,7 +136,7 @@ PAIRS: tuple[Pair, ...] = (
     Pair("p_asn", ("principal", "asn"), "p"),
     Pair("p_ncls", ("principal", "net_class"), "p"),
     Pair("p_uaf", ("principal", "ua_family"), "p"),
-    Pair("p_ua", ("principal", "user_agent"), "p"),
+    Pair("p_ua", ("principal", "agent"), "p"),
     Pair("p_region", ("principal", "region"), "p"),
     Pair("p_err", ("principal", "error_code"), "p"),
     Pair("p_hour", ("principal", "hour"), "p"),
@@ -145,7 +146,7 @@ PAIRS: tuple[Pair, ...] = (
     Pair("a_api", ("account_id", "api"), "a"),
     Pair("a_asn", ("account_id", "asn"), "a"),
     Pair("a_err", ("account_id", "error_code"), "a", hours=True),
-    Pair("a_ua", ("account_id", "user_agent"), "a"),
+    Pair("a_ua", ("account_id", "agent"), "a"),
     Pair("a_uaf", ("account_id", "ua_family"), "a"),
     Pair("city", ("city",), "a", hours=True),
     Pair("country", ("country",), "a", hours=True),
@@ -158,8 +159,11 @@ PAIRS: tuple[Pair, ...] = (
     Pair("k_asn", ("lt_key", "asn"), "p", sparse=True),
 )
 
-#: Key columns :func:`prepare` derives from the event columns (besides ``api``, ``hour``, ``how``).
-DERIVED_KEYS: tuple[str, ...] = ("signin", "signin_mfa", "lt_key")
+#: Key columns :func:`prepare` derives from the event columns (besides ``api``, ``hour``, ``how``):
+#: the sign-in keys (:func:`signin_keys`) and ``agent``, the user agent without the token that
+#: names the call (:func:`trailsight.enrich.useragent.client_agent`) — exact-agent novelty is
+#: judged on the client, not on the CLI command it ran.
+DERIVED_KEYS: tuple[str, ...] = ("signin", "signin_mfa", "lt_key", "agent")
 
 PAIR_BY_NAME: dict[str, Pair] = {p.name: p for p in PAIRS}
 
@@ -248,6 +252,7 @@ def prepare(events: ir.Table) -> ir.Table:
         hour_idx=(secs // 3600).cast("int64"),
         b15=(secs // 900).cast("int64"),
         **signin_keys(events),
+        agent=events.user_agent.re_replace(CALL_PATTERN, ""),
     )
     local_hour_idx = (secs + t.utc_offset.cast("int64") * 60) // 3600
     t = t.mutate(

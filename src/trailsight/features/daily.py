@@ -30,7 +30,7 @@ from trailsight.store.state import transaction
 _TS = pa.timestamp("us", tz="UTC")
 
 #: Version of the daily tables' definition; cached tables of another version are rebuilt.
-DAILY_VERSION = 3
+DAILY_VERSION = 4
 
 #: Event columns (after :func:`~trailsight.features.asof.prepare`) a day's pass reads.
 DAY_COLUMNS: tuple[str, ...] = (
