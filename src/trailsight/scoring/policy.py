@@ -12,7 +12,10 @@ Every number that ranks or labels what trailsight raises is here, once:
   volume signal among the events. Unusual APIs with no unusual context keep ``1 −
   context_weight`` of their weight, with full context all of it; context without unusual APIs
   counts a third of the top API risk — or, where two or more context signals corroborate each
-  other on one event, that event's context score weighted by its API risk factor. A group whose
+  other on one event, that event's context score weighted by its API risk factor. *What* and
+  *context* are combined within one actor: a group of a shared role (an SSO permission set)
+  holding several people's calls scores as its strongest person's calls alone, so one person's
+  new API is never weighted by another person's new network. A group whose
   events are all *gated* (too little history) scores :data:`GATED_SHARE` of its top API risk;
 * the **severity** on GuardDuty's scale from the tactic and the score (:func:`severity_for`,
   :func:`severity_label`), raised to what the finding's calls did (:func:`finding_severity`,
@@ -91,7 +94,15 @@ def risk_factor(risk: _Risk) -> _Risk:
 
 
 def finding_score(events: Sequence[UnusualEvent], context_weight: float = 0.6) -> float:
-    """Score of a group of unusual events that are not all gated (see the module docstring)."""
+    """Score of a group of unusual events that are not all gated: its strongest actor's (see the module docstring)."""
+    by_actor: dict[str, list[UnusualEvent]] = {}
+    for e in events:
+        by_actor.setdefault(str(e.row.get("actor") or e.principal), []).append(e)
+    return max(_actor_score(group, context_weight) for group in by_actor.values())
+
+
+def _actor_score(events: Sequence[UnusualEvent], context_weight: float) -> float:
+    """Score of one actor's unusual events: *what* weighted by *context*, or context alone."""
     best: dict[str, float] = {}
     for e in events:
         api = str(e.row["api"])
