@@ -1,4 +1,5 @@
-"""Detect over a time range: features → detectors → scoring → grouping → effects → description → suppression → save.
+"""Detect over a time range: features → detectors → scoring → grouping → effects → description → sessions →
+lineage → suppression → stories → save.
 
 :func:`detect` is the one entry point the CLI, ``watch``, the Spark job and notebooks use, and
 the one place that says what a run does. How the features are computed is an engine's business
@@ -33,6 +34,7 @@ from trailsight.findings.session import add_session_calls
 from trailsight.findings.touched import add_what_was_done
 from trailsight.scoring.events import ChunkScorer
 from trailsight.scoring.options import ScoringOptions
+from trailsight.store import lineage
 from trailsight.store.findings import connect_state, save_findings
 from trailsight.store.layout import StoreLayout
 from trailsight.timespan import utc
@@ -125,12 +127,15 @@ def detect(
                 described = describe_findings(findings, con, settings=settings, events=view)
             # describe keeps our scores; make sure the order stays best first.
             findings = sorted(described, key=lambda f: (-f.score, f.first_seen, f.id))
-        if findings:  # then everything the same session did in the burst, unusual or not (event_ids only)
-            with opened.calls_for(findings) as (con, view):
+        with opened.calls_for(findings) as (con, view):
+            # Then everything the same session did in the burst, unusual or not (event_ids only),
+            if findings:
                 findings = add_session_calls(findings, con, view, timedelta(minutes=scoring.gap_minutes))
+            # and the credential lineage the range's calls made, which the stories follow.
+            made = lineage.links_from_view(con, view, since, until)
     # Suppression marks members, it does not drop them: a suppressed member still joins its story.
     findings = suppress_findings(layout, findings, settings)
-    story_run = stories.tell(layout, findings, weak, since, until, settings)
+    story_run = stories.tell(layout, findings, weak, since, until, settings, made=made)
     told = suppress_findings(layout, story_run.stories, settings)
     findings = sorted([*told, *story_run.findings], key=lambda f: (-f.score, f.first_seen, f.id))
     st.stories = len(told)

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 import pyarrow as pa
 import pytest
@@ -34,6 +35,7 @@ from trailsight.ingest import IngestSummary, ingest
 from trailsight.schema import EVENT_SCHEMA
 from trailsight.simulate.generate import simulate
 from trailsight.spark_job import main as spark_job
+from trailsight.store import lineage
 from trailsight.store.layout import StoreLayout
 
 require_spark()  # skips here without pyspark or java, fails where TRAILSIGHT_REQUIRE_SPARK=1 (CI)
@@ -163,10 +165,14 @@ def duckdb_findings(ingested: tuple[StoreLayout, IngestSummary]) -> list[dict[st
 
 
 @pytest.fixture(scope="module")
-def raw_findings(raw: CloudTrailRead, spark_con: Any, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    store = tmp_path_factory.mktemp("raw-findings") / "store"
-    found = spark.detect(store, SINCE, UNTIL, None, con=spark_con, events=raw.events)
-    assert StoreLayout(store).state.is_file()  # saved in the store's state database
+def raw_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("raw-findings") / "store"
+
+
+@pytest.fixture(scope="module")
+def raw_findings(raw: CloudTrailRead, spark_con: Any, raw_store: Path) -> list[dict[str, Any]]:
+    found = spark.detect(raw_store, SINCE, UNTIL, None, con=spark_con, events=raw.events)
+    assert StoreLayout(raw_store).state.is_file()  # saved in the store's state database
     return [f.to_dict() for f in found]
 
 
@@ -175,15 +181,31 @@ def test_same_findings_as_ingest_and_duckdb(
 ) -> None:
     assert len(duckdb_findings) >= 2
     assert any(f["principal"] == "arn:aws:iam::123837392027:user/bert-jan" for f in duckdb_findings)
-    # From raw CloudTrail there is no lake to read credential lineage from, so no story joins the
-    # two principals there, nor the other calls of a finding's session (after its unusual ones);
-    # the findings themselves are the same.
-    assert raw_findings == [
-        {**f, "story_id": None, "event_ids": f["event_ids"][: f["count"]]}
-        for f in duckdb_findings
-        if f["id"] not in _story_ids(duckdb_findings)
-    ]
-    assert any(len(f["event_ids"]) > f["count"] for f in duckdb_findings)
+    # The same findings, event ids and all: each one's unusual events, then the other calls of its
+    # session (brought to the driver by a broadcast join on Spark), and the same stories.
+    assert raw_findings == duckdb_findings
+    assert any(len(f["event_ids"]) > f["count"] for f in raw_findings)
+
+
+def test_a_story_spans_principals_from_raw_cloudtrail(raw_findings: list[dict[str, Any]]) -> None:
+    # The credential lineage of the raw records (users, keys and roles the detonation made) joins
+    # the principals into one story, as it does over a store.
+    stories = [f for f in raw_findings if str(f["id"]) in _story_ids(raw_findings)]
+    assert stories
+    assert any(len(set(s["principals"])) >= 2 for s in stories)
+    members = {m for s in stories for m in s["members"]}
+    assert {f["story_id"] for f in raw_findings if f["id"] in members} <= {s["id"] for s in stories}
+
+
+def test_same_lineage_as_ingest(ingested: tuple[StoreLayout, IngestSummary], raw_store: Path) -> None:
+    from_lake = lineage.links_from_lake(ingested[0], SINCE, UNTIL)
+    with duckdb.connect(str(StoreLayout(raw_store).state), read_only=True) as con:
+        saved = lineage.stored_links(con, SINCE, UNTIL)
+    # What the raw run saved: the links its calls made (read on Spark, parsed on the driver by the
+    # parser the lake's reader uses) and those its unusual events made (outside_use).
+    assert [x for x in saved if x.link != "outside_use"] == from_lake
+    kinds = {x.link for x in from_lake}
+    assert {"access_key", "user", "assume_role"} <= kinds
 
 
 def _story_ids(findings: list[dict[str, Any]]) -> set[str]:

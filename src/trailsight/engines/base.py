@@ -8,8 +8,8 @@ are computed. It opens a time range (:meth:`FeatureEngine.open`), and the open r
   the plan's :class:`~trailsight.scoring.events.ChunkScorer` where the engine computed them (a
   worker process or a Spark driver never ships a feature table back, only unusual events);
 * fetches the events the descriptions read (:meth:`OpenRange.events_for`), as a DuckDB view;
-* fetches the calls whose requests say what the findings did (:meth:`OpenRange.calls_for`), as a
-  DuckDB view.
+* fetches the calls whose requests say what the findings did, the calls of their sessions and
+  the range's lineage calls (:meth:`OpenRange.calls_for`), as a DuckDB view.
 
 Two engines implement it: :class:`trailsight.engines.local.LocalEngine` (DuckDB and numpy in
 this process or its worker processes, the default) and
@@ -91,9 +91,11 @@ class OpenRange(Protocol):
     def calls_for(self, findings: Sequence[Finding]) -> AbstractContextManager[tuple[Any, str]]:
         """An Ibis DuckDB connection and the name of its view for :func:`trailsight.findings.touched.add_what_was_done`.
 
-        The view holds the range's events and the history before them, or at least the findings'
-        own events, the calls of the APIs ``effects.csv`` lists, and each (account, principal)'s
-        first event.
+        Also the view :func:`trailsight.findings.session.add_session_calls` and
+        :func:`trailsight.store.lineage.links_from_view` read. It holds the range's events and the
+        history before them, or at least the findings' own events, the calls of the APIs
+        ``effects.csv`` lists, the calls of the findings' sessions, the range's successful
+        lineage calls, and each (account, principal)'s first event.
         """
         ...
 

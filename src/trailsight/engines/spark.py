@@ -35,7 +35,7 @@ import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -407,9 +407,12 @@ class SparkRange:
     def calls_for(self, findings: Sequence[Finding]) -> Iterator[tuple[Any, str]]:
         """The calls what the findings did is read from, in an in-memory DuckDB as the view ``events``.
 
-        From the store's lake; or, with ``events``, to the driver come the findings' own events,
-        the calls of the APIs ``effects.csv`` lists, and one row per (account, principal) at its
-        first time in the range read.
+        From the store's lake; or, with ``events``, to the driver come only the rows the pipeline
+        reads there, chosen on Spark: the findings' own events, the calls of the APIs
+        ``effects.csv`` lists, the calls of each finding's session (the rule of
+        :mod:`trailsight.findings.session`, its table of wanted sessions broadcast to the events),
+        the range's successful lineage calls (:data:`trailsight.store.lineage.LINEAGE_CALLS`), and
+        one row per (account, principal) at its first time in the range read.
         """
         from trailsight.features.source import connect as duckdb_connect
         from trailsight.features.source import open_events as duckdb_open_events
@@ -425,19 +428,36 @@ class SparkRange:
             con.disconnect()
 
     def _driver_calls(self, findings: Sequence[Finding]) -> pa.Table:
+        """The rows of the calls view (see :meth:`calls_for`), chosen on Spark, with :func:`driver_call_columns`."""
         from pyspark.sql import functions as F
 
-        from trailsight.findings.touched import CALL_COLUMNS, watched_names
+        from trailsight.findings.session import SESSION_MATCH, sessions_wanted
+        from trailsight.findings.touched import watched_names
+        from trailsight.scoring.options import ScoringOptions
+        from trailsight.store.lineage import LINEAGE_CALLS
 
         frame = events_between(self.engine.events, self.since, self.until, self.plan.features.forget_days)
         ids = sorted({e for f in findings for e in f.event_ids})
-        calls = frame.where(F.col("event_id").isin(ids) | F.col("event_name").isin(watched_names())).select(
-            *CALL_COLUMNS
+        in_range = (F.col("event_time") >= F.lit(self.since.astimezone(UTC))) & (
+            F.col("event_time") < F.lit(self.until.astimezone(UTC))
         )
+        chosen = (
+            F.col("event_id").isin(ids) | F.col("event_name").isin(watched_names()) | (F.expr(LINEAGE_CALLS) & in_range)
+        )
+        calls = frame.where(F.coalesce(chosen, F.lit(False)))
+        gap = timedelta(minutes=ScoringOptions.from_settings(self.plan.settings).gap_minutes)
+        wanted = sessions_wanted(findings, gap)
+        if wanted is not None:
+            # The findings' sessions (session.py's rule, on Spark): a small table broadcast to the events.
+            sessions = frame.sparkSession.createDataFrame(wanted.to_pylist(), schema=_WANTED_SCHEMA)
+            in_sessions = frame.alias("e").join(F.broadcast(sessions).alias("w"), F.expr(SESSION_MATCH), "left_semi")
+            calls = calls.unionByName(in_sessions.where(~F.coalesce(chosen, F.lit(False))))
+        columns = driver_call_columns()
+        calls = calls.select(*columns)
         kept = ("account_id", "principal", "event_time")
         firsts = frame.groupBy("account_id", "principal").agg(F.min("event_time").alias("event_time"))
         firsts = firsts.select(
-            *[F.col(c) if c in kept else F.lit(None).cast(frame.schema[c].dataType).alias(c) for c in CALL_COLUMNS]
+            *[F.col(c) if c in kept else F.lit(None).cast(frame.schema[c].dataType).alias(c) for c in columns]
         )
         return to_utc_arrow(calls.unionByName(firsts).toArrow())
 
@@ -454,6 +474,18 @@ class SparkRange:
             .select(*LAKE_COLUMNS)
         )
         return to_utc_arrow(frame.toArrow())
+
+
+#: The Spark type of :func:`trailsight.findings.session.sessions_wanted`'s table.
+_WANTED_SCHEMA = "n BIGINT, actor STRING, key STRING, ip STRING, lo TIMESTAMP, hi TIMESTAMP"
+
+
+def driver_call_columns() -> list[str]:
+    """The columns of the calls view the raw path hands the driver: what effects, sessions and lineage read."""
+    from trailsight.findings.touched import CALL_COLUMNS
+    from trailsight.store.lineage import LINEAGE_COLUMNS
+
+    return list(dict.fromkeys([*CALL_COLUMNS, *LINEAGE_COLUMNS, "actor", "access_key_id", "source_ip", "error_code"]))
 
 
 def detect(

@@ -10,9 +10,10 @@ finding whose events carry no key (a console sign-in) has its actor on its own s
 instead. The session's calls from ``gap`` before the finding's first event to ``gap`` after its
 last (``[scoring] gap_minutes``, what already joins unusual events into one finding) are added
 to its ``event_ids`` after the unusual ones, up to :data:`MAX_SESSION_EVENTS`. Its count, score,
-APIs and explanation stay those of the unusual events. One query serves all findings. A view
-without the session columns (the Spark engine reading raw CloudTrail hands over only the
-findings' own calls) leaves the findings as they are.
+APIs and explanation stay those of the unusual events. One query serves all findings; the
+table of wanted sessions (:func:`sessions_wanted`) and the rule that matches a call to one
+(:data:`SESSION_MATCH`) are shared with the Spark engine reading raw CloudTrail, which runs the
+same join on Spark so that only the sessions' calls reach the driver's view.
 """
 
 from __future__ import annotations
@@ -25,28 +26,37 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from trailsight.errors import StoreError
 from trailsight.features.source import raw_connection
 from trailsight.finding import Finding
 
-__all__ = ["MAX_SESSION_EVENTS", "add_session_calls"]
+__all__ = ["MAX_SESSION_EVENTS", "SESSION_MATCH", "add_session_calls", "sessions_wanted"]
 
 #: Calls of a session kept beside a finding's unusual events (the earliest ones).
 MAX_SESSION_EVENTS: Final = 5000
 
 _IDENT: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+#: When a call ``e`` belongs to a wanted session ``w`` (a row of :func:`sessions_wanted`), in SQL
+#: that DuckDB and Spark both read.
+SESSION_MATCH: Final = (
+    "e.actor = w.actor AND e.event_time >= w.lo AND e.event_time <= w.hi "
+    "AND (e.access_key_id = w.key OR (w.key IS NULL AND e.source_ip = w.ip))"
+)
 
-def add_session_calls(findings: Sequence[Finding], con: Any, events: str, gap: timedelta) -> list[Finding]:
-    """``findings`` with the other calls of each one's session within ``gap`` of it added to ``event_ids``.
 
-    ``events`` is a view of ``con`` holding the findings' range (the run's lake view).
+def sessions_wanted(findings: Sequence[Finding], gap: timedelta) -> pa.Table | None:
+    """The sessions whose calls ``findings`` want, one row per (finding, key or address); None when none.
+
+    Columns: ``n`` (the finding's index), ``actor``, ``key`` (an access key, or null), ``ip`` (the
+    source address of a finding without a key, else null), ``lo`` and ``hi`` (the finding's first
+    and last event, ``gap`` either side, UTC). A call is the session's when its actor is ``actor``,
+    its time within ``[lo, hi]`` and its key ``key`` (or, when ``key`` is null, its address ``ip``):
+    :func:`add_session_calls` joins the view on it in DuckDB, the Spark engine on Spark to bring
+    only those calls to the driver (:mod:`trailsight.engines.spark`).
     """
-    if not findings:
-        return []
-    if not _IDENT.match(events):
-        raise StoreError(f"session calls: events relation {events!r} is not a plain SQL name")
     rows: dict[str, list[Any]] = {"n": [], "actor": [], "key": [], "ip": [], "lo": [], "hi": []}
     for n, f in enumerate(findings):
         lo, hi = f.first_seen - gap, f.last_seen + gap
@@ -58,8 +68,8 @@ def add_session_calls(findings: Sequence[Finding], con: Any, events: str, gap: t
             rows["lo"].append(lo.astimezone(UTC))
             rows["hi"].append(hi.astimezone(UTC))
     if not rows["n"]:
-        return list(findings)
-    wanted = pa.table(
+        return None
+    return pa.table(
         {
             "n": pa.array(rows["n"], pa.int64()),
             "actor": pa.array(rows["actor"], pa.string()),
@@ -69,21 +79,31 @@ def add_session_calls(findings: Sequence[Finding], con: Any, events: str, gap: t
             "hi": pa.array(rows["hi"], pa.timestamp("us", tz="UTC")),
         }
     )
-    db = raw_connection(con)
-    columns = {str(c[0]) for c in db.execute(f"DESCRIBE {events}").fetchall()}
-    if not {"actor", "access_key_id", "source_ip"} <= columns:
-        # The Spark engine reading raw CloudTrail hands over only the findings' own calls.
+
+
+def add_session_calls(findings: Sequence[Finding], con: Any, events: str, gap: timedelta) -> list[Finding]:
+    """``findings`` with the other calls of each one's session within ``gap`` of it added to ``event_ids``.
+
+    ``events`` is a view of ``con`` holding the findings' range (the run's calls view, with the
+    columns ``actor``, ``access_key_id`` and ``source_ip``).
+    """
+    if not findings:
+        return []
+    if not _IDENT.match(events):
+        raise StoreError(f"session calls: events relation {events!r} is not a plain SQL name")
+    wanted = sessions_wanted(findings, gap)
+    if wanted is None:
         return list(findings)
-    since: datetime = min(rows["lo"])
-    until: datetime = max(rows["hi"])
+    db = raw_connection(con)
+    since: datetime = pc.min(wanted["lo"]).as_py()
+    until: datetime = pc.max(wanted["hi"]).as_py()
     db.register("_ts_session_wanted", wanted)
     try:
         found = db.execute(
             "SELECT DISTINCT w.n, e.event_id, epoch_us(e.event_time) AS t FROM "
             f"(SELECT event_id, event_time, actor, access_key_id, source_ip FROM {events} "
             " WHERE event_time >= ? AND event_time <= ?) e "
-            "JOIN _ts_session_wanted w ON e.actor = w.actor AND e.event_time >= w.lo AND e.event_time <= w.hi "
-            "AND (e.access_key_id = w.key OR (w.key IS NULL AND e.source_ip = w.ip)) "
+            f"JOIN _ts_session_wanted w ON {SESSION_MATCH} "
             "ORDER BY w.n, t, e.event_id",
             [since, until],
         ).fetchall()

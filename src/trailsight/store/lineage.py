@@ -22,8 +22,10 @@ from the caller (its ``actor``) to what it made:
 Only successful calls make links (``outside_use`` links come from the run's unusual events, not
 from one call's record). The links are kept in the state database (table ``lineage``,
 owned by this module, created with ``CREATE TABLE IF NOT EXISTS``) as ``detect`` meets them, so a
-later run and ``watch`` see lineage that began before their own range. :func:`links_from_lake`
-reads a range of the lake, :func:`save_links` stores them, :func:`stored_links` reads them back.
+later run and ``watch`` see lineage that began before their own range. :func:`links_from_view`
+reads a range of a run's calls view, whichever engine made it (``detect`` passes its links to
+the stories), :func:`links_from_lake` a range of the lake (``investigate``), both with one parser;
+:func:`save_links` stores them, :func:`stored_links` reads them back.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Any, Final
 
 import duckdb
 
+from trailsight.errors import StoreError
 from trailsight.finding import Finding
 from trailsight.store import lake
 from trailsight.store.layout import StoreLayout
@@ -45,10 +48,13 @@ from trailsight.store.state import table_exists
 
 __all__ = [
     "LINEAGE_APIS",
+    "LINEAGE_CALLS",
+    "LINEAGE_COLUMNS",
     "MACHINE_MISUSE",
     "Link",
     "ensure_table",
     "links_from_lake",
+    "links_from_view",
     "links_of",
     "novelty_rates",
     "outside_principals",
@@ -82,6 +88,7 @@ _DDL: Final = """CREATE TABLE IF NOT EXISTS lineage(
 _NOVELTY_DDL: Final = """CREATE TABLE IF NOT EXISTS story_novelty(
     actor VARCHAR NOT NULL, day DATE NOT NULL, signals INTEGER NOT NULL, PRIMARY KEY (actor, day))"""
 
+_IDENT_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ASSUMED_RE: Final = re.compile(r"arn:([\w-]+):sts::(\d*):assumed-role/(.+)/([^/]+)$")
 _ARN_ACCOUNT_RE: Final = re.compile(r"arn:[\w-]+:[\w-]*::(\d{12}):")
 _ROLE_SESSION_RE: Final = re.compile(r"arn:[\w-]+:iam::\d*:role/(?:.*/)?[^/]+/[^/]+$")
@@ -301,24 +308,62 @@ def outside_uses(findings: Iterable[Finding]) -> list[Link]:
     return sorted({x.event_id: x for x in reversed(out)}.values(), key=lambda x: (x.event_time, x.event_id))
 
 
+#: The columns of a lineage call :func:`links_of` reads.
+LINEAGE_COLUMNS: Final = (
+    "event_id",
+    "event_time",
+    "account_id",
+    "event_name",
+    "actor",
+    "access_key_id",
+    "source_ip",
+    "raw",
+)
+
+#: The calls that may make a link, in SQL DuckDB and Spark both read: successful calls of :data:`LINEAGE_APIS`.
+LINEAGE_CALLS: Final = "event_name IN ({}) AND error_code IS NULL".format(", ".join(f"'{n}'" for n in LINEAGE_APIS))
+
+
+def _links_of_relation(rel: duckdb.DuckDBPyRelation) -> list[Link]:
+    """The links made by the lineage calls of an events relation, in time order (the one parser of both readers)."""
+    columns = ", ".join("epoch_us(event_time) AS event_time" if c == "event_time" else c for c in LINEAGE_COLUMNS)
+    cursor = rel.filter(LINEAGE_CALLS).project(columns)
+    names = list(cursor.columns)
+    rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+    for row in rows:
+        row["event_time"] = _time(row["event_time"])
+    out = [link for row in rows for link in links_of(row)]
+    return sorted(out, key=lambda x: (x.event_time, x.event_id, x.link))
+
+
 def links_from_lake(layout: StoreLayout, since: datetime, until: datetime) -> list[Link]:
     """The links made by the lake's events in ``[since, until)``, in time order."""
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        rel = lake.open_events(con, layout, since, until)
-        names = ", ".join(f"'{n}'" for n in LINEAGE_APIS)
-        cursor = rel.filter(f"event_name IN ({names}) AND error_code IS NULL").project(
-            "event_id, epoch_us(event_time) AS event_time, account_id, event_name, actor, access_key_id, source_ip, raw"
-        )
-        columns = list(cursor.columns)
-        rows = [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]
-        for row in rows:
-            row["event_time"] = _time(row["event_time"])
+        return _links_of_relation(lake.open_events(con, layout, since, until))
     finally:
         con.close()
-    out = [link for row in rows for link in links_of(row)]
-    return sorted(out, key=lambda x: (x.event_time, x.event_id, x.link))
+
+
+def links_from_view(con: Any, view: str, since: datetime, until: datetime) -> list[Link]:
+    """The links made by the events of ``view`` in ``[since, until)``, in time order.
+
+    ``con`` is a DuckDB connection or an Ibis DuckDB backend; ``view`` names a relation of it with
+    (at least) the range's successful lineage calls and :data:`LINEAGE_COLUMNS` and ``error_code``
+    — a run's calls view (:meth:`trailsight.engines.base.OpenRange.calls_for`), whichever engine
+    made it. Gives what :func:`links_from_lake` gives over the same events.
+    """
+    if not _IDENT_RE.match(view):
+        raise StoreError(f"lineage: events relation {view!r} is not a plain SQL name")
+    db = con if isinstance(con, duckdb.DuckDBPyConnection) else getattr(con, "con", None)
+    if not isinstance(db, duckdb.DuckDBPyConnection):
+        raise StoreError(f"lineage: expected a DuckDB connection, got {type(con).__name__}")
+    rel = db.sql(
+        f"SELECT * FROM {view} WHERE event_time >= ? AND event_time < ?",
+        params=[since.astimezone(UTC), until.astimezone(UTC)],
+    )
+    return _links_of_relation(rel)
 
 
 def ensure_table(con: duckdb.DuckDBPyConnection) -> None:

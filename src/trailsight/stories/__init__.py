@@ -1,9 +1,10 @@
 """Attack stories: findings and weak signals joined by lineage, actor and network (docs/stories.md).
 
-:func:`tell` is the pipeline's one call: it reads the lineage of the window (the lake's range
-now, the state database's for the days before), joins the run's findings and weak signals
-(:mod:`trailsight.stories.correlate`, :mod:`trailsight.stories.risk`) and returns a
-:class:`StoryRun` that :func:`save` stores beside the findings.
+:func:`tell` is the pipeline's one call: it takes the lineage the range's calls made (which the
+pipeline read from the engine's calls view, whichever engine) and the state database's for the
+days before, joins the run's findings and weak signals (:mod:`trailsight.stories.correlate`,
+:mod:`trailsight.stories.risk`) and returns a :class:`StoryRun` that :func:`save` stores beside
+the findings.
 """
 
 from __future__ import annotations
@@ -45,14 +46,20 @@ def tell(
     since: datetime,
     until: datetime,
     settings: Settings | None,
+    *,
+    made: Sequence[lineage.Link],
 ) -> StoryRun:
-    """Stories of ``[since, until)`` from its raised findings and weak signals."""
+    """Stories of ``[since, until)`` from its raised findings and weak signals.
+
+    ``made`` is the lineage the range's calls made (:func:`trailsight.store.lineage.links_from_view`
+    over the run's calls view, whichever engine read them).
+    """
     options = StoryOptions.from_settings(settings)
     if not options.enabled:
         return StoryRun(findings=list(raised))
     window = timedelta(days=options.window_days)
     fresh = sorted(
-        lineage.links_from_lake(layout, since, until) + lineage.outside_uses([*raised, *weak]),
+        [*made, *lineage.outside_uses([*raised, *weak])],
         key=lambda x: (x.event_time, x.event_id, x.link),
     )
     earlier: list[lineage.Link] = []
