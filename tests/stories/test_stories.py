@@ -12,7 +12,8 @@ import pytest
 from storykit import finding as _finding
 
 from trailsight.config import Settings
-from trailsight.errors import ConfigError
+from trailsight.errors import ConfigError, StoreError
+from trailsight.features.source import connect, open_events, quiet_ibis
 from trailsight.finding import Finding
 from trailsight.findings.suppress import SuppressionRule, apply_suppressions, rule_from_finding
 from trailsight.store import lineage
@@ -149,6 +150,30 @@ def test_lineage_follows_a_role_chain_across_two_accounts(chain_store: Path) -> 
     assert links[1].parent == f"{DEPLOYER}/s1"
     assert links[3].child == lineage.user_node(B, "backdoor")
     assert links[3].child_key == "AKIABACKDOOR0001"
+
+
+def test_lineage_from_a_calls_view_is_the_lakes(chain_store: Path) -> None:
+    # What detect reads (the engine's calls view, here the local engine's lake view) gives the
+    # links the lake's reader gives; a view holding only the lineage calls (the Spark engine's
+    # raw path hands the driver no more) gives them too, and a narrower range fewer.
+    layout = StoreLayout(chain_store)
+    since, until = T0 - timedelta(days=1), T0 + timedelta(days=1)
+    con = connect()
+    try:
+        with quiet_ibis():
+            open_events(con, layout, since, until, 90)
+        assert lineage.links_from_view(con, "events", since, until) == _chain_links(chain_store)
+        db = con.con
+        db.execute(f"CREATE TEMP TABLE only_lineage AS SELECT * FROM events WHERE {lineage.LINEAGE_CALLS}")
+        assert lineage.links_from_view(db, "only_lineage", since, until) == _chain_links(chain_store)
+        later = T0 + timedelta(minutes=15)
+        assert lineage.links_from_view(db, "only_lineage", later, until) == [
+            x for x in _chain_links(chain_store) if x.event_time >= later
+        ]
+        with pytest.raises(StoreError):
+            lineage.links_from_view(db, "events; DROP TABLE x", since, until)
+    finally:
+        con.disconnect()
 
 
 def _chain_findings(alice_score: float) -> tuple[Finding, Finding, Finding]:
