@@ -165,6 +165,11 @@ PAIRS: tuple[Pair, ...] = (
 #: judged on the client, not on the CLI command it ran.
 DERIVED_KEYS: tuple[str, ...] = ("signin", "signin_mfa", "lt_key", "agent")
 
+#: Derived keys the local engine works out in Arrow, once per distinct value of the column they
+#: come from, rather than per row in SQL (:func:`trailsight.features.chunk.with_arrow_keys`): the
+#: same values as :func:`prepare` gives.
+ARROW_KEYS: tuple[str, ...] = ("agent",)
+
 PAIR_BY_NAME: dict[str, Pair] = {p.name: p for p in PAIRS}
 
 

@@ -26,7 +26,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from trailsight.enrich.netclass import TRAVEL_CLASSES
+from trailsight.enrich.useragent import client_agents
 from trailsight.features.asof import (
+    ARROW_KEYS,
     CARRIED_COLUMNS,
     DERIVED_COLUMNS,
     DERIVED_KEYS,
@@ -76,15 +78,40 @@ class KeyCodes:
     def column(self, name: str) -> tuple[IntArray, pa.Array]:
         """(codes of every row, the distinct values they index) for key column ``name``."""
         if name not in self._codes:
-            encoded = pc.dictionary_encode(self.key(name))
-            codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-            self._codes[name] = (codes, encoded.dictionary)
+            raw = self._table.column(name.removeprefix("_k_"))
+            if pa.types.is_dictionary(raw.type):  # already encoded (with_arrow_keys): its codes
+                self._codes[name] = _dictionary_codes(raw.combine_chunks())
+            else:
+                encoded = pc.dictionary_encode(self.key(name))
+                codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+                self._codes[name] = (codes, encoded.dictionary)
         return self._codes[name]
 
     def part(self, name: str) -> tuple[IntArray, int]:
         """(codes of every row, how many distinct values) for key column ``name``, for :func:`combine_codes`."""
         codes, values = self.column(name)
         return codes, len(values)
+
+
+def _dictionary_codes(encoded: pa.DictionaryArray) -> tuple[IntArray, pa.Array]:
+    """(codes, distinct values) of a dictionary-encoded text key with distinct values; a null
+    row is the key ``""``, as :meth:`KeyCodes.key` fills it."""
+    values = encoded.dictionary
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    if encoded.null_count:
+        empty = pc.index(values, "").as_py()
+        if empty < 0:
+            values = pa.concat_arrays([values, pa.array([""], values.type)])
+            empty = len(values) - 1
+        codes[codes < 0] = empty
+    return codes, values
+
+
+def with_arrow_keys(table: pa.Table) -> pa.Table:
+    """``table`` with the derived keys of :data:`~trailsight.features.asof.ARROW_KEYS` it lacks added."""
+    if "agent" not in table.column_names:
+        table = table.append_column("agent", client_agents(table.column("user_agent")))
+    return table
 
 
 def combine_codes(parts: Sequence[tuple[IntArray, int]]) -> IntArray:
@@ -359,7 +386,8 @@ class ChunkFeatures:
         with self._compiling:
             if view not in self._prepare_sql:
                 t = prepare(events)
-                wanted = [*CARRIED_COLUMNS, *DERIVED_COLUMNS, *DERIVED_KEYS, "hour_idx", "b15", "_k_msg"]
+                keys = [k for k in DERIVED_KEYS if k not in ARROW_KEYS]
+                wanted = [*CARRIED_COLUMNS, *DERIVED_COLUMNS, *keys, "hour_idx", "b15", "_k_msg"]
                 self._prepare_sql[view] = str(self._con.compile(t.select(*wanted).rename(msg="_k_msg")))
         stamp = until.strftime("%Y-%m-%d %H:%M:%S.%f")
         table = self._sql(
@@ -369,7 +397,7 @@ class ChunkFeatures:
         )
         # Sorting the indices, not the wide rows, then one take.
         order = pc.sort_indices(table, sort_keys=[("event_time", "ascending"), ("event_id", "ascending")])
-        return table.take(order)
+        return with_arrow_keys(table.take(order))
 
     def _principals(self, db: Any, codes: KeyCodes, day: IntArray, key: str, profile: str) -> pa.Array:
         """Per event, how many principals of its account used its ``key`` on earlier days of the window."""

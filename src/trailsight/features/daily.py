@@ -22,9 +22,27 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from trailsight.features.asof import DERIVED_KEYS, HOW_OFFSET, NUMERIC_KEYS, PAIR_BY_NAME, PAIRS, Pair, key_column
+from trailsight.features.asof import (
+    ARROW_KEYS,
+    DERIVED_KEYS,
+    HOW_OFFSET,
+    NUMERIC_KEYS,
+    PAIR_BY_NAME,
+    PAIRS,
+    Pair,
+    key_column,
+)
 from trailsight.features.behaviour import AWS_NETWORK_KINDS, PERSON_IDENTITIES
-from trailsight.features.chunk import IntArray, KeyCodes, combine_codes, dense, ints, pair_rows, value_span
+from trailsight.features.chunk import (
+    IntArray,
+    KeyCodes,
+    combine_codes,
+    dense,
+    ints,
+    pair_rows,
+    value_span,
+    with_arrow_keys,
+)
 from trailsight.store.state import transaction
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -59,7 +77,7 @@ DAY_COLUMNS: tuple[str, ...] = (
     "hour",
     "how",
     "lhour",
-    *DERIVED_KEYS,
+    *(k for k in DERIVED_KEYS if k not in ARROW_KEYS),  # those are added in Arrow (with_arrow_keys)
 )
 
 
@@ -186,6 +204,7 @@ class DailyProfiles:
         out: dict[str, pa.Table] = {}
         if table.num_rows == 0:
             return out
+        table = with_arrow_keys(table)
         codes = KeyCodes(table)
         times = table.column("event_time").cast(pa.int64()).to_numpy(zero_copy_only=False)
         day = ints(table, "day")
@@ -198,8 +217,9 @@ class DailyProfiles:
             return _Grouped(combine_codes([*(codes.part(k) for k in keys), *extra]))
 
         def key_columns(g: _Grouped, keys: list[str], rows: IntArray | None = None) -> dict[str, pa.Array]:
-            at = pa.array(g.rep if rows is None else rows[g.rep])
-            return {k: codes.key(k).take(at) for k in keys}
+            at = g.rep if rows is None else rows[g.rep]
+            # Each group's key values: its code's value (the codes the grouping used anyway).
+            return {k: values.take(pa.array(row_codes[at])) for k in keys for row_codes, values in [codes.column(k)]}
 
         for pair in pairs:
             keys = [key_column(k) for k in pair.keys]
