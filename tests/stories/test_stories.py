@@ -206,6 +206,9 @@ def test_a_chain_across_two_accounts_is_one_story_naming_every_principal(chain_s
     assert story.severity_label == "Critical"
     assert story.severity >= 9.0
     assert [s.time for s in story.steps] == sorted(s.time for s in story.steps)
+    # Who acted is named person first: the admin role's session as "s2 via admin", not "role s2".
+    assert story.explanation[0].startswith("7 steps by 3 principal(s) (alice, s2 via admin, backdoor) over 1 day(s)")
+    assert "; s2 via admin created access key AKIABACKDOOR0001 for user backdoor." in story.explanation[1]
     whats = [s.what for s in story.steps if s.kind == "lineage"]
     assert "created access key AKIABACKDOOR0001 for user backdoor" in whats
     assert any(w.startswith("assumed role deployer (session s1) in account 222222222222") for w in whats)

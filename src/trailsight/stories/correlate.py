@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from trailsight.finding import TACTICS, Finding, NetworkInfo, StoryStep
-from trailsight.findings.names import person_name, short_arn, short_name
+from trailsight.findings.names import person_name, short_arn
 from trailsight.scoring.policy import CONFIDENCE_BANDS
 from trailsight.store.lineage import Link, user_node
 from trailsight.stories.follow import ADDRESS_USE
@@ -422,15 +422,21 @@ def _story(
         for n in u.finding.networks:
             networks.setdefault(n.ip, n)
     days = len({s.time.astimezone(UTC).date() for s in steps})
-    names = ", ".join(short_name(a) for a in actors[:4]) + (f" and {len(actors) - 4} more" if len(actors) > 4 else "")
+    # Who each actor is, person first (``ava@… via AWSReservedSSO_Dev``): its unit's principal where
+    # it has one, else a role session's role (``<role ARN>/<session>``).
+    principal_of = {u.actor: u.finding.principal for u in group}
+
+    def who(actor: str) -> str:
+        principal = principal_of.get(actor) or (actor.rsplit("/", 1)[0] if ":role/" in actor else actor)
+        return person_name(principal, actor)
+
+    names = ", ".join(who(a) for a in actors[:4]) + (f" and {len(actors) - 4} more" if len(actors) > 4 else "")
     explanation = [
         f"{len(steps)} steps by {len(actors)} principal(s) ({names}) over {days} day(s): " + " → ".join(order) + "."
     ]
     if by_lineage:
         explanation.append(
-            "Joined by credential lineage: "
-            + "; ".join(f"{short_name(x.parent)} {_link_what(x)}" for x in links[:4])
-            + "."
+            "Joined by credential lineage: " + "; ".join(f"{who(x.parent)} {_link_what(x)}" for x in links[:4]) + "."
         )
     if acc is not None and acc.raised:
         explanation.append(acc.explanation)
