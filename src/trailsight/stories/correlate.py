@@ -422,13 +422,10 @@ def _story(
         for n in u.finding.networks:
             networks.setdefault(n.ip, n)
     days = len({s.time.astimezone(UTC).date() for s in steps})
-    # Who each actor is, person first (``ava@… via AWSReservedSSO_Dev``): its unit's principal where
-    # it has one, else a role session's role (``<role ARN>/<session>``).
-    principal_of = {u.actor: u.finding.principal for u in group}
+    principal_of = _principal_of(group)
 
-    def who(actor: str) -> str:
-        principal = principal_of.get(actor) or (actor.rsplit("/", 1)[0] if ":role/" in actor else actor)
-        return person_name(principal, actor)
+    def who(actor: str) -> str:  # person first: ``ava@… via AWSReservedSSO_Dev``
+        return person_name(principal_of(actor), actor)
 
     names = ", ".join(who(a) for a in actors[:4]) + (f" and {len(actors) - 4} more" if len(actors) > 4 else "")
     explanation = [
@@ -479,7 +476,22 @@ def _story(
     )
 
 
+def _principal_of(group: list[_Unit]) -> Callable[[str], str]:
+    """The principal of an actor of a story: its unit's, a unit's principal itself (a role named
+    without a session, as lineage names a role whose credentials were used), else a role
+    session's role (``<role ARN>/<session>``)."""
+    known = {u.actor: u.finding.principal for u in group} | {u.finding.principal: u.finding.principal for u in group}
+
+    def principal(actor: str) -> str:
+        if actor in known:
+            return known[actor]
+        return actor.rsplit("/", 1)[0] if ":role/" in actor else actor
+
+    return principal
+
+
 def _steps(group: list[_Unit], links: list[Link]) -> list[StoryStep]:
+    principal_of = _principal_of(group)
     steps: list[StoryStep] = []
     for u in group:
         f = u.finding
@@ -509,7 +521,7 @@ def _steps(group: list[_Unit], links: list[Link]) -> list[StoryStep]:
         steps.append(
             StoryStep(
                 time=x.event_time,
-                principal=x.parent.rsplit("/", 1)[0] if ":role/" in x.parent else x.parent,
+                principal=principal_of(x.parent),
                 actor=x.parent,
                 account_id=x.account_id,
                 network=x.source_ip,
