@@ -222,7 +222,8 @@ def test_a_machine_roles_credentials_used_outside_link_what_came_from_that_addre
     # The role whose credentials were handed over is named as the role, not as a session of a shorter ARN.
     assert (handed.principal, handed.actor) == (LAMBDA, LAMBDA)
     role = LAMBDA.rsplit("/", 1)[-1]
-    assert any(line.startswith(f"Joined by credential lineage: role {role} had the credentials") for line in story.explanation)
+    joined = f"Joined by credential lineage: role {role} had the credentials"
+    assert any(line.startswith(joined) for line in story.explanation)
     assert [s.what for s in story.steps if s.kind == "use"] == ["called from that address: 1 call(s): ListBuckets"]
     # An address many actors used in that burst is a shared egress: nobody is followed from it.
     assert address_uses(StoreLayout(store), [link], GAP, 0) == []
