@@ -16,7 +16,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import ibis
 import ibis.expr.types as ir
 from ibis.backends.duckdb import Backend as DuckDBBackend
@@ -120,16 +119,6 @@ def quiet_ibis() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*fetch_arrow_table.*", category=DeprecationWarning)
         yield
-
-
-def raw_connection(con: Any) -> duckdb.DuckDBPyConnection:
-    """The DuckDB connection of a DuckDB connection or of an Ibis DuckDB backend."""
-    if isinstance(con, duckdb.DuckDBPyConnection):
-        return con
-    inner = getattr(con, "con", None)
-    if isinstance(inner, duckdb.DuckDBPyConnection):
-        return inner
-    raise StoreError(f"expected a DuckDB connection, got {type(con).__name__}")
 
 
 def connect(

@@ -41,8 +41,6 @@ import duckdb
 import pyarrow as pa
 
 from trailsight.config import Settings
-from trailsight.errors import StoreError
-from trailsight.features.source import raw_connection
 from trailsight.finding import (
     TACTICS,
     ApiCall,
@@ -54,6 +52,7 @@ from trailsight.finding import (
 )
 from trailsight.findings.names import finding_type_for, person_name, short_name
 from trailsight.scoring.policy import TACTIC_WEIGHT, confidence_for, severity_for, severity_label
+from trailsight.store.state import plain_relation, raw_connection
 
 __all__ = [
     "ATTRIBUTES",
@@ -90,7 +89,6 @@ _ATTRIBUTE_WORDS = {
 }
 
 _DAY = "CAST(timezone('UTC', event_time) AS DATE)"
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _USUAL_SHOWN = 5  # usual values listed per unusual attribute
 _TOP_APIS = 20
 _MIN_DAYS_FOR_HOUR = 7  # working hours mean little with less history
@@ -979,8 +977,7 @@ def describe(
     del settings  # no options yet; kept for the contract
     if not findings:
         return []
-    if not _IDENT.match(events):
-        raise StoreError(f"describe: events relation {events!r} is not a plain SQL name")
+    plain_relation(events, "describe")
     raw = raw_connection(con)
     contexts = _gather(raw, events, findings)
     return [_describe_one(f, contexts[f.id]) for f in findings]

@@ -18,7 +18,6 @@ same join on Spark so that only the sessions' calls reach the driver's view.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
@@ -28,16 +27,14 @@ from typing import Any, Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from trailsight.errors import StoreError
-from trailsight.features.source import raw_connection
 from trailsight.finding import Finding
+from trailsight.store.state import plain_relation, raw_connection
 
 __all__ = ["MAX_SESSION_EVENTS", "SESSION_MATCH", "add_session_calls", "sessions_wanted"]
 
 #: Calls of a session kept beside a finding's unusual events (the earliest ones).
 MAX_SESSION_EVENTS: Final = 5000
 
-_IDENT: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 #: When a call ``e`` belongs to a wanted session ``w`` (a row of :func:`sessions_wanted`), in SQL
 #: that DuckDB and Spark both read.
@@ -89,8 +86,7 @@ def add_session_calls(findings: Sequence[Finding], con: Any, events: str, gap: t
     """
     if not findings:
         return []
-    if not _IDENT.match(events):
-        raise StoreError(f"session calls: events relation {events!r} is not a plain SQL name")
+    plain_relation(events, "session calls")
     wanted = sessions_wanted(findings, gap)
     if wanted is None:
         return list(findings)

@@ -37,13 +37,11 @@ from trailsight.enrich.effects import (
     parse_json,
 )
 from trailsight.enrich.touched import Party, Touched, counterparties_of, merge, resources_of
-from trailsight.errors import StoreError
-from trailsight.features.source import raw_connection
 from trailsight.finding import Counterparty, EffectEntry, Finding, ResourceEntry
 from trailsight.findings.next_steps import next_steps
 from trailsight.scoring.policy import EffectSeverity, finding_severity, severity_label
+from trailsight.store.state import plain_relation, raw_connection
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PRINCIPAL_ACCOUNT = re.compile(r"^arn:aws[a-z-]*:(?:iam|sts)::(\d{12}):")
 MAX_RESOURCES = 30
 MAX_PARTIES = 30
@@ -134,8 +132,7 @@ def watched_names() -> list[str]:
 
 def load_calls(con: Any, events: str, event_ids: Sequence[str], since: datetime, until: datetime) -> dict[str, CallRow]:
     """The calls of ``event_ids`` (found in ``[since, until]`` of the view ``events``), by event id."""
-    if not _IDENT.match(events):
-        raise StoreError(f"effects: events relation {events!r} is not a plain SQL name")
+    plain_relation(events, "effects")
     if not event_ids:
         return {}
     db = raw_connection(con)
@@ -161,8 +158,7 @@ def load_calls(con: Any, events: str, event_ids: Sequence[str], since: datetime,
 
 def account_history(con: Any, events: str, until: datetime) -> dict[str, datetime]:
     """When each account was first seen before ``until``: lake accounts, callers' accounts, counterparties."""
-    if not _IDENT.match(events):
-        raise StoreError(f"effects: events relation {events!r} is not a plain SQL name")
+    plain_relation(events, "effects")
     db = raw_connection(con)
     first: dict[str, datetime] = {}
 

@@ -40,11 +40,10 @@ from typing import Any, Final
 
 import duckdb
 
-from trailsight.errors import StoreError
 from trailsight.finding import Finding
 from trailsight.store import lake
 from trailsight.store.layout import StoreLayout
-from trailsight.store.state import table_exists
+from trailsight.store.state import plain_relation, raw_connection, table_exists
 
 __all__ = [
     "LINEAGE_APIS",
@@ -88,7 +87,6 @@ _DDL: Final = """CREATE TABLE IF NOT EXISTS lineage(
 _NOVELTY_DDL: Final = """CREATE TABLE IF NOT EXISTS story_novelty(
     actor VARCHAR NOT NULL, day DATE NOT NULL, signals INTEGER NOT NULL, PRIMARY KEY (actor, day))"""
 
-_IDENT_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ASSUMED_RE: Final = re.compile(r"arn:([\w-]+):sts::(\d*):assumed-role/(.+)/([^/]+)$")
 _ARN_ACCOUNT_RE: Final = re.compile(r"arn:[\w-]+:[\w-]*::(\d{12}):")
 _ROLE_SESSION_RE: Final = re.compile(r"arn:[\w-]+:iam::\d*:role/(?:.*/)?[^/]+/[^/]+$")
@@ -354,13 +352,8 @@ def links_from_view(con: Any, view: str, since: datetime, until: datetime) -> li
     — a run's calls view (:meth:`trailsight.engines.base.OpenRange.calls_for`), whichever engine
     made it. Gives what :func:`links_from_lake` gives over the same events.
     """
-    if not _IDENT_RE.match(view):
-        raise StoreError(f"lineage: events relation {view!r} is not a plain SQL name")
-    db = con if isinstance(con, duckdb.DuckDBPyConnection) else getattr(con, "con", None)
-    if not isinstance(db, duckdb.DuckDBPyConnection):
-        raise StoreError(f"lineage: expected a DuckDB connection, got {type(con).__name__}")
-    rel = db.sql(
-        f"SELECT * FROM {view} WHERE event_time >= ? AND event_time < ?",
+    rel = raw_connection(con).sql(
+        f"SELECT * FROM {plain_relation(view, 'lineage')} WHERE event_time >= ? AND event_time < ?",
         params=[since.astimezone(UTC), until.astimezone(UTC)],
     )
     return _links_of_relation(rel)

@@ -29,6 +29,7 @@ holds the lock. Every query is parameterised.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -88,6 +89,28 @@ STATE_DDL: Final = (
     )
     """,
 )
+
+
+#: A relation name that can be put into SQL as it is: letters, digits and underscores.
+_PLAIN_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def raw_connection(con: object) -> duckdb.DuckDBPyConnection:
+    """The DuckDB connection of a DuckDB connection or of an Ibis DuckDB backend."""
+    if isinstance(con, duckdb.DuckDBPyConnection):
+        return con
+    inner = getattr(con, "con", None)
+    if isinstance(inner, duckdb.DuckDBPyConnection):
+        return inner
+    raise StoreError(f"expected a DuckDB connection, got {type(con).__name__}")
+
+
+def plain_relation(name: str, what: str) -> str:
+    """``name``, checked to be a plain SQL name before a query is built with it; else a
+    :class:`StoreError` saying which reader (``what``) was given what."""
+    if not _PLAIN_NAME.match(name):
+        raise StoreError(f"{what}: events relation {name!r} is not a plain SQL name")
+    return name
 
 
 def _is_lock_error(exc: BaseException) -> bool:
