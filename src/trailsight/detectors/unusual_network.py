@@ -80,7 +80,7 @@ class UnusualNetworkDetector(Detector):
         asn_score = np.where(new_p_asn, np.where(new_a_asn, 0.8, 0.5), 0.0)
         cty_score = np.where(has_country & new_p_cty, 0.7, 0.0)
         cty_score = np.where((cty_score > 0) & new_a_asn, 0.9, cty_score)
-        rented = np.logical_or.reduce([cols.equals("net_class", c) for c in sorted(RENTED)])
+        rented = cols.isin("net_class", RENTED)
         new_cls = rented & new_p_asn & recently_new(cols, "p_ncls_n", "p_ncls_first", hours)
         cls_score = np.where(new_cls, float(self.p("new_rented_class")), 0.0)
         egress = cols.num("a_net_principals") >= self.p("egress_principals")

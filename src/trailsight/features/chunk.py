@@ -16,7 +16,7 @@ gives the same doubles without a round trip through SQL.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -107,10 +107,19 @@ def _dictionary_codes(encoded: pa.DictionaryArray) -> tuple[IntArray, pa.Array]:
     return codes, values
 
 
+#: How each key of :data:`~trailsight.features.asof.ARROW_KEYS` is worked out: (the column it
+#: comes from, the function of that column).
+_ARROW_KEY_OF: dict[str, tuple[str, Callable[[pa.ChunkedArray], pa.Array]]] = {
+    "agent": ("user_agent", client_agents),
+}
+
+
 def with_arrow_keys(table: pa.Table) -> pa.Table:
     """``table`` with the derived keys of :data:`~trailsight.features.asof.ARROW_KEYS` it lacks added."""
-    if "agent" not in table.column_names:
-        table = table.append_column("agent", client_agents(table.column("user_agent")))
+    for key in ARROW_KEYS:
+        if key not in table.column_names:
+            source, derive = _ARROW_KEY_OF[key]
+            table = table.append_column(key, derive(table.column(source)))
     return table
 
 

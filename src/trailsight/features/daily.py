@@ -218,8 +218,11 @@ class DailyProfiles:
 
         def key_columns(g: _Grouped, keys: list[str], rows: IntArray | None = None) -> dict[str, pa.Array]:
             at = g.rep if rows is None else rows[g.rep]
-            # Each group's key values: its code's value (the codes the grouping used anyway).
-            return {k: values.take(pa.array(row_codes[at])) for k in keys for row_codes, values in [codes.column(k)]}
+            named: dict[str, pa.Array] = {}
+            for k in keys:  # each group's key value: its code's value (the codes the grouping used anyway)
+                row_codes, values = codes.column(k)
+                named[k] = values.take(pa.array(row_codes[at]))
+            return named
 
         for pair in pairs:
             keys = [key_column(k) for k in pair.keys]

@@ -391,7 +391,8 @@ def _story(
         kind = "IAM/AccumulatedRisk"
     else:
         kind = "IAM/MultiStage"
-    steps = _steps(group, links)
+    principal_of = _principal_of(group)
+    steps = _steps(group, links, principal_of)
     order = [t for t in dict.fromkeys(s.tactic for s in steps if s.tactic)]
     top_tactic = (
         max(tactics, key=lambda t: (STAGES.get(t) == "objective", order.index(t) if t in order else -1))
@@ -422,7 +423,6 @@ def _story(
         for n in u.finding.networks:
             networks.setdefault(n.ip, n)
     days = len({s.time.astimezone(UTC).date() for s in steps})
-    principal_of = _principal_of(group)
 
     def who(actor: str) -> str:  # person first: ``ava@… via AWSReservedSSO_Dev``
         return person_name(principal_of(actor), actor)
@@ -490,8 +490,7 @@ def _principal_of(group: list[_Unit]) -> Callable[[str], str]:
     return principal
 
 
-def _steps(group: list[_Unit], links: list[Link]) -> list[StoryStep]:
-    principal_of = _principal_of(group)
+def _steps(group: list[_Unit], links: list[Link], principal_of: Callable[[str], str]) -> list[StoryStep]:
     steps: list[StoryStep] = []
     for u in group:
         f = u.finding
