@@ -176,6 +176,42 @@ def _earlier_counts(
     return out
 
 
+class _Keys:
+    """Text columns of a feature table as integer codes, for grouping rows by day and some of them."""
+
+    def __init__(self, features: pa.Table, names: tuple[str, ...]) -> None:
+        self._codes: dict[str, tuple[npt.NDArray[np.int64], pa.Array]] = {}
+        for name in names:
+            encoded = pc.dictionary_encode(features.column(name).fill_null(""))  # one dictionary for every chunk
+            parts = [chunk.indices.to_numpy(zero_copy_only=False).astype(np.int64) for chunk in encoded.chunks]
+            values = encoded.chunk(0).dictionary if encoded.num_chunks else pa.array([], pa.string())
+            self._codes[name] = (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64), values)
+
+    def groups(
+        self, days: npt.NDArray[np.int64], names: tuple[str, ...], rows: npt.NDArray[np.int64] | None = None
+    ) -> tuple[npt.NDArray[np.int64], list[tuple[Any, ...]]]:
+        """(each row's group, each group's (day, *texts)) for the rows (default all) grouped by day and ``names``."""
+        picked = days if rows is None else days[rows]
+        if not len(picked):
+            return np.zeros(0, dtype=np.int64), []
+        lo = int(picked.min())
+        key = picked - lo
+        for name in names:
+            codes, values = self._codes[name]
+            if rows is not None:
+                codes = codes[rows]
+            key = key * max(len(values), 1) + codes
+            if int(key.max()) >= 1 << 40:  # keep the mixed-radix code small: renumber it densely
+                key = np.unique(key, return_inverse=True)[1].reshape(-1).astype(np.int64)
+        _, first, which = np.unique(key, return_index=True, return_inverse=True)
+        columns: list[list[Any]] = [(picked[first]).tolist()]
+        for name in names:
+            codes, values = self._codes[name]
+            at = codes[first] if rows is None else codes[rows[first]]
+            columns.append(values.take(pa.array(at)).to_pylist())
+        return which.reshape(-1).astype(np.int64), list(zip(*columns, strict=True))
+
+
 def _texts_at(texts: dict[str, int], at: npt.NDArray[np.int64]) -> pa.Array:
     """Text ``texts`` (text → index) at each index of ``at``; null where -1."""
     values = pa.array(list(texts), pa.string())
@@ -295,10 +331,12 @@ class BehaviourContext:
         np.fill_diagonal(sim, -1.0)
         k = min(self.options.peers, n - 1)
         top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
-        out: list[list[tuple[int, float]]] = []
-        for i in range(n):
-            out.append([(int(j), float(sim[i, j])) for j in top[i] if sim[i, j] >= self.options.min_similarity])
-        return out
+        top_sim = np.take_along_axis(sim, top, axis=1)
+        close = (top_sim >= self.options.min_similarity).tolist()
+        return [
+            [(j, x) for j, x, ok in zip(js, xs, oks, strict=True) if ok]
+            for js, xs, oks in zip(top.tolist(), top_sim.tolist(), close, strict=True)
+        ]
 
     def _automation(self, lo: int, hi: int) -> dict[tuple[str, str], tuple[float, float, float, float]]:
         """(account, principal) → (automation likelihood, interactive share, AWS-network share, hour cover).
@@ -361,16 +399,12 @@ class BehaviourContext:
         if n:
             now = _epoch(features.column("event_time"))
             days = np.floor(now / SECONDS_PER_DAY).astype(np.int64)
-            acct_col = features.column("account_id").fill_null("")
-            princ_col = features.column("principal").fill_null("")
+            keys = _Keys(features, ("account_id", "principal", "api"))
             # Per (day, account, principal) once, not per row: most rows share their principal's day.
-            owner = pc.binary_join_element_wise(pc.cast(pa.array(days), pa.string()), acct_col, princ_col, "\x1f")
-            encoded = pc.dictionary_encode(owner).combine_chunks()
-            codes = encoded.indices.to_numpy(zero_copy_only=False)
-            per_owner = np.zeros((len(encoded.dictionary), 8))
-            for k, text in enumerate(encoded.dictionary.to_pylist()):
-                day_s, acct, p = text.split("\x1f", 2)
-                ctx = self._day(int(day_s))
+            codes, owners = keys.groups(days, ("account_id", "principal"))
+            per_owner = np.zeros((len(owners), 8))
+            for k, (day, acct, p) in enumerate(owners):
+                ctx = self._day(day)
                 figures = ctx.auto.get((acct, p), (0.0, 1.0, 0.0, 0.0))
                 pi = ctx.index.get((acct, p))
                 plist = ctx.peers[pi] if pi is not None else []
@@ -383,7 +417,7 @@ class BehaviourContext:
             want = np.ones(n, dtype=bool) if candidates is None else candidates
             rows = np.flatnonzero(want)
             if len(rows):
-                self._peer_usage(features, rows, now, days, (using, using_sim, names, group, a_users), label)
+                self._peer_usage(keys, rows, now, days, (using, using_sim, names, group, a_users), label)
         cols: dict[str, pa.Array] = {
             "auto_score": pa.array(auto, pa.float64()),
             "p_interactive_share": pa.array(inter, pa.float64()),
@@ -407,7 +441,7 @@ class BehaviourContext:
 
     def _peer_usage(
         self,
-        features: pa.Table,
+        keys: _Keys,
         rows: npt.NDArray[np.int64],
         now: npt.NDArray[np.float64],
         days: npt.NDArray[np.int64],
@@ -422,14 +456,9 @@ class BehaviourContext:
         rows of a group × peer matrix), then every row is a few array operations at once.
         """
         using, using_sim, names, group, a_users = out
-        taken = pa.array(rows)
-        text = [features.column(c).take(taken).fill_null("") for c in ("account_id", "principal", "api")]
-        day_text = pc.cast(pa.array(days[rows]), pa.string())
-        encoded = pc.dictionary_encode(pc.binary_join_element_wise(day_text, *text, "\x1f")).combine_chunks()
-        g = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)  # each row's group
+        g, groups = keys.groups(days, ("account_id", "principal", "api"), rows)  # each row's group
         t = now[rows]
-        keys = encoded.dictionary.to_pylist()
-        n_groups = len(keys)
+        n_groups = len(groups)
         # Per group, in Python once: what the day knows of its principal, API and peers.
         base = np.zeros(n_groups, dtype=np.int64)
         own_earlier = np.zeros(n_groups, dtype=bool)
@@ -438,9 +467,8 @@ class BehaviourContext:
         peer_rows: list[tuple[list[bool], list[float], list[float]]] = []
         new_at: list[float] = []
         new_of: list[int] = []
-        for i, k in enumerate(keys):
-            day_s, acct, p, key = k.split("\x1f", 3)
-            ctx = self._day(int(day_s))
+        for i, (day, acct, p, key) in enumerate(groups):
+            ctx = self._day(day)
             pi = ctx.index.get((acct, p))
             ai = ctx.apis.get(key)
             plist = ctx.peers[pi] if pi is not None else []

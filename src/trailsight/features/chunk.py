@@ -59,32 +59,28 @@ class KeyCodes:
 
     def __init__(self, table: pa.Table) -> None:
         self._table = table
-        self._keys: dict[str, pa.Array] = {}
         self._codes: dict[str, tuple[IntArray, pa.Array]] = {}
 
     def key(self, name: str) -> pa.Array:
         """The key column ``name`` (``_k_<column>``) of every row."""
-        if name not in self._keys:
-            column = self._table.column(name.removeprefix("_k_")).combine_chunks()
-            if name in NUMERIC_KEYS:
-                column = column.fill_null(-1)
-            else:
-                if not pa.types.is_string(column.type):
-                    column = column.cast(pa.string())
-                column = column.fill_null("")
-            self._keys[name] = column
-        return self._keys[name]
+        codes, values = self.column(name)
+        return values.take(pa.array(codes))
+
+    def rows_where(self, name: str, test: Callable[[pa.Array], pa.Array]) -> BoolArray:
+        """Per row, ``test`` (a boolean Arrow function) of its key ``name``, worked out once per distinct value."""
+        codes, values = self.column(name)
+        hits: BoolArray = test(values).fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+        return hits[codes]
 
     def column(self, name: str) -> tuple[IntArray, pa.Array]:
         """(codes of every row, the distinct values they index) for key column ``name``."""
         if name not in self._codes:
             raw = self._table.column(name.removeprefix("_k_"))
-            if pa.types.is_dictionary(raw.type):  # already encoded (with_arrow_keys): its codes
-                self._codes[name] = _dictionary_codes(raw.combine_chunks())
-            else:
-                encoded = pc.dictionary_encode(self.key(name))
-                codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-                self._codes[name] = (codes, encoded.dictionary)
+            if not pa.types.is_dictionary(raw.type):  # (with_arrow_keys encodes its keys already)
+                if name not in NUMERIC_KEYS and not pa.types.is_string(raw.type):
+                    raw = raw.cast(pa.string())
+                raw = pc.dictionary_encode(raw)  # one dictionary for every chunk
+            self._codes[name] = _dictionary_codes(raw, -1 if name in NUMERIC_KEYS else "")
         return self._codes[name]
 
     def part(self, name: str) -> tuple[IntArray, int]:
@@ -93,17 +89,21 @@ class KeyCodes:
         return codes, len(values)
 
 
-def _dictionary_codes(encoded: pa.DictionaryArray) -> tuple[IntArray, pa.Array]:
-    """(codes, distinct values) of a dictionary-encoded text key with distinct values; a null
-    row is the key ``""``, as :meth:`KeyCodes.key` fills it."""
-    values = encoded.dictionary
-    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+def _dictionary_codes(encoded: pa.ChunkedArray, null: str | int) -> tuple[IntArray, pa.Array]:
+    """(codes, distinct values) of a dictionary-encoded key whose chunks share one dictionary of
+    distinct values; a null row is the key ``null`` (``""`` for text, -1 for numbers)."""
+    if not encoded.num_chunks:
+        return np.zeros(0, dtype=np.int64), pa.array([], encoded.type.value_type)
+    values = encoded.chunk(0).dictionary
+    codes = np.concatenate(
+        [chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64) for chunk in encoded.chunks]
+    )
     if encoded.null_count:
-        empty = pc.index(values, "").as_py()
-        if empty < 0:
-            values = pa.concat_arrays([values, pa.array([""], values.type)])
-            empty = len(values) - 1
-        codes[codes < 0] = empty
+        at = pc.index(values, null).as_py()
+        if at < 0:
+            values = pa.concat_arrays([values, pa.array([null], values.type)])
+            at = len(values) - 1
+        codes[codes < 0] = at
     return codes, values
 
 
@@ -154,13 +154,19 @@ def stable_order(ids: IntArray, size: int) -> IntArray:
 
 
 class _Groups:
-    """Rows grouped by an integer code, in time order within each group (input is time-sorted)."""
+    """Rows grouped by an integer code, in time order within each group.
 
-    def __init__(self, code: IntArray) -> None:
+    The rows are in time order, or ``by_time`` lists them in time order (row positions).
+    """
+
+    def __init__(self, code: IntArray, by_time: IntArray | None = None) -> None:
         n = len(code)
         self.n = n
         code, size = dense(code)
-        self.order = stable_order(code, size)
+        if by_time is None:
+            self.order = stable_order(code, size)
+        else:  # ties of the stable sort keep time order
+            self.order = by_time[stable_order(code[by_time], size)]
         sorted_code = code[self.order]
         self.new = np.ones(n, dtype=bool)
         if n:
@@ -279,9 +285,13 @@ def _pair(
     day: IntArray,
     hour_idx: IntArray,
     profile: pa.Table,
+    by_time: IntArray | None = None,
     rows: IntArray | None = None,
 ) -> dict[str, pa.Array]:
-    """One pair's figures for every row; with ``rows`` (a sparse pair's rows), only those take part."""
+    """One pair's figures for every row; with ``rows`` (a sparse pair's rows, in time order), only those take part.
+
+    ``by_time`` lists the rows in time order (None: they are).
+    """
     keys = [key_column(k) for k in pair.keys]
     parts = [codes.part(k) for k in keys]
     at_day = day
@@ -289,7 +299,7 @@ def _pair(
         times, at_day, hour_idx = times[rows], day[rows], hour_idx[rows]
         parts = [(values[rows], size) for values, size in parts]
     d0, days = value_span(at_day)
-    groups = _Groups(combine_codes([*parts, (at_day - d0, days)]))
+    groups = _Groups(combine_codes([*parts, (at_day - d0, days)]), by_time if rows is None else None)
     rn = groups.row_number()
     seen = rn > 0
     match = _lookup(codes, keys, day, profile, "day", groups.rep if rows is None else rows[groups.rep])
@@ -329,14 +339,17 @@ def _pair(
     return out
 
 
-def pair_rows(table: pa.Table, pair: Pair) -> IntArray | None:
-    """The rows of ``table`` a sparse pair counts (every key present); None for the other pairs."""
+def pair_rows(table: pa.Table, pair: Pair, by_time: IntArray | None = None) -> IntArray | None:
+    """The rows of ``table`` a sparse pair counts (every key present); None for the other pairs.
+
+    In row order, or in the order of ``by_time`` (all rows, in time order) when given.
+    """
     if not pair.sparse:
         return None
     mask = np.ones(table.num_rows, dtype=bool)
     for key in pair.keys:
         mask &= table.column(key).is_valid().to_numpy(zero_copy_only=False)
-    out: IntArray = np.flatnonzero(mask).astype(np.int64)
+    out: IntArray = np.flatnonzero(mask).astype(np.int64) if by_time is None else by_time[mask[by_time]]
     return out
 
 
@@ -354,6 +367,9 @@ def needed_pairs(columns: Sequence[str] | None) -> list[Pair]:
     uses = {pair for column, pair in _SHARES.items() if column in wanted}
     suffixes = ("n", "days", "first", "last", "hours", "freq")
     return [p for p in PAIRS if p.name in _OWNERS or p.name in uses or any(f"{p.name}_{s}" in wanted for s in suffixes)]
+
+
+_TIME_ORDER = [("event_time", "ascending"), ("event_id", "ascending")]
 
 
 class ChunkFeatures:
@@ -391,7 +407,7 @@ class ChunkFeatures:
         return self._sql(db, f'SELECT * FROM {self._profiles[name]} WHERE "{col}" >= {lo} AND "{col}" < {hi}')
 
     def _prepared(self, db: Any, events: Any, view: str, d_lo: int, d_hi: int, until: datetime) -> pa.Table:
-        """The chunk's whole days up to ``until``, by time then event id (keys are derived in Arrow)."""
+        """The chunk's whole days up to ``until``, as read (keys are derived in Arrow)."""
         with self._compiling:
             if view not in self._prepare_sql:
                 t = prepare(events)
@@ -404,17 +420,18 @@ class ChunkFeatures:
             f"SELECT * FROM ({self._prepare_sql[view]}) WHERE day >= {d_lo} AND day <= {d_hi} "
             f"AND event_time < TIMESTAMPTZ '{stamp}+00'",
         )
-        # Sorting the indices, not the wide rows, then one take.
-        order = pc.sort_indices(table, sort_keys=[("event_time", "ascending"), ("event_id", "ascending")])
-        return with_arrow_keys(table.take(order))
+        return with_arrow_keys(table)
 
     def _principals(self, db: Any, codes: KeyCodes, day: IntArray, key: str, profile: str) -> pa.Array:
         """Per event, how many principals of its account used its ``key`` on earlier days of the window."""
         d0, d_span = value_span(day)
         per_key = _Groups(combine_codes([codes.part("_k_account_id"), codes.part(key), (day - d0, d_span)]))
-        at = pa.array(per_key.rep)
         asked = pa.table(
-            [codes.key("_k_account_id").take(at), codes.key(key).take(at), pa.array(day[per_key.rep])],
+            [
+                _values_at(codes, "_k_account_id", per_key.rep),
+                _values_at(codes, key, per_key.rep),
+                pa.array(day[per_key.rep]),
+            ],
             names=["_k_account_id", key, "day"],
         )
         db.register("_ts_chunk_wanted", asked)
@@ -439,7 +456,14 @@ class ChunkFeatures:
         db = self._con.con if db is None else db
         d_lo = int(since.timestamp() // SECONDS_PER_DAY)
         d_hi = int((until.timestamp() - 1e-6) // SECONDS_PER_DAY)
+        # The rows stay as read (reordering the wide event columns costs more than all the rest);
+        # the running figures follow time order (then event id) through ``by_time``.
         cur = self._prepared(db, events, view, d_lo, d_hi, until)
+        by_time = (
+            pc.sort_indices(cur.select(["event_time", "event_id"]), sort_keys=_TIME_ORDER)
+            .to_numpy(zero_copy_only=False)
+            .astype(np.int64)
+        )
         times = cur.column("event_time").cast(pa.int64()).to_numpy(zero_copy_only=False)
         day, hour_idx, b15 = ints(cur, "day"), ints(cur, "hour_idx"), ints(cur, "b15")
         codes = KeyCodes(cur)
@@ -447,11 +471,11 @@ class ChunkFeatures:
         built: dict[str, pa.Array] = {}
         for pair in self._pairs:
             profile = self._scored(db, pair.name, "day", d_lo, d_hi + 1)
-            built.update(_pair(codes, pair, times, day, hour_idx, profile, pair_rows(cur, pair)))
+            built.update(_pair(codes, pair, times, day, hour_idx, profile, by_time, pair_rows(cur, pair, by_time)))
 
         # Volume: the principal's calls earlier in the clock hour; its usual hour-of-week counts.
         h0, h_span = value_span(hour_idx)
-        in_hour = _Groups(combine_codes([codes.part("_k_principal"), (hour_idx - h0, h_span)]))
+        in_hour = _Groups(combine_codes([codes.part("_k_principal"), (hour_idx - h0, h_span)]), by_time)
         built["p_hour_count"] = pa.array(in_hour.row_number(), pa.int64())
         vol = self._scored(db, "vol", "hour_idx", d_lo * 24, (d_hi + 1) * 24)
         match = _lookup(codes, ["_k_principal"], hour_idx, vol, "hour_idx", in_hour.rep)
@@ -462,9 +486,9 @@ class ChunkFeatures:
         is_err = cur.column("error_code").is_valid().to_numpy(zero_copy_only=False)
         b0, b_span = value_span(b15)
         bucket = [codes.part("_k_account_id"), (b15 - b0, b_span)]
-        first_msg = _Groups(combine_codes([*bucket, (is_err.astype(np.int64), 2), codes.part("_k_msg")]))
+        first_msg = _Groups(combine_codes([*bucket, (is_err.astype(np.int64), 2), codes.part("_k_msg")]), by_time)
         new = (is_err & (first_msg.row_number() == 0)).astype(np.int64)
-        in_bucket = _Groups(combine_codes(bucket))
+        in_bucket = _Groups(combine_codes(bucket), by_time)
         ordered_new = new[in_bucket.order]
         running = np.cumsum(ordered_new)
         so_far = in_bucket.unsort(running - (running[in_bucket.start] - ordered_new[in_bucket.start]))
@@ -478,23 +502,30 @@ class ChunkFeatures:
         built["a_api_principals"] = self._principals(db, codes, day, "_k_api", "used")
         built["a_net_principals"] = self._principals(db, codes, day, "_k_net_prefix", "net_used")
 
-        built.update(_travel(cur, codes, times, day))
-        built.update(signin_fails(cur, codes, times, day))
+        built.update(_travel(cur, codes, times, day, by_time))
+        built.update(signin_fails(cur, codes, times, day, by_time))
 
         table = cur.select([*CARRIED_COLUMNS, *DERIVED_COLUMNS])
         for name, values in built.items():
             table = table.append_column(name, values)
         # The chunk's own rows (earlier rows of its first day only fed the running figures); a
         # filter copies every column, so it runs only when some row is to go.
-        first = int(np.searchsorted(times, (since - _EPOCH) // timedelta(microseconds=1), side="left"))
-        table = table.slice(first)
+        own = times >= (since - _EPOCH) // timedelta(microseconds=1)
+        if not own.all():
+            table = table.filter(pa.array(own))
         wanted = self._columns if self._columns is not None else [*CARRIED_COLUMNS, *feature_columns()]
         have = set(table.column_names)
         extra = finished(table, self._options, [c for c in wanted if c not in have])
         return pa.table([table.column(c) if c in have else extra[c] for c in wanted], names=wanted)
 
 
-def _travel(cur: pa.Table, codes: KeyCodes, times: IntArray, day: IntArray) -> dict[str, pa.Array]:
+def _values_at(codes: KeyCodes, name: str, rows: IntArray) -> pa.Array:
+    """Key ``name`` of the rows ``rows`` (text, taken from its distinct values)."""
+    row_codes, values = codes.column(name)
+    return values.take(pa.array(row_codes[rows]))
+
+
+def _travel(cur: pa.Table, codes: KeyCodes, times: IntArray, day: IntArray, by_time: IntArray) -> dict[str, pa.Array]:
     """The actor's previous located event of the same day, per located event (as ``asof._travel_part``)."""
     n = cur.num_rows
     lat = cur.column("latitude").to_numpy(zero_copy_only=False).astype(np.float64)
@@ -503,7 +534,9 @@ def _travel(cur: pa.Table, codes: KeyCodes, times: IntArray, day: IntArray) -> d
     in_class = pc.is_in(classes, value_set=pa.array(sorted(TRAVEL_CLASSES), pa.string())).fill_null(False)
     located = in_class.to_numpy(zero_copy_only=False).astype(bool) & ~np.isnan(lat) & ~np.isnan(lon)
     d0, d_span = value_span(day)
-    groups = _Groups(combine_codes([codes.part("_k_person"), (day - d0, d_span), (located.astype(np.int64), 2)]))
+    groups = _Groups(
+        combine_codes([codes.part("_k_person"), (day - d0, d_span), (located.astype(np.int64), 2)]), by_time
+    )
     prev = groups.lag(np.arange(n, dtype=np.int64))
     has = located & (prev != _NAT)
     at = np.where(has, prev, 0)
@@ -517,17 +550,20 @@ def _travel(cur: pa.Table, codes: KeyCodes, times: IntArray, day: IntArray) -> d
     }
 
 
-def signin_fails(cur: pa.Table, codes: KeyCodes, times: IntArray, day: IntArray) -> dict[str, pa.Array]:
+def signin_fails(
+    cur: pa.Table, codes: KeyCodes, times: IntArray, day: IntArray, by_time: IntArray
+) -> dict[str, pa.Array]:
     """``signin_fails`` / ``signin_fails_first``, as :func:`~trailsight.features.asof._signin_part` states them.
 
-    ``cur`` is time-sorted; sign-ins are few, so their runs are walked in Python.
+    ``by_time`` lists the rows of ``cur`` in time order; sign-ins are few, so their runs are walked in Python.
     """
     kinds = cur.column("signin").to_pylist()
     principal, _ = codes.column("_k_principal")
     fails = np.zeros(len(kinds), dtype=np.int64)
     first = np.full(len(kinds), _NAT, dtype=np.int64)
     runs: dict[tuple[int, int], tuple[int, int]] = {}  # (principal, day) -> (failures, first failure)
-    for i in np.flatnonzero(pc.is_valid(cur.column("signin")).to_numpy(zero_copy_only=False)).tolist():
+    signed = pc.is_valid(cur.column("signin")).to_numpy(zero_copy_only=False)
+    for i in by_time[signed[by_time]].tolist():
         key = (int(principal[i]), int(day[i]))
         n, at = runs.get(key, (0, _NAT))
         if kinds[i] == "fail":

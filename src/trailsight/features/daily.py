@@ -266,7 +266,7 @@ class DailyProfiles:
         cols["day"] = pa.array(day[g.rep], pa.int64())
         out["used"] = pa.table(cols)
 
-        netted = np.flatnonzero(pc.not_equal(codes.key("_k_net_prefix"), "").to_numpy(zero_copy_only=False))
+        netted = np.flatnonzero(codes.rows_where("_k_net_prefix", lambda v: pc.not_equal(v, "")))
         trio = ["_k_account_id", "_k_net_prefix", "_k_principal"]
         g = _Grouped(
             combine_codes([*((c[netted], n) for c, n in (codes.part(k) for k in trio)), (day[netted] - d0, d_span)])
@@ -276,7 +276,6 @@ class DailyProfiles:
         out["net_used"] = pa.table(cols)
 
         # Context (behaviour.context_aggregates): per principal-day and per principal-api-day.
-        fam = codes.key("_k_ua_family")
         kind = table.column("ip_kind").fill_null("")
         person = (
             pc.is_in(table.column("identity_type").fill_null(""), value_set=pa.array(sorted(PERSON_IDENTITIES)))
@@ -284,15 +283,17 @@ class DailyProfiles:
             .astype(bool)
         )
         person |= pc.match_substring(table.column("session_name").fill_null(""), "@").to_numpy(zero_copy_only=False)
-        person |= pc.match_substring(codes.key("_k_principal"), "/AWSReservedSSO_").to_numpy(zero_copy_only=False)
+        person |= codes.rows_where("_k_principal", lambda v: pc.match_substring(v, "/AWSReservedSSO_"))
         aws = pc.is_in(kind, value_set=pa.array(sorted(AWS_NETWORK_KINDS))).to_numpy(zero_copy_only=False)
         g = grouped(["_k_account_id", "_k_principal"], [by_day])
         cols = key_columns(g, ["_k_account_id", "_k_principal"])
         cols["day"] = pa.array(day[g.rep], pa.int64())
         cols["n"] = pa.array(g.count(), pa.int64())
         cols["hours"] = pa.array(g.distinct(hour_idx), pa.int64())
-        cols["n_console"] = pa.array(g.count(pc.equal(fam, "console").to_numpy(zero_copy_only=False)), pa.int64())
-        cols["n_cli"] = pa.array(g.count(pc.equal(fam, "cli").to_numpy(zero_copy_only=False)), pa.int64())
+        console = codes.rows_where("_k_ua_family", lambda v: pc.equal(v, "console"))
+        cli = codes.rows_where("_k_ua_family", lambda v: pc.equal(v, "cli"))
+        cols["n_console"] = pa.array(g.count(console), pa.int64())
+        cols["n_cli"] = pa.array(g.count(cli), pa.int64())
         cols["n_person"] = pa.array(g.count(person), pa.int64())
         cols["n_aws"] = pa.array(g.count(aws), pa.int64())
         out["pday"] = pa.table(cols)
