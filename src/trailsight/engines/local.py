@@ -18,7 +18,7 @@ import tempfile
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -37,9 +37,9 @@ from trailsight.features.chunk import ChunkFeatures, needed_pairs
 from trailsight.features.daily import (
     CONTEXT_TABLES,
     DAILY_VERSION,
-    DAY_COLUMNS,
     DailyProfiles,
     daily_schemas,
+    day_columns,
     window_spec,
     windowed,
     write_table,
@@ -267,7 +267,7 @@ def _keep(cache: ProfileCache, days: queue.Queue[Any], forget_days: int) -> None
         cache.__exit__(None, None, None)
 
 
-def _in_order(pool: ThreadPoolExecutor, fn: Callable[[Any], Any], items: Sequence[Any], ahead: int) -> Iterator[Any]:
+def _in_order(pool: ThreadPoolExecutor, fn: Callable[[Any], Any], items: Iterable[Any], ahead: int) -> Iterator[Any]:
     """``fn`` of each item, in order, with at most ``ahead`` items submitted and not yet taken."""
     pending: deque[Any] = deque()
     for item in items:
@@ -348,7 +348,7 @@ def materialise_profiles(
         if todo:
             t = prepare(read_events(con, by_day[todo[0]], "_ts_day_events"))
             t = history_window(t, since, until, opts.forget_days)
-            sql = str(con.compile(t.select(*DAY_COLUMNS, msg=t._k_msg)))
+            sql = str(con.compile(t.select(*day_columns(pairs), msg=t._k_msg)))
 
         def reduce_day(day: date) -> dict[str, pa.Table]:
             with _cursor(con) as db:
@@ -373,12 +373,18 @@ def materialise_profiles(
     daily = {name: builder.context(name) for name in CONTEXT_TABLES}
     # The windowed sums, one profile at a time in numpy; only the rows of the scored days are
     # kept (a chunk looks nothing else up). The api users stay daily: a chunk joins them in SQL.
-    profiles: dict[str, Any] = {}
-    for name in [p.name for p in pairs] + ["vol", "err"]:
-        stored = f"_ts_profile_{name}_{tag}"
-        for k, piece in enumerate(builder.pieces(name, window_spec(name)[0])):
-            write_table(con.con, stored, windowed(piece, name, opts.forget_days, since_day), append=k > 0)
-        profiles[name] = con.table(stored)
+    names = [p.name for p in pairs] + ["vol", "err"]
+    pieces = ((name, k, piece) for name in names for k, piece in enumerate(builder.pieces(name, window_spec(name)[0])))
+
+    def window(job: tuple[str, int, pa.Table]) -> tuple[str, int, pa.Table]:
+        name, k, piece = job
+        return name, k, windowed(piece, name, opts.forget_days, since_day)
+
+    # A few profiles are windowed at once; they go into the database one after the other, in order.
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        for name, k, table in _in_order(pool, window, pieces, threads):
+            write_table(con.con, f"_ts_profile_{name}_{tag}", table, append=k > 0)
+    profiles: dict[str, Any] = {name: con.table(f"_ts_profile_{name}_{tag}") for name in names}
     profiles["used"] = con.table(builder.finish("used"))
     profiles["net_used"] = con.table(builder.finish("net_used"))
     return profiles, daily

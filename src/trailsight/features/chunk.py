@@ -114,11 +114,16 @@ _ARROW_KEY_OF: dict[str, tuple[str, Callable[[pa.ChunkedArray], pa.Array]]] = {
 }
 
 
+#: The event column each key of :data:`~trailsight.features.asof.ARROW_KEYS` comes from.
+ARROW_KEY_SOURCES: dict[str, str] = {key: source for key, (source, _) in _ARROW_KEY_OF.items()}
+
+
 def with_arrow_keys(table: pa.Table) -> pa.Table:
-    """``table`` with the derived keys of :data:`~trailsight.features.asof.ARROW_KEYS` it lacks added."""
+    """``table`` with the derived keys of :data:`~trailsight.features.asof.ARROW_KEYS` it lacks
+    added (those whose source column it has)."""
     for key in ARROW_KEYS:
-        if key not in table.column_names:
-            source, derive = _ARROW_KEY_OF[key]
+        source, derive = _ARROW_KEY_OF[key]
+        if key not in table.column_names and source in table.column_names:
             table = table.append_column(key, derive(table.column(source)))
     return table
 
@@ -384,7 +389,10 @@ class ChunkFeatures:
 
     Several chunks may be computed at once from different threads, each with its own DuckDB
     connection to the run's database (``db``, a ``cursor()`` of it, holding its own
-    ``view``); the SQL is compiled once, under a lock, on the run's backend.
+    ``view``); the SQL is compiled once, under a lock, on the run's backend. Each windowed
+    profile is read from the database once, ordered by its day (hour, bucket), and every chunk
+    takes its slice of it: it holds the scored days only, so it is about as big as the chunks'
+    share of the profiles together.
     """
 
     def __init__(
@@ -397,6 +405,8 @@ class ChunkFeatures:
         self._pairs = needed_pairs(self._columns)
         self._prepare_sql: dict[str, str] = {}
         self._compiling = threading.Lock()
+        self._read: dict[str, tuple[pa.Table, IntArray]] = {}
+        self._reading = threading.Lock()
 
     @staticmethod
     def _sql(db: Any, sql: str) -> pa.Table:
@@ -404,7 +414,14 @@ class ChunkFeatures:
         return result
 
     def _scored(self, db: Any, name: str, col: str, lo: int, hi: int) -> pa.Table:
-        return self._sql(db, f'SELECT * FROM {self._profiles[name]} WHERE "{col}" >= {lo} AND "{col}" < {hi}')
+        """The rows of windowed profile ``name`` whose ``col`` lies in ``[lo, hi)``."""
+        with self._reading:
+            if name not in self._read:
+                table = self._sql(db, f'SELECT * FROM {self._profiles[name]} ORDER BY "{col}"').combine_chunks()
+                self._read[name] = (table, ints(table, col))
+        table, at = self._read[name]
+        first, last = np.searchsorted(at, [lo, hi], side="left").tolist()
+        return table.slice(first, last - first)
 
     def _prepared(self, db: Any, events: Any, view: str, d_lo: int, d_hi: int, until: datetime) -> pa.Table:
         """The chunk's whole days up to ``until``, as read (keys are derived in Arrow)."""

@@ -34,6 +34,7 @@ from trailsight.features.asof import (
 )
 from trailsight.features.behaviour import AWS_NETWORK_KINDS, PERSON_IDENTITIES
 from trailsight.features.chunk import (
+    ARROW_KEY_SOURCES,
     IntArray,
     KeyCodes,
     combine_codes,
@@ -79,6 +80,34 @@ DAY_COLUMNS: tuple[str, ...] = (
     "lhour",
     *(k for k in DERIVED_KEYS if k not in ARROW_KEYS),  # those are added in Arrow (with_arrow_keys)
 )
+
+#: The columns of :data:`DAY_COLUMNS` every day's pass reads, whatever its pairs: those of the
+#: volume, error, user, network-user and context tables.
+_EVERY_DAY = frozenset(
+    {
+        "event_time",
+        "day",
+        "hour_idx",
+        "b15",
+        "error_code",
+        "ip_kind",
+        "identity_type",
+        "session_name",
+        "principal",
+        "account_id",
+        "api",
+        "ua_family",
+        "net_prefix",
+    }
+)
+
+
+def day_columns(pairs: Sequence[Pair] = PAIRS) -> tuple[str, ...]:
+    """The columns of :data:`DAY_COLUMNS` a day's pass with ``pairs`` reads (a key of
+    :data:`~trailsight.features.asof.ARROW_KEYS` needs the column it comes from)."""
+    keys = {k for pair in pairs for k in pair.keys}
+    wanted = _EVERY_DAY | keys | {ARROW_KEY_SOURCES[k] for k in keys & set(ARROW_KEY_SOURCES)}
+    return tuple(c for c in DAY_COLUMNS if c in wanted)
 
 
 class _Grouped:
@@ -476,6 +505,7 @@ __all__ = [
     "DAY_COLUMNS",
     "DailyProfiles",
     "daily_schemas",
+    "day_columns",
     "window_spec",
     "windowed",
     "write_table",
