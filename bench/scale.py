@@ -20,6 +20,14 @@ floor run R times, taking turns (floor, step, floor, step, ...; every ingest int
 every detect with a cold profile cache): the table then gives the median seconds, the median
 floor rate, the median of the R ratios with their range in brackets, and the largest peaks.
 
+``--against SRC`` compares detect with another revision of the code: ``SRC`` is the folder that
+holds its ``trailsight`` package (a checkout's ``src``), put first on ``PYTHONPATH``. The logs are
+ingested once more with that code into a store of its own, and each turn runs its detect just
+before this code's, over the same days, both with a cold profile cache: the row
+``detect (against)`` and, under the table, the change in detect events/s (the median of the
+turns' ratios, with their range). Taking turns on the same machine is what makes two revisions
+comparable there; run one after the other, each meets a different moment of a shared machine.
+
 It prints a markdown table and the command that reproduces it. Run it when the machine is
 otherwise idle: it is CPU-bound and the figures are only comparable within one run.
 """
@@ -138,13 +146,19 @@ def _gb(n: int) -> str:
 
 
 def run(
-    n: int, work: Path, trailsight: str, steps: frozenset[str] = frozenset({"ingest", "detect"}), repeat: int = 1
-) -> list[str]:
-    """Measure one N (the ``steps`` of it), each step and its floor ``repeat`` times, taking turns;
-    return its table rows."""
-    logs, store = work / f"logs-{n}", work / f"store-{n}"
-    shutil.rmtree(logs, ignore_errors=True)
-    shutil.rmtree(store, ignore_errors=True)
+    n: int,
+    work: Path,
+    trailsight: str,
+    steps: frozenset[str] = frozenset({"ingest", "detect"}),
+    repeat: int = 1,
+    against: Path | None = None,
+) -> tuple[list[str], str]:
+    """Measure one N (the ``steps`` of it), each step and its floor ``repeat`` times, taking turns
+    (with ``against``, that code's detect too); return its table rows and the line comparing the two."""
+    logs, store, other = work / f"logs-{n}", work / f"store-{n}", work / f"store-{n}-against"
+    for folder in (logs, store, other):
+        shutil.rmtree(folder, ignore_errors=True)
+    other_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(against), os.environ.get("PYTHONPATH", "")])}
     print(f"# {n:,} events: simulating ...", file=sys.stderr, flush=True)
     subprocess.run([trailsight, "simulate", "--out", str(logs), "--events", str(n)], check=True, capture_output=True)
     raw = sum(p.stat().st_size for p in logs.rglob("*.json.gz"))
@@ -158,8 +172,11 @@ def run(
         "SELECT count(*) FROM (SELECT principal, event_name, count(*) FROM "
         f"read_parquet('{lake_glob}', hive_partitioning=false) GROUP BY ALL)"
     )
-    measured: dict[str, list[tuple[Measure, Measure]]] = {"ingest": [], "detect": []}
+    measured: dict[str, list[tuple[Measure, Measure]]] = {"ingest": [], "detect": [], "detect (against)": []}
     since = until = ""
+    if against is not None and "detect" in steps:
+        print(f"# {n:,}: ingest with {against} ...", file=sys.stderr, flush=True)
+        measure([trailsight, "ingest", str(logs), "--store", str(other)], env=other_env)
     for k in range(repeat):
         turn = f" ({k + 1}/{repeat})" if repeat > 1 else ""
         print(f"# {n:,}: ingest floor{turn} ...", file=sys.stderr, flush=True)
@@ -175,10 +192,15 @@ def run(
             continue
         print(f"# {n:,}: detect floor{turn} ...", file=sys.stderr, flush=True)
         floor_det = measure(floor_det_cmd)
+        detect_cmd = ["detect", "--since", since, "--until", until, "--no-save", "--output", os.devnull]
+        if against is not None:
+            print(f"# {n:,}: detect with {against}{turn} ...", file=sys.stderr, flush=True)
+            (other / "profiles.duckdb").unlink(missing_ok=True)
+            theirs = measure([trailsight, *detect_cmd, "--store", str(other)], env=other_env)
+            measured["detect (against)"].append((theirs, floor_det))
         print(f"# {n:,}: detect {since} .. {until}{turn} ...", file=sys.stderr, flush=True)
         (store / "profiles.duckdb").unlink(missing_ok=True)  # each detect starts with a cold profile cache
-        detect_cmd = [trailsight, "detect", "--store", str(store), "--since", since, "--until", until]
-        measured["detect"].append((measure([*detect_cmd, "--no-save", "--output", os.devnull]), floor_det))
+        measured["detect"].append((measure([trailsight, *detect_cmd, "--store", str(store)]), floor_det))
     lake = sum(p.stat().st_size for p in (store / "lake").rglob("*.parquet"))
 
     def row(step: str) -> str:
@@ -199,7 +221,18 @@ def run(
         flush=True,
     )
     sizes = f"| {n:,} | (sizes) | | | | | lake {lake / n:.0f} B/event | gz input {raw / n:.0f} B/event |"
-    return [row(step) for step in ("ingest", "detect") if measured[step]] + [sizes]
+    versus = ""
+    if measured["detect (against)"]:
+        # Each turn's ratio of events/s: this code's detect over the other's, run just before it.
+        changes = sorted(
+            theirs.seconds / ours.seconds - 1
+            for (ours, _), (theirs, _) in zip(measured["detect"], measured["detect (against)"], strict=True)
+        )
+        versus = (
+            f"{n:,} events: detect events/s {statistics.median(changes):+.1%} against {against} "
+            f"(turns {changes[0]:+.1%} to {changes[-1]:+.1%})"
+        )
+    return [row(step) for step in ("ingest", "detect", "detect (against)") if measured[step]] + [sizes], versus
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -210,6 +243,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keep", action="store_true", help="keep the generated logs and stores")
     parser.add_argument(
         "--steps", default="ingest,detect", help="steps to measure: ingest, or ingest,detect (the default)"
+    )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        default=None,
+        help="compare detect with the trailsight package in this folder (another revision's src), taking turns",
     )
     parser.add_argument(
         "--repeat",
@@ -231,9 +270,14 @@ def main(argv: list[str] | None = None) -> None:
         "| events | step | seconds | events/s | floor events/s | ratio | peak RSS (tree) | peak RSS (1 process) |",
         "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
+    versus: list[str] = []
+    if args.against is not None and not (args.against / "trailsight" / "__init__.py").is_file():
+        parser.error(f"--against {args.against}: no trailsight package there (give a checkout's src folder)")
     try:
         for n in sizes:
-            rows += run(n, work, trailsight, steps, args.repeat)
+            table, line = run(n, work, trailsight, steps, args.repeat, args.against)
+            rows += table
+            versus += [line] if line else []
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -243,8 +287,12 @@ def main(argv: list[str] | None = None) -> None:
         again += ["--steps", args.steps]
     if args.repeat > 1:
         again += ["--repeat", str(args.repeat)]
+    if args.against is not None:
+        again += ["--against", str(args.against)]
     print(f"\n`{shlex.join(again)}` ({cpus} CPUs)\n")
     print("\n".join(rows))
+    if versus:
+        print("\n" + "\n".join(versus))
     assert resource  # getrusage is used in the wrapper process
 
 
