@@ -212,6 +212,26 @@ class _Keys:
         return which.reshape(-1).astype(np.int64), list(zip(*columns, strict=True))
 
 
+def _runs(table: pa.Table, names: tuple[str, ...]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(each row's run number, each run's first row) for runs of equal values of the columns ``names``."""
+    n = table.num_rows
+    change = np.zeros(n, dtype=bool)
+    for name in names:
+        codes, _ = _first_seen_codes(table.column(name))
+        change[1:] |= codes[1:] != codes[:-1]
+    if n:
+        change[0] = True
+    return np.cumsum(change, dtype=np.int64) - 1, np.flatnonzero(change).astype(np.int64)
+
+
+def _first_seen_codes(column: pa.ChunkedArray) -> tuple[npt.NDArray[np.int64], list[Any]]:
+    """(each row's code, the distinct values): codes numbered in the order the values first appear."""
+    encoded = pc.dictionary_encode(column)  # one dictionary for every chunk, in order of appearance
+    parts = [chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64) for chunk in encoded.chunks]
+    values = encoded.chunk(0).dictionary.to_pylist() if encoded.num_chunks else []
+    return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)), values
+
+
 def _texts_at(texts: dict[str, int], at: npt.NDArray[np.int64]) -> pa.Array:
     """Text ``texts`` (text → index) at each index of ``at``; null where -1."""
     values = pa.array(list(texts), pa.string())
@@ -255,24 +275,18 @@ class BehaviourContext:
                 return self._days[day]
         lo, hi = day - self.forget, day - 1
         papi = self._window(self._papi, self._papi_day, lo, hi)
-        principals = papi.column("_k_principal").to_pylist()
-        accounts = papi.column("_k_account_id").to_pylist()
-        apis_col = papi.column("_k_api").to_pylist()
-        index: dict[tuple[str, str], int] = {}
-        account: list[str] = []
-        for p, a in zip(principals, accounts, strict=True):
-            if (a, p) not in index:
-                index[(a, p)] = len(index)
-                account.append(a)
-        apis: dict[str, int] = {}
-        for api in apis_col:
-            if api not in apis:
-                apis[api] = len(apis)
+        # Principals and APIs numbered in the order they first appear (the table is sorted by
+        # account and principal, so a principal's rows are together).
+        rows, firsts = _runs(papi, ("_k_account_id", "_k_principal"))
+        at = pa.array(firsts)
+        accounts, principals = (papi.column(c).take(at).to_pylist() for c in ("_k_account_id", "_k_principal"))
+        owners = zip(accounts, principals, strict=True)
+        index: dict[tuple[str, str], int] = {(a, p): i for i, (a, p) in enumerate(owners)}
+        account = [a for a, _ in index]
+        cols, api_names = _first_seen_codes(papi.column("_k_api"))
+        apis: dict[str, int] = {api: i for i, api in enumerate(api_names)}
         counts = np.zeros((len(index), max(1, len(apis))), dtype=np.float64)
-        if principals:
-            keys = zip(accounts, principals, strict=True)
-            rows = np.fromiter((index[k] for k in keys), dtype=np.int64, count=len(principals))
-            cols = np.fromiter((apis[a] for a in apis_col), dtype=np.int64, count=len(apis_col))
+        if len(rows):
             np.add.at(counts, (rows, cols), 1.0)
         used = counts > 0
         peers = self._peers(counts, used)
@@ -346,23 +360,17 @@ class BehaviourContext:
         CLI counts a little towards a person (CI pipelines run it too).
         """
         tab = self._window(self._pday, self._pday_day, lo, hi)
-        acc: dict[tuple[str, str], list[float]] = {}
-        for acct, p, n, hours, console, cli, person, aws in zip(
-            tab.column("_k_account_id").to_pylist(),
-            tab.column("_k_principal").to_pylist(),
-            tab.column("n").to_pylist(),
-            tab.column("hours").to_pylist(),
-            tab.column("n_console").to_pylist(),
-            tab.column("n_cli").to_pylist(),
-            tab.column("n_person").to_pylist(),
-            tab.column("n_aws").to_pylist(),
-            strict=True,
-        ):
-            a = acc.setdefault((acct, p), [0.0] * 7)
-            for j, v in enumerate((1, n, hours, console, cli, person, aws)):
-                a[j] += float(v)
+        # Sums per principal (its rows are together: the table is sorted by account and principal);
+        # whole numbers, so their float sums are exact in any order.
+        rows, firsts = _runs(tab, ("_k_account_id", "_k_principal"))
+        at = pa.array(firsts)
+        keys = zip(*(tab.column(c).take(at).to_pylist() for c in ("_k_account_id", "_k_principal")), strict=True)
+        sums = [np.bincount(rows, minlength=len(firsts)).astype(np.float64).tolist()]
+        for name in ("n", "hours", "n_console", "n_cli", "n_person", "n_aws"):
+            values = tab.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+            sums.append(np.bincount(rows, weights=values, minlength=len(firsts)).tolist())
         out: dict[tuple[str, str], tuple[float, float, float, float]] = {}
-        for key, (days, n, hours, console, cli, person, aws) in acc.items():
+        for key, days, n, hours, console, cli, person, aws in zip(keys, *sums, strict=True):
             total = max(n, 1.0)
             likelihood = (1.0 - person / total) * (1.0 - console / total) * (1.0 - 0.2 * cli / total)
             inter = (console + cli) / total
