@@ -51,8 +51,9 @@ _TS = pa.timestamp("us", tz="UTC")
 #: Version of the daily tables' definition; cached tables of another version are rebuilt.
 DAILY_VERSION = 4
 
-#: Event columns (after :func:`~trailsight.features.asof.prepare`) a day's pass reads.
-DAY_COLUMNS: tuple[str, ...] = (
+#: The event columns (after :func:`~trailsight.features.asof.prepare`) every day's pass reads,
+#: whatever its pairs: those of the volume, error, user, network-user and context tables.
+_EVERY_DAY: tuple[str, ...] = (
     "event_time",
     "day",
     "hour_idx",
@@ -63,42 +64,27 @@ DAY_COLUMNS: tuple[str, ...] = (
     "session_name",
     "principal",
     "account_id",
-    "actor",
-    "person",
     "api",
+    "ua_family",
+    "net_prefix",
+)
+
+#: Every event column a day's pass may read: those, and the keys of the pairs (the keys of
+#: :data:`~trailsight.features.asof.ARROW_KEYS` are added in Arrow, from ``user_agent``).
+DAY_COLUMNS: tuple[str, ...] = (
+    *_EVERY_DAY,
+    "person",
     "service",
     "country",
     "city",
     "asn",
     "net_class",
-    "net_prefix",
-    "ua_family",
     "user_agent",
     "region",
     "hour",
     "how",
     "lhour",
-    *(k for k in DERIVED_KEYS if k not in ARROW_KEYS),  # those are added in Arrow (with_arrow_keys)
-)
-
-#: The columns of :data:`DAY_COLUMNS` every day's pass reads, whatever its pairs: those of the
-#: volume, error, user, network-user and context tables.
-_EVERY_DAY = frozenset(
-    {
-        "event_time",
-        "day",
-        "hour_idx",
-        "b15",
-        "error_code",
-        "ip_kind",
-        "identity_type",
-        "session_name",
-        "principal",
-        "account_id",
-        "api",
-        "ua_family",
-        "net_prefix",
-    }
+    *(k for k in DERIVED_KEYS if k not in ARROW_KEYS),
 )
 
 
@@ -106,7 +92,7 @@ def day_columns(pairs: Sequence[Pair] = PAIRS) -> tuple[str, ...]:
     """The columns of :data:`DAY_COLUMNS` a day's pass with ``pairs`` reads (a key of
     :data:`~trailsight.features.asof.ARROW_KEYS` needs the column it comes from)."""
     keys = {k for pair in pairs for k in pair.keys}
-    wanted = _EVERY_DAY | keys | {ARROW_KEY_SOURCES[k] for k in keys & set(ARROW_KEY_SOURCES)}
+    wanted = {*_EVERY_DAY, *keys, *(ARROW_KEY_SOURCES[k] for k in keys & set(ARROW_KEY_SOURCES))}
     return tuple(c for c in DAY_COLUMNS if c in wanted)
 
 
