@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 
 from trailsight.config import Settings
 from trailsight.errors import ConfigError
+from trailsight.features.chunk import dictionary_codes
 
 SECONDS_PER_DAY = 86_400
 #: Days of built context kept (each holds its principals × APIs matrix and the day's first uses).
@@ -182,10 +183,7 @@ class _Keys:
     def __init__(self, features: pa.Table, names: tuple[str, ...]) -> None:
         self._codes: dict[str, tuple[npt.NDArray[np.int64], pa.Array]] = {}
         for name in names:
-            encoded = pc.dictionary_encode(features.column(name).fill_null(""))  # one dictionary for every chunk
-            parts = [chunk.indices.to_numpy(zero_copy_only=False).astype(np.int64) for chunk in encoded.chunks]
-            values = encoded.chunk(0).dictionary if encoded.num_chunks else pa.array([], pa.string())
-            self._codes[name] = (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64), values)
+            self._codes[name] = dictionary_codes(pc.dictionary_encode(features.column(name).fill_null("")), "")
 
     def groups(
         self, days: npt.NDArray[np.int64], names: tuple[str, ...], rows: npt.NDArray[np.int64] | None = None
@@ -225,11 +223,10 @@ def _runs(table: pa.Table, names: tuple[str, ...]) -> tuple[npt.NDArray[np.int64
 
 
 def _first_seen_codes(column: pa.ChunkedArray) -> tuple[npt.NDArray[np.int64], list[Any]]:
-    """(each row's code, the distinct values): codes numbered in the order the values first appear."""
-    encoded = pc.dictionary_encode(column)  # one dictionary for every chunk, in order of appearance
-    parts = [chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64) for chunk in encoded.chunks]
-    values = encoded.chunk(0).dictionary.to_pylist() if encoded.num_chunks else []
-    return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)), values
+    """(each row's code, the distinct values) of a text key: codes numbered in the order the values
+    first appear (Arrow's dictionary encoding numbers them so)."""
+    codes, values = dictionary_codes(pc.dictionary_encode(column), "")
+    return codes, values.to_pylist()
 
 
 def _texts_at(texts: dict[str, int], at: npt.NDArray[np.int64]) -> pa.Array:

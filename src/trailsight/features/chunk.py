@@ -66,6 +66,11 @@ class KeyCodes:
         codes, values = self.column(name)
         return values.take(pa.array(codes))
 
+    def at(self, name: str, rows: IntArray) -> pa.Array:
+        """The key column ``name`` at the rows ``rows`` (taken from its distinct values)."""
+        codes, values = self.column(name)
+        return values.take(pa.array(codes[rows]))
+
     def rows_where(self, name: str, test: Callable[[pa.Array], pa.Array]) -> BoolArray:
         """Per row, ``test`` (a boolean Arrow function) of its key ``name``, worked out once per distinct value."""
         codes, values = self.column(name)
@@ -80,7 +85,7 @@ class KeyCodes:
                 if name not in NUMERIC_KEYS and not pa.types.is_string(raw.type):
                     raw = raw.cast(pa.string())
                 raw = pc.dictionary_encode(raw)  # one dictionary for every chunk
-            self._codes[name] = _dictionary_codes(raw, -1 if name in NUMERIC_KEYS else "")
+            self._codes[name] = dictionary_codes(raw, -1 if name in NUMERIC_KEYS else "")
         return self._codes[name]
 
     def part(self, name: str) -> tuple[IntArray, int]:
@@ -89,7 +94,7 @@ class KeyCodes:
         return codes, len(values)
 
 
-def _dictionary_codes(encoded: pa.ChunkedArray, null: str | int) -> tuple[IntArray, pa.Array]:
+def dictionary_codes(encoded: pa.ChunkedArray, null: str | int) -> tuple[IntArray, pa.Array]:
     """(codes, distinct values) of a dictionary-encoded key whose chunks share one dictionary of
     distinct values; a null row is the key ``null`` (``""`` for text, -1 for numbers)."""
     if not encoded.num_chunks:
@@ -444,11 +449,7 @@ class ChunkFeatures:
         d0, d_span = value_span(day)
         per_key = _Groups(combine_codes([codes.part("_k_account_id"), codes.part(key), (day - d0, d_span)]))
         asked = pa.table(
-            [
-                _values_at(codes, "_k_account_id", per_key.rep),
-                _values_at(codes, key, per_key.rep),
-                pa.array(day[per_key.rep]),
-            ],
+            [codes.at("_k_account_id", per_key.rep), codes.at(key, per_key.rep), pa.array(day[per_key.rep])],
             names=["_k_account_id", key, "day"],
         )
         db.register("_ts_chunk_wanted", asked)
@@ -534,12 +535,6 @@ class ChunkFeatures:
         have = set(table.column_names)
         extra = finished(table, self._options, [c for c in wanted if c not in have])
         return pa.table([table.column(c) if c in have else extra[c] for c in wanted], names=wanted)
-
-
-def _values_at(codes: KeyCodes, name: str, rows: IntArray) -> pa.Array:
-    """Key ``name`` of the rows ``rows`` (text, taken from its distinct values)."""
-    row_codes, values = codes.column(name)
-    return values.take(pa.array(row_codes[rows]))
 
 
 def _travel(cur: pa.Table, codes: KeyCodes, times: IntArray, day: IntArray, by_time: IntArray) -> dict[str, pa.Array]:

@@ -233,11 +233,7 @@ class DailyProfiles:
 
         def key_columns(g: _Grouped, keys: list[str], rows: IntArray | None = None) -> dict[str, pa.Array]:
             at = g.rep if rows is None else rows[g.rep]
-            named: dict[str, pa.Array] = {}
-            for k in keys:  # each group's key value: its code's value (the codes the grouping used anyway)
-                row_codes, values = codes.column(k)
-                named[k] = values.take(pa.array(row_codes[at]))
-            return named
+            return {k: codes.at(k, at) for k in keys}  # each group's key: from the codes the grouping used
 
         for pair in pairs:
             keys = [key_column(k) for k in pair.keys]
